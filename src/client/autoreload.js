@@ -1,0 +1,176 @@
+// axum-autoreload client. Served at /auto_refresh/client.js and injected into every
+// HTML page as <script src=... data-instance="<id of the server that served the page>">.
+//
+// One file, two roles:
+// - In a page: join the SharedWorker that runs this same file, so that all tabs of
+//   an origin share one reload stream (browsers allow six HTTP/1.1 connections per
+//   host). Where there is no SharedWorker, the page opens its own stream.
+// - In the SharedWorker: hold the one EventSource on /auto_refresh and relay its
+//   events to every tab.
+//
+// Convergence: instance ids are "<start time, ms, hex>-<random>". A tab reloads when
+// the stream speaks for a newer server than the one that served the page, once,
+// whatever order pages and events arrive in. A stream that still speaks for an older
+// server (it has not seen the restart yet) is waited out.
+(function () {
+  "use strict";
+
+  var STREAM = "/auto_refresh";
+  var MAX_BACKOFF_MS = 10000;
+
+  function startedAt(id) {
+    return parseInt(String(id).split("-")[0], 16) || 0;
+  }
+
+  function isNewer(id, than) {
+    return !!id && id !== than && startedAt(id) >= startedAt(than);
+  }
+
+  // Opens the reload stream and reports {type: "hello"|"reload"|"restart"|"down", id}.
+  // The EventSource reconnects by itself after a network error (after the "retry"
+  // the server sent); after an HTTP error it gives up (readyState CLOSED), and this
+  // reconnects it with a backoff.
+  function openStream(emit) {
+    var backoff = 250;
+    function connect() {
+      var source = new EventSource(STREAM);
+      ["hello", "reload", "restart"].forEach(function (type) {
+        source.addEventListener(type, function (event) {
+          if (type === "hello") backoff = 250;
+          emit({ type: type, id: event.data });
+        });
+      });
+      source.onerror = function () {
+        emit({ type: "down" });
+        if (source.readyState === EventSource.CLOSED) {
+          setTimeout(connect, backoff);
+          backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
+        }
+      };
+    }
+    connect();
+  }
+
+  // ---- SharedWorker role ----------------------------------------------------------
+  if (typeof SharedWorkerGlobalScope === "function" && self instanceof SharedWorkerGlobalScope) {
+    var ports = new Set();
+    var state = null; // the last hello, or down; null while the first connection is made
+    openStream(function (message) {
+      if (message.type === "hello") state = message;
+      if (message.type === "restart" || message.type === "down") state = { type: "down" };
+      ports.forEach(function (port) {
+        port.postMessage(message);
+      });
+    });
+    self.onconnect = function (event) {
+      var port = event.ports[0];
+      port.onmessage = function (message) {
+        if (message.data === "bye") {
+          ports.delete(port);
+        } else if (message.data === "hi") {
+          ports.add(port);
+          if (state) port.postMessage(state);
+        }
+      };
+      port.start();
+    };
+    return;
+  }
+
+  // ---- Page role --------------------------------------------------------------------
+  var script = document.currentScript;
+  var pageId = script && script.dataset.instance;
+  var SCROLL_KEY = "axum-autoreload:scroll";
+  var COUNT_KEY = "axum-autoreload:reloads";
+  var reloading = false;
+  var badge = null;
+
+  function reload() {
+    if (reloading) return;
+    reloading = true;
+    try {
+      sessionStorage.setItem(
+        SCROLL_KEY,
+        JSON.stringify({ url: location.href, x: window.scrollX, y: window.scrollY })
+      );
+      sessionStorage.setItem(COUNT_KEY, String(Number(sessionStorage.getItem(COUNT_KEY) || 0) + 1));
+    } catch (e) {
+      // Storage may be off; the reload still happens.
+    }
+    location.reload();
+  }
+
+  function restoreScroll() {
+    var saved;
+    try {
+      saved = JSON.parse(sessionStorage.getItem(SCROLL_KEY) || "null");
+      sessionStorage.removeItem(SCROLL_KEY);
+    } catch (e) {
+      return;
+    }
+    if (!saved || saved.url !== location.href) return;
+    var apply = function () {
+      window.scrollTo(saved.x, saved.y);
+    };
+    if (document.readyState === "complete") apply();
+    else window.addEventListener("load", apply, { once: true });
+  }
+
+  function showBadge(show) {
+    if (show && !badge) {
+      badge = document.createElement("div");
+      badge.id = "axum-autoreload-badge";
+      badge.setAttribute("role", "status");
+      badge.textContent = "restarting\u2026";
+      badge.style.cssText =
+        "position:fixed;right:8px;bottom:8px;z-index:2147483647;padding:2px 8px;" +
+        "border-radius:4px;background:rgba(30,30,30,.85);color:#fff;" +
+        "font:12px/1.5 system-ui,sans-serif;pointer-events:none";
+      document.documentElement.appendChild(badge);
+    } else if (!show && badge) {
+      badge.remove();
+      badge = null;
+    }
+  }
+
+  function handle(message) {
+    if (reloading) return;
+    switch (message.type) {
+      case "hello":
+        if (isNewer(message.id, pageId)) reload();
+        else showBadge(false);
+        break;
+      case "reload":
+        reload();
+        break;
+      case "restart":
+      case "down":
+        showBadge(true);
+        break;
+    }
+  }
+
+  function joinSharedWorker() {
+    if (typeof SharedWorker !== "function") return false;
+    try {
+      var worker = new SharedWorker(script.src, { name: "axum-autoreload" });
+      worker.port.onmessage = function (event) {
+        handle(event.data);
+      };
+      worker.port.start();
+      worker.port.postMessage("hi");
+      window.addEventListener("pagehide", function () {
+        worker.port.postMessage("bye");
+      });
+      window.addEventListener("pageshow", function (event) {
+        if (event.persisted) worker.port.postMessage("hi");
+      });
+      return true;
+    } catch (e) {
+      return false;
+    }
+  }
+
+  restoreScroll();
+  if (!joinSharedWorker()) openStream(handle);
+})();

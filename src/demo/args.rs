@@ -1,0 +1,42 @@
+//! Command-line flags and environment variables.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Serve the axum-autoreload demo app. Run it under `watchexec --socket 8080
+/// --restart --stop-signal SIGINT -- cargo run` and every open tab reloads after
+/// each edit.
+#[derive(Debug, clap::Parser)]
+#[command(version, about, long_about = None)]
+pub(crate) struct Args {
+    /// Address to bind when no socket is passed by socket activation (LISTEN_FDS).
+    /// [default: 127.0.0.1:8080, or 127.0.0.1:$PORT]
+    #[arg(long, value_name = "IP:PORT")]
+    addr: Option<SocketAddr>,
+
+    /// Port on 127.0.0.1 to bind when neither a socket is passed nor --addr given.
+    #[arg(long, env = "PORT", value_name = "PORT", default_value_t = 8080)]
+    port: u16,
+
+    /// Directory served under /static.
+    #[arg(long, env = "STATIC_DIR", value_name = "DIR", default_value = "static")]
+    pub(crate) static_dir: PathBuf,
+
+    /// How long the graceful shutdown waits for open connections, in milliseconds.
+    #[arg(long, value_name = "MILLISECONDS", default_value_t = 2000)]
+    drain_deadline: u64,
+}
+
+impl Args {
+    /// The address to bind when no socket is passed.
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.addr
+            .unwrap_or_else(|| SocketAddr::from((Ipv4Addr::LOCALHOST, self.port)))
+    }
+
+    /// The drain deadline.
+    pub(crate) fn drain_deadline(&self) -> Duration {
+        Duration::from_millis(self.drain_deadline)
+    }
+}

@@ -1,0 +1,105 @@
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use pin_project_lite::pin_project;
+
+use super::Splicer;
+
+pin_project! {
+    /// The response body of [`crate::InjectService`]: the inner body, with the
+    /// script spliced in as it streams when the response qualified.
+    #[derive(Debug)]
+    pub struct InjectBody<B> {
+        #[pin]
+        inner: B,
+        splicer: Option<Splicer>,
+        // A trailers frame that waits for the held-back bytes and the tag to go out.
+        pending: Option<Frame<Bytes>>,
+    }
+}
+
+impl<B> InjectBody<B> {
+    pub(crate) fn passthrough(inner: B) -> Self {
+        Self {
+            inner,
+            splicer: None,
+            pending: None,
+        }
+    }
+
+    pub(crate) fn injecting(inner: B, splicer: Splicer) -> Self {
+        Self {
+            inner,
+            splicer: Some(splicer),
+            pending: None,
+        }
+    }
+}
+
+impl<B> Body for InjectBody<B>
+where
+    B: Body<Data = Bytes>,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        let mut this = self.project();
+        if let Some(frame) = this.pending.take() {
+            return Poll::Ready(Some(Ok(frame)));
+        }
+        let Some(splicer) = this.splicer.as_mut() else {
+            return this.inner.poll_frame(cx);
+        };
+        loop {
+            match ready!(this.inner.as_mut().poll_frame(cx)) {
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) => {
+                        let out = splicer.push(data);
+                        if !out.is_empty() {
+                            return Poll::Ready(Some(Ok(Frame::data(out))));
+                        }
+                    }
+                    Err(trailers) => {
+                        let out = splicer.finish();
+                        *this.splicer = None;
+                        if out.is_empty() {
+                            return Poll::Ready(Some(Ok(trailers)));
+                        }
+                        *this.pending = Some(trailers);
+                        return Poll::Ready(Some(Ok(Frame::data(out))));
+                    }
+                },
+                Some(Err(err)) => return Poll::Ready(Some(Err(err))),
+                None => {
+                    let out = splicer.finish();
+                    *this.splicer = None;
+                    return Poll::Ready((!out.is_empty()).then(|| Ok(Frame::data(out))));
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.splicer.is_none() && self.pending.is_none() && self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let inner = self.inner.size_hint();
+        let Some(splicer) = &self.splicer else {
+            return inner;
+        };
+        let extra = splicer.remaining_len() as u64;
+        let mut hint = SizeHint::new();
+        hint.set_lower(inner.lower() + extra);
+        if let Some(upper) = inner.upper() {
+            hint.set_upper(upper + extra);
+        }
+        hint
+    }
+}

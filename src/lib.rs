@@ -1,0 +1,56 @@
+//! Reload every open browser tab when an axum app restarts, with no dropped request,
+//! no stale tab and no error page in between.
+//!
+//! A development tool for the edit → rebuild → restart loop driven by
+//! [watchexec](https://github.com/watchexec/watchexec) (`watchexec --socket 8080
+//! --restart --stop-signal SIGINT -- cargo run`), `systemfd` or systemd socket
+//! activation. The pieces:
+//!
+//! - [`listener`]: take the socket passed through socket activation (`LISTEN_FDS`,
+//!   sd_listen_fds(3)), raise its listen backlog, or bind one.
+//! - [`AutoReload`]: the reload stream (server-sent events at `/auto_refresh`), the
+//!   client script, the instance id of this process and the shutdown signal.
+//! - [`InjectLayer`]: a tower layer that adds the client script to HTML responses.
+//! - [`serve()`]: an HTTP/1.1 server with a graceful shutdown that ends every reload
+//!   stream, serves connections already accepted, drains in-flight requests and
+//!   exits fast, so the next build can take the socket.
+//!
+//! # Examples
+//!
+//! ```no_run
+//! use axum::{routing::get, Router};
+//! use axum_autoreload::{listener, AutoReload};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let reload = AutoReload::new();
+//! let app = Router::new()
+//!     .route("/", get(|| async { axum::response::Html("<h1>Hello</h1>") }))
+//!     .merge(reload.router())
+//!     .layer(reload.layer());
+//! let listener = listener::take_or_bind("127.0.0.1:8080".parse()?)?;
+//! axum_autoreload::serve(listener.into_tokio()?, app, reload).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Release builds
+//!
+//! Reload is on in builds with debug assertions (`cargo run`) and off in release
+//! builds, where nothing is injected and `/auto_refresh` answers 404. The
+//! `AXUM_AUTORELOAD` environment variable (`1`/`on` or `0`/`off`) or
+//! [`Builder::enabled`] overrides that. Listener handoff and graceful shutdown work
+//! in both.
+
+mod client;
+mod inject;
+mod instance;
+pub mod listener;
+mod reload;
+mod serve;
+mod shutdown;
+mod sse;
+
+pub use inject::{InjectBody, InjectLayer, InjectResponseFuture, InjectService};
+pub use instance::InstanceId;
+pub use reload::{AutoReload, Builder, ENABLE_ENV, STREAM_PATH};
+pub use serve::{serve, Serve};
+pub use shutdown::ShutdownSignal;

@@ -1,0 +1,15 @@
+//! The axum-autoreload demo app, built only on the library's public API.
+//!
+//! Run it under watchexec so that every edit restarts it on the same socket:
+//! `watchexec --socket 8080 --restart --stop-signal SIGINT -- cargo run`.
+
+mod demo;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    demo::run(demo::Args::parse()).await
+}

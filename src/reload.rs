@@ -1,0 +1,207 @@
+//! The [`AutoReload`] handle: configuration, instance id, reload broadcast and
+//! shutdown signal, shared by the router, the layer and the server.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::routing::get;
+use axum::Router;
+use bytes::Bytes;
+use tokio::sync::broadcast;
+
+use crate::inject::InjectLayer;
+use crate::{client, sse, InstanceId, ShutdownSignal};
+
+/// Path of the reload stream (server-sent events); the client script is served
+/// below it, at `/auto_refresh/client.js`.
+pub const STREAM_PATH: &str = "/auto_refresh";
+
+/// Environment variable that turns reload on (`1`, `true`, `on`) or off (`0`,
+/// `false`, `off`) whatever the build profile.
+pub const ENABLE_ENV: &str = "AXUM_AUTORELOAD";
+
+/// What the reload stream broadcasts to every open stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Broadcast {
+    /// Reload every tab (SIGUSR1, [`AutoReload::reload`]).
+    Reload,
+}
+
+/// The handle that ties the pieces together. Cheap to clone.
+///
+/// Build one per process with [`AutoReload::new`] or [`AutoReload::builder`], then
+/// merge [`AutoReload::router`] into the app, add [`AutoReload::layer`] around it and
+/// run it with [`crate::serve()`].
+#[derive(Clone, Debug)]
+pub struct AutoReload {
+    pub(crate) shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) instance: InstanceId,
+    pub(crate) enabled: bool,
+    pub(crate) events: broadcast::Sender<Broadcast>,
+    pub(crate) shutdown: ShutdownSignal,
+    pub(crate) keep_alive: Duration,
+    pub(crate) retry: Duration,
+    pub(crate) script_tag: Bytes,
+    pub(crate) open_streams: AtomicUsize,
+}
+
+impl Default for AutoReload {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl AutoReload {
+    /// A handle with the defaults of [`Builder`].
+    pub fn new() -> Self {
+        Self::builder().build()
+    }
+
+    /// Start configuring a handle.
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    /// Whether reload is on: the stream is served and the script injected.
+    pub fn is_enabled(&self) -> bool {
+        self.shared.enabled
+    }
+
+    /// This process's instance id.
+    pub fn instance_id(&self) -> &InstanceId {
+        &self.shared.instance
+    }
+
+    /// The routes under [`STREAM_PATH`]: the reload stream at `/auto_refresh` and the
+    /// client script at `/auto_refresh/client.js`. Empty when reload is off, so those
+    /// paths fall through to the app (a 404 by default).
+    pub fn router<S>(&self) -> Router<S>
+    where
+        S: Clone + Send + Sync + 'static,
+    {
+        if !self.is_enabled() {
+            return Router::new();
+        }
+        let stream = self.clone();
+        Router::new()
+            .route(
+                STREAM_PATH,
+                get(move || std::future::ready(sse::stream(&stream))),
+            )
+            .route(client::SCRIPT_PATH, get(client::script))
+    }
+
+    /// The layer that injects the client script into HTML responses; it passes
+    /// everything through unchanged when reload is off.
+    pub fn layer(&self) -> InjectLayer {
+        InjectLayer::new(self.clone())
+    }
+
+    /// Tell every open tab to reload now (what SIGUSR1 does). Returns how many
+    /// reload streams were open to hear it.
+    pub fn reload(&self) -> usize {
+        self.shared.events.send(Broadcast::Reload).unwrap_or(0)
+    }
+
+    /// The signal that fires when the graceful shutdown begins; give it to
+    /// long-lived handlers so they end in time.
+    pub fn shutdown_signal(&self) -> ShutdownSignal {
+        self.shared.shutdown.clone()
+    }
+
+    /// How many reload streams are open now.
+    pub fn open_streams(&self) -> usize {
+        self.shared.open_streams.load(Ordering::Relaxed)
+    }
+
+    /// The `<script>` tag the layer injects: it loads the client script and carries
+    /// this process's instance id in `data-instance`.
+    pub fn script_tag(&self) -> &[u8] {
+        &self.shared.script_tag
+    }
+}
+
+/// Configures an [`AutoReload`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct Builder {
+    enabled: Option<bool>,
+    keep_alive: Duration,
+    retry: Duration,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Self {
+            enabled: None,
+            keep_alive: Duration::from_secs(15),
+            retry: Duration::from_millis(100),
+        }
+    }
+}
+
+impl Builder {
+    /// Turn reload on or off, overriding the default: on with debug assertions
+    /// (`cargo run`), off in release builds, either way overridden by the
+    /// `AXUM_AUTORELOAD` environment variable ([`ENABLE_ENV`]).
+    pub fn enabled(mut self, enabled: bool) -> Self {
+        self.enabled = Some(enabled);
+        self
+    }
+
+    /// How often an idle reload stream gets a keep-alive comment, so that proxies
+    /// and browsers keep it open. Default 15 seconds.
+    pub fn keep_alive(mut self, interval: Duration) -> Self {
+        self.keep_alive = interval;
+        self
+    }
+
+    /// The `retry` field sent on every stream: how long the browser's `EventSource`
+    /// waits before it reconnects after the stream ends (WHATWG HTML, server-sent
+    /// events). Default 100 milliseconds: the reconnection then waits in the
+    /// socket's backlog for the next process.
+    pub fn retry(mut self, retry: Duration) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Build the handle, with a new instance id.
+    pub fn build(self) -> AutoReload {
+        let enabled = self
+            .enabled
+            .or_else(enabled_from_env)
+            .unwrap_or(cfg!(debug_assertions));
+        let instance = InstanceId::generate();
+        let script_tag = client::script_tag(&instance);
+        let (events, _) = broadcast::channel(16);
+        AutoReload {
+            shared: Arc::new(Shared {
+                instance,
+                enabled,
+                events,
+                shutdown: ShutdownSignal::new(),
+                keep_alive: self.keep_alive,
+                retry: self.retry,
+                script_tag,
+                open_streams: AtomicUsize::new(0),
+            }),
+        }
+    }
+}
+
+fn enabled_from_env() -> Option<bool> {
+    let value = std::env::var(ENABLE_ENV).ok()?;
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "on" | "yes" => Some(true),
+        "0" | "false" | "off" | "no" => Some(false),
+        other => {
+            tracing::warn!("ignoring {ENABLE_ENV}={other:?}: expected 1/on or 0/off");
+            None
+        }
+    }
+}

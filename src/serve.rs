@@ -1,0 +1,309 @@
+//! The HTTP/1.1 server with a graceful shutdown built for restarts.
+//!
+//! axum's own `serve(..).with_graceful_shutdown(..)` waits for every open response,
+//! so an open server-sent events stream holds the process until it is killed, and it
+//! closes connections that were accepted but whose request was not read yet, which
+//! resets them. This server, on SIGINT, SIGTERM or [`crate::ShutdownSignal::trigger`]:
+//!
+//! 1. stops accepting: connections not yet accepted stay in the socket's backlog for
+//!    the next process (with socket activation the socket outlives this process);
+//! 2. fires the [`crate::ShutdownSignal`]: every reload stream sends `restart` and
+//!    ends, and the app's own long-lived handlers end on it too;
+//! 3. lets in-flight requests finish, then closes their connections; closes idle
+//!    keep-alive connections at once; gives a connection accepted but still silent
+//!    a short grace ([`Serve::first_request_grace`]) to send its request, which is
+//!    then served rather than reset;
+//! 4. returns when every connection is done, when the drain deadline passes
+//!    ([`Serve::drain_deadline`]), or at once on a second SIGINT or SIGTERM.
+//!
+//! SIGUSR1 broadcasts a `reload` to every tab ([`crate::AutoReload::reload`]).
+
+use std::future::{Future, IntoFuture};
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::ConnectInfo;
+use axum::Router;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::signal::unix::{signal, Signal, SignalKind};
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+use tower::ServiceExt;
+
+use crate::{AutoReload, ShutdownSignal};
+
+/// Serve `app` on `listener` until SIGINT or SIGTERM, then shut down gracefully as
+/// the module docs describe.
+///
+/// `app` should include [`AutoReload::router`] and [`AutoReload::layer`] of the same
+/// `reload` handle; its shutdown signal is the one this server fires. Requests carry
+/// [`ConnectInfo<SocketAddr>`](axum::extract::ConnectInfo) of the peer.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn run(listener: tokio::net::TcpListener, app: axum::Router) -> std::io::Result<()> {
+/// let reload = axum_autoreload::AutoReload::new();
+/// axum_autoreload::serve(listener, app, reload)
+///     .drain_deadline(std::time::Duration::from_secs(5))
+///     .await
+/// # }
+/// ```
+///
+/// # Errors
+///
+/// The returned future fails only when the signal handlers cannot be installed.
+/// Accept errors (such as running out of file descriptors) are logged and retried.
+pub fn serve(listener: TcpListener, app: Router, reload: AutoReload) -> Serve {
+    Serve {
+        listener,
+        app,
+        reload,
+        drain_deadline: Duration::from_secs(2),
+        first_request_grace: Duration::from_millis(100),
+        handle_signals: true,
+    }
+}
+
+/// A server that is set up and not started yet: `.await` it to run. Made by
+/// [`serve()`].
+#[derive(Debug)]
+#[must_use = "a server does nothing until it is awaited"]
+pub struct Serve {
+    listener: TcpListener,
+    app: Router,
+    reload: AutoReload,
+    drain_deadline: Duration,
+    first_request_grace: Duration,
+    handle_signals: bool,
+}
+
+impl Serve {
+    /// How long the graceful shutdown waits for connections to finish before it
+    /// closes them. Default 2 seconds.
+    pub fn drain_deadline(mut self, deadline: Duration) -> Self {
+        self.drain_deadline = deadline;
+        self
+    }
+
+    /// How long a connection that was accepted but has not sent a request yet gets,
+    /// once the shutdown has begun, to send one. Its request is served; a connection
+    /// still silent after this (a browser's preconnect) is closed. Default 100
+    /// milliseconds.
+    pub fn first_request_grace(mut self, grace: Duration) -> Self {
+        self.first_request_grace = grace;
+        self
+    }
+
+    /// Whether the server handles SIGINT, SIGTERM and SIGUSR1 itself. Default `true`.
+    /// Without it, only [`crate::ShutdownSignal::trigger`] starts the shutdown.
+    pub fn handle_signals(mut self, handle: bool) -> Self {
+        self.handle_signals = handle;
+        self
+    }
+}
+
+impl IntoFuture for Serve {
+    type Output = io::Result<()>;
+    type IntoFuture = Pin<Box<dyn Future<Output = io::Result<()>> + Send>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.run())
+    }
+}
+
+/// What a signal asks for.
+enum Request {
+    Stop(&'static str),
+    Reload,
+}
+
+/// The signals the server handles, or none.
+struct Signals(Option<(Signal, Signal, Signal)>);
+
+impl Signals {
+    fn install(handle: bool) -> io::Result<Self> {
+        if !handle {
+            return Ok(Self(None));
+        }
+        Ok(Self(Some((
+            signal(SignalKind::interrupt())?,
+            signal(SignalKind::terminate())?,
+            signal(SignalKind::user_defined1())?,
+        ))))
+    }
+
+    async fn recv(&mut self) -> Request {
+        let Some((interrupt, terminate, user1)) = &mut self.0 else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            Some(()) = interrupt.recv() => Request::Stop("SIGINT"),
+            Some(()) = terminate.recv() => Request::Stop("SIGTERM"),
+            Some(()) = user1.recv() => Request::Reload,
+        }
+    }
+}
+
+impl Serve {
+    async fn run(self) -> io::Result<()> {
+        let Self {
+            listener,
+            app,
+            reload,
+            drain_deadline,
+            first_request_grace,
+            handle_signals,
+        } = self;
+        let mut signals = Signals::install(handle_signals)?;
+        let shutdown = reload.shutdown_signal();
+        let mut http = http1::Builder::new();
+        http.timer(TokioTimer::new())
+            .header_read_timeout(Duration::from_secs(30));
+        let mut connections = JoinSet::new();
+
+        tracing::debug!(instance = %reload.instance_id(), "serving");
+        loop {
+            tokio::select! {
+                biased;
+                () = shutdown.triggered() => break,
+                request = signals.recv() => match request {
+                    Request::Stop(name) => {
+                        tracing::info!("{name}: shutting down");
+                        shutdown.trigger();
+                        break;
+                    }
+                    Request::Reload => {
+                        let streams = reload.reload();
+                        tracing::info!("SIGUSR1: told {streams} reload streams to reload");
+                    }
+                },
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, remote)) => {
+                        connections.spawn(serve_connection(
+                            http.clone(),
+                            stream,
+                            remote,
+                            app.clone(),
+                            shutdown.clone(),
+                            first_request_grace,
+                        ));
+                    }
+                    Err(err) => accept_failed(&err).await,
+                },
+            }
+        }
+
+        // Stop accepting: what waits in the backlog is the next process's.
+        drop(listener);
+        let started = Instant::now();
+        tracing::info!(
+            "graceful shutdown: stopped accepting; draining {} connections ({} reload streams)",
+            connections.len(),
+            reload.open_streams(),
+        );
+        let deadline = tokio::time::sleep(drain_deadline);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                biased;
+                request = signals.recv() => {
+                    if let Request::Stop(name) = request {
+                        tracing::warn!(
+                            "{name} again: exiting without waiting for {} connections",
+                            connections.len()
+                        );
+                        return Ok(());
+                    }
+                }
+                () = &mut deadline => {
+                    tracing::warn!(
+                        "drain deadline of {} ms passed: closing {} connections still open",
+                        drain_deadline.as_millis(),
+                        connections.len(),
+                    );
+                    break;
+                }
+                next = connections.join_next() => if next.is_none() { break },
+            }
+        }
+        connections.abort_all();
+        tracing::info!("shut down in {} ms", started.elapsed().as_millis());
+        Ok(())
+    }
+}
+
+/// Per-connection errors (the peer went away) need nothing; others, such as
+/// running out of file descriptors, get a pause so the loop does not spin.
+async fn accept_failed(err: &io::Error) {
+    use io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if matches!(err.kind(), ConnectionAborted | ConnectionRefused | ConnectionReset) {
+        tracing::debug!("accept: {err}");
+        return;
+    }
+    tracing::error!("accept failed: {err}; retrying in 50 ms");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+}
+
+async fn serve_connection(
+    http: http1::Builder,
+    stream: TcpStream,
+    remote: SocketAddr,
+    app: Router,
+    shutdown: ShutdownSignal,
+    first_request_grace: Duration,
+) {
+    // Events are small writes that must go out at once.
+    if let Err(err) = stream.set_nodelay(true) {
+        tracing::debug!("TCP_NODELAY on a connection from {remote}: {err}");
+    }
+    let first_request = Arc::new(Notify::new());
+    let seen_request = Arc::new(AtomicBool::new(false));
+    let service = {
+        let first_request = Arc::clone(&first_request);
+        let seen_request = Arc::clone(&seen_request);
+        hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+            if !seen_request.swap(true, Ordering::AcqRel) {
+                first_request.notify_one();
+            }
+            request.extensions_mut().insert(ConnectInfo(remote));
+            app.clone().oneshot(request)
+        })
+    };
+    let connection = http
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
+    tokio::pin!(connection);
+
+    tokio::select! {
+        result = connection.as_mut() => return log_end(remote, result),
+        () = shutdown.triggered() => {}
+    }
+    if !seen_request.load(Ordering::Acquire) {
+        // Accepted, but no request read yet: hyper would close it at once and reset
+        // a request that is on its way. Wait for it a little.
+        tokio::select! {
+            result = connection.as_mut() => return log_end(remote, result),
+            () = first_request.notified() => {}
+            () = tokio::time::sleep(first_request_grace) => {
+                tracing::trace!("closing silent connection from {remote}");
+            }
+        }
+    }
+    connection.as_mut().graceful_shutdown();
+    log_end(remote, connection.await);
+}
+
+fn log_end(remote: SocketAddr, result: Result<(), hyper::Error>) {
+    if let Err(err) = result {
+        tracing::debug!("connection from {remote}: {err}");
+    }
+}
