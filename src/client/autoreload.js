@@ -133,18 +133,31 @@
     }
   }
 
+  // The state shows on <html data-autoreload="live|down|reloading"> for tests and
+  // curious people.
+  function setState(state) {
+    document.documentElement.setAttribute("data-autoreload", state);
+  }
+
   function handle(message) {
     if (reloading) return;
     switch (message.type) {
       case "hello":
-        if (isNewer(message.id, pageId)) reload();
-        else showBadge(false);
+        if (isNewer(message.id, pageId)) {
+          setState("reloading");
+          reload();
+        } else {
+          setState("live");
+          showBadge(false);
+        }
         break;
       case "reload":
+        setState("reloading");
         reload();
         break;
       case "restart":
       case "down":
+        setState("down");
         showBadge(true);
         break;
     }
