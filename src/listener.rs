@@ -119,7 +119,9 @@ fn bind_hint(err: &io::Error) -> &'static str {
         io::ErrorKind::AddrInUse => {
             "another process uses that port: stop it, or pick another port with --addr or PORT"
         }
-        io::ErrorKind::PermissionDenied => "ports below 1024 need privileges: pick a port above 1024",
+        io::ErrorKind::PermissionDenied => {
+            "ports below 1024 need privileges: pick a port above 1024"
+        }
         io::ErrorKind::AddrNotAvailable => "that address is not on this machine: use 127.0.0.1",
         _ => "check the address given with --addr or PORT",
     }
@@ -194,7 +196,9 @@ fn prepare(inner: std::net::TcpListener, source: Source) -> Result<Listener, Lis
     inner
         .set_nonblocking(true)
         .map_err(setup("set non-blocking mode"))?;
-    let local_addr = inner.local_addr().map_err(setup("read the local address"))?;
+    let local_addr = inner
+        .local_addr()
+        .map_err(setup("read the local address"))?;
     Ok(Listener {
         inner,
         source,

@@ -245,7 +245,10 @@ impl Serve {
 /// running out of file descriptors, get a pause so the loop does not spin.
 async fn accept_failed(err: &io::Error) {
     use io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
-    if matches!(err.kind(), ConnectionAborted | ConnectionRefused | ConnectionReset) {
+    if matches!(
+        err.kind(),
+        ConnectionAborted | ConnectionRefused | ConnectionReset
+    ) {
         tracing::debug!("accept: {err}");
         return;
     }

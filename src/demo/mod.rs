@@ -40,9 +40,14 @@ pub(crate) async fn run(args: Args) -> ExitCode {
 
     let reload = AutoReload::new();
     if reload.is_enabled() {
-        tracing::info!("auto-reload on (instance {}): open {url}", reload.instance_id());
+        tracing::info!(
+            "auto-reload on (instance {}): open {url}",
+            reload.instance_id()
+        );
     } else {
-        tracing::info!("auto-reload off (release build; set AXUM_AUTORELOAD=1 to turn it on): open {url}");
+        tracing::info!(
+            "auto-reload off (release build; set AXUM_AUTORELOAD=1 to turn it on): open {url}"
+        );
     }
     let app = Router::new()
         .route("/", get(pages::home))

@@ -76,7 +76,9 @@ where
         };
         response.extensions_mut().insert(Injected);
         grow_content_length(response.headers_mut(), tag.len());
-        Poll::Ready(Ok(response.map(|body| InjectBody::injecting(body, Splicer::new(tag)))))
+        Poll::Ready(Ok(
+            response.map(|body| InjectBody::injecting(body, Splicer::new(tag)))
+        ))
     }
 }
 
@@ -101,11 +103,14 @@ fn is_html(headers: &HeaderMap) -> bool {
 }
 
 fn is_identity_encoded(headers: &HeaderMap) -> bool {
-    headers.get_all(header::CONTENT_ENCODING).iter().all(|value| {
-        value
-            .to_str()
-            .is_ok_and(|v| v.trim().is_empty() || v.trim().eq_ignore_ascii_case("identity"))
-    })
+    headers
+        .get_all(header::CONTENT_ENCODING)
+        .iter()
+        .all(|value| {
+            value
+                .to_str()
+                .is_ok_and(|v| v.trim().is_empty() || v.trim().eq_ignore_ascii_case("identity"))
+        })
 }
 
 /// Raise `Content-Length` by `extra` bytes; drop it when it cannot be read, so the

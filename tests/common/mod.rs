@@ -1,0 +1,268 @@
+//! Test support: a socket passed the way watchexec and systemfd pass it, the demo
+//! binary spawned on it, and a plain HTTP/1.1 client over real TCP.
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+/// The demo binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_axum-autoreload");
+
+/// A listening socket made the way watchexec 2.8 and systemfd 0.4 make it: bound to
+/// a loopback port, listening with a backlog of 1, inheritable (no close-on-exec).
+pub struct PassedSocket {
+    socket: Socket,
+    pub addr: SocketAddr,
+}
+
+impl PassedSocket {
+    pub fn new() -> Self {
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).expect("socket");
+        socket.set_reuse_address(true).expect("SO_REUSEADDR");
+        let any_port: SocketAddr = "127.0.0.1:0".parse().expect("address");
+        socket.bind(&any_port.into()).expect("bind");
+        socket.listen(1).expect("listen");
+        socket.set_cloexec(false).expect("clear close-on-exec");
+        let addr = socket
+            .local_addr()
+            .expect("local address")
+            .as_socket()
+            .expect("an IP socket");
+        Self { socket, addr }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// Spawn the demo binary with this socket passed through `LISTEN_FDS`.
+    pub fn spawn(&self, args: &[&str]) -> Server {
+        let mut command = Command::new(BIN);
+        command
+            .args(args)
+            .env("LISTEN_FDS", "1")
+            .env("LISTEN_FDS_FIRST_FD", self.std_fd().to_string())
+            .env_remove("LISTEN_PID");
+        Server::spawn(command)
+    }
+
+    /// The descriptor number to pass in `LISTEN_FDS_FIRST_FD`.
+    pub fn std_fd(&self) -> i32 {
+        self.socket.as_raw_fd()
+    }
+}
+
+/// A running demo binary, killed when dropped.
+pub struct Server {
+    pub child: Child,
+}
+
+impl Server {
+    pub fn spawn(mut command: Command) -> Self {
+        command
+            .env(
+                "RUST_LOG",
+                std::env::var("TEST_RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
+        let child = command.spawn().expect("spawn the demo binary");
+        Self { child }
+    }
+
+    pub fn pid(&self) -> Pid {
+        Pid::from_raw(i32::try_from(self.child.id()).expect("pid fits"))
+    }
+
+    pub fn signal(&self, signal: Signal) {
+        kill(self.pid(), signal).expect("send a signal");
+    }
+
+    /// Wait for the process to exit, at most `limit`; `None` when it did not.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A response read off the wire.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub head: String,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().skip(1).find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            key.trim().eq_ignore_ascii_case(name).then(|| value.trim())
+        })
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// `GET path` on a fresh connection with `Connection: close`, reading to the end.
+pub async fn get(addr: SocketAddr, path: &str) -> std::io::Result<Response> {
+    request(
+        addr,
+        &format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"),
+    )
+    .await
+}
+
+/// Send raw request bytes on a fresh connection and read the whole response (the
+/// server closes the connection after it).
+pub async fn request(addr: SocketAddr, raw: &str) -> std::io::Result<Response> {
+    let mut stream = TcpStream::connect(addr).await?;
+    stream.write_all(raw.as_bytes()).await?;
+    let mut bytes = Vec::new();
+    stream.read_to_end(&mut bytes).await?;
+    parse(&bytes)
+}
+
+fn parse(bytes: &[u8]) -> std::io::Result<Response> {
+    let invalid =
+        |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_owned());
+    let split = bytes
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| invalid("no end of head"))?;
+    let head = String::from_utf8_lossy(&bytes[..split]).into_owned();
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| invalid("no status"))?;
+    let mut response = Response {
+        status,
+        head,
+        body: Vec::new(),
+    };
+    let raw_body = &bytes[split + 4..];
+    response.body = if response
+        .header("transfer-encoding")
+        .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
+    {
+        dechunk(raw_body).ok_or_else(|| invalid("bad chunked body"))?
+    } else {
+        raw_body.to_vec()
+    };
+    Ok(response)
+}
+
+fn dechunk(mut raw: &[u8]) -> Option<Vec<u8>> {
+    let mut body = Vec::new();
+    loop {
+        let line_end = raw.windows(2).position(|w| w == b"\r\n")?;
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&raw[..line_end]).ok()?.trim(), 16).ok()?;
+        raw = &raw[line_end + 2..];
+        if size == 0 {
+            return Some(body);
+        }
+        body.extend_from_slice(raw.get(..size)?);
+        raw = raw.get(size + 2..)?;
+    }
+}
+
+/// Poll `GET /` until it answers 200, at most `limit`.
+pub async fn wait_ready(addr: SocketAddr, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Ok(Ok(response)) = tokio::time::timeout(Duration::from_secs(2), get(addr, "/")).await
+        {
+            if response.status == 200 {
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server at {addr} did not answer within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// An open reload stream: the request sent, the response head read.
+pub struct EventStream {
+    reader: BufReader<TcpStream>,
+}
+
+impl EventStream {
+    pub async fn open(addr: SocketAddr) -> std::io::Result<Self> {
+        let mut stream = TcpStream::connect(addr).await?;
+        stream
+            .write_all(b"GET /auto_refresh HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n")
+            .await?;
+        let mut reader = BufReader::new(stream);
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if reader.read_line(&mut line).await? == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            if line == "\r\n" {
+                return Ok(Self { reader });
+            }
+        }
+    }
+
+    /// The next event's name and data, skipping comments and chunk framing; `None`
+    /// at the end of the stream.
+    pub async fn next_event(&mut self) -> std::io::Result<Option<(String, String)>> {
+        let mut name = String::new();
+        let mut data = String::new();
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if self.reader.read_line(&mut line).await? == 0 {
+                return Ok(None);
+            }
+            let text = line.trim_end_matches(['\r', '\n']);
+            if let Some(value) = text.strip_prefix("event: ") {
+                name = value.to_owned();
+            } else if let Some(value) = text.strip_prefix("data: ") {
+                data = value.to_owned();
+            } else if text.is_empty() && !name.is_empty() {
+                return Ok(Some((name, data)));
+            }
+        }
+    }
+
+    /// Read until the server closes the connection; whether it did within `limit`.
+    pub async fn ends_within(&mut self, limit: Duration) -> bool {
+        let mut sink = Vec::new();
+        matches!(
+            tokio::time::timeout(limit, self.reader.read_to_end(&mut sink)).await,
+            Ok(Ok(_))
+        )
+    }
+}

@@ -1,0 +1,252 @@
+//! The injection layer, driven with `oneshot` against a plain inner service.
+
+use std::convert::Infallible;
+
+use axum::body::Body;
+use axum::http::{header, Request, Response, StatusCode};
+use axum_autoreload::AutoReload;
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use tower::{service_fn, Layer, Service, ServiceExt};
+
+fn reload() -> AutoReload {
+    AutoReload::builder().enabled(true).build()
+}
+
+fn html(body: &'static str) -> Response<Body> {
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
+        .header(header::CONTENT_LENGTH, body.len())
+        .body(Body::from(body))
+        .expect("response")
+}
+
+async fn call<S>(service: S, request: Request<Body>) -> (Response<()>, String)
+where
+    S: Service<Request<Body>, Error = Infallible>,
+    S::Response: Into<Response<axum::body::Body>>,
+{
+    let response: Response<Body> = service.oneshot(request).await.expect("infallible").into();
+    let (parts, body) = response.into_parts();
+    let bytes = body.collect().await.expect("body").to_bytes();
+    (
+        Response::from_parts(parts, ()),
+        String::from_utf8(bytes.to_vec()).expect("utf-8"),
+    )
+}
+
+fn get(path: &str) -> Request<Body> {
+    Request::get(path).body(Body::empty()).expect("request")
+}
+
+fn through_layer(
+    reload: &AutoReload,
+    make: fn() -> Response<Body>,
+) -> impl Service<Request<Body>, Response = Response<Body>, Error = Infallible> {
+    let inner = service_fn(move |_req: Request<Body>| async move { Ok::<_, Infallible>(make()) });
+    reload
+        .layer()
+        .layer(inner)
+        .map_response(|r| r.map(Body::new))
+}
+
+fn tag(reload: &AutoReload) -> String {
+    String::from_utf8(reload.script_tag().to_vec()).expect("utf-8")
+}
+
+#[tokio::test]
+async fn html_gets_the_tag_before_close_body_and_a_right_content_length() {
+    let reload = reload();
+    let service = through_layer(&reload, || html("<html><body><p>hi</p></BODY></html>"));
+    let (response, body) = call(service, get("/")).await;
+    assert_eq!(
+        body,
+        format!("<html><body><p>hi</p>{}</BODY></html>", tag(&reload))
+    );
+    assert_eq!(
+        response.headers()[header::CONTENT_LENGTH],
+        body.len().to_string().as_str()
+    );
+    assert!(tag(&reload).contains(&format!("data-instance=\"{}\"", reload.instance_id())));
+    assert!(tag(&reload).contains("src=\"/auto_refresh/client.js"));
+}
+
+#[tokio::test]
+async fn a_page_without_close_body_gets_it_at_the_end() {
+    let reload = reload();
+    let service = through_layer(&reload, || html("<h1>fragment-like page</h1>"));
+    let (_, body) = call(service, get("/")).await;
+    assert_eq!(body, format!("<h1>fragment-like page</h1>{}", tag(&reload)));
+}
+
+#[tokio::test]
+async fn streamed_html_split_inside_close_body() {
+    let reload = reload();
+    let inner = service_fn(|_req: Request<Body>| async {
+        let chunks = ["<html><body>streamed</b", "o", "dy></html>"]
+            .map(|c| Ok::<_, Infallible>(Bytes::from_static(c.as_bytes())));
+        Ok::<_, Infallible>(
+            Response::builder()
+                .header(header::CONTENT_TYPE, "text/html")
+                .body(Body::from_stream(futures_util::stream::iter(chunks)))
+                .expect("response"),
+        )
+    });
+    let service = reload
+        .layer()
+        .layer(inner)
+        .map_response(|r| r.map(Body::new));
+    let (response, body) = call(service, get("/")).await;
+    assert_eq!(
+        body,
+        format!("<html><body>streamed{}</body></html>", tag(&reload))
+    );
+    assert!(response.headers().get(header::CONTENT_LENGTH).is_none());
+}
+
+#[tokio::test]
+async fn left_alone() {
+    let reload = reload();
+    type Case = (&'static str, fn() -> Response<Body>);
+    let cases: [Case; 5] = [
+        ("JSON", || {
+            Response::builder()
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from("{\"a\":\"</body>\"}"))
+                .expect("response")
+        }),
+        ("no content type", || {
+            Response::new(Body::from("<body></body>"))
+        }),
+        ("gzip", || {
+            Response::builder()
+                .header(header::CONTENT_TYPE, "text/html")
+                .header(header::CONTENT_ENCODING, "gzip")
+                .body(Body::from("<body></body>"))
+                .expect("response")
+        }),
+        ("304", || {
+            Response::builder()
+                .status(StatusCode::NOT_MODIFIED)
+                .header(header::CONTENT_TYPE, "text/html")
+                .body(Body::empty())
+                .expect("response")
+        }),
+        ("206", || {
+            Response::builder()
+                .status(StatusCode::PARTIAL_CONTENT)
+                .header(header::CONTENT_TYPE, "text/html")
+                .body(Body::from("<body></body>"))
+                .expect("response")
+        }),
+    ];
+    for (what, make) in cases {
+        let expected = {
+            let response = make();
+            String::from_utf8(
+                response
+                    .into_body()
+                    .collect()
+                    .await
+                    .expect("body")
+                    .to_bytes()
+                    .to_vec(),
+            )
+            .expect("utf-8")
+        };
+        let (_, body) = call(through_layer(&reload, make), get("/")).await;
+        assert_eq!(body, expected, "{what}");
+    }
+}
+
+#[tokio::test]
+async fn htmx_requests_get_no_tag() {
+    let reload = reload();
+    let service = through_layer(&reload, || html("<li>fragment</li>"));
+    let request = Request::get("/")
+        .header("HX-Request", "true")
+        .body(Body::empty())
+        .expect("request");
+    let (_, body) = call(service, request).await;
+    assert_eq!(body, "<li>fragment</li>");
+}
+
+#[tokio::test]
+async fn two_layers_inject_once() {
+    let reload = reload();
+    let inner =
+        service_fn(|_req: Request<Body>| async { Ok::<_, Infallible>(html("<body></body>")) });
+    let twice = reload
+        .layer()
+        .layer(
+            reload
+                .layer()
+                .layer(inner)
+                .map_response(|r| r.map(Body::new)),
+        )
+        .map_response(|r| r.map(Body::new));
+    let (response, body) = call(twice, get("/")).await;
+    assert_eq!(body, format!("<body>{}</body>", tag(&reload)));
+    assert_eq!(
+        response.headers()[header::CONTENT_LENGTH],
+        body.len().to_string().as_str()
+    );
+}
+
+#[tokio::test]
+async fn off_means_untouched_and_no_routes() {
+    let reload = AutoReload::builder().enabled(false).build();
+    assert!(!reload.is_enabled());
+    let (_, body) = call(through_layer(&reload, || html("<body></body>")), get("/")).await;
+    assert_eq!(body, "<body></body>");
+
+    let app = axum::Router::new()
+        .merge(reload.router())
+        .layer(reload.layer());
+    for path in ["/auto_refresh", "/auto_refresh/client.js"] {
+        let response = app.clone().oneshot(get(path)).await.expect("infallible");
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn the_router_serves_the_script_and_the_stream() {
+    let reload = reload();
+    let app: axum::Router = reload.router();
+    let script = app
+        .clone()
+        .oneshot(get("/auto_refresh/client.js"))
+        .await
+        .expect("infallible");
+    assert_eq!(script.status(), StatusCode::OK);
+    assert_eq!(
+        script.headers()[header::CONTENT_TYPE],
+        "text/javascript; charset=utf-8"
+    );
+    let text = script.into_body().collect().await.expect("body").to_bytes();
+    assert!(std::str::from_utf8(&text)
+        .expect("utf-8")
+        .contains("SharedWorker"));
+
+    let stream = app.oneshot(get("/auto_refresh")).await.expect("infallible");
+    assert_eq!(stream.headers()[header::CONTENT_TYPE], "text/event-stream");
+    let mut body = stream.into_body();
+    let first = body
+        .frame()
+        .await
+        .expect("a frame")
+        .expect("ok")
+        .into_data()
+        .expect("data");
+    let first = String::from_utf8(first.to_vec()).expect("utf-8");
+    assert_eq!(
+        first,
+        format!(
+            "event: hello\ndata: {}\nretry: 100\n\n",
+            reload.instance_id()
+        )
+    );
+    assert_eq!(reload.open_streams(), 1);
+    drop(body);
+    assert_eq!(reload.open_streams(), 0);
+}

@@ -1,0 +1,113 @@
+//! Restarts under load: the binary is stopped with SIGINT and started again on one
+//! inherited socket, as watchexec does, while clients send requests on fresh
+//! connections. No request may fail.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{get, wait_ready, PassedSocket};
+use nix::sys::signal::Signal;
+
+const RESTARTS: usize = 30;
+const CLIENTS: usize = 4;
+
+#[derive(Default)]
+struct Tally {
+    ok: usize,
+    failures: Vec<String>,
+    worst: Duration,
+    instances: BTreeSet<String>,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_request_fails_across_restarts() {
+    let socket = PassedSocket::new();
+    let mut server = socket.spawn(&[]);
+    wait_ready(socket.addr, Duration::from_secs(20)).await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            let stop = Arc::clone(&stop);
+            let addr = socket.addr;
+            tokio::spawn(async move {
+                let mut tally = Tally::default();
+                while !stop.load(Ordering::Relaxed) {
+                    let started = Instant::now();
+                    let result =
+                        tokio::time::timeout(Duration::from_secs(10), get(addr, "/")).await;
+                    tally.worst = tally.worst.max(started.elapsed());
+                    match result {
+                        Ok(Ok(page)) if page.status == 200 && page.text().ends_with("</html>") => {
+                            tally.ok += 1;
+                            if let Some(id) = instance_of(&page.text()) {
+                                tally.instances.insert(id);
+                            }
+                        }
+                        Ok(Ok(page)) => {
+                            tally
+                                .failures
+                                .push(format!("{}: {}", page.status, page.text()))
+                        }
+                        Ok(Err(err)) => tally.failures.push(err.to_string()),
+                        Err(_) => tally.failures.push("no answer in 10 s".to_owned()),
+                    }
+                }
+                tally
+            })
+        })
+        .collect();
+
+    for restart in 0..RESTARTS {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        server.signal(Signal::SIGINT);
+        let status = server
+            .wait_exit(Duration::from_secs(5))
+            .unwrap_or_else(|| panic!("restart {restart}: the server did not exit within 5 s"));
+        assert!(
+            status.success(),
+            "restart {restart}: exit status {status:?}"
+        );
+        // As watchexec does: start the next one on the same socket at once.
+        server = socket.spawn(&[]);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.store(true, Ordering::Relaxed);
+
+    let mut total = Tally::default();
+    for client in clients {
+        let tally = client.await.expect("client task");
+        total.ok += tally.ok;
+        total.failures.extend(tally.failures);
+        total.worst = total.worst.max(tally.worst);
+        total.instances.extend(tally.instances);
+    }
+    eprintln!(
+        "{RESTARTS} restarts, {CLIENTS} clients: {} requests ok, {} failed, worst latency {} ms, {} instances seen",
+        total.ok,
+        total.failures.len(),
+        total.worst.as_millis(),
+        total.instances.len(),
+    );
+    assert!(
+        total.failures.is_empty(),
+        "failed requests: {:?}",
+        total.failures
+    );
+    assert!(
+        total.instances.len() > RESTARTS / 2,
+        "the clients were served by many of the {} processes, not one: {:?}",
+        RESTARTS + 1,
+        total.instances
+    );
+}
+
+fn instance_of(page: &str) -> Option<String> {
+    let start = page.find("data-instance=\"")? + "data-instance=\"".len();
+    let end = start + page[start..].find('"')?;
+    Some(page[start..end].to_owned())
+}
