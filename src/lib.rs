@@ -41,6 +41,7 @@
 //! in both.
 
 mod client;
+mod guard;
 mod inject;
 mod instance;
 pub mod listener;

@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use axum::extract::ConnectInfo;
 use axum::Router;
+use futures_util::future::Either;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -37,7 +38,12 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tower::ServiceExt;
 
+use crate::guard::Guard;
 use crate::{AutoReload, ShutdownSignal};
+
+/// The largest request head (request line and headers) accepted, in bytes; a larger
+/// one gets 431 Request Header Fields Too Large.
+const MAX_HEADER_SIZE: usize = 64 * 1024;
 
 /// Serve `app` on `listener` until SIGINT or SIGTERM, then shut down gracefully as
 /// the module docs describe.
@@ -69,6 +75,8 @@ pub fn serve(listener: TcpListener, app: Router, reload: AutoReload) -> Serve {
         drain_deadline: Duration::from_secs(2),
         first_request_grace: Duration::from_millis(100),
         handle_signals: true,
+        guard: Guard::default(),
+        header_read_timeout: Duration::from_secs(10),
     }
 }
 
@@ -83,9 +91,32 @@ pub struct Serve {
     drain_deadline: Duration,
     first_request_grace: Duration,
     handle_signals: bool,
+    guard: Guard,
+    header_read_timeout: Duration,
 }
 
 impl Serve {
+    /// Answer requests whose `Host` is `host` (a name, without port), besides
+    /// `localhost`, names under `.localhost` and IP addresses; other hosts get 403,
+    /// which blocks DNS rebinding. Repeat for more names.
+    ///
+    /// Requests that change state (any method but GET, HEAD and OPTIONS), the reload
+    /// stream and WebSocket upgrades are also refused with 403 when their `Origin`
+    /// names a host that is not allowed: other sites' pages cannot use the server
+    /// through the developer's browser.
+    pub fn allow_host(mut self, host: &str) -> Self {
+        self.guard.allow(host);
+        self
+    }
+
+    /// How long a client may take to send a request's head (request line and
+    /// headers) before the connection is closed: slow clients cannot hold
+    /// connections open. Default 10 seconds.
+    pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.header_read_timeout = timeout;
+        self
+    }
+
     /// How long the graceful shutdown waits for connections to finish before it
     /// closes them. Default 2 seconds.
     pub fn drain_deadline(mut self, deadline: Duration) -> Self {
@@ -161,12 +192,16 @@ impl Serve {
             drain_deadline,
             first_request_grace,
             handle_signals,
+            guard,
+            header_read_timeout,
         } = self;
+        let guard = Arc::new(guard);
         let mut signals = Signals::install(handle_signals)?;
         let shutdown = reload.shutdown_signal();
         let mut http = http1::Builder::new();
         http.timer(TokioTimer::new())
-            .header_read_timeout(Duration::from_secs(30));
+            .header_read_timeout(header_read_timeout)
+            .max_header_size(MAX_HEADER_SIZE);
         let mut connections = JoinSet::new();
 
         tracing::debug!(instance = %reload.instance_id(), "serving");
@@ -192,6 +227,7 @@ impl Serve {
                             http.clone(),
                             stream,
                             remote,
+                            Arc::clone(&guard),
                             app.clone(),
                             shutdown.clone(),
                             first_request_grace,
@@ -260,6 +296,7 @@ async fn serve_connection(
     http: http1::Builder,
     stream: TcpStream,
     remote: SocketAddr,
+    guard: Arc<Guard>,
     app: Router,
     shutdown: ShutdownSignal,
     first_request_grace: Duration,
@@ -277,8 +314,18 @@ async fn serve_connection(
             if !seen_request.swap(true, Ordering::AcqRel) {
                 first_request.notify_one();
             }
+            if let Some(refused) = guard.check(&request) {
+                tracing::warn!(
+                    "refused {} {} from {remote}: Host {:?}, Origin {:?}",
+                    request.method(),
+                    request.uri().path(),
+                    request.headers().get(http::header::HOST),
+                    request.headers().get(http::header::ORIGIN),
+                );
+                return Either::Left(std::future::ready(Ok(refused)));
+            }
             request.extensions_mut().insert(ConnectInfo(remote));
-            app.clone().oneshot(request)
+            Either::Right(app.clone().oneshot(request))
         })
     };
     let connection = http
