@@ -174,6 +174,11 @@ pub fn take_passed() -> Result<Option<Listener>, ListenerError> {
 /// [`ListenerError::Bind`] when the address cannot be bound, [`ListenerError::Setup`]
 /// when the socket cannot be created or set up.
 pub fn bind(addr: SocketAddr) -> Result<Listener, ListenerError> {
+    if !addr.ip().is_loopback() {
+        tracing::warn!(
+            "binding {addr}, which other machines can reach: a development server belongs on 127.0.0.1"
+        );
+    }
     let setup = |what| move |source| ListenerError::Setup { what, source };
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
         .map_err(setup("create socket"))?;

@@ -8,7 +8,7 @@ use std::time::Duration;
 /// --restart --stop-signal SIGINT -- cargo run` and every open tab reloads after
 /// each edit.
 #[derive(Debug, clap::Parser)]
-#[command(version, about, long_about = None)]
+#[command(version)]
 pub(crate) struct Args {
     /// Address to bind when no socket is passed by socket activation (LISTEN_FDS).
     /// [default: 127.0.0.1:8080, or 127.0.0.1:$PORT]
@@ -26,6 +26,20 @@ pub(crate) struct Args {
     /// How long the graceful shutdown waits for open connections, in milliseconds.
     #[arg(long, value_name = "MILLISECONDS", default_value_t = 2000)]
     drain_deadline: u64,
+
+    /// How long a client may take to send a request's headers, in milliseconds.
+    #[arg(long, value_name = "MILLISECONDS", default_value_t = 10_000)]
+    header_read_timeout: u64,
+
+    /// Another host name to answer besides localhost, *.localhost and IP addresses
+    /// (requests with any other Host get 403). Repeat for more.
+    #[arg(
+        long = "allowed-host",
+        env = "AXUM_AUTORELOAD_ALLOWED_HOSTS",
+        value_name = "HOST",
+        value_delimiter = ','
+    )]
+    pub(crate) allowed_hosts: Vec<String>,
 }
 
 impl Args {
@@ -38,5 +52,10 @@ impl Args {
     /// The drain deadline.
     pub(crate) fn drain_deadline(&self) -> Duration {
         Duration::from_millis(self.drain_deadline)
+    }
+
+    /// The header read timeout.
+    pub(crate) fn header_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_read_timeout)
     }
 }

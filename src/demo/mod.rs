@@ -64,8 +64,15 @@ pub(crate) async fn run(args: Args) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let served = axum_autoreload::serve(listener, app, reload)
+    let served = args
+        .allowed_hosts
+        .iter()
+        .fold(
+            axum_autoreload::serve(listener, app, reload),
+            |serve, host| serve.allow_host(host),
+        )
         .drain_deadline(args.drain_deadline())
+        .header_read_timeout(args.header_read_timeout())
         .await;
     match served {
         Ok(()) => ExitCode::SUCCESS,
