@@ -15,7 +15,10 @@ use nix::sys::signal::Signal;
 /// How many restarts; `RESTARTS=50 cargo test --test restart -- --nocapture` runs more
 /// and prints the figures.
 fn restarts() -> usize {
-    std::env::var("RESTARTS").ok().and_then(|v| v.parse().ok()).unwrap_or(30)
+    std::env::var("RESTARTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30)
 }
 const CLIENTS: usize = 4;
 

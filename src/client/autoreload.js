@@ -143,6 +143,9 @@
     if (reloading) return;
     switch (message.type) {
       case "hello":
+        // A page that loaded the script by hand, without data-instance, takes the
+        // first server it hears as its own.
+        if (!pageId) pageId = message.id;
         if (isNewer(message.id, pageId)) {
           setState("reloading");
           reload();
