@@ -49,9 +49,11 @@ mod reload;
 mod serve;
 mod shutdown;
 mod sse;
+mod static_files;
 
 pub use inject::{InjectBody, InjectLayer, InjectResponseFuture, InjectService};
 pub use instance::InstanceId;
-pub use reload::{AutoReload, Builder, ENABLE_ENV, STREAM_PATH};
+pub use reload::{AutoReload, Builder, ENABLE_ENV, STATUS_PATH, STREAM_PATH};
 pub use serve::{serve, Serve};
 pub use shutdown::ShutdownSignal;
+pub use static_files::{static_files, StaticFiles};

@@ -17,6 +17,9 @@ use crate::{client, sse, InstanceId, ShutdownSignal};
 /// below it, at `/auto_refresh/client.js`.
 pub const STREAM_PATH: &str = "/auto_refresh";
 
+/// Path of the status document: JSON `{"instance": "<id>", "open_streams": <n>}`.
+pub const STATUS_PATH: &str = "/auto_refresh/status";
+
 /// Environment variable that turns reload on (`1`, `true`, `on`) or off (`0`,
 /// `false`, `off`) whatever the build profile.
 pub const ENABLE_ENV: &str = "AXUM_AUTORELOAD";
@@ -77,8 +80,9 @@ impl AutoReload {
         &self.shared.instance
     }
 
-    /// The routes under [`STREAM_PATH`]: the reload stream at `/auto_refresh` and the
-    /// client script at `/auto_refresh/client.js`. Empty when reload is off, so those
+    /// The routes under [`STREAM_PATH`]: the reload stream at `/auto_refresh`, the
+    /// client script at `/auto_refresh/client.js` and the status document at
+    /// [`STATUS_PATH`]. Empty when reload is off, so those
     /// paths fall through to the app (a 404 by default).
     pub fn router<S>(&self) -> Router<S>
     where
@@ -88,12 +92,17 @@ impl AutoReload {
             return Router::new();
         }
         let stream = self.clone();
+        let status = self.clone();
         Router::new()
             .route(
                 STREAM_PATH,
                 get(move || std::future::ready(sse::stream(&stream))),
             )
             .route(client::SCRIPT_PATH, get(client::script))
+            .route(
+                STATUS_PATH,
+                get(move || std::future::ready(status.status())),
+            )
     }
 
     /// The layer that injects the client script into HTML responses; it passes
@@ -117,6 +126,17 @@ impl AutoReload {
     /// How many reload streams are open now.
     pub fn open_streams(&self) -> usize {
         self.shared.open_streams.load(Ordering::Relaxed)
+    }
+
+    fn status(&self) -> impl axum::response::IntoResponse {
+        (
+            [(http::header::CONTENT_TYPE, "application/json")],
+            format!(
+                "{{\"instance\":\"{}\",\"open_streams\":{}}}",
+                self.instance_id(),
+                self.open_streams()
+            ),
+        )
     }
 
     /// The `<script>` tag the layer injects: it loads the client script and carries
