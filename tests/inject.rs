@@ -250,3 +250,86 @@ async fn the_router_serves_the_script_and_the_stream() {
     drop(body);
     assert_eq!(reload.open_streams(), 0);
 }
+
+mod arbitrary_bodies {
+    //! Property test over arbitrary bytes (invalid UTF-8 included) and arbitrary
+    //! chunking, through the public layer: the output is the input with the tag
+    //! once, before the first `</body` or at the end. The seed is fixed so CI runs
+    //! the same cases every time; `PROPTEST_CASES` runs more.
+
+    use super::*;
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, RngSeed};
+
+    fn expected(body: &[u8], tag: &[u8]) -> Vec<u8> {
+        let at = body
+            .windows(6)
+            .position(|w| w.eq_ignore_ascii_case(b"</body"))
+            .unwrap_or(body.len());
+        [&body[..at], tag, &body[at..]].concat()
+    }
+
+    fn through_layer(reload: &AutoReload, chunks: Vec<Vec<u8>>) -> Vec<u8> {
+        let inner = service_fn(move |_req: Request<Body>| {
+            let chunks = chunks.clone();
+            async move {
+                let stream = futures_util::stream::iter(
+                    chunks
+                        .into_iter()
+                        .map(|c| Ok::<_, Infallible>(Bytes::from(c))),
+                );
+                Ok::<_, Infallible>(
+                    Response::builder()
+                        .header(header::CONTENT_TYPE, "text/html")
+                        .body(Body::from_stream(stream))
+                        .expect("response"),
+                )
+            }
+        });
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            let response = reload
+                .layer()
+                .layer(inner)
+                .oneshot(get("/"))
+                .await
+                .expect("infallible");
+            response
+                .into_body()
+                .collect()
+                .await
+                .expect("body")
+                .to_bytes()
+                .to_vec()
+        })
+    }
+
+    proptest! {
+        #![proptest_config(Config {
+            cases: 512,
+            rng_seed: RngSeed::Fixed(0x5eed_a11e),
+            failure_persistence: None,
+            ..Config::default()
+        })]
+
+        #[test]
+        fn any_bytes_any_chunks(
+            chunks in proptest::collection::vec(
+                prop_oneof![
+                    3 => proptest::collection::vec(any::<u8>(), 0..64),
+                    1 => Just(b"</body>".to_vec()),
+                    1 => Just(b"</BoD".to_vec()),
+                    1 => Just(b"y>\xff\xfe<".to_vec()),
+                ],
+                0..16,
+            )
+        ) {
+            let reload = AutoReload::builder().enabled(true).build();
+            let body = chunks.concat();
+            let out = through_layer(&reload, chunks);
+            prop_assert_eq!(out, expected(&body, reload.script_tag()));
+        }
+    }
+}
