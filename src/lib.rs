@@ -50,10 +50,12 @@ mod serve;
 mod shutdown;
 mod sse;
 mod static_files;
+mod watch;
 
 pub use inject::{InjectBody, InjectLayer, InjectResponseFuture, InjectService};
 pub use instance::InstanceId;
-pub use reload::{AutoReload, Builder, ENABLE_ENV, STATUS_PATH, STREAM_PATH};
+pub use reload::{AutoReload, Builder, ENABLE_ENV, STATUS_PATH, STREAM_PATH, TRIGGER_PATH};
 pub use serve::{serve, Serve};
 pub use shutdown::ShutdownSignal;
 pub use static_files::{static_files, StaticFiles};
+pub use watch::{watch_static, StaticWatcher, WatchError, DEBOUNCE};

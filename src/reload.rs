@@ -5,7 +5,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::routing::get;
+use axum::extract::{Query, State};
+use axum::routing::{get, post};
 use axum::Router;
 use bytes::Bytes;
 use tokio::sync::broadcast;
@@ -24,11 +25,42 @@ pub const STATUS_PATH: &str = "/auto_refresh/status";
 /// `false`, `off`) whatever the build profile.
 pub const ENABLE_ENV: &str = "AXUM_AUTORELOAD";
 
+/// Path that takes `POST` requests to reload the tabs, from build tools: with
+/// `?path=/static/app.css` a stylesheet is swapped in place (see
+/// [`AutoReload::changed`]), without it every tab reloads.
+pub const TRIGGER_PATH: &str = "/auto_refresh/reload";
+
 /// What the reload stream broadcasts to every open stream.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Broadcast {
     /// Reload every tab (SIGUSR1, [`AutoReload::reload`]).
     Reload,
+    /// Swap the stylesheet served at this URL path in every tab that uses it.
+    Css(Arc<str>),
+    /// Refresh the image served at this URL path wherever it is shown.
+    Image(Arc<str>),
+}
+
+/// The file name endings that are refreshed in place as images.
+const IMAGE_EXTENSIONS: &[&str] = &[
+    "png", "jpg", "jpeg", "gif", "svg", "webp", "avif", "ico", "bmp",
+];
+
+impl Broadcast {
+    /// What a change to the file served at `url_path` needs in the browser.
+    pub(crate) fn for_change(url_path: &str) -> Self {
+        let extension = url_path
+            .rsplit_once('.')
+            .map(|(_, ext)| ext.to_ascii_lowercase())
+            .unwrap_or_default();
+        if extension == "css" {
+            Self::Css(url_path.into())
+        } else if IMAGE_EXTENSIONS.contains(&extension.as_str()) {
+            Self::Image(url_path.into())
+        } else {
+            Self::Reload
+        }
+    }
 }
 
 /// The handle that ties the pieces together. Cheap to clone.
@@ -103,6 +135,7 @@ impl AutoReload {
                 STATUS_PATH,
                 get(move || std::future::ready(status.status())),
             )
+            .route(TRIGGER_PATH, post(trigger).with_state(self.clone()))
     }
 
     /// The layer that injects the client script into HTML responses; it passes
@@ -114,7 +147,21 @@ impl AutoReload {
     /// Tell every open tab to reload now (what SIGUSR1 does). Returns how many
     /// reload streams were open to hear it.
     pub fn reload(&self) -> usize {
-        self.shared.events.send(Broadcast::Reload).unwrap_or(0)
+        self.send(Broadcast::Reload)
+    }
+
+    /// Tell every open tab that the file served at `url_path` (such as
+    /// `/static/app.css`) changed: a stylesheet (`.css`) is swapped in place without
+    /// a navigation, an image (`.png`, `.jpg`, `.svg`, …) is refreshed where it is
+    /// shown, anything else reloads the tabs. Returns how many reload streams were
+    /// open to hear it.
+    pub fn changed(&self, url_path: &str) -> usize {
+        self.send(Broadcast::for_change(url_path))
+    }
+
+    fn send(&self, event: Broadcast) -> usize {
+        tracing::debug!(?event, "broadcast");
+        self.shared.events.send(event).unwrap_or(0)
     }
 
     /// The signal that fires when the graceful shutdown begins; give it to
@@ -212,6 +259,27 @@ impl Builder {
             }),
         }
     }
+}
+
+/// The query of a `POST` to [`TRIGGER_PATH`].
+#[derive(Debug, serde::Deserialize)]
+struct TriggerQuery {
+    /// The URL path of the file that changed; none reloads every tab.
+    path: Option<String>,
+}
+
+async fn trigger(
+    State(reload): State<AutoReload>,
+    Query(query): Query<TriggerQuery>,
+) -> impl axum::response::IntoResponse {
+    let streams = match query.path.as_deref() {
+        Some(path) if !path.is_empty() => reload.changed(path),
+        _ => reload.reload(),
+    };
+    (
+        [(http::header::CONTENT_TYPE, "application/json")],
+        format!("{{\"streams\":{streams}}}"),
+    )
 }
 
 fn enabled_from_env() -> Option<bool> {

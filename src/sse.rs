@@ -7,7 +7,9 @@
 //! | event     | data        | when |
 //! |-----------|-------------|------|
 //! | `hello`   | instance id | first event of every stream |
-//! | `reload`  | instance id | SIGUSR1 or [`crate::AutoReload::reload`]; also when a stream fell behind the broadcast |
+//! | `reload`  | instance id | SIGUSR1, [`crate::AutoReload::reload`], a changed file that is neither a stylesheet nor an image; also when a stream fell behind the broadcast |
+//! | `css`     | URL path of the stylesheet, e.g. `/static/style.css` | a stylesheet changed: tabs swap it in place |
+//! | `image`   | URL path of the image | an image changed: tabs refresh it where shown |
 //! | `restart` | instance id | the server is shutting down; the stream ends right after |
 //!
 //! Idle streams get a keep-alive comment (`:` line) every
@@ -57,33 +59,37 @@ pub(crate) fn stream(
     let events = stream::unfold(state, |state| async move {
         match state {
             State::Hello(open, receiver) => {
-                let hello = event(&open.0, "hello").retry(open.0.retry);
+                let hello = Event::default()
+                    .event("hello")
+                    .data(open.0.instance.as_str())
+                    .retry(open.0.retry);
                 Some((Ok(hello), State::Live(open, receiver)))
             }
             State::Live(open, mut receiver) => {
                 let shared = Arc::clone(&open.0);
-                let name = tokio::select! {
+                let instance = shared.instance.as_str();
+                let named =
+                    |name: &'static str, data: &str| Event::default().event(name).data(data);
+                let (event, last) = tokio::select! {
                     biased;
-                    () = shared.shutdown.triggered() => "restart",
+                    () = shared.shutdown.triggered() => (named("restart", instance), true),
                     received = receiver.recv() => match received {
-                        // A stream that fell behind missed a reload at least: reload.
-                        Ok(Broadcast::Reload) | Err(RecvError::Lagged(_)) => "reload",
-                        Err(RecvError::Closed) => "restart",
+                        // A stream that fell behind may have missed anything: reload.
+                        Ok(Broadcast::Reload) | Err(RecvError::Lagged(_)) => (named("reload", instance), false),
+                        Ok(Broadcast::Css(path)) => (named("css", &path), false),
+                        Ok(Broadcast::Image(path)) => (named("image", &path), false),
+                        Err(RecvError::Closed) => (named("restart", instance), true),
                     },
                 };
-                let next = if name == "restart" {
+                let next = if last {
                     State::Done
                 } else {
                     State::Live(open, receiver)
                 };
-                Some((Ok(event(&shared, name)), next))
+                Some((Ok(event), next))
             }
             State::Done => None,
         }
     });
     Sse::new(events).keep_alive(keep_alive)
-}
-
-fn event(shared: &Shared, name: &str) -> Event {
-    Event::default().event(name).data(shared.instance.as_str())
 }

@@ -26,7 +26,9 @@
     return !!id && id !== than && startedAt(id) >= startedAt(than);
   }
 
-  // Opens the reload stream and reports {type: "hello"|"reload"|"restart"|"down", id}.
+  // Opens the reload stream and reports {type, data}: type is "hello", "reload",
+  // "restart" (data: the instance id), "css" or "image" (data: the URL path of the
+  // changed file), or "down" (no data).
   // The EventSource reconnects by itself after a network error (after the "retry"
   // the server sent); after an HTTP error it gives up (readyState CLOSED), and this
   // reconnects it with a backoff.
@@ -34,10 +36,10 @@
     var backoff = 250;
     function connect() {
       var source = new EventSource(STREAM);
-      ["hello", "reload", "restart"].forEach(function (type) {
+      ["hello", "reload", "restart", "css", "image"].forEach(function (type) {
         source.addEventListener(type, function (event) {
           if (type === "hello") backoff = 250;
-          emit({ type: type, id: event.data });
+          emit({ type: type, data: event.data });
         });
       });
       source.onerror = function () {
@@ -145,8 +147,8 @@
       case "hello":
         // A page that loaded the script by hand, without data-instance, takes the
         // first server it hears as its own.
-        if (!pageId) pageId = message.id;
-        if (isNewer(message.id, pageId)) {
+        if (!pageId) pageId = message.data;
+        if (isNewer(message.data, pageId)) {
           setState("reloading");
           reload();
         } else {
@@ -158,12 +160,124 @@
         setState("reloading");
         reload();
         break;
+      case "css":
+        swapStylesheets(message.data);
+        break;
+      case "image":
+        refreshImages(message.data);
+        break;
       case "restart":
       case "down":
         setState("down");
         showBadge(true);
         break;
     }
+  }
+
+  // ---- Hot swaps ----------------------------------------------------------------
+  function pathOf(url) {
+    try {
+      var parsed = new URL(url, location.href);
+      return parsed.origin === location.origin ? parsed.pathname : null;
+    } catch (e) {
+      return null;
+    }
+  }
+
+  function busted(url) {
+    var parsed = new URL(url, location.href);
+    parsed.searchParams.set("autoreload", String(Date.now()));
+    return parsed.href;
+  }
+
+  // Whether a sheet (or a sheet it @imports) comes from `path`.
+  function sheetUses(sheet, path) {
+    if (!sheet) return false;
+    if (sheet.href && pathOf(sheet.href) === path) return true;
+    var rules;
+    try {
+      rules = sheet.cssRules;
+    } catch (e) {
+      return false; // another origin's sheet
+    }
+    for (var i = 0; i < rules.length; i++) {
+      if (rules[i].styleSheet && sheetUses(rules[i].styleSheet, path)) return true;
+    }
+    return false;
+  }
+
+  // Replace each <link rel=stylesheet> that uses `path` (directly or through
+  // @import) with a fresh copy; the old one goes only once the new one has loaded,
+  // so the page never shows unstyled. A new sheet that loads empty (caught
+  // half-written) is dropped and the old one kept.
+  function swapStylesheets(path) {
+    var links = document.querySelectorAll('link[rel~="stylesheet"][href]');
+    Array.prototype.forEach.call(links, function (old) {
+      if (old.hasAttribute("data-autoreload-old")) return;
+      if (pathOf(old.href) !== path && !sheetUses(old.sheet, path)) return;
+      old.setAttribute("data-autoreload-old", "");
+      var fresh = old.cloneNode(false);
+      fresh.removeAttribute("data-autoreload-old");
+      fresh.href = busted(old.href);
+      fresh.onload = function () {
+        var emptied = false;
+        try {
+          emptied = fresh.sheet.cssRules.length === 0 && old.sheet && old.sheet.cssRules.length > 0;
+        } catch (e) {
+          emptied = false;
+        }
+        if (emptied) {
+          fresh.remove();
+          old.removeAttribute("data-autoreload-old");
+        } else {
+          old.remove();
+        }
+      };
+      fresh.onerror = function () {
+        fresh.remove();
+        old.removeAttribute("data-autoreload-old");
+      };
+      old.parentNode.insertBefore(fresh, old.nextSibling);
+    });
+  }
+
+  var URL_IN_CSS = /url\(\s*(['"]?)([^'")]+)\1\s*\)/g;
+
+  function bustCssUrls(value, path) {
+    return value.replace(URL_IN_CSS, function (whole, quote, url) {
+      return pathOf(url) === path ? "url(" + quote + busted(url) + quote + ")" : whole;
+    });
+  }
+
+  // Refresh the image at `path` in <img> elements, inline styles and the rules of
+  // this origin's stylesheets (CSS backgrounds).
+  function refreshImages(path) {
+    Array.prototype.forEach.call(document.images, function (img) {
+      if (pathOf(img.src) === path) img.src = busted(img.src);
+    });
+    Array.prototype.forEach.call(document.querySelectorAll("[style*='url(']"), function (el) {
+      el.setAttribute("style", bustCssUrls(el.getAttribute("style"), path));
+    });
+    Array.prototype.forEach.call(document.styleSheets, function (sheet) {
+      var rules;
+      try {
+        rules = sheet.cssRules;
+      } catch (e) {
+        return;
+      }
+      Array.prototype.forEach.call(rules, function (rule) {
+        if (!rule.style) return;
+        ["background-image", "background", "content", "list-style-image", "border-image-source"].forEach(
+          function (property) {
+            var value = rule.style.getPropertyValue(property);
+            if (value && value.indexOf("url(") !== -1) {
+              var fresh = bustCssUrls(value, path);
+              if (fresh !== value) rule.style.setProperty(property, fresh, rule.style.getPropertyPriority(property));
+            }
+          }
+        );
+      });
+    });
   }
 
   function joinSharedWorker() {

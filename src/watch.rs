@@ -1,0 +1,208 @@
+//! Watching a directory of static files, so that open tabs pick up a changed file
+//! without a restart of the server.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use notify_debouncer_mini::notify::{RecommendedWatcher, RecursiveMode};
+use notify_debouncer_mini::{new_debouncer, DebounceEventResult, DebouncedEventKind, Debouncer};
+use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
+
+use crate::reload::Broadcast;
+use crate::AutoReload;
+
+/// How long a file must be quiet before its change is announced: an editor's
+/// several-step save or a formatter's rewrite ends in one update.
+pub const DEBOUNCE: Duration = Duration::from_millis(40);
+
+/// Characters escaped in a URL path segment (RFC 3986 §3.3).
+const SEGMENT: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}');
+
+/// Watches a directory; stops when dropped. Made by [`watch_static`].
+pub struct StaticWatcher {
+    _debouncer: Debouncer<RecommendedWatcher>,
+    dir: PathBuf,
+}
+
+impl std::fmt::Debug for StaticWatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StaticWatcher")
+            .field("dir", &self.dir)
+            .finish()
+    }
+}
+
+/// Why a directory could not be watched.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot watch {}: {source}", dir.display())]
+pub struct WatchError {
+    /// The directory.
+    pub dir: PathBuf,
+    /// What notify reported (a missing directory, too many inotify watches).
+    #[source]
+    pub source: notify_debouncer_mini::notify::Error,
+}
+
+/// Watch `dir` (recursively) and tell every open tab when a file in it changes, as
+/// [`AutoReload::changed`] does: stylesheets are swapped in place, images refreshed,
+/// anything else reloads the tabs. `url_prefix` is where `dir` is served, such as
+/// `/static` (so `dir/app.css` is `/static/app.css`).
+///
+/// Changes are debounced ([`DEBOUNCE`]): a burst of writes to one file is one
+/// update. A file that is empty when the burst ends (caught half-written, as
+/// tailwind's watcher leaves its output for about 175 ms) is not announced; the
+/// write that fills it is. Hidden files (`.name`) and editor backups (`name~`,
+/// `.swp`) are ignored. When several files change at once and one of them needs a
+/// reload, the tabs reload once.
+///
+/// # Errors
+///
+/// Returns `Err` when `dir` cannot be watched: it does not exist, or the system's
+/// limit on watches is reached.
+pub fn watch_static(
+    dir: impl Into<PathBuf>,
+    url_prefix: &str,
+    reload: &AutoReload,
+) -> Result<StaticWatcher, WatchError> {
+    let dir = dir.into();
+    let fail = |source| WatchError {
+        dir: dir.clone(),
+        source,
+    };
+    let root = std::fs::canonicalize(&dir).map_err(|err| fail(err.into()))?;
+    let prefix = url_prefix.trim_end_matches('/').to_owned();
+    let announce = {
+        let reload = reload.clone();
+        let root = root.clone();
+        move |result: DebounceEventResult| match result {
+            Ok(events) => {
+                // `AnyContinuous` marks a file still being written to: wait for its
+                // final `Any`.
+                let mut urls: Vec<String> = events
+                    .iter()
+                    .filter(|event| event.kind == DebouncedEventKind::Any)
+                    .filter_map(|event| url_path(&root, &prefix, &event.path))
+                    .collect();
+                urls.sort_unstable();
+                urls.dedup();
+                announce(&reload, &urls);
+            }
+            Err(err) => tracing::warn!("watching {}: {err}", root.display()),
+        }
+    };
+    let mut debouncer = new_debouncer(DEBOUNCE, announce).map_err(fail)?;
+    debouncer
+        .watcher()
+        .watch(&root, RecursiveMode::Recursive)
+        .map_err(fail)?;
+    tracing::info!(
+        "watching {} for changes (served at {url_prefix})",
+        dir.display()
+    );
+    Ok(StaticWatcher {
+        _debouncer: debouncer,
+        dir,
+    })
+}
+
+fn announce(reload: &AutoReload, urls: &[String]) {
+    if urls.is_empty() {
+        return;
+    }
+    if urls
+        .iter()
+        .any(|url| Broadcast::for_change(url) == Broadcast::Reload)
+    {
+        let streams = reload.reload();
+        tracing::info!(
+            "changed: {}: reloading ({streams} streams)",
+            urls.join(", ")
+        );
+        return;
+    }
+    for url in urls {
+        let streams = reload.changed(url);
+        tracing::info!("changed: {url}: refreshing in place ({streams} streams)");
+    }
+}
+
+/// The URL path a changed file is served at, or `None` when the change is not
+/// worth announcing (gone, a directory, empty, hidden, an editor's backup).
+fn url_path(root: &Path, prefix: &str, path: &Path) -> Option<String> {
+    let metadata = std::fs::metadata(path).ok()?;
+    if !metadata.is_file() || metadata.len() == 0 {
+        return None;
+    }
+    let name = path.file_name()?.to_str()?;
+    if name.starts_with('.') || name.ends_with('~') || name.ends_with(".swp") {
+        return None;
+    }
+    let relative = path.strip_prefix(root).ok()?;
+    let mut url = prefix.to_owned();
+    for segment in relative.iter() {
+        url.push('/');
+        url.extend(utf8_percent_encode(segment.to_str()?, SEGMENT));
+    }
+    Some(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_paths() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = std::fs::canonicalize(dir.path()).expect("canonical");
+        std::fs::create_dir(root.join("css")).expect("mkdir");
+        for (name, body) in [
+            ("css/app.css", "a{}"),
+            ("my image.png", "png"),
+            ("empty.css", ""),
+            (".hidden.css", "a{}"),
+            ("app.css~", "a{}"),
+        ] {
+            std::fs::write(root.join(name), body).expect("write");
+        }
+        let url = |name: &str| url_path(&root, "/static", &root.join(name));
+        assert_eq!(url("css/app.css").as_deref(), Some("/static/css/app.css"));
+        assert_eq!(
+            url("my image.png").as_deref(),
+            Some("/static/my%20image.png")
+        );
+        assert_eq!(url("empty.css"), None, "half-written");
+        assert_eq!(url(".hidden.css"), None);
+        assert_eq!(url("app.css~"), None);
+        assert_eq!(url("gone.css"), None);
+        assert_eq!(url("css"), None, "a directory");
+        assert_eq!(
+            url_path(&root, "", &root.join("css/app.css")).as_deref(),
+            Some("/css/app.css")
+        );
+    }
+
+    #[test]
+    fn what_each_change_needs() {
+        assert_eq!(
+            Broadcast::for_change("/a/b.CSS"),
+            Broadcast::Css("/a/b.CSS".into())
+        );
+        assert_eq!(
+            Broadcast::for_change("/logo.svg"),
+            Broadcast::Image("/logo.svg".into())
+        );
+        assert_eq!(Broadcast::for_change("/index.html"), Broadcast::Reload);
+        assert_eq!(Broadcast::for_change("/app.js"), Broadcast::Reload);
+        assert_eq!(Broadcast::for_change("/Makefile"), Broadcast::Reload);
+    }
+}
