@@ -45,6 +45,7 @@ mod guard;
 mod inject;
 mod instance;
 pub mod listener;
+mod live_server;
 mod reload;
 mod serve;
 mod shutdown;
@@ -54,6 +55,7 @@ mod watch;
 
 pub use inject::{InjectBody, InjectLayer, InjectResponseFuture, InjectService};
 pub use instance::InstanceId;
+pub use live_server::live_server;
 pub use reload::{AutoReload, Builder, ENABLE_ENV, STATUS_PATH, STREAM_PATH, TRIGGER_PATH};
 pub use serve::{serve, Serve};
 pub use shutdown::ShutdownSignal;

@@ -16,7 +16,8 @@ use tower_http::services::ServeDir;
 ///
 /// `ServeDir` already refuses `..` (plain or percent-encoded, such as `%2e%2e` and
 /// `..%2f`) and absolute paths; this also refuses a symbolic link that leads out of
-/// `root`. Refused and missing files get 404. Every response carries
+/// `root`. Refused and missing files get 404 with a small HTML page (so a tab left
+/// on it reloads once the file appears). Every response carries
 /// `Cache-Control: no-cache`, so the browser revalidates a file after it changed.
 ///
 /// # Examples
@@ -57,15 +58,19 @@ where
         let root = self.root.clone();
         let inner = self.inner.clone();
         Box::pin(async move {
+            // The path as the browser asked for it, before a `nest_service` prefix
+            // was stripped.
+            let shown = request
+                .extensions()
+                .get::<axum::extract::OriginalUri>()
+                .map_or_else(|| request.uri().path(), |original| original.path())
+                .to_owned();
             if leaves_root(&root, request.uri().path()).await {
-                tracing::warn!(
-                    "refused {}: it leads out of {}",
-                    request.uri().path(),
-                    root.display()
-                );
-                return Ok(not_found());
+                tracing::warn!("refused {shown}: it leads out of {}", root.display());
+                return Ok(not_found(&shown));
             }
             let mut response = match inner.oneshot(request).await {
+                Ok(response) if response.status() == StatusCode::NOT_FOUND => not_found(&shown),
                 Ok(response) => response.map(Body::new),
                 Err(never) => match never {},
             };
@@ -101,8 +106,19 @@ async fn leaves_root(root: &Path, path: &str) -> bool {
     !real.starts_with(real_root)
 }
 
-fn not_found() -> Response<Body> {
-    let mut response = Response::new(Body::from("Not Found\n"));
+fn not_found(path: &str) -> Response<Body> {
+    let page = maud::html! {
+        (maud::DOCTYPE)
+        html lang="en" {
+            head { meta charset="utf-8"; title { "404 Not Found" } }
+            body { h1 { "404 Not Found" } p { "No file at " code { (path) } "." } }
+        }
+    };
+    let mut response = Response::new(Body::from(page.into_string()));
     *response.status_mut() = StatusCode::NOT_FOUND;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
     response
 }
