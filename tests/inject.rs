@@ -333,3 +333,36 @@ mod arbitrary_bodies {
         }
     }
 }
+
+#[tokio::test]
+async fn validators_go_and_head_gets_the_get_length() {
+    let reload = reload();
+    let make = || {
+        Response::builder()
+            .header(header::CONTENT_TYPE, "text/html")
+            .header(header::CONTENT_LENGTH, 13)
+            .header(header::ETAG, "\"abc\"")
+            .header(header::LAST_MODIFIED, "Mon, 23 Nov 2026 10:00:00 GMT")
+            .body(Body::from("<body></body>"))
+            .expect("response")
+    };
+    let (response, body) = call(through_layer(&reload, make), get("/")).await;
+    assert_eq!(body.len(), 13 + reload.script_tag().len());
+    assert!(response.headers().get(header::ETAG).is_none());
+    assert!(response.headers().get(header::LAST_MODIFIED).is_none());
+
+    let head_response = || {
+        Response::builder()
+            .header(header::CONTENT_TYPE, "text/html")
+            .header(header::CONTENT_LENGTH, 13)
+            .body(Body::empty())
+            .expect("response")
+    };
+    let head = Request::head("/").body(Body::empty()).expect("request");
+    let (response, body) = call(through_layer(&reload, head_response), head).await;
+    assert_eq!(body, "", "a HEAD body stays empty");
+    assert_eq!(
+        response.headers()[header::CONTENT_LENGTH],
+        (13 + reload.script_tag().len()).to_string().as_str()
+    );
+}

@@ -19,7 +19,9 @@
 //! end of the body when there is none. The body is rewritten as it streams: chunks
 //! pass through as they come, holding back at most the five bytes that could begin
 //! a `</body` split across two chunks. A `Content-Length` header is raised by the
-//! length of the tag.
+//! length of the tag (for `HEAD` too, whose empty body is left alone). `ETag` and
+//! `Last-Modified` are removed: the page now names this server process, so the
+//! browser must not revalidate it into a copy that names an older one.
 
 mod body;
 mod layer;

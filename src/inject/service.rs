@@ -3,7 +3,7 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use bytes::Bytes;
-use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode};
+use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use pin_project_lite::pin_project;
 use tower::Service;
 
@@ -42,9 +42,11 @@ where
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let wanted = self.reload.is_enabled() && !request.headers().contains_key("hx-request");
+        let head = request.method() == Method::HEAD;
         InjectResponseFuture {
             inner: self.inner.call(request),
-            tag: wanted.then(|| Bytes::copy_from_slice(self.reload.script_tag())),
+            tag: wanted.then(|| self.reload.shared.script_tag.clone()),
+            head,
         }
     }
 }
@@ -57,6 +59,8 @@ pin_project! {
         inner: F,
         // The tag to inject, or `None` when the request rules injection out.
         tag: Option<Bytes>,
+        // A HEAD request: the headers change as for GET, the (empty) body does not.
+        head: bool,
     }
 }
 
@@ -75,7 +79,16 @@ where
             return Poll::Ready(Ok(response.map(InjectBody::passthrough)));
         };
         response.extensions_mut().insert(Injected);
-        grow_content_length(response.headers_mut(), tag.len());
+        let headers = response.headers_mut();
+        grow_content_length(headers, tag.len());
+        // The body now names this process: a validator of the file it came from
+        // would let the browser reuse a page that names an older one (a 304 after
+        // each reload, and a reload loop).
+        headers.remove(header::ETAG);
+        headers.remove(header::LAST_MODIFIED);
+        if *this.head {
+            return Poll::Ready(Ok(response.map(InjectBody::passthrough)));
+        }
         Poll::Ready(Ok(
             response.map(|body| InjectBody::injecting(body, Splicer::new(tag)))
         ))

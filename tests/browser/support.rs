@@ -333,3 +333,32 @@ fn expected_len(response: &[u8]) -> Option<usize> {
             .map(|len| head_end + len)
     })
 }
+
+/// Absolute paths of Chromium and chromedriver, for the browser tests that need no
+/// watchexec. When one is missing: panics under CI (`CI=true`), otherwise prints
+/// why the test is skipped and returns `None`.
+#[allow(dead_code)] // Used by tests/browser_restart.rs, not by tests/browser.rs.
+pub(crate) fn find_browser_or_skip() -> Option<(PathBuf, PathBuf)> {
+    let wanted: Vec<(&str, &str)> = TOOLS
+        .into_iter()
+        .filter(|(name, _)| ["chromium", "chromedriver"].contains(name))
+        .collect();
+    let found: Vec<Option<PathBuf>> = wanted.iter().map(|(name, _)| which(name)).collect();
+    let missing: Vec<String> = wanted
+        .iter()
+        .zip(&found)
+        .filter(|(_, path)| path.is_none())
+        .map(|((name, install), _)| format!("{name} (install: `{install}`)"))
+        .collect();
+    if !missing.is_empty() {
+        let missing = missing.join(", ");
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("CI=true and tools for the browser test are missing on PATH: {missing}");
+        }
+        eprintln!("skipping: {missing} missing on PATH");
+        return None;
+    }
+    let mut found = found.into_iter().flatten();
+    let mut next = || found.next().expect("every tool was found");
+    Some((next(), next()))
+}

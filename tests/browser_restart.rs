@@ -1,0 +1,870 @@
+//! End to end with a real headless Chromium but without watchexec: the test holds
+//! the listening socket itself (as watchexec does), runs the already-built demo on
+//! it, and kills, or stops and starts again, the demo by itself. Three tests, each
+//! with its own Chromium and two tabs:
+//!
+//! 1. on the home page: after SIGKILL (no goodbye) the tabs show "down" and the
+//!    badge, never an error page, and reload exactly once onto the next server; then
+//!    after SIGINT and a second with no server at all (requests wait in the
+//!    backlog), the same, and exactly one more reload;
+//! 2. on a long static page: the scroll position survives the reload, restored by
+//!    the client script (the page turns the browser's own restoration off, and a
+//!    control run checks that without the client's saved position the page comes
+//!    back at the top);
+//! 3. on a static page whose file did not change: a restart reloads it exactly once
+//!    onto the new server (the browser revalidates the page; a `304 Not Modified`
+//!    must not bring back the copy that names the old server).
+//!
+//! Needs chromium and chromedriver on PATH. Without them the tests are skipped,
+//! except under CI (`CI=true`), where they fail. Run them with
+//! `cargo test --test browser_restart -- --nocapture` to see the timings.
+
+mod common;
+#[allow(dead_code)]
+#[path = "browser/support.rs"]
+mod support;
+
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus};
+use std::time::{Duration, Instant, SystemTime};
+
+use common::{PassedSocket, Server};
+use fantoccini::wd::{TimeoutConfiguration, WindowHandle};
+use fantoccini::{Client, ClientBuilder};
+use futures_util::FutureExt;
+use hyper_util::client::legacy::connect::HttpConnector;
+use nix::sys::signal::Signal;
+use serde_json::{json, Value};
+use tempfile::TempDir;
+
+use support::Proc;
+
+/// Tabs open on the app.
+const TABS: usize = 2;
+/// Bound on anything that takes milliseconds when it works (a tab reloading, a
+/// server answering, a process exiting).
+const WAIT: Duration = Duration::from_secs(10);
+/// How long the tabs go with no server at all in the graceful restart.
+const GAP: Duration = Duration::from_secs(1);
+/// How long the tabs are watched after a SIGKILL, before the next server starts.
+const AFTER_KILL: Duration = Duration::from_millis(300);
+/// How long a settled tab is watched for a second reload.
+const SETTLE: Duration = Duration::from_millis(800);
+/// Where the tabs are scrolled to before a restart, one position per tab.
+const SCROLL: [i64; TABS] = [3000, 1500];
+/// The badge the client shows while the server is down.
+const BADGE_TEXT: &str = "restarting\u{2026}";
+const RELOADS_KEY: &str = "axum-autoreload:reloads";
+const SCROLL_KEY: &str = "axum-autoreload:scroll";
+const LONG_PAGE: &str = "/static/long.html";
+const LONG_TITLE: &str = "a long page";
+
+#[tokio::test]
+async fn tabs_reload_once_after_sigkill_and_after_a_gap() {
+    let Some(mut run) = Run::start("/").await else {
+        return;
+    };
+    let outcome = AssertUnwindSafe(run.kill_then_gap()).catch_unwind().await;
+    run.finish(outcome).await;
+}
+
+#[tokio::test]
+async fn scroll_position_survives_a_restart() {
+    let Some(mut run) = Run::start(LONG_PAGE).await else {
+        return;
+    };
+    let outcome = AssertUnwindSafe(run.scroll_kept()).catch_unwind().await;
+    run.finish(outcome).await;
+}
+
+#[tokio::test]
+async fn unchanged_static_page_reloads_once_after_a_restart() {
+    let Some(mut run) = Run::start(LONG_PAGE).await else {
+        return;
+    };
+    let outcome = AssertUnwindSafe(run.unchanged_static_page())
+        .catch_unwind()
+        .await;
+    run.finish(outcome).await;
+}
+
+/// An HTML page far taller than the window, that turns off the browser's own
+/// scroll restoration so that only the client script can bring the position back.
+fn long_page_html() -> String {
+    let mut page = format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <title>{LONG_TITLE}</title>\
+         <script>history.scrollRestoration = \"manual\";</script></head>\n<body>\n"
+    );
+    for i in 0..300 {
+        page.push_str(&format!(
+            "<p>Paragraph {i}: long enough to make the page scroll.</p>\n"
+        ));
+    }
+    page.push_str("</body></html>\n");
+    page
+}
+
+fn spawn(socket: &PassedSocket, args: &[String]) -> Server {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    socket.spawn(&args)
+}
+
+/// `GET /` on the running server: its instance id (from the injected script tag)
+/// and the page's title.
+async fn home(addr: SocketAddr) -> (String, String) {
+    let response = tokio::time::timeout(WAIT, common::get(addr, "/"))
+        .await
+        .unwrap_or_else(|_| panic!("GET / did not answer within {WAIT:?}"))
+        .expect("GET /");
+    let page = response.text();
+    assert_eq!(response.status, 200, "GET /: {page}");
+    let between = |start: &str, end: &str| {
+        let from = page
+            .find(start)
+            .unwrap_or_else(|| panic!("GET / has no {start:?}: {page}"))
+            + start.len();
+        let len = page[from..]
+            .find(end)
+            .unwrap_or_else(|| panic!("GET / has no {end:?} after {start:?}: {page}"));
+        page[from..from + len].to_owned()
+    };
+    (
+        between("data-instance=\"", "\""),
+        between("<title>", "</title>"),
+    )
+}
+
+async fn wait_for_chromedriver(chromedriver: &mut Proc, port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = chromedriver.exited() {
+            panic!("chromedriver exited at start: {status}");
+        }
+        match tokio::time::timeout(Duration::from_secs(5), support::http_get(port, "/status")).await
+        {
+            Ok(Ok((200, _))) => return,
+            other => assert!(
+                Instant::now() < deadline,
+                "chromedriver did not answer GET /status within 30 s: {other:?}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A headless Chromium session, with the flags of tests/browser.rs.
+async fn connect(driver_port: u16, chromium: &Path, profile: &Path) -> Client {
+    let capabilities = json!({
+        "browserName": "chrome",
+        "goog:chromeOptions": {
+            "binary": chromium,
+            "args": [
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--disable-dev-shm-usage",
+                format!("--user-data-dir={}", profile.display()),
+            ],
+        },
+    });
+    let Value::Object(capabilities) = capabilities else {
+        unreachable!("a JSON object literal")
+    };
+    let mut builder = ClientBuilder::new(HttpConnector::new());
+    builder.capabilities(capabilities);
+    let client = builder
+        .connect(&format!("http://127.0.0.1:{driver_port}"))
+        .await
+        .expect("starting a Chromium session through chromedriver");
+    client
+        .update_timeouts(TimeoutConfiguration::new(
+            Some(Duration::from_secs(10)),
+            Some(Duration::from_secs(30)),
+            None,
+        ))
+        .await
+        .expect("setting WebDriver timeouts");
+    client
+}
+
+/// What the test reads from a tab.
+#[derive(Debug, Clone, PartialEq)]
+struct TabState {
+    title: String,
+    /// `<html data-autoreload>`: live, down or reloading.
+    autoreload: Option<String>,
+    /// The text of `#axum-autoreload-badge`, if there is one.
+    badge: Option<String>,
+    /// `sessionStorage["axum-autoreload:reloads"]`.
+    reloads: Option<String>,
+    /// `data-instance` of the injected script: the server that served the page.
+    instance: Option<String>,
+    /// The text of the home page's `#instance`, rendered by the server.
+    shown_instance: Option<String>,
+    url: String,
+    ready_state: String,
+    scroll_y: f64,
+}
+
+const READ_TAB: &str = r#"
+    var script = document.querySelector("script[data-instance]");
+    var badge = document.getElementById("axum-autoreload-badge");
+    var shown = document.getElementById("instance");
+    var reloads = null;
+    try { reloads = sessionStorage.getItem(arguments[0]); } catch (e) {}
+    return {
+        title: document.title,
+        autoreload: document.documentElement.getAttribute("data-autoreload"),
+        badge: badge ? badge.textContent : null,
+        reloads: reloads,
+        instance: script ? script.getAttribute("data-instance") : null,
+        shownInstance: shown ? shown.textContent : null,
+        url: location.href,
+        readyState: document.readyState,
+        scrollY: window.scrollY,
+    };
+"#;
+
+impl TabState {
+    fn from_json(value: &Value) -> Self {
+        let text = |key: &str| value.get(key).and_then(Value::as_str).map(str::to_owned);
+        Self {
+            title: text("title").unwrap_or_default(),
+            autoreload: text("autoreload"),
+            badge: text("badge"),
+            reloads: text("reloads"),
+            instance: text("instance"),
+            shown_instance: text("shownInstance"),
+            url: text("url").unwrap_or_default(),
+            ready_state: text("readyState").unwrap_or_default(),
+            scroll_y: value.get("scrollY").and_then(Value::as_f64).unwrap_or(-1.0),
+        }
+    }
+
+    fn is_live(&self) -> bool {
+        self.autoreload.as_deref() == Some("live") && self.ready_state == "complete"
+    }
+
+    fn is_down(&self) -> bool {
+        self.autoreload.as_deref() == Some("down") && self.badge.as_deref() == Some(BADGE_TEXT)
+    }
+}
+
+/// A demo server on a passed socket and a Chromium with [`TABS`] tabs on it.
+struct Run {
+    client: Client,
+    /// The tabs' window handles.
+    tabs: Vec<WindowHandle>,
+    /// The demo server, while one runs.
+    server: Option<Server>,
+    socket: PassedSocket,
+    args: Vec<String>,
+    /// The long page's file.
+    long_page: PathBuf,
+    /// How many times the long page's file was touched.
+    touches: u64,
+    /// The title of the page the tabs are on.
+    title: String,
+    /// The instance id of the running (or last) server.
+    instance: String,
+    started: Instant,
+    /// Dropped after the server; kills Chromium with it.
+    _chromedriver: Proc,
+    /// Holds the static directory and Chromium's profile; dropped last.
+    _work: TempDir,
+}
+
+impl Run {
+    /// Starts the server and Chromium, opens the tabs on `path` and waits for them
+    /// to be live on the server. `None` when the test is skipped.
+    async fn start(path: &str) -> Option<Self> {
+        let (chromium, chromedriver) = support::find_browser_or_skip()?;
+        let work = tempfile::Builder::new()
+            .prefix("axum-autoreload-restart-e2e-")
+            .tempdir()
+            .expect("creating a temporary directory");
+        let static_dir = work.path().join("static");
+        std::fs::create_dir(&static_dir).expect("creating the static directory");
+        let long_page = static_dir.join("long.html");
+        std::fs::write(&long_page, long_page_html()).expect("writing long.html");
+
+        let socket = PassedSocket::new();
+        let args = vec![
+            "--static-dir".to_owned(),
+            static_dir.display().to_string(),
+            "--drain-deadline".to_owned(),
+            "1000".to_owned(),
+        ];
+        let server = spawn(&socket, &args);
+        let (instance, home_title) = home(socket.addr).await;
+
+        let driver_port = support::free_port();
+        let mut command = Command::new(&chromedriver);
+        command.arg(format!("--port={driver_port}"));
+        let mut chromedriver = Proc::spawn(
+            "chromedriver",
+            command,
+            work.path().join("chromedriver.log"),
+            Duration::from_secs(2),
+        );
+        wait_for_chromedriver(&mut chromedriver, driver_port).await;
+        let client = connect(driver_port, &chromium, &work.path().join("profile")).await;
+
+        let mut run = Self {
+            client,
+            tabs: Vec::new(),
+            server: Some(server),
+            socket,
+            args,
+            long_page,
+            touches: 0,
+            title: if path == LONG_PAGE {
+                LONG_TITLE.to_owned()
+            } else {
+                home_title
+            },
+            instance,
+            started: Instant::now(),
+            _chromedriver: chromedriver,
+            _work: work,
+        };
+        let url = format!("http://{}{path}", run.socket.addr);
+        let opened = AssertUnwindSafe(run.open_tabs(&url)).catch_unwind().await;
+        if let Err(panic) = opened {
+            run.finish(Err(panic)).await;
+            unreachable!("finish resumes the panic");
+        }
+        Some(run)
+    }
+
+    /// Dumps the tabs if `outcome` is a panic, quits Chromium, stops everything and
+    /// resumes the panic if there was one.
+    async fn finish(self, outcome: std::thread::Result<()>) {
+        if outcome.is_err() {
+            dump_tabs(&self.client, &self.tabs).await;
+        } else {
+            eprintln!(
+                "passed in {} ms (after Chromium started)",
+                self.started.elapsed().as_millis()
+            );
+        }
+        // Quit Chromium; the guards kill whatever is left (chromedriver with
+        // Chromium, the server), the panic or not.
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.client.close()).await;
+        if let Err(panic) = outcome {
+            std::panic::resume_unwind(panic);
+        }
+    }
+
+    /// Opens the tabs on `url` and checks that they are live on the first server.
+    async fn open_tabs(&mut self, url: &str) {
+        let first = self.client.window().await.expect("the first window");
+        self.tabs.push(first);
+        for i in 1..TABS {
+            let tab = self
+                .client
+                .new_window(true)
+                .await
+                .unwrap_or_else(|err| panic!("opening tab {i}: {err}"));
+            self.tabs.push(tab.handle);
+        }
+        for i in 0..TABS {
+            self.switch(i).await;
+            self.client
+                .goto(url)
+                .await
+                .unwrap_or_else(|err| panic!("tab {i} did not load {url}: {err}"));
+        }
+        let states = self
+            .wait_all("every tab to be live", WAIT, |_, tab| tab.is_live())
+            .await;
+        for (i, tab) in states.iter().enumerate() {
+            assert_eq!(tab.title, self.title, "tab {i} at the start: {tab:?}");
+            assert_eq!(tab.reloads, None, "tab {i} at the start: {tab:?}");
+            assert_eq!(tab.badge, None, "tab {i} at the start: {tab:?}");
+            assert_eq!(
+                tab.instance.as_deref(),
+                Some(self.instance.as_str()),
+                "tab {i} at the start: {tab:?}"
+            );
+        }
+    }
+
+    /// Scenario 1: the server dies without a goodbye and the next one starts at once;
+    /// then it is stopped with SIGINT and nothing answers for [`GAP`].
+    async fn kill_then_gap(&mut self) {
+        self.sigkill().await;
+        self.graceful_with_gap().await;
+    }
+
+    async fn sigkill(&mut self) {
+        let killed = Instant::now();
+        self.stop(Signal::SIGKILL).await;
+        let title = self.title.clone();
+        let down = |when: &str, i: usize, tab: &TabState| {
+            assert_eq!(
+                tab.title,
+                title,
+                "tab {i} {when} ({} ms after SIGKILL) shows another page (an error page?): {tab:?}",
+                killed.elapsed().as_millis()
+            );
+            assert_eq!(
+                tab.reloads, None,
+                "tab {i} {when} reloaded with no server: {tab:?}"
+            );
+        };
+        self.wait_all(
+            "every tab to show it is down after SIGKILL",
+            WAIT,
+            |i, tab| {
+                down("while waiting for it to be down", i, tab);
+                tab.is_down()
+            },
+        )
+        .await;
+        eprintln!(
+            "SIGKILL: every tab down with the badge {} ms after the kill",
+            killed.elapsed().as_millis()
+        );
+        let rest = AFTER_KILL.saturating_sub(killed.elapsed());
+        self.observe("after SIGKILL", rest, |i, tab| {
+            down("after SIGKILL", i, tab);
+            assert!(tab.is_down(), "tab {i} stopped being down: {tab:?}");
+        })
+        .await;
+
+        self.start_and_expect_one_reload("after SIGKILL", "1").await;
+        self.settle("after SIGKILL", "1").await;
+    }
+
+    async fn graceful_with_gap(&mut self) {
+        let stopped = Instant::now();
+        let status = self.stop(Signal::SIGINT).await;
+        assert!(
+            status.success(),
+            "the server exited with {status} on SIGINT"
+        );
+        eprintln!(
+            "SIGINT: the server exited after {} ms",
+            stopped.elapsed().as_millis()
+        );
+        let gone = Instant::now();
+        let title = self.title.clone();
+        let mut down_after = [None; TABS];
+        self.observe("with no server", GAP, |i, tab| {
+            assert_eq!(
+                tab.title,
+                title,
+                "tab {i} {} ms into the gap shows another page (an error page?): {tab:?}",
+                gone.elapsed().as_millis()
+            );
+            assert_eq!(
+                tab.reloads.as_deref(),
+                Some("1"),
+                "tab {i} reloaded with no server: {tab:?}"
+            );
+            if tab.is_down() {
+                down_after[i].get_or_insert(gone.elapsed());
+            } else {
+                assert!(
+                    down_after[i].is_none(),
+                    "tab {i} stopped being down with no server: {tab:?}"
+                );
+            }
+        })
+        .await;
+        // Once down a tab stays down (checked above), so this holds to the end.
+        for (i, down) in down_after.iter().enumerate() {
+            assert!(
+                down.is_some(),
+                "tab {i} never showed it was down (with the badge) in the {} ms with no \
+                 server",
+                GAP.as_millis()
+            );
+        }
+        eprintln!(
+            "SIGINT: tabs first seen down with the badge at {:?} ms into the gap",
+            down_after.map(|at| at.map(|at| at.as_millis()))
+        );
+        self.start_and_expect_one_reload("after SIGINT and a gap", "2")
+            .await;
+        self.settle("after SIGINT and a gap", "2").await;
+    }
+
+    /// Scenario 2: the tabs, scrolled down the long page, come back where they were
+    /// after a restart. Then a control: with the client's saved position dropped,
+    /// the reloaded page is at the top, so the browser does not restore it by
+    /// itself and the first check is the client's doing.
+    ///
+    /// The page's file is touched before each restart, as an edit would, so that
+    /// the reload fetches it anew; see [`Run::unchanged_static_page`] for the other
+    /// case.
+    async fn scroll_kept(&mut self) {
+        self.scroll_to(SCROLL).await;
+        let stopped = Instant::now();
+        self.touch_long_page();
+        self.restart("after SIGINT", "1").await;
+        // The position is restored on the load event, which comes before the tab
+        // goes live; wait a little for it anyway.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let mut scrolls = self.scrolls().await;
+        while !at_positions(&scrolls) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            scrolls = self.scrolls().await;
+        }
+        assert!(
+            at_positions(&scrolls),
+            "after the restart the tabs should be back at {SCROLL:?}, they are at {scrolls:?}"
+        );
+        eprintln!(
+            "scroll: tabs back at {scrolls:?} {} ms after SIGINT",
+            stopped.elapsed().as_millis()
+        );
+
+        // Control: the client does not get to save the position this time.
+        const DROP_SAVED_SCROLL: &str = r#"
+            var dropped = arguments[0];
+            var setItem = Storage.prototype.setItem;
+            Storage.prototype.setItem = function (key, value) {
+                if (key === dropped) return;
+                return setItem.call(this, key, value);
+            };
+        "#;
+        for i in 0..TABS {
+            self.switch(i).await;
+            self.client
+                .execute(DROP_SAVED_SCROLL, vec![json!(SCROLL_KEY)])
+                .await
+                .unwrap_or_else(|err| panic!("tab {i}: patching sessionStorage: {err}"));
+        }
+        self.scroll_to(SCROLL).await;
+        self.touch_long_page();
+        self.restart("after SIGINT", "2").await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let scrolls = self.scrolls().await;
+        assert!(
+            scrolls.iter().all(|&y| y == 0.0),
+            "control: without the client's saved position the reloaded tabs should be at \
+             the top, they are at {scrolls:?}: the browser restores the scroll by itself, \
+             so the check above proves nothing"
+        );
+        eprintln!("scroll control: without the saved position the tabs come back at {scrolls:?}");
+    }
+
+    /// Scenario 3: a restart with the static page's file unchanged. The browser
+    /// revalidates the page on reload; the server must not answer with a copy (a
+    /// `304 Not Modified`) that still names the old server, or the tab reloads
+    /// again and again.
+    async fn unchanged_static_page(&mut self) {
+        let when = "after SIGINT with long.html unchanged (a 304 to the revalidation \
+                    would bring back the copy that names the old server)";
+        self.restart(when, "1").await;
+        self.settle(when, "1").await;
+    }
+
+    /// Moves the long page's modification time forward, so that a revalidation of
+    /// it gets the whole page.
+    fn touch_long_page(&mut self) {
+        self.touches += 1;
+        std::fs::File::options()
+            .write(true)
+            .open(&self.long_page)
+            .and_then(|file| {
+                file.set_modified(SystemTime::now() + Duration::from_secs(60 * self.touches))
+            })
+            .expect("moving long.html's modification time forward");
+    }
+
+    async fn switch(&self, i: usize) {
+        self.client
+            .switch_to_window(self.tabs[i].clone())
+            .await
+            .unwrap_or_else(|err| panic!("switching to tab {i}: {err}"));
+    }
+
+    /// Scrolls each tab to its position and checks it got there.
+    async fn scroll_to(&mut self, positions: [i64; TABS]) {
+        for (i, y) in positions.into_iter().enumerate() {
+            self.switch(i).await;
+            let at = self
+                .client
+                .execute(
+                    "window.scrollTo(0, arguments[0]); return window.scrollY;",
+                    vec![json!(y)],
+                )
+                .await
+                .unwrap_or_else(|err| panic!("tab {i}: scrolling: {err}"));
+            assert_eq!(
+                at.as_f64(),
+                Some(y as f64),
+                "tab {i} could not scroll to {y} (is the page long enough?)"
+            );
+        }
+    }
+
+    async fn scrolls(&mut self) -> Vec<f64> {
+        let mut scrolls = Vec::new();
+        for i in 0..TABS {
+            self.switch(i).await;
+            let y = self
+                .client
+                .execute("return window.scrollY;", Vec::new())
+                .await
+                .unwrap_or_else(|err| panic!("tab {i}: reading scrollY: {err}"));
+            scrolls.push(y.as_f64().unwrap_or(-1.0));
+        }
+        scrolls
+    }
+
+    /// Sends `signal` to the server and waits for it to exit.
+    async fn stop(&mut self, signal: Signal) -> ExitStatus {
+        let server = self.server.as_mut().expect("a server is running");
+        server.signal(signal);
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = server.child.try_wait().expect("waiting on the server") {
+                self.server = None;
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server did not exit within {WAIT:?} of {signal}"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// SIGINT, and the next server at once; every tab reloads once onto it.
+    async fn restart(&mut self, when: &str, reloads: &str) {
+        let status = self.stop(Signal::SIGINT).await;
+        assert!(
+            status.success(),
+            "the server exited with {status} on SIGINT"
+        );
+        self.start_and_expect_one_reload(when, reloads).await;
+    }
+
+    /// Starts the next server and waits for every tab to reload onto it, its
+    /// reload counter going from one less to `reloads`, its title the same all
+    /// along.
+    async fn start_and_expect_one_reload(&mut self, when: &str, reloads: &str) {
+        assert!(self.server.is_none(), "a server is still running");
+        let old = self.instance.clone();
+        let title = self.title.clone();
+        let before = reloads.parse::<u32>().expect("a count") - 1;
+        let before = (before > 0).then(|| before.to_string());
+        let spawned = Instant::now();
+        self.server = Some(spawn(&self.socket, &self.args));
+        let mut first = None;
+        let states = self
+            .wait_all(&format!("every tab to reload {when}"), WAIT, |i, tab| {
+                assert!(
+                    tab.title == title || tab.title.is_empty(),
+                    "tab {i} {when} shows another page (an error page?): {tab:?}"
+                );
+                assert!(
+                    tab.reloads == before || tab.reloads.as_deref() == Some(reloads),
+                    "tab {i} {when} should reload exactly once, its reload count going \
+                     from {before:?} to {reloads}: {tab:?}"
+                );
+                let done = tab.is_live()
+                    && tab.reloads.as_deref() == Some(reloads)
+                    && tab.instance.as_deref() != Some(old.as_str());
+                if done {
+                    first.get_or_insert(spawned.elapsed());
+                }
+                done
+            })
+            .await;
+        let all = spawned.elapsed();
+        eprintln!(
+            "{when}: every tab reloaded {} ms after the next server was spawned \
+             (the first after {} ms)",
+            all.as_millis(),
+            first.unwrap_or(all).as_millis()
+        );
+        let (new, _) = home(self.socket.addr).await;
+        assert_ne!(new, old, "the next server has the old instance id");
+        self.instance = new;
+        for (i, tab) in states.iter().enumerate() {
+            self.expect_on(i, tab, when, reloads);
+        }
+    }
+
+    /// Every tab stays as it is for [`SETTLE`]: no second reload on its way.
+    async fn settle(&mut self, when: &str, reloads: &str) {
+        let when = format!("{when}, {} ms later", SETTLE.as_millis());
+        tokio::time::sleep(SETTLE).await;
+        let states = self
+            .wait_all(&format!("every tab to be live {when}"), WAIT, |_, tab| {
+                tab.is_live()
+            })
+            .await;
+        for (i, tab) in states.iter().enumerate() {
+            self.expect_on(i, tab, &when, reloads);
+        }
+    }
+
+    /// Tab `i` is live on the current server, shows the page's title and has
+    /// reloaded `reloads` times.
+    fn expect_on(&self, i: usize, tab: &TabState, when: &str, reloads: &str) {
+        assert!(tab.is_live(), "tab {i} {when} is not live: {tab:?}");
+        assert_eq!(tab.title, self.title, "tab {i} {when}: {tab:?}");
+        assert_eq!(
+            tab.badge, None,
+            "tab {i} {when} still shows the badge: {tab:?}"
+        );
+        assert_eq!(
+            tab.instance.as_deref(),
+            Some(self.instance.as_str()),
+            "tab {i} {when} is not on the new server: {tab:?}"
+        );
+        if tab.url.ends_with('/') {
+            assert_eq!(
+                tab.shown_instance.as_deref(),
+                Some(self.instance.as_str()),
+                "tab {i} {when}: the page does not show the new instance: {tab:?}"
+            );
+        }
+        assert_eq!(
+            tab.reloads.as_deref(),
+            Some(reloads),
+            "tab {i} {when} should have reloaded exactly {reloads} times: {tab:?}"
+        );
+    }
+
+    /// Reads one tab's state, or the WebDriver error (a tab in the middle of a
+    /// navigation may refuse a script).
+    async fn read(&self, i: usize) -> Result<TabState, fantoccini::error::CmdError> {
+        self.client.switch_to_window(self.tabs[i].clone()).await?;
+        let value = self
+            .client
+            .execute(READ_TAB, vec![json!(RELOADS_KEY)])
+            .await?;
+        Ok(TabState::from_json(&value))
+    }
+
+    /// Polls every tab until `done` holds for all of them at once and returns their
+    /// states. `done` gets every state read and may assert on it. Panics with
+    /// `what` after `timeout`.
+    async fn wait_all(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        mut done: impl FnMut(usize, &TabState) -> bool,
+    ) -> Vec<TabState> {
+        let started = Instant::now();
+        let mut states: Vec<Option<TabState>> = vec![None; self.tabs.len()];
+        let mut errors = 0_usize;
+        loop {
+            let mut all = true;
+            for (i, state) in states.iter_mut().enumerate() {
+                match self.read(i).await {
+                    Ok(tab) => {
+                        all &= done(i, &tab);
+                        *state = Some(tab);
+                    }
+                    Err(err) => {
+                        errors += 1;
+                        if errors <= 20 {
+                            eprintln!("reading tab {i} while waiting for {what}: {err}");
+                        }
+                        all = false;
+                    }
+                }
+            }
+            if all {
+                return states.into_iter().flatten().collect();
+            }
+            if started.elapsed() > timeout {
+                let states: Vec<String> = states
+                    .iter()
+                    .enumerate()
+                    .map(|(i, state)| format!("  tab {i}: {state:?}"))
+                    .collect();
+                panic!(
+                    "timed out after {timeout:?} waiting for {what} ({errors} WebDriver errors); last seen:\n{}",
+                    states.join("\n")
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Reads every tab again and again for `duration`, passing each state to
+    /// `check`, which asserts on it.
+    async fn observe(
+        &mut self,
+        what: &str,
+        duration: Duration,
+        mut check: impl FnMut(usize, &TabState),
+    ) {
+        let end = Instant::now() + duration;
+        let mut reads = [0_usize; TABS];
+        loop {
+            for (i, count) in reads.iter_mut().enumerate() {
+                match self.read(i).await {
+                    Ok(tab) => {
+                        check(i, &tab);
+                        *count += 1;
+                    }
+                    Err(err) => eprintln!("reading tab {i} {what}: {err}"),
+                }
+            }
+            if Instant::now() >= end {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(
+            reads.iter().all(|&count| count > 0),
+            "could not read every tab {what}: reads per tab {reads:?}"
+        );
+    }
+}
+
+/// Whether every tab is within a few pixels of its position in [`SCROLL`].
+fn at_positions(scrolls: &[f64]) -> bool {
+    scrolls.len() == TABS
+        && scrolls
+            .iter()
+            .zip(SCROLL)
+            .all(|(&y, want)| (y - want as f64).abs() <= 3.0)
+}
+
+/// Prints every tab's state, its head, its scripts and the start of its text, to
+/// see why a tab is stuck.
+async fn dump_tabs(client: &Client, tabs: &[WindowHandle]) {
+    const DUMP: &str = r#"
+        var scripts = Array.prototype.map.call(document.scripts, function (script) {
+            return script.outerHTML;
+        });
+        return (document.head ? document.head.outerHTML.slice(0, 1000) : "(no head)") +
+            "\n" + scripts.join("\n") +
+            "\n" + (document.body ? document.body.innerText.slice(0, 300) : "(no body)");
+    "#;
+    for (i, tab) in tabs.iter().enumerate() {
+        let dump = async {
+            client.switch_to_window(tab.clone()).await?;
+            let state = client.execute(READ_TAB, vec![json!(RELOADS_KEY)]).await?;
+            let html = client.execute(DUMP, Vec::new()).await?;
+            Ok::<_, fantoccini::error::CmdError>((TabState::from_json(&state), html))
+        };
+        match tokio::time::timeout(Duration::from_secs(10), dump).await {
+            Ok(Ok((state, html))) => eprintln!(
+                "---- tab {i}: {state:?}\n{}",
+                html.as_str().unwrap_or_default()
+            ),
+            Ok(Err(err)) => eprintln!("---- tab {i}: cannot read it: {err}"),
+            Err(_) => eprintln!("---- tab {i}: no answer within 10 s"),
+        }
+    }
+}
