@@ -1,8 +1,9 @@
 //! Watching a directory of static files, so that open tabs pick up a changed file
 //! without a restart of the server.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use notify_debouncer_mini::notify::{RecommendedWatcher, RecursiveMode};
 use notify_debouncer_mini::{new_debouncer, DebounceEventResult, DebouncedEventKind, Debouncer};
@@ -63,7 +64,9 @@ pub struct WatchError {
 /// tailwind's watcher leaves its output for about 175 ms) is not announced; the
 /// write that fills it is. Hidden files (`.name`) and editor backups (`name~`,
 /// `.swp`) are ignored. When several files change at once and one of them needs a
-/// reload, the tabs reload once.
+/// reload, the tabs reload once. Reading a file is no change (inotify reports
+/// every open): a file counts as changed when its modification time is later than
+/// when it was last announced, or than the start of watching.
 ///
 /// # Errors
 ///
@@ -80,27 +83,29 @@ pub fn watch_static(
         source,
     };
     let root = std::fs::canonicalize(&dir).map_err(|err| fail(err.into()))?;
-    let prefix = url_prefix.trim_end_matches('/').to_owned();
-    let announce = {
-        let reload = reload.clone();
-        let root = root.clone();
-        move |result: DebounceEventResult| match result {
-            Ok(events) => {
-                // `AnyContinuous` marks a file still being written to: wait for its
-                // final `Any`.
-                let mut urls: Vec<String> = events
-                    .iter()
-                    .filter(|event| event.kind == DebouncedEventKind::Any)
-                    .filter_map(|event| url_path(&root, &prefix, &event.path))
-                    .collect();
-                urls.sort_unstable();
-                urls.dedup();
-                announce(&reload, &urls);
-            }
-            Err(err) => tracing::warn!("watching {}: {err}", root.display()),
-        }
+    let mut changes = Changes {
+        root: root.clone(),
+        prefix: url_prefix.trim_end_matches('/').to_owned(),
+        started: SystemTime::now(),
+        seen: HashMap::new(),
     };
-    let mut debouncer = new_debouncer(DEBOUNCE, announce).map_err(fail)?;
+    let reload = reload.clone();
+    let handler = move |result: DebounceEventResult| match result {
+        Ok(events) => {
+            // `AnyContinuous` marks a file still being written to: wait for its
+            // final `Any`.
+            let mut urls: Vec<String> = events
+                .iter()
+                .filter(|event| event.kind == DebouncedEventKind::Any)
+                .filter_map(|event| changes.url_if_written(&event.path))
+                .collect();
+            urls.sort_unstable();
+            urls.dedup();
+            announce(&reload, &urls);
+        }
+        Err(err) => tracing::warn!("watching {}: {err}", changes.root.display()),
+    };
+    let mut debouncer = new_debouncer(DEBOUNCE, handler).map_err(fail)?;
     debouncer
         .watcher()
         .watch(&root, RecursiveMode::Recursive)
@@ -113,6 +118,36 @@ pub fn watch_static(
         _debouncer: debouncer,
         dir,
     })
+}
+
+/// Which files were written since they were last announced.
+struct Changes {
+    root: PathBuf,
+    prefix: String,
+    /// When watching began: a file last modified before is unchanged.
+    started: SystemTime,
+    /// The modification time each file was announced with.
+    seen: HashMap<PathBuf, SystemTime>,
+}
+
+impl Changes {
+    /// The URL path of a file whose content changed since it was last announced,
+    /// or `None`: read, not written (inotify reports every open); gone; a
+    /// directory; empty (caught half-written: the write that fills it counts);
+    /// hidden or an editor's backup.
+    fn url_if_written(&mut self, path: &Path) -> Option<String> {
+        let metadata = std::fs::metadata(path).ok()?;
+        if !metadata.is_file() || metadata.len() == 0 {
+            return None;
+        }
+        let modified = metadata.modified().ok()?;
+        if modified <= self.seen.get(path).copied().unwrap_or(self.started) {
+            return None;
+        }
+        let url = url_path(&self.root, &self.prefix, path)?;
+        self.seen.insert(path.to_owned(), modified);
+        Some(url)
+    }
 }
 
 fn announce(reload: &AutoReload, urls: &[String]) {
@@ -136,13 +171,9 @@ fn announce(reload: &AutoReload, urls: &[String]) {
     }
 }
 
-/// The URL path a changed file is served at, or `None` when the change is not
-/// worth announcing (gone, a directory, empty, hidden, an editor's backup).
+/// The URL path a file is served at, or `None` for files not worth announcing
+/// (hidden, an editor's backup) and paths outside `root`.
 fn url_path(root: &Path, prefix: &str, path: &Path) -> Option<String> {
-    let metadata = std::fs::metadata(path).ok()?;
-    if !metadata.is_file() || metadata.len() == 0 {
-        return None;
-    }
     let name = path.file_name()?.to_str()?;
     if name.starts_with('.') || name.ends_with('~') || name.ends_with(".swp") {
         return None;
@@ -161,10 +192,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn url_paths() {
+    fn only_written_files_are_announced_with_their_url() {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = std::fs::canonicalize(dir.path()).expect("canonical");
         std::fs::create_dir(root.join("css")).expect("mkdir");
+        std::fs::write(root.join("old.css"), "a{}").expect("write");
+        let mut changes = Changes {
+            root: root.clone(),
+            prefix: "/static".to_owned(),
+            started: SystemTime::now(),
+            seen: HashMap::new(),
+        };
+        std::thread::sleep(Duration::from_millis(10));
         for (name, body) in [
             ("css/app.css", "a{}"),
             ("my image.png", "png"),
@@ -174,8 +213,18 @@ mod tests {
         ] {
             std::fs::write(root.join(name), body).expect("write");
         }
-        let url = |name: &str| url_path(&root, "/static", &root.join(name));
+        let mut url = |name: &str| changes.url_if_written(&root.join(name));
         assert_eq!(url("css/app.css").as_deref(), Some("/static/css/app.css"));
+        assert_eq!(
+            url("css/app.css"),
+            None,
+            "announced already, not written since"
+        );
+        assert_eq!(
+            url("old.css"),
+            None,
+            "written before watching began: a read"
+        );
         assert_eq!(
             url("my image.png").as_deref(),
             Some("/static/my%20image.png")

@@ -168,3 +168,20 @@ async fn build_tools_trigger_by_post_and_other_sites_cannot() {
         "nothing sent"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reading_a_file_announces_nothing() {
+    let live = live().await;
+    std::fs::write(live.dir().join("read.css"), "a { color: red }").expect("write");
+    std::fs::write(live.dir().join("read.html"), "<h1>read</h1>").expect("write");
+    tokio::time::sleep(Duration::from_millis(300)).await; // let those writes settle
+    let mut stream = live.stream().await;
+    for path in ["/static/read.css", "/static/read.html", "/static/read.css"] {
+        assert_eq!(common::get(live.addr, path).await.expect("GET").status, 200);
+    }
+    assert_eq!(
+        next_within(&mut stream, Duration::from_millis(300)).await,
+        None,
+        "serving files is no change (inotify reports each open)"
+    );
+}

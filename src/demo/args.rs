@@ -4,9 +4,9 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Serve the axum-autoreload demo app. Run it under `watchexec --socket 8080
-/// --restart --stop-signal SIGINT -- cargo run` and every open tab reloads after
-/// each edit.
+/// Serve the axum-autoreload demo app, or any folder of HTML with --root. Run it
+/// under `watchexec --socket 8080 --restart --stop-signal SIGINT -- cargo run` and
+/// every open tab reloads after each edit.
 #[derive(Debug, clap::Parser)]
 #[command(version)]
 pub(crate) struct Args {
@@ -19,9 +19,26 @@ pub(crate) struct Args {
     #[arg(long, env = "PORT", value_name = "PORT", default_value_t = 8080)]
     port: u16,
 
-    /// Directory served under /static.
+    /// Live-server mode: serve this directory at / (index.html for directories),
+    /// with the reload script injected and the directory watched, instead of the
+    /// demo app.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) root: Option<PathBuf>,
+
+    /// Directory served under /static, and watched: a changed stylesheet or image
+    /// is swapped into open tabs, any other change reloads them.
     #[arg(long, env = "STATIC_DIR", value_name = "DIR", default_value = "static")]
     pub(crate) static_dir: PathBuf,
+
+    /// SQLite database file that keeps the feed's posts; its directory is created
+    /// when missing.
+    #[arg(
+        long = "db",
+        env = "DATABASE_PATH",
+        value_name = "FILE",
+        default_value = "data/posts.sqlite3"
+    )]
+    pub(crate) db: PathBuf,
 
     /// How long the graceful shutdown waits for open connections, in milliseconds.
     #[arg(long, value_name = "MILLISECONDS", default_value_t = 2000)]

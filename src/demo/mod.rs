@@ -1,30 +1,152 @@
-//! The demo app: a home page rendered from Rust, static files, and the reload
-//! machinery from the library.
+//! The demo app: a home page rendered from Rust, a live feed (htmx, server-sent
+//! events, SQLite), a WebSocket echo, static files, and the reload machinery from
+//! the library.
 
 mod args;
+mod echo;
+mod feed;
+mod feed_view;
+mod form;
 mod pages;
+mod store;
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
+use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::routing::get;
 use axum::Router;
 use axum_autoreload::{listener, AutoReload};
-use tower_http::services::ServeDir;
 use tracing_subscriber::EnvFilter;
 
 pub(crate) use args::Args;
 
+/// What the handlers share.
+#[derive(Clone, Debug)]
+struct AppState {
+    reload: AutoReload,
+    feed: feed::Feed,
+    echo: echo::Echo,
+}
+
+impl FromRef<AppState> for AutoReload {
+    fn from_ref(state: &AppState) -> Self {
+        state.reload.clone()
+    }
+}
+
+impl FromRef<AppState> for feed::Feed {
+    fn from_ref(state: &AppState) -> Self {
+        state.feed.clone()
+    }
+}
+
+impl FromRef<AppState> for echo::Echo {
+    fn from_ref(state: &AppState) -> Self {
+        state.echo.clone()
+    }
+}
+
+fn routes(state: AppState, static_dir: &std::path::Path) -> Router {
+    let reload = state.reload.clone();
+    Router::new()
+        .route("/", get(pages::home))
+        .route(
+            feed_view::PAGE_PATH,
+            get(feed::page)
+                .post(feed::create)
+                .layer(DefaultBodyLimit::max(feed::MAX_BODY_BYTES)),
+        )
+        .route(feed_view::EVENTS_PATH, get(feed::events))
+        .route("/echo", get(echo::page))
+        .route("/ws", get(echo::upgrade))
+        .nest_service("/static", axum_autoreload::static_files(static_dir))
+        .merge(reload.router())
+        .fallback(pages::not_found)
+        .with_state(state)
+        .layer(reload.layer())
+}
+
 /// Set up logging, take or bind the socket and serve until shut down.
 pub(crate) async fn run(args: Args) -> ExitCode {
     init_tracing();
-    let addr = args.addr();
-    let listener = match listener::take_or_bind(addr) {
-        Ok(listener) => listener,
+    match serve(args).await {
+        Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err}");
-            return ExitCode::FAILURE;
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type Error = Box<dyn std::error::Error>;
+
+async fn serve(args: Args) -> Result<(), Error> {
+    let listener = listener::take_or_bind(args.addr())?;
+    log_listener(&listener);
+    let reload = AutoReload::new();
+    log_reload(&reload, &listener.url());
+
+    // Kept alive while the server runs.
+    let (app, _watcher, open_sockets) = match &args.root {
+        Some(root) => {
+            let (app, watcher) = axum_autoreload::live_server(root, &reload)?;
+            (app, Some(watcher), None)
+        }
+        None => {
+            let (app, open_sockets) = demo_app(&args, &reload).await?;
+            let watcher = axum_autoreload::watch_static(&args.static_dir, "/static", &reload)
+                .inspect_err(|err| tracing::warn!("{err}: static files are not watched"))
+                .ok();
+            (app, watcher, Some(open_sockets))
         }
     };
+
+    let listener = listener
+        .into_tokio()
+        .map_err(|err| format!("cannot use the listening socket: {err}"))?;
+    let served = args
+        .allowed_hosts
+        .iter()
+        .fold(
+            axum_autoreload::serve(listener, app, reload),
+            |serve, host| serve.allow_host(host),
+        )
+        .drain_deadline(args.drain_deadline())
+        .header_read_timeout(args.header_read_timeout())
+        .await;
+    if let Some(open_sockets) = open_sockets {
+        // Upgraded connections are no longer the server's: give the WebSockets the
+        // time to send their 1012 close before the runtime ends them.
+        if tokio::time::timeout(args.drain_deadline(), open_sockets.all_closed())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "{} WebSockets still open after the drain deadline",
+                open_sockets.count()
+            );
+        }
+    }
+    Ok(served?)
+}
+
+/// The demo app's routes and state, with its feed opened on the database.
+async fn demo_app(args: &Args, reload: &AutoReload) -> Result<(Router, echo::OpenSockets), Error> {
+    let store = store::SqliteStore::open(&args.db)?;
+    tracing::info!("posts kept in {}", args.db.display());
+    let feed = feed::Feed::new(Arc::new(store), reload.shutdown_signal()).await?;
+    let echo = echo::Echo::new(reload.shutdown_signal());
+    let open_sockets = echo.open_sockets().clone();
+    let state = AppState {
+        reload: reload.clone(),
+        feed,
+        echo,
+    };
+    Ok((routes(state, &args.static_dir), open_sockets))
+}
+
+fn log_listener(listener: &listener::Listener) {
     match listener.source() {
         listener::Source::SocketActivation { fd } => tracing::info!(
             "listening on {} from socket activation (LISTEN_FDS, fd {fd}), backlog {}",
@@ -36,9 +158,9 @@ pub(crate) async fn run(args: Args) -> ExitCode {
             listener.local_addr(),
         ),
     }
-    let url = listener.url();
+}
 
-    let reload = AutoReload::new();
+fn log_reload(reload: &AutoReload, url: &str) {
     if reload.is_enabled() {
         tracing::info!(
             "auto-reload on (instance {}): open {url}",
@@ -48,38 +170,6 @@ pub(crate) async fn run(args: Args) -> ExitCode {
         tracing::info!(
             "auto-reload off (release build; set AXUM_AUTORELOAD=1 to turn it on): open {url}"
         );
-    }
-    let app = Router::new()
-        .route("/", get(pages::home))
-        .nest_service("/static", ServeDir::new(&args.static_dir))
-        .merge(reload.router())
-        .fallback(pages::not_found)
-        .with_state(reload.clone())
-        .layer(reload.layer());
-
-    let listener = match listener.into_tokio() {
-        Ok(listener) => listener,
-        Err(err) => {
-            eprintln!("error: cannot use the listening socket: {err}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let served = args
-        .allowed_hosts
-        .iter()
-        .fold(
-            axum_autoreload::serve(listener, app, reload),
-            |serve, host| serve.allow_host(host),
-        )
-        .drain_deadline(args.drain_deadline())
-        .header_read_timeout(args.header_read_timeout())
-        .await;
-    match served {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("error: {err}");
-            ExitCode::FAILURE
-        }
     }
 }
 

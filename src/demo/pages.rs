@@ -1,4 +1,4 @@
-//! The demo's HTML pages.
+//! The demo's page layout, its home page and its 404 page.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -9,7 +9,8 @@ use maud::{html, Markup, DOCTYPE};
 /// reload.
 const TITLE: &str = "axum-autoreload demo";
 
-fn layout(title: &str, body: Markup) -> Markup {
+/// A whole page: `title`, the stylesheet, `head` (scripts, meta tags) and `body`.
+pub(crate) fn layout(title: &str, head: Markup, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -18,8 +19,19 @@ fn layout(title: &str, body: Markup) -> Markup {
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) }
                 link rel="stylesheet" href="/static/style.css";
+                (head)
             }
             body { (body) }
+        }
+    }
+}
+
+/// The header of every page but the home page: its title and a link home.
+pub(crate) fn header(title: &str) -> Markup {
+    html! {
+        header {
+            nav { a href="/" { "← " (TITLE) } }
+            h1 { (title) }
         }
     }
 }
@@ -28,12 +40,23 @@ fn layout(title: &str, body: Markup) -> Markup {
 pub(crate) async fn home(State(reload): State<AutoReload>) -> Markup {
     layout(
         TITLE,
+        html! {},
         html! {
             header { h1 { (TITLE) } }
             main {
                 p {
                     "Edit the title in " code { "src/demo/pages.rs" }
                     " and save: the server restarts on the same socket and this tab reloads by itself."
+                }
+                ul.demos {
+                    li {
+                        a href="/posts" { "Live feed" }
+                        ": post a message and watch every open feed tab show it at once (htmx, server-sent events, SQLite)."
+                    }
+                    li {
+                        a href="/echo" { "WebSocket echo" }
+                        ": send text or bytes and get them back; the socket reconnects by itself after a restart."
+                    }
                 }
                 p.instance {
                     "Served by instance " code #instance { (reload.instance_id()) }
@@ -50,6 +73,7 @@ pub(crate) async fn not_found() -> (StatusCode, Markup) {
         StatusCode::NOT_FOUND,
         layout(
             "Not found",
+            html! {},
             html! { h1 { "Not found" } p { a href="/" { "Home" } } },
         ),
     )

@@ -1,0 +1,175 @@
+//! The demo's WebSocket echo at `/ws`, with tokio-tungstenite as the client: text
+//! and binary round trips, Ping and Close answered, 1009 for a message over
+//! 64 KiB, 1012 for every socket when the server shuts down.
+
+mod common;
+#[path = "demo/support.rs"]
+mod support;
+
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use nix::sys::signal::Signal;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use common::PassedSocket;
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+const LIMIT: usize = 64 * 1024;
+const WAIT: Duration = Duration::from_secs(5);
+
+async fn connect(socket: &PassedSocket) -> Socket {
+    let url = format!("ws://{}/ws", socket.addr);
+    let (ws, response) = tokio_tungstenite::connect_async(&url)
+        .await
+        .unwrap_or_else(|err| panic!("connecting to {url}: {err}"));
+    assert_eq!(response.status(), 101);
+    ws
+}
+
+/// The next message, skipping nothing; `None` when the connection ended.
+async fn next(ws: &mut Socket) -> Option<Message> {
+    match tokio::time::timeout(WAIT, ws.next()).await {
+        Ok(Some(Ok(message))) => Some(message),
+        Ok(Some(Err(err))) => panic!("reading the socket: {err}"),
+        Ok(None) => None,
+        Err(_) => panic!("nothing from the socket within {WAIT:?}"),
+    }
+}
+
+/// Reads until a Close frame and returns its code, then reads on (which sends
+/// tungstenite's reply) until the server ends the connection.
+async fn close_code(ws: &mut Socket) -> u16 {
+    let code = loop {
+        match next(ws).await {
+            Some(Message::Close(Some(frame))) => break u16::from(frame.code),
+            Some(Message::Close(None)) => panic!("a Close without a code"),
+            Some(_) => {}
+            None => panic!("the connection ended without a Close frame"),
+        }
+    };
+    assert_eq!(
+        next(ws).await,
+        None,
+        "the connection should end after the Close"
+    );
+    code
+}
+
+async fn server(dir: &tempfile::TempDir) -> (PassedSocket, common::Server) {
+    let socket = PassedSocket::new();
+    let server = support::start(&socket, &dir.path().join("posts.sqlite3")).await;
+    (socket, server)
+}
+
+#[tokio::test]
+async fn text_and_binary_come_back_unchanged_and_ping_and_close_are_answered() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (socket, _server) = server(&dir).await;
+    let mut ws = connect(&socket).await;
+
+    for text in ["hello", "", "ünïcödé ✓ <script>", &"x".repeat(LIMIT)] {
+        ws.send(Message::text(text)).await.expect("send text");
+        assert_eq!(next(&mut ws).await, Some(Message::text(text)));
+    }
+    let bytes: Vec<u8> = (0..=255).cycle().take(LIMIT).collect();
+    for payload in [vec![0, 159, 146, 150, 255], Vec::new(), bytes] {
+        ws.send(Message::binary(payload.clone()))
+            .await
+            .expect("send binary");
+        assert_eq!(next(&mut ws).await, Some(Message::binary(payload)));
+    }
+
+    ws.send(Message::Ping(b"are you there".to_vec().into()))
+        .await
+        .expect("send a ping");
+    assert_eq!(
+        next(&mut ws).await,
+        Some(Message::Pong(b"are you there".to_vec().into()))
+    );
+
+    // Still echoing after the ping.
+    ws.send(Message::text("after ping")).await.expect("send");
+    assert_eq!(next(&mut ws).await, Some(Message::text("after ping")));
+
+    ws.close(Some(CloseFrame {
+        code: CloseCode::Normal,
+        reason: "bye".into(),
+    }))
+    .await
+    .expect("send a close");
+    assert_eq!(close_code(&mut ws).await, 1000, "the Close is answered");
+}
+
+#[tokio::test]
+async fn a_message_over_64_kib_closes_the_socket_with_1009() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (socket, _server) = server(&dir).await;
+
+    let mut ws = connect(&socket).await;
+    ws.send(Message::text("x".repeat(LIMIT + 1)))
+        .await
+        .expect("send");
+    assert_eq!(close_code(&mut ws).await, 1009);
+
+    let mut ws = connect(&socket).await;
+    ws.send(Message::binary(vec![7; LIMIT + 1]))
+        .await
+        .expect("send");
+    assert_eq!(close_code(&mut ws).await, 1009);
+
+    // Far over the limit (over the 1 MiB that tungstenite reads at most): the
+    // server stops reading and sends 1009, but the rest of the message is left
+    // unread, so the kernel may reset the connection before the client reads the
+    // Close. Either way the socket ends and the server goes on.
+    let mut ws = connect(&socket).await;
+    if ws
+        .send(Message::binary(vec![7; 4 * 1024 * 1024]))
+        .await
+        .is_ok()
+    {
+        match tokio::time::timeout(WAIT, ws.next()).await {
+            Ok(Some(Ok(Message::Close(Some(frame))))) => assert_eq!(u16::from(frame.code), 1009),
+            Ok(Some(Err(_)) | None) => {}
+            other => panic!("expected a 1009 close or a reset, got {other:?}"),
+        }
+    }
+
+    // Others are unaffected.
+    let mut ws = connect(&socket).await;
+    ws.send(Message::text("still here")).await.expect("send");
+    assert_eq!(next(&mut ws).await, Some(Message::text("still here")));
+}
+
+#[tokio::test]
+async fn shutdown_closes_every_socket_with_1012() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (socket, mut server) = server(&dir).await;
+    let mut sockets = Vec::new();
+    for i in 0..3 {
+        let mut ws = connect(&socket).await;
+        let text = format!("socket {i}");
+        ws.send(Message::text(text.clone())).await.expect("send");
+        assert_eq!(next(&mut ws).await, Some(Message::text(text)));
+        sockets.push(ws);
+    }
+
+    let signalled = Instant::now();
+    server.signal(Signal::SIGINT);
+    for ws in &mut sockets {
+        assert_eq!(close_code(ws).await, 1012, "service restart");
+    }
+    let status = server
+        .wait_exit(Duration::from_secs(2))
+        .expect("the server should exit once the sockets are closed");
+    assert!(status.success(), "exit status {status}");
+    eprintln!(
+        "3 WebSockets closed with 1012 and the process exited {} ms after SIGINT",
+        signalled.elapsed().as_millis()
+    );
+}
