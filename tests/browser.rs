@@ -17,15 +17,11 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use fantoccini::wd::{TimeoutConfiguration, WindowHandle};
-use fantoccini::{Client, ClientBuilder};
 use futures_util::FutureExt;
-use hyper_util::client::legacy::connect::HttpConnector;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use serde_json::{json, Value};
 
-use support::{Proc, Tools};
+use support::{Browser, Options, Proc, TabState, CHROMEDRIVER, CHROMIUM, WATCHEXEC};
 
 /// Tabs to open: more than the six HTTP/1.1 connections a browser allows per host,
 /// which only the shared worker (one reload stream for every tab) makes possible.
@@ -40,20 +36,19 @@ const SETTLE: Duration = Duration::from_secs(30);
 
 /// The line of `src/demo/pages.rs` that the test edits.
 const TITLE_PREFIX: &str = "const TITLE: &str = \"";
-const RELOADS_KEY: &str = "axum-autoreload:reloads";
-/// What cargo prints when the copy does not compile.
-const BUILD_FAILED: &str = "error: could not compile";
+/// How the lines start where cargo says it cannot build or run the copy: `error:
+/// could not compile`, `error[E0425]: …`, `error: failed to parse manifest`.
+const CARGO_ERROR: &str = "error";
 
 #[tokio::test]
 async fn ten_tabs_reload_once_after_an_edit() {
-    let Some(tools) = Tools::find_or_skip() else {
+    let Some([chromium, chromedriver, watchexec]) =
+        support::find_or_skip([CHROMIUM, CHROMEDRIVER, WATCHEXEC])
+    else {
         return;
     };
     let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let work = tempfile::Builder::new()
-        .prefix("axum-autoreload-e2e-")
-        .tempdir()
-        .expect("creating a temporary directory");
+    let work = support::temp_dir("axum-autoreload-e2e-");
     let app = work.path().join("app");
     std::fs::create_dir(&app).expect("creating the directory for the copy of the crate");
     support::copy_crate(manifest_dir, &app);
@@ -62,7 +57,7 @@ async fn ten_tabs_reload_once_after_an_edit() {
 
     // The demo under watchexec, which holds the socket across restarts.
     let port = support::free_port();
-    let mut command = Command::new(&tools.watchexec);
+    let mut command = Command::new(&watchexec);
     command
         .args(["--socket", &format!("127.0.0.1:{port}")])
         .args(["--restart", "--stop-signal", "SIGINT", "-w", "src"])
@@ -91,37 +86,26 @@ async fn ten_tabs_reload_once_after_an_edit() {
         "the home page should carry the injected client script: {page}"
     );
 
-    // Chromium, driven by chromedriver.
-    let driver_port = support::free_port();
-    let mut command = Command::new(&tools.chromedriver);
-    command.arg(format!("--port={driver_port}"));
-    let mut chromedriver = Proc::spawn(
-        "chromedriver",
-        command,
-        work.path().join("chromedriver.log"),
-        Duration::from_secs(2),
-    );
-    wait_for_chromedriver(&mut chromedriver, driver_port).await;
-    let client = connect(driver_port, &tools.chromium, &work.path().join("profile")).await;
-
-    let mut tabs = Vec::new();
+    let mut browser = Browser::start(
+        &chromium,
+        &chromedriver,
+        work.path(),
+        Options::default().page_load(Duration::from_secs(60)),
+    )
+    .await;
     let mut run = Run {
-        client: &client,
+        browser: &mut browser,
         watchexec: &mut watchexec,
         url: format!("http://127.0.0.1:{port}/"),
-        tabs: &mut tabs,
     };
     let outcome = AssertUnwindSafe(run.scenario(&pages, &old_title))
         .catch_unwind()
         .await;
     if outcome.is_err() {
-        dump_tabs(&client, &tabs).await;
+        browser.dump(DUMP).await;
     }
     // Quit Chromium; the guards kill whatever is left, the panic or not.
-    let _ = tokio::time::timeout(Duration::from_secs(10), client.close()).await;
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
+    browser.close(outcome).await;
 }
 
 /// The title in `const TITLE: &str = "...";`.
@@ -163,8 +147,8 @@ fn check_watchexec(watchexec: &mut Proc, waiting_for: &str) {
     }
     let log = std::fs::read_to_string(watchexec.log()).unwrap_or_default();
     assert!(
-        !log.contains(BUILD_FAILED),
-        "cargo failed to build the copy of the crate while waiting for {waiting_for}"
+        !log.lines().any(|line| line.starts_with(CARGO_ERROR)),
+        "cargo failed to build or run the copy of the crate while waiting for {waiting_for}"
     );
 }
 
@@ -213,113 +197,12 @@ async fn wait_for_first_page(watchexec: &mut Proc, port: u16) -> String {
     }
 }
 
-async fn wait_for_chromedriver(chromedriver: &mut Proc, port: u16) {
-    let deadline = Instant::now() + SETTLE;
-    loop {
-        if let Some(status) = chromedriver.exited() {
-            panic!("chromedriver exited at start: {status}");
-        }
-        match tokio::time::timeout(Duration::from_secs(5), support::http_get(port, "/status")).await
-        {
-            Ok(Ok((200, _))) => return,
-            other => assert!(
-                Instant::now() < deadline,
-                "chromedriver did not answer GET /status within {} s: {other:?}",
-                SETTLE.as_secs()
-            ),
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn connect(driver_port: u16, chromium: &Path, profile: &Path) -> Client {
-    let capabilities = json!({
-        "browserName": "chrome",
-        "goog:chromeOptions": {
-            "binary": chromium,
-            "args": [
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--disable-dev-shm-usage",
-                format!("--user-data-dir={}", profile.display()),
-            ],
-        },
-    });
-    let Value::Object(capabilities) = capabilities else {
-        unreachable!("a JSON object literal")
-    };
-    let mut builder = ClientBuilder::new(HttpConnector::new());
-    builder.capabilities(capabilities);
-    let client = builder
-        .connect(&format!("http://127.0.0.1:{driver_port}"))
-        .await
-        .expect("starting a Chromium session through chromedriver");
-    client
-        .update_timeouts(TimeoutConfiguration::new(
-            Some(Duration::from_secs(10)),
-            Some(Duration::from_secs(60)),
-            None,
-        ))
-        .await
-        .expect("setting WebDriver timeouts");
-    client
-}
-
-/// What the test reads from a tab.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct TabState {
-    title: String,
-    /// `<html data-autoreload>`: live, down or reloading.
-    autoreload: Option<String>,
-    /// `sessionStorage["axum-autoreload:reloads"]`.
-    reloads: Option<String>,
-    /// The instance id of the server that served the page.
-    instance: Option<String>,
-    url: String,
-    ready_state: String,
-}
-
-const READ_TAB: &str = r#"
-    var script = document.querySelector("script[data-instance]");
-    var reloads = null;
-    try { reloads = sessionStorage.getItem(arguments[0]); } catch (e) {}
-    return {
-        title: document.title,
-        autoreload: document.documentElement.getAttribute("data-autoreload"),
-        reloads: reloads,
-        instance: script ? script.getAttribute("data-instance") : null,
-        url: location.href,
-        readyState: document.readyState,
-    };
-"#;
-
-impl TabState {
-    fn from_json(value: &Value) -> Self {
-        let text = |key: &str| value.get(key).and_then(Value::as_str).map(str::to_owned);
-        Self {
-            title: text("title").unwrap_or_default(),
-            autoreload: text("autoreload"),
-            reloads: text("reloads"),
-            instance: text("instance"),
-            url: text("url").unwrap_or_default(),
-            ready_state: text("readyState").unwrap_or_default(),
-        }
-    }
-}
-
 /// The running setup the scenario drives.
 struct Run<'a> {
-    client: &'a Client,
+    /// Borrowed from the caller, to dump the tabs on failure.
+    browser: &'a mut Browser,
     watchexec: &'a mut Proc,
     url: String,
-    /// The tabs' window handles, kept by the caller to dump them on failure.
-    tabs: &'a mut Vec<WindowHandle>,
 }
 
 impl Run<'_> {
@@ -409,44 +292,20 @@ impl Run<'_> {
             .await;
     }
 
-    /// Opens the first tab and `TABS - 1` more on the app.
+    /// Opens [`TABS`] tabs on the app.
     async fn open_tabs(&mut self) {
-        let first = self.client.window().await.expect("the first window");
-        self.client
-            .goto(&self.url)
-            .await
-            .unwrap_or_else(|err| panic!("tab 0 did not load {}: {err}", self.url));
-        self.tabs.push(first);
-        for i in 1..TABS {
-            let tab = self
-                .client
-                .new_window(true)
+        for i in 0..TABS {
+            self.browser
+                .open_tab(&self.url)
                 .await
-                .unwrap_or_else(|err| panic!("opening tab {i}: {err}"));
-            self.client
-                .switch_to_window(tab.handle.clone())
-                .await
-                .unwrap_or_else(|err| panic!("switching to tab {i}: {err}"));
-            self.tabs.push(tab.handle);
-            self.client.goto(&self.url).await.unwrap_or_else(|err| {
-                panic!(
-                    "tab {i} did not load {} (more than six tabs load only if they \
-                     share one reload stream): {err}",
-                    self.url
-                )
-            });
+                .unwrap_or_else(|err| {
+                    panic!(
+                        "tab {i} did not load {} (more than six tabs load only if \
+                         they share one reload stream): {err}",
+                        self.url
+                    )
+                });
         }
-    }
-
-    /// Reads one tab's state, or the WebDriver error (a tab in the middle of a
-    /// navigation may refuse a script).
-    async fn read(&self, i: usize) -> Result<TabState, fantoccini::error::CmdError> {
-        self.client.switch_to_window(self.tabs[i].clone()).await?;
-        let value = self
-            .client
-            .execute(READ_TAB, vec![json!(RELOADS_KEY)])
-            .await?;
-        Ok(TabState::from_json(&value))
     }
 
     /// Polls every tab until `done` holds for all of them at once, checking that
@@ -456,46 +315,12 @@ impl Run<'_> {
         &mut self,
         what: &str,
         timeout: Duration,
-        mut done: impl FnMut(usize, &TabState) -> bool,
+        done: impl FnMut(usize, &TabState) -> bool,
     ) -> Vec<TabState> {
-        let started = Instant::now();
-        let mut states: Vec<Option<TabState>> = vec![None; self.tabs.len()];
-        let mut errors = 0_usize;
-        loop {
-            let mut all = true;
-            for (i, state) in states.iter_mut().enumerate() {
-                match self.read(i).await {
-                    Ok(tab) => {
-                        all &= done(i, &tab);
-                        *state = Some(tab);
-                    }
-                    Err(err) => {
-                        errors += 1;
-                        if errors <= 20 {
-                            eprintln!("reading tab {i} while waiting for {what}: {err}");
-                        }
-                        all = false;
-                    }
-                }
-            }
-            if all {
-                return states.into_iter().flatten().collect();
-            }
-            check_watchexec(self.watchexec, what);
-            if started.elapsed() > timeout {
-                let states: Vec<String> = states
-                    .iter()
-                    .enumerate()
-                    .map(|(i, state)| format!("  tab {i}: {state:?}"))
-                    .collect();
-                panic!(
-                    "timed out after {} s waiting for {what} ({errors} WebDriver errors); last seen:\n{}",
-                    timeout.as_secs(),
-                    states.join("\n")
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let watchexec = &mut *self.watchexec;
+        self.browser
+            .wait_all_checking(what, timeout, done, || check_watchexec(watchexec, what))
+            .await
     }
 
     /// Every tab shows `title`, is live on `instance` and has reloaded `reloads`
@@ -543,23 +368,6 @@ impl Run<'_> {
     }
 }
 
-/// Prints every tab's state and the start of its HTML, to see why a tab is stuck.
-async fn dump_tabs(client: &Client, tabs: &[WindowHandle]) {
-    const DUMP: &str = "return document.documentElement.outerHTML.slice(0, 3000);";
-    for (i, tab) in tabs.iter().enumerate() {
-        let dump = async {
-            client.switch_to_window(tab.clone()).await?;
-            let state = client.execute(READ_TAB, vec![json!(RELOADS_KEY)]).await?;
-            let html = client.execute(DUMP, Vec::new()).await?;
-            Ok::<_, fantoccini::error::CmdError>((TabState::from_json(&state), html))
-        };
-        match tokio::time::timeout(Duration::from_secs(10), dump).await {
-            Ok(Ok((state, html))) => eprintln!(
-                "---- tab {i}: {state:?}\n{}",
-                html.as_str().unwrap_or_default()
-            ),
-            Ok(Err(err)) => eprintln!("---- tab {i}: cannot read it: {err}"),
-            Err(_) => eprintln!("---- tab {i}: no answer within 10 s"),
-        }
-    }
-}
+/// The start of a tab's HTML, printed with its state on failure to see why a tab
+/// is stuck.
+const DUMP: &str = "return document.documentElement.outerHTML.slice(0, 3000);";

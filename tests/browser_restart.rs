@@ -20,26 +20,22 @@
 //! `cargo test --test browser_restart -- --nocapture` to see the timings.
 
 mod common;
-#[allow(dead_code)]
 #[path = "browser/support.rs"]
 mod support;
 
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
-use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus};
+use std::path::PathBuf;
+use std::process::ExitStatus;
 use std::time::{Duration, Instant, SystemTime};
 
 use common::{PassedSocket, Server};
-use fantoccini::wd::{TimeoutConfiguration, WindowHandle};
-use fantoccini::{Client, ClientBuilder};
 use futures_util::FutureExt;
-use hyper_util::client::legacy::connect::HttpConnector;
 use nix::sys::signal::Signal;
-use serde_json::{json, Value};
+use serde_json::json;
 use tempfile::TempDir;
 
-use support::Proc;
+use support::{Browser, Options, TabState};
 
 /// Tabs open on the app.
 const TABS: usize = 2;
@@ -54,9 +50,6 @@ const AFTER_KILL: Duration = Duration::from_millis(300);
 const SETTLE: Duration = Duration::from_millis(800);
 /// Where the tabs are scrolled to before a restart, one position per tab.
 const SCROLL: [i64; TABS] = [3000, 1500];
-/// The badge the client shows while the server is down.
-const BADGE_TEXT: &str = "restarting\u{2026}";
-const RELOADS_KEY: &str = "axum-autoreload:reloads";
 const SCROLL_KEY: &str = "axum-autoreload:scroll";
 const LONG_PAGE: &str = "/static/long.html";
 const LONG_TITLE: &str = "a long page";
@@ -137,132 +130,8 @@ async fn home(addr: SocketAddr) -> (String, String) {
     )
 }
 
-async fn wait_for_chromedriver(chromedriver: &mut Proc, port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(status) = chromedriver.exited() {
-            panic!("chromedriver exited at start: {status}");
-        }
-        match tokio::time::timeout(Duration::from_secs(5), support::http_get(port, "/status")).await
-        {
-            Ok(Ok((200, _))) => return,
-            other => assert!(
-                Instant::now() < deadline,
-                "chromedriver did not answer GET /status within 30 s: {other:?}"
-            ),
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// A headless Chromium session, with the flags of tests/browser.rs.
-async fn connect(driver_port: u16, chromium: &Path, profile: &Path) -> Client {
-    let capabilities = json!({
-        "browserName": "chrome",
-        "goog:chromeOptions": {
-            "binary": chromium,
-            "args": [
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--disable-dev-shm-usage",
-                format!("--user-data-dir={}", profile.display()),
-            ],
-        },
-    });
-    let Value::Object(capabilities) = capabilities else {
-        unreachable!("a JSON object literal")
-    };
-    let mut builder = ClientBuilder::new(HttpConnector::new());
-    builder.capabilities(capabilities);
-    let client = builder
-        .connect(&format!("http://127.0.0.1:{driver_port}"))
-        .await
-        .expect("starting a Chromium session through chromedriver");
-    client
-        .update_timeouts(TimeoutConfiguration::new(
-            Some(Duration::from_secs(10)),
-            Some(Duration::from_secs(30)),
-            None,
-        ))
-        .await
-        .expect("setting WebDriver timeouts");
-    client
-}
-
-/// What the test reads from a tab.
-#[derive(Debug, Clone, PartialEq)]
-struct TabState {
-    title: String,
-    /// `<html data-autoreload>`: live, down or reloading.
-    autoreload: Option<String>,
-    /// The text of `#axum-autoreload-badge`, if there is one.
-    badge: Option<String>,
-    /// `sessionStorage["axum-autoreload:reloads"]`.
-    reloads: Option<String>,
-    /// `data-instance` of the injected script: the server that served the page.
-    instance: Option<String>,
-    /// The text of the home page's `#instance`, rendered by the server.
-    shown_instance: Option<String>,
-    url: String,
-    ready_state: String,
-    scroll_y: f64,
-}
-
-const READ_TAB: &str = r#"
-    var script = document.querySelector("script[data-instance]");
-    var badge = document.getElementById("axum-autoreload-badge");
-    var shown = document.getElementById("instance");
-    var reloads = null;
-    try { reloads = sessionStorage.getItem(arguments[0]); } catch (e) {}
-    return {
-        title: document.title,
-        autoreload: document.documentElement.getAttribute("data-autoreload"),
-        badge: badge ? badge.textContent : null,
-        reloads: reloads,
-        instance: script ? script.getAttribute("data-instance") : null,
-        shownInstance: shown ? shown.textContent : null,
-        url: location.href,
-        readyState: document.readyState,
-        scrollY: window.scrollY,
-    };
-"#;
-
-impl TabState {
-    fn from_json(value: &Value) -> Self {
-        let text = |key: &str| value.get(key).and_then(Value::as_str).map(str::to_owned);
-        Self {
-            title: text("title").unwrap_or_default(),
-            autoreload: text("autoreload"),
-            badge: text("badge"),
-            reloads: text("reloads"),
-            instance: text("instance"),
-            shown_instance: text("shownInstance"),
-            url: text("url").unwrap_or_default(),
-            ready_state: text("readyState").unwrap_or_default(),
-            scroll_y: value.get("scrollY").and_then(Value::as_f64).unwrap_or(-1.0),
-        }
-    }
-
-    fn is_live(&self) -> bool {
-        self.autoreload.as_deref() == Some("live") && self.ready_state == "complete"
-    }
-
-    fn is_down(&self) -> bool {
-        self.autoreload.as_deref() == Some("down") && self.badge.as_deref() == Some(BADGE_TEXT)
-    }
-}
-
 /// A demo server on a passed socket and a Chromium with [`TABS`] tabs on it.
 struct Run {
-    client: Client,
-    /// The tabs' window handles.
-    tabs: Vec<WindowHandle>,
     /// The demo server, while one runs.
     server: Option<Server>,
     socket: PassedSocket,
@@ -276,8 +145,8 @@ struct Run {
     /// The instance id of the running (or last) server.
     instance: String,
     started: Instant,
-    /// Dropped after the server; kills Chromium with it.
-    _chromedriver: Proc,
+    /// Chromium and its tabs; dropped after the server.
+    browser: Browser,
     /// Holds the static directory and Chromium's profile; dropped last.
     _work: TempDir,
 }
@@ -286,11 +155,8 @@ impl Run {
     /// Starts the server and Chromium, opens the tabs on `path` and waits for them
     /// to be live on the server. `None` when the test is skipped.
     async fn start(path: &str) -> Option<Self> {
-        let (chromium, chromedriver) = support::find_browser_or_skip()?;
-        let work = tempfile::Builder::new()
-            .prefix("axum-autoreload-restart-e2e-")
-            .tempdir()
-            .expect("creating a temporary directory");
+        let [chromium, chromedriver] = Browser::tools_or_skip()?;
+        let work = support::temp_dir("axum-autoreload-restart-e2e-");
         let static_dir = work.path().join("static");
         std::fs::create_dir(&static_dir).expect("creating the static directory");
         let long_page = static_dir.join("long.html");
@@ -306,21 +172,10 @@ impl Run {
         let server = spawn(&socket, &args);
         let (instance, home_title) = home(socket.addr).await;
 
-        let driver_port = support::free_port();
-        let mut command = Command::new(&chromedriver);
-        command.arg(format!("--port={driver_port}"));
-        let mut chromedriver = Proc::spawn(
-            "chromedriver",
-            command,
-            work.path().join("chromedriver.log"),
-            Duration::from_secs(2),
-        );
-        wait_for_chromedriver(&mut chromedriver, driver_port).await;
-        let client = connect(driver_port, &chromium, &work.path().join("profile")).await;
+        let browser =
+            Browser::start(&chromium, &chromedriver, work.path(), Options::default()).await;
 
         let mut run = Self {
-            client,
-            tabs: Vec::new(),
             server: Some(server),
             socket,
             args,
@@ -333,7 +188,7 @@ impl Run {
             },
             instance,
             started: Instant::now(),
-            _chromedriver: chromedriver,
+            browser,
             _work: work,
         };
         let url = format!("http://{}{path}", run.socket.addr);
@@ -349,7 +204,7 @@ impl Run {
     /// resumes the panic if there was one.
     async fn finish(self, outcome: std::thread::Result<()>) {
         if outcome.is_err() {
-            dump_tabs(&self.client, &self.tabs).await;
+            self.browser.dump(DUMP).await;
         } else {
             eprintln!(
                 "passed in {} ms (after Chromium started)",
@@ -358,32 +213,19 @@ impl Run {
         }
         // Quit Chromium; the guards kill whatever is left (chromedriver with
         // Chromium, the server), the panic or not.
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.client.close()).await;
-        if let Err(panic) = outcome {
-            std::panic::resume_unwind(panic);
-        }
+        self.browser.close(outcome).await;
     }
 
     /// Opens the tabs on `url` and checks that they are live on the first server.
     async fn open_tabs(&mut self, url: &str) {
-        let first = self.client.window().await.expect("the first window");
-        self.tabs.push(first);
-        for i in 1..TABS {
-            let tab = self
-                .client
-                .new_window(true)
-                .await
-                .unwrap_or_else(|err| panic!("opening tab {i}: {err}"));
-            self.tabs.push(tab.handle);
-        }
         for i in 0..TABS {
-            self.switch(i).await;
-            self.client
-                .goto(url)
+            self.browser
+                .open_tab(url)
                 .await
                 .unwrap_or_else(|err| panic!("tab {i} did not load {url}: {err}"));
         }
         let states = self
+            .browser
             .wait_all("every tab to be live", WAIT, |_, tab| tab.is_live())
             .await;
         for (i, tab) in states.iter().enumerate() {
@@ -421,15 +263,16 @@ impl Run {
                 "tab {i} {when} reloaded with no server: {tab:?}"
             );
         };
-        self.wait_all(
-            "every tab to show it is down after SIGKILL",
-            WAIT,
-            |i, tab| {
-                down("while waiting for it to be down", i, tab);
-                tab.is_down()
-            },
-        )
-        .await;
+        self.browser
+            .wait_all(
+                "every tab to show it is down after SIGKILL",
+                WAIT,
+                |i, tab| {
+                    down("while waiting for it to be down", i, tab);
+                    tab.is_down()
+                },
+            )
+            .await;
         eprintln!(
             "SIGKILL: every tab down with the badge {} ms after the kill",
             killed.elapsed().as_millis()
@@ -539,8 +382,9 @@ impl Run {
             };
         "#;
         for i in 0..TABS {
-            self.switch(i).await;
-            self.client
+            self.browser.switch(i).await;
+            self.browser
+                .client
                 .execute(DROP_SAVED_SCROLL, vec![json!(SCROLL_KEY)])
                 .await
                 .unwrap_or_else(|err| panic!("tab {i}: patching sessionStorage: {err}"));
@@ -583,18 +427,12 @@ impl Run {
             .expect("moving long.html's modification time forward");
     }
 
-    async fn switch(&self, i: usize) {
-        self.client
-            .switch_to_window(self.tabs[i].clone())
-            .await
-            .unwrap_or_else(|err| panic!("switching to tab {i}: {err}"));
-    }
-
     /// Scrolls each tab to its position and checks it got there.
     async fn scroll_to(&mut self, positions: [i64; TABS]) {
         for (i, y) in positions.into_iter().enumerate() {
-            self.switch(i).await;
+            self.browser.switch(i).await;
             let at = self
+                .browser
                 .client
                 .execute(
                     "window.scrollTo(0, arguments[0]); return window.scrollY;",
@@ -613,8 +451,9 @@ impl Run {
     async fn scrolls(&mut self) -> Vec<f64> {
         let mut scrolls = Vec::new();
         for i in 0..TABS {
-            self.switch(i).await;
+            self.browser.switch(i).await;
             let y = self
+                .browser
                 .client
                 .execute("return window.scrollY;", Vec::new())
                 .await
@@ -665,6 +504,7 @@ impl Run {
         self.server = Some(spawn(&self.socket, &self.args));
         let mut first = None;
         let states = self
+            .browser
             .wait_all(&format!("every tab to reload {when}"), WAIT, |i, tab| {
                 assert!(
                     tab.title == title || tab.title.is_empty(),
@@ -704,6 +544,7 @@ impl Run {
         let when = format!("{when}, {} ms later", SETTLE.as_millis());
         tokio::time::sleep(SETTLE).await;
         let states = self
+            .browser
             .wait_all(&format!("every tab to be live {when}"), WAIT, |_, tab| {
                 tab.is_live()
             })
@@ -741,64 +582,6 @@ impl Run {
         );
     }
 
-    /// Reads one tab's state, or the WebDriver error (a tab in the middle of a
-    /// navigation may refuse a script).
-    async fn read(&self, i: usize) -> Result<TabState, fantoccini::error::CmdError> {
-        self.client.switch_to_window(self.tabs[i].clone()).await?;
-        let value = self
-            .client
-            .execute(READ_TAB, vec![json!(RELOADS_KEY)])
-            .await?;
-        Ok(TabState::from_json(&value))
-    }
-
-    /// Polls every tab until `done` holds for all of them at once and returns their
-    /// states. `done` gets every state read and may assert on it. Panics with
-    /// `what` after `timeout`.
-    async fn wait_all(
-        &mut self,
-        what: &str,
-        timeout: Duration,
-        mut done: impl FnMut(usize, &TabState) -> bool,
-    ) -> Vec<TabState> {
-        let started = Instant::now();
-        let mut states: Vec<Option<TabState>> = vec![None; self.tabs.len()];
-        let mut errors = 0_usize;
-        loop {
-            let mut all = true;
-            for (i, state) in states.iter_mut().enumerate() {
-                match self.read(i).await {
-                    Ok(tab) => {
-                        all &= done(i, &tab);
-                        *state = Some(tab);
-                    }
-                    Err(err) => {
-                        errors += 1;
-                        if errors <= 20 {
-                            eprintln!("reading tab {i} while waiting for {what}: {err}");
-                        }
-                        all = false;
-                    }
-                }
-            }
-            if all {
-                return states.into_iter().flatten().collect();
-            }
-            if started.elapsed() > timeout {
-                let states: Vec<String> = states
-                    .iter()
-                    .enumerate()
-                    .map(|(i, state)| format!("  tab {i}: {state:?}"))
-                    .collect();
-                panic!(
-                    "timed out after {timeout:?} waiting for {what} ({errors} WebDriver errors); last seen:\n{}",
-                    states.join("\n")
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-
     /// Reads every tab again and again for `duration`, passing each state to
     /// `check`, which asserts on it.
     async fn observe(
@@ -811,7 +594,7 @@ impl Run {
         let mut reads = [0_usize; TABS];
         loop {
             for (i, count) in reads.iter_mut().enumerate() {
-                match self.read(i).await {
+                match self.browser.read(i).await {
                     Ok(tab) => {
                         check(i, &tab);
                         *count += 1;
@@ -840,31 +623,13 @@ fn at_positions(scrolls: &[f64]) -> bool {
             .all(|(&y, want)| (y - want as f64).abs() <= 3.0)
 }
 
-/// Prints every tab's state, its head, its scripts and the start of its text, to
-/// see why a tab is stuck.
-async fn dump_tabs(client: &Client, tabs: &[WindowHandle]) {
-    const DUMP: &str = r#"
-        var scripts = Array.prototype.map.call(document.scripts, function (script) {
-            return script.outerHTML;
-        });
-        return (document.head ? document.head.outerHTML.slice(0, 1000) : "(no head)") +
-            "\n" + scripts.join("\n") +
-            "\n" + (document.body ? document.body.innerText.slice(0, 300) : "(no body)");
-    "#;
-    for (i, tab) in tabs.iter().enumerate() {
-        let dump = async {
-            client.switch_to_window(tab.clone()).await?;
-            let state = client.execute(READ_TAB, vec![json!(RELOADS_KEY)]).await?;
-            let html = client.execute(DUMP, Vec::new()).await?;
-            Ok::<_, fantoccini::error::CmdError>((TabState::from_json(&state), html))
-        };
-        match tokio::time::timeout(Duration::from_secs(10), dump).await {
-            Ok(Ok((state, html))) => eprintln!(
-                "---- tab {i}: {state:?}\n{}",
-                html.as_str().unwrap_or_default()
-            ),
-            Ok(Err(err)) => eprintln!("---- tab {i}: cannot read it: {err}"),
-            Err(_) => eprintln!("---- tab {i}: no answer within 10 s"),
-        }
-    }
-}
+/// A tab's head, its scripts and the start of its text, printed with its state on
+/// failure to see why a tab is stuck.
+const DUMP: &str = r#"
+    var scripts = Array.prototype.map.call(document.scripts, function (script) {
+        return script.outerHTML;
+    });
+    return (document.head ? document.head.outerHTML.slice(0, 1000) : "(no head)") +
+        "\n" + scripts.join("\n") +
+        "\n" + (document.body ? document.body.innerText.slice(0, 300) : "(no body)");
+"#;

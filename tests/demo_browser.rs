@@ -9,7 +9,7 @@
 //! `-- --ignored --nocapture` also measures how many tabs work when each opens
 //! its own stream (`/posts?stream=direct`).
 
-#[path = "demo/browser.rs"]
+#[path = "browser/support.rs"]
 mod browser;
 mod common;
 #[path = "demo/support.rs"]
@@ -23,6 +23,7 @@ use fantoccini::{Client, Locator};
 use futures_util::FutureExt;
 use serde_json::{json, Value};
 
+use browser::{Browser, Options};
 use common::PassedSocket;
 
 /// Feed tabs to open: more than the six HTTP/1.1 connections Chromium allows per
@@ -39,22 +40,26 @@ async fn with_browser<F>(scenario: impl FnOnce(Client, String) -> F)
 where
     F: std::future::Future<Output = ()>,
 {
-    let Some((chromium, chromedriver)) = browser::tools_or_skip() else {
+    let Some([chromium, chromedriver]) = Browser::tools_or_skip() else {
         return;
     };
     let dir = tempfile::tempdir().expect("temporary directory");
     let socket = PassedSocket::new();
     let _server = support::start(&socket, &dir.path().join("posts.sqlite3")).await;
-    let driver = browser::Driver::start(&chromedriver, &dir.path().join("chromedriver.log")).await;
-    let client = driver.session(&chromium, &dir.path().join("profile")).await;
+    let browser = Browser::start(
+        &chromium,
+        &chromedriver,
+        dir.path(),
+        Options::default()
+            .page_load(Duration::from_secs(20))
+            .unthrottled_background_tabs(),
+    )
+    .await;
     let base = format!("http://127.0.0.1:{}", socket.port());
-    let outcome = AssertUnwindSafe(scenario(client.clone(), base))
+    let outcome = AssertUnwindSafe(scenario(browser.client.clone(), base))
         .catch_unwind()
         .await;
-    let _ = tokio::time::timeout(Duration::from_secs(10), client.close()).await;
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
+    browser.close(outcome).await;
 }
 
 /// Opens `count` tabs on `url`, stopping at the first that does not load; returns

@@ -184,11 +184,19 @@
     }
   }
 
-  function busted(url) {
+  // `url` with the query `autoreload=<stamp>`: by default now, a URL no cache of
+  // the browser holds; a stamp used before names the copy fetched then.
+  function busted(url, stamp) {
     var parsed = new URL(url, location.href);
-    parsed.searchParams.set("autoreload", String(Date.now()));
+    parsed.searchParams.set("autoreload", String(stamp || Date.now()));
     return parsed.href;
   }
+
+  // The stamp each image refreshed so far was fetched again with, by path. A
+  // stylesheet swapped in later names the image as its file does (`url(bg.svg)`),
+  // which the browser takes from its memory cache: the old image. So the fresh
+  // sheet gets the stamps too.
+  var imageStamps = {};
 
   // Whether a sheet (or a sheet it @imports) comes from `path`.
   function sheetUses(sheet, path) {
@@ -230,6 +238,9 @@
           fresh.remove();
           old.removeAttribute("data-autoreload-old");
         } else {
+          Object.keys(imageStamps).forEach(function (image) {
+            bustSheetUrls(fresh.sheet, image, imageStamps[image]);
+          });
           old.remove();
         }
       };
@@ -243,40 +254,48 @@
 
   var URL_IN_CSS = /url\(\s*(['"]?)([^'")]+)\1\s*\)/g;
 
-  function bustCssUrls(value, path) {
+  function bustCssUrls(value, path, stamp) {
     return value.replace(URL_IN_CSS, function (whole, quote, url) {
-      return pathOf(url) === path ? "url(" + quote + busted(url) + quote + ")" : whole;
+      return pathOf(url) === path ? "url(" + quote + busted(url, stamp) + quote + ")" : whole;
+    });
+  }
+
+  // Point the rules of `sheet` (one of this origin's) that use the image at `path`
+  // to its copy fetched with `stamp`.
+  function bustSheetUrls(sheet, path, stamp) {
+    var rules;
+    try {
+      rules = sheet.cssRules;
+    } catch (e) {
+      return;
+    }
+    Array.prototype.forEach.call(rules, function (rule) {
+      if (!rule.style) return;
+      ["background-image", "background", "content", "list-style-image", "border-image-source"].forEach(
+        function (property) {
+          var value = rule.style.getPropertyValue(property);
+          if (value && value.indexOf("url(") !== -1) {
+            var fresh = bustCssUrls(value, path, stamp);
+            if (fresh !== value) rule.style.setProperty(property, fresh, rule.style.getPropertyPriority(property));
+          }
+        }
+      );
     });
   }
 
   // Refresh the image at `path` in <img> elements, inline styles and the rules of
   // this origin's stylesheets (CSS backgrounds).
   function refreshImages(path) {
+    var stamp = Date.now();
+    imageStamps[path] = stamp;
     Array.prototype.forEach.call(document.images, function (img) {
-      if (pathOf(img.src) === path) img.src = busted(img.src);
+      if (pathOf(img.src) === path) img.src = busted(img.src, stamp);
     });
     Array.prototype.forEach.call(document.querySelectorAll("[style*='url(']"), function (el) {
-      el.setAttribute("style", bustCssUrls(el.getAttribute("style"), path));
+      el.setAttribute("style", bustCssUrls(el.getAttribute("style"), path, stamp));
     });
     Array.prototype.forEach.call(document.styleSheets, function (sheet) {
-      var rules;
-      try {
-        rules = sheet.cssRules;
-      } catch (e) {
-        return;
-      }
-      Array.prototype.forEach.call(rules, function (rule) {
-        if (!rule.style) return;
-        ["background-image", "background", "content", "list-style-image", "border-image-source"].forEach(
-          function (property) {
-            var value = rule.style.getPropertyValue(property);
-            if (value && value.indexOf("url(") !== -1) {
-              var fresh = bustCssUrls(value, path);
-              if (fresh !== value) rule.style.setProperty(property, fresh, rule.style.getPropertyPriority(property));
-            }
-          }
-        );
-      });
+      bustSheetUrls(sheet, path, stamp);
     });
   }
 

@@ -1,0 +1,577 @@
+//! Live-server mode (`axum-autoreload --root DIR`) in a real headless Chromium: one
+//! tab on a folder with `index.html`, `style.css`, an `<img>` of `logo.svg` and a
+//! CSS background from `bg.svg`.
+//!
+//! 1. Editing `style.css` swaps the stylesheet in place: the new style applies with
+//!    no navigation (a marker set in the page survives, the reload counter stays
+//!    unset) and exactly one stylesheet link is left. Timed over [`CSS_EDITS`]
+//!    edits, from the write to the new style applied, measured in the page.
+//! 2. An empty `style.css` (caught half-written) changes nothing, not even a new
+//!    link in the page; the write that fills it applies.
+//! 3. Editing `logo.svg` re-requests the `<img>`, editing `bg.svg` the CSS
+//!    background, with no navigation; the background stays new after the next
+//!    stylesheet swap.
+//! 4. Editing `index.html` reloads the tab, exactly once.
+//!
+//! Needs chromium and chromedriver on PATH. Without them the test is skipped,
+//! except under CI (`CI=true`), where it fails. Run it with
+//! `cargo test --test browser_live -- --nocapture` to see the timings.
+
+mod common;
+#[path = "browser/support.rs"]
+mod support;
+
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use fantoccini::{Client, Locator};
+use futures_util::FutureExt;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use common::PassedSocket;
+use support::{Browser, Options, RELOADS_KEY};
+
+/// Bound on anything that takes milliseconds when it works.
+const WAIT: Duration = Duration::from_secs(5);
+/// How long a change that must not happen is waited for.
+const QUIET: Duration = Duration::from_millis(300);
+/// How long the tab is watched for a second reload.
+const SETTLE: Duration = Duration::from_millis(800);
+/// Stylesheet edits to time.
+const CSS_EDITS: usize = 20;
+/// The value of `window.__marker`, which only a navigation removes.
+const MARKER: i64 = 42;
+
+const INITIAL_COLOR: &str = "rgb(0, 0, 255)";
+const OLD_HEADING: &str = "Before the edit";
+const NEW_HEADING: &str = "After the edit";
+const RED: [u8; 3] = [255, 0, 0];
+const GREEN: [u8; 3] = [0, 128, 0];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn css_images_and_html_update_live() {
+    let Some([chromium, chromedriver]) = Browser::tools_or_skip() else {
+        return;
+    };
+    let work = support::temp_dir("axum-autoreload-live-e2e-");
+    let site = Site::create(&work.path().join("site"));
+    let socket = PassedSocket::new();
+    let root = site.root.to_str().expect("a UTF-8 temporary path");
+    let _server = socket.spawn(&["--root", root]);
+    common::wait_ready(socket.addr, Duration::from_secs(20)).await;
+
+    let mut browser =
+        Browser::start(&chromium, &chromedriver, work.path(), Options::default()).await;
+    let url = format!("http://{}/", socket.addr);
+    let outcome = AssertUnwindSafe(scenario(&mut browser, &site, &url))
+        .catch_unwind()
+        .await;
+    if outcome.is_err() {
+        browser.dump(DUMP).await;
+    }
+    browser.close(outcome).await;
+}
+
+async fn scenario(browser: &mut Browser, site: &Site, url: &str) {
+    browser
+        .open_tab(url)
+        .await
+        .unwrap_or_else(|err| panic!("the tab did not load {url}: {err}"));
+    let tab = Tab {
+        client: browser.client.clone(),
+        url: url.to_owned(),
+    };
+    let start = tab
+        .wait_for("the page to be live, styled and with its logo", |page| {
+            page.is_live() && page.h1_color == INITIAL_COLOR && page.logo_width == 30
+        })
+        .await;
+    assert_eq!(start.h1_text, OLD_HEADING, "at the start: {start:?}");
+    assert_eq!(start.links, ["style.css"], "at the start: {start:?}");
+    assert_eq!(start.reloads, None, "at the start: {start:?}");
+    let bg = tab.bg_color().await;
+    assert!(near(bg, RED), "the background at the start: {bg:?}");
+    tab.run("window.__marker = arguments[0];", vec![json!(MARKER)])
+        .await;
+
+    css_edits(&tab, site).await;
+    half_written_css(&tab, site).await;
+    images(&tab, site).await;
+    html_edit(&tab, site).await;
+}
+
+/// Step 1: [`CSS_EDITS`] edits of style.css, each swapped in without navigation.
+async fn css_edits(tab: &Tab, site: &Site) {
+    let mut times = Vec::new();
+    for edit in 0..CSS_EDITS {
+        let when = format!("after style.css edit {edit}");
+        let (took, _) = tab.swap_css(site, &edit_color(edit), &when).await;
+        times.push(took);
+    }
+    let mut sorted = times.clone();
+    sorted.sort_by(f64::total_cmp);
+    let each: Vec<String> = times.iter().map(|ms| format!("{ms:.0}")).collect();
+    eprintln!(
+        "style.css write to new style applied, {CSS_EDITS} edits: median {:.0} ms, \
+         min {:.0}, max {:.0} (each: {})",
+        median(&sorted),
+        sorted[0],
+        sorted[sorted.len() - 1],
+        each.join(", ")
+    );
+}
+
+/// Step 2: an empty style.css is not announced; the write that fills it is.
+async fn half_written_css(tab: &Tab, site: &Site) {
+    let before = tab.read().await;
+    tab.run(COUNT_ADDED_LINKS, Vec::new()).await;
+    site.write("style.css", "");
+    tokio::time::sleep(QUIET).await;
+    let page = tab.read().await;
+    let when = format!("{} ms after an empty style.css", QUIET.as_millis());
+    page.expect_in_place(&when);
+    assert_eq!(page.h1_color, before.h1_color, "{when}: {page:?}");
+    assert_eq!(page.links, before.links, "{when}: {page:?}");
+    assert_eq!(
+        page.links_added,
+        Some(0),
+        "{when}: no stylesheet should be fetched (the server announced the empty file?): \
+         {page:?}"
+    );
+
+    let when = "after style.css was filled";
+    let (took, page) = tab.swap_css(site, &edit_color(CSS_EDITS), when).await;
+    assert_eq!(page.links_added, Some(1), "{when}: {page:?}");
+    eprintln!("style.css filled after being empty: new style applied after {took:.0} ms");
+}
+
+/// Step 3: logo.svg and bg.svg edited: the `<img>` and the CSS background show the
+/// new files, with no navigation; the background stays new after a stylesheet
+/// swap.
+async fn images(tab: &Tab, site: &Site) {
+    let written = Instant::now();
+    site.write("logo.svg", &svg(90, 45, "green"));
+    let page = tab
+        .wait_for("the logo to be the new one (naturalWidth 90)", |page| {
+            page.logo_width == 90
+        })
+        .await;
+    eprintln!(
+        "logo.svg write to the new <img> loaded: {} ms (polled over WebDriver)",
+        written.elapsed().as_millis()
+    );
+    page.expect_in_place("after logo.svg was edited");
+    assert!(
+        page.logo_src.contains("autoreload="),
+        "the logo should have been re-requested with a fresh query: {page:?}"
+    );
+
+    let written = Instant::now();
+    site.write("bg.svg", &svg(40, 40, "green"));
+    tab.wait_for_bg(GREEN, "after bg.svg was edited").await;
+    eprintln!(
+        "bg.svg write to the new background shown: {} ms (polled over WebDriver)",
+        written.elapsed().as_millis()
+    );
+    let page = tab.read().await;
+    page.expect_in_place("after bg.svg was edited");
+    assert!(
+        page.bg_image.contains("bg.svg?autoreload="),
+        "the background should have been re-requested with a fresh query: {page:?}"
+    );
+
+    // The next stylesheet swap brings the rule back as the file has it,
+    // `url("bg.svg")`: it must not show the old background again.
+    let when = "after a style.css edit that follows the bg.svg edit";
+    tab.swap_css(site, &edit_color(CSS_EDITS + 1), when).await;
+    tokio::time::sleep(QUIET).await;
+    let page = tab.read().await;
+    page.expect_in_place(when);
+    let bg = tab.bg_color().await;
+    assert!(
+        near(bg, GREEN),
+        "after a style.css edit that follows the bg.svg edit, the background should \
+         still be the new bg.svg (green {GREEN:?}), not the old one (red {RED:?}): it is \
+         {bg:?}; {page:?}"
+    );
+}
+
+/// Step 4: index.html edited: the tab reloads, once.
+async fn html_edit(tab: &Tab, site: &Site) {
+    let written = Instant::now();
+    site.write("index.html", &index_html(NEW_HEADING));
+    let page = tab
+        .wait_for("the tab to reload onto the new index.html", |page| {
+            page.is_live() && page.h1_text == NEW_HEADING
+        })
+        .await;
+    eprintln!(
+        "index.html write to the reloaded page live: {} ms",
+        written.elapsed().as_millis()
+    );
+    for when in ["after index.html was edited", "a moment later"] {
+        if when == "a moment later" {
+            tokio::time::sleep(SETTLE).await;
+        }
+        let page = tab.read().await;
+        assert_eq!(page.reloads.as_deref(), Some("1"), "{when}: {page:?}");
+        assert_eq!(
+            page.marker, None,
+            "{when}: a reload drops the marker: {page:?}"
+        );
+        assert_eq!(page.h1_text, NEW_HEADING, "{when}: {page:?}");
+        assert_eq!(page.url, tab.url, "{when}: {page:?}");
+        assert_eq!(page.links, ["style.css"], "{when}: {page:?}");
+    }
+    assert_eq!(
+        page.h1_color,
+        edit_color(CSS_EDITS + 1),
+        "the reloaded page has the last style.css: {page:?}"
+    );
+    assert_eq!(
+        page.logo_width, 90,
+        "the reloaded page has the new logo: {page:?}"
+    );
+}
+
+/// The folder served.
+struct Site {
+    root: PathBuf,
+}
+
+impl Site {
+    fn create(root: &Path) -> Self {
+        std::fs::create_dir(root)
+            .unwrap_or_else(|err| panic!("creating {}: {err}", root.display()));
+        let site = Self {
+            root: root.to_owned(),
+        };
+        site.write("index.html", &index_html(OLD_HEADING));
+        site.write("style.css", &style(INITIAL_COLOR));
+        site.write("logo.svg", &svg(30, 15, "blue"));
+        site.write("bg.svg", &svg(40, 40, "red"));
+        site
+    }
+
+    fn write(&self, name: &str, content: &str) {
+        let path = self.root.join(name);
+        std::fs::write(&path, content)
+            .unwrap_or_else(|err| panic!("writing {}: {err}", path.display()));
+    }
+}
+
+fn index_html(heading: &str) -> String {
+    format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <title>live</title>\n<link rel=\"stylesheet\" href=\"style.css\"></head>\n\
+         <body><h1>{heading}</h1>\n<img id=\"logo\" src=\"logo.svg\" alt=\"logo\">\n\
+         <div id=\"bg\"></div>\n</body></html>\n"
+    )
+}
+
+fn style(color: &str) -> String {
+    format!(
+        "h1 {{ color: {color}; }}\n\
+         #bg {{ width: 40px; height: 40px; background-image: url(\"bg.svg\"); }}\n"
+    )
+}
+
+fn svg(width: u32, height: u32, fill: &str) -> String {
+    format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\">\
+         <rect width=\"100%\" height=\"100%\" fill=\"{fill}\"/></svg>\n"
+    )
+}
+
+/// The h1's color after edit `edit`, as `getComputedStyle` gives it.
+fn edit_color(edit: usize) -> String {
+    format!("rgb({}, 128, 64)", edit + 1)
+}
+
+/// Whether two colors are the same but for rounding.
+fn near(seen: [u8; 3], want: [u8; 3]) -> bool {
+    seen.iter().zip(want).all(|(&a, b)| a.abs_diff(b) <= 8)
+}
+
+fn median(sorted: &[f64]) -> f64 {
+    let mid = sorted.len() / 2;
+    if sorted.len() % 2 == 0 {
+        (sorted[mid - 1] + sorted[mid]) / 2.0
+    } else {
+        sorted[mid]
+    }
+}
+
+fn now_ms() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_secs_f64()
+        * 1000.0
+}
+
+/// What the test reads from the page.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Page {
+    /// `window.__marker`: gone after a navigation.
+    marker: Option<i64>,
+    /// `sessionStorage["axum-autoreload:reloads"]`.
+    reloads: Option<String>,
+    /// `<html data-autoreload>`.
+    autoreload: Option<String>,
+    h1_text: String,
+    h1_color: String,
+    /// The `href` attribute of every `<link rel=stylesheet>`.
+    links: Vec<String>,
+    /// How many `<link>` the page got since [`COUNT_ADDED_LINKS`] ran.
+    links_added: Option<u64>,
+    logo_width: u64,
+    logo_src: String,
+    bg_image: String,
+    url: String,
+    ready_state: String,
+}
+
+const READ_PAGE: &str = r#"
+    var h1 = document.querySelector("h1");
+    var logo = document.getElementById("logo");
+    var bg = document.getElementById("bg");
+    var links = document.querySelectorAll('link[rel~="stylesheet"]');
+    var reloads = null;
+    try { reloads = sessionStorage.getItem(arguments[0]); } catch (e) {}
+    return {
+        marker: window.__marker === undefined ? null : window.__marker,
+        reloads: reloads,
+        autoreload: document.documentElement.getAttribute("data-autoreload"),
+        h1Text: h1 ? h1.textContent : "",
+        h1Color: h1 ? getComputedStyle(h1).color : "",
+        links: Array.prototype.map.call(links, function (link) {
+            return link.getAttribute("href");
+        }),
+        linksAdded: window.__linksAdded === undefined ? null : window.__linksAdded,
+        logoWidth: logo ? logo.naturalWidth : 0,
+        logoSrc: logo ? logo.src : "",
+        bgImage: bg ? getComputedStyle(bg).backgroundImage : "",
+        url: location.href,
+        readyState: document.readyState,
+    };
+"#;
+
+/// Counts in `window.__linksAdded` the `<link>` elements added to the head from now.
+const COUNT_ADDED_LINKS: &str = r#"
+    window.__linksAdded = 0;
+    new MutationObserver(function (mutations) {
+        mutations.forEach(function (mutation) {
+            mutation.addedNodes.forEach(function (node) {
+                if (node.nodeName === "LINK") window.__linksAdded += 1;
+            });
+        });
+    }).observe(document.head, { childList: true });
+"#;
+
+/// Starts checking, on every turn of the event loop, whether the h1's computed
+/// color is `arguments[0]`; `window.__applied` resolves with `Date.now()` when it
+/// is, or with null after `arguments[1]` ms.
+const WATCH_COLOR: &str = r#"
+    var want = arguments[0];
+    var deadline = Date.now() + arguments[1];
+    var h1 = document.querySelector("h1");
+    window.__applied = new Promise(function (resolve) {
+        (function check() {
+            if (getComputedStyle(h1).color === want) resolve(Date.now());
+            else if (Date.now() > deadline) resolve(null);
+            else setTimeout(check, 0);
+        })();
+    });
+"#;
+
+/// Waits for `window.__applied` (execute_async).
+const AWAIT_APPLIED: &str = r#"
+    var done = arguments[arguments.length - 1];
+    window.__applied.then(done, function (err) { done(String(err)); });
+"#;
+
+/// The color (RGB) at the middle of a PNG given as bytes, decoded in the page
+/// (execute_async).
+const PNG_MIDDLE: &str = r#"
+    var done = arguments[arguments.length - 1];
+    var blob = new Blob([new Uint8Array(arguments[0])], { type: "image/png" });
+    createImageBitmap(blob).then(function (bitmap) {
+        var canvas = document.createElement("canvas");
+        canvas.width = bitmap.width;
+        canvas.height = bitmap.height;
+        var context = canvas.getContext("2d");
+        context.drawImage(bitmap, 0, 0);
+        var pixel = context.getImageData(bitmap.width >> 1, bitmap.height >> 1, 1, 1).data;
+        done([pixel[0], pixel[1], pixel[2]]);
+    }, function (err) { done(String(err)); });
+"#;
+
+/// The page's head, its links and scripts, printed with its state on failure.
+const DUMP: &str = r#"
+    var page = (document.head ? document.head.outerHTML : "(no head)") +
+        "\n" + (document.body ? document.body.outerHTML.slice(0, 2000) : "(no body)");
+    var sheets = Array.prototype.map.call(document.styleSheets, function (sheet) {
+        var rules = [];
+        try {
+            rules = Array.prototype.map.call(sheet.cssRules, function (rule) { return rule.cssText; });
+        } catch (e) {}
+        return (sheet.href || "(inline)") + ": " + rules.join(" ");
+    });
+    return page + "\nsheets:\n" + sheets.join("\n");
+"#;
+
+impl Page {
+    fn is_live(&self) -> bool {
+        self.autoreload.as_deref() == Some("live") && self.ready_state == "complete"
+    }
+
+    /// Still the page first loaded: no navigation, no reload.
+    fn expect_in_place(&self, when: &str) {
+        assert_eq!(
+            self.marker,
+            Some(MARKER),
+            "{when}: the marker is gone, the page navigated: {self:?}"
+        );
+        assert_eq!(
+            self.reloads, None,
+            "{when}: the page should not have reloaded: {self:?}"
+        );
+        assert!(self.is_live(), "{when}: the page is not live: {self:?}");
+    }
+}
+
+/// The one tab of the test.
+struct Tab {
+    client: Client,
+    url: String,
+}
+
+impl Tab {
+    async fn run(&self, script: &str, args: Vec<Value>) -> Value {
+        self.client
+            .execute(script, args)
+            .await
+            .unwrap_or_else(|err| panic!("running {script}: {err}"))
+    }
+
+    async fn try_read(&self) -> Result<Page, String> {
+        let value = self
+            .client
+            .execute(READ_PAGE, vec![json!(RELOADS_KEY)])
+            .await
+            .map_err(|err| err.to_string())?;
+        serde_json::from_value(value.clone()).map_err(|err| format!("{err}: {value}"))
+    }
+
+    async fn read(&self) -> Page {
+        self.try_read()
+            .await
+            .unwrap_or_else(|err| panic!("reading the page: {err}"))
+    }
+
+    /// Reads the page until `done` holds, at most [`WAIT`].
+    async fn wait_for(&self, what: &str, done: impl Fn(&Page) -> bool) -> Page {
+        let started = Instant::now();
+        loop {
+            let last = match self.try_read().await {
+                Ok(page) if done(&page) => return page,
+                Ok(page) => format!("{page:?}"),
+                // A page in the middle of a navigation may refuse a script.
+                Err(err) => err,
+            };
+            assert!(
+                started.elapsed() < WAIT,
+                "timed out after {WAIT:?} waiting for {what}; last seen: {last}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Writes style.css with the h1 in `color` and returns the time in ms from the
+    /// write to the page's h1 in that color. The page checks the style on every
+    /// turn of its event loop, from before the write.
+    async fn css_edit(&self, site: &Site, color: &str) -> f64 {
+        let limit = u64::try_from(WAIT.as_millis()).expect("a few seconds");
+        self.run(WATCH_COLOR, vec![json!(color), json!(limit)])
+            .await;
+        let css = style(color);
+        let written = now_ms();
+        site.write("style.css", &css);
+        let applied = self.client.execute_async(AWAIT_APPLIED, Vec::new()).await;
+        let applied = applied.unwrap_or_else(|err| {
+            panic!("waiting for the h1 to turn {color} after a style.css edit: {err}")
+        });
+        let Some(applied) = applied.as_f64() else {
+            let page = self.try_read().await;
+            panic!(
+                "the h1 did not turn {color} within {WAIT:?} of the style.css edit \
+                 ({applied}): {page:?}"
+            );
+        };
+        applied - written
+    }
+
+    /// [`Self::css_edit`], then waits for the old link to go and checks the page:
+    /// still the one first loaded, the h1 in `color`, one stylesheet link, the fresh
+    /// one. Returns the time from the write to the new style and the page.
+    async fn swap_css(&self, site: &Site, color: &str, when: &str) -> (f64, Page) {
+        let took = self.css_edit(site, color).await;
+        let page = self
+            .wait_for(&format!("one stylesheet link {when}"), |page| {
+                page.links.len() == 1
+            })
+            .await;
+        page.expect_in_place(when);
+        assert_eq!(page.h1_color, color, "{when}: {page:?}");
+        assert!(
+            page.links[0].starts_with("http") && page.links[0].contains("autoreload="),
+            "{when}: the link left should be the fresh one: {page:?}"
+        );
+        (took, page)
+    }
+
+    /// The color at the middle of `#bg`, from a screenshot of it.
+    async fn bg_color(&self) -> [u8; 3] {
+        let element = self
+            .client
+            .find(Locator::Id("bg"))
+            .await
+            .expect("finding #bg");
+        let png = element.screenshot().await.expect("a screenshot of #bg");
+        let pixel = self
+            .client
+            .execute_async(PNG_MIDDLE, vec![json!(png)])
+            .await
+            .expect("decoding the screenshot of #bg");
+        let channels: Vec<u8> = pixel
+            .as_array()
+            .unwrap_or_else(|| panic!("decoding the screenshot of #bg: {pixel}"))
+            .iter()
+            .filter_map(Value::as_u64)
+            .filter_map(|channel| u8::try_from(channel).ok())
+            .collect();
+        channels
+            .try_into()
+            .unwrap_or_else(|_| panic!("decoding the screenshot of #bg: {pixel}"))
+    }
+
+    /// Waits for `#bg` to show `color`, at most [`WAIT`].
+    async fn wait_for_bg(&self, color: [u8; 3], when: &str) {
+        let started = Instant::now();
+        loop {
+            let seen = self.bg_color().await;
+            if near(seen, color) {
+                return;
+            }
+            assert!(
+                started.elapsed() < WAIT,
+                "{when}: #bg still shows {seen:?} after {WAIT:?}, not {color:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
