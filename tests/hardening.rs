@@ -381,3 +381,36 @@ async fn binding_a_non_loopback_address_warns() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn a_stream_that_falls_behind_gets_a_reload() {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    let reload = AutoReload::builder().enabled(true).build();
+    let app: Router = reload.router();
+    let request = axum::http::Request::get("/auto_refresh")
+        .body(axum::body::Body::empty())
+        .expect("request");
+    let mut body = app.oneshot(request).await.expect("infallible").into_body();
+    async fn next(body: &mut axum::body::Body) -> String {
+        let frame = body.frame().await.expect("a frame").expect("ok");
+        String::from_utf8(frame.into_data().expect("data").to_vec()).expect("utf-8")
+    }
+    assert!(next(&mut body).await.starts_with("event: hello\n"));
+    // 100 stylesheet changes while the stream is not read: more than the broadcast
+    // keeps (16), so the stream lags.
+    for i in 0..100 {
+        reload.changed(&format!("/static/{i}.css"));
+    }
+    let first = next(&mut body).await;
+    assert_eq!(
+        first,
+        format!("event: reload\ndata: {}\n\n", reload.instance_id())
+    );
+    // It goes on with the changes still kept, and is still open.
+    assert!(next(&mut body)
+        .await
+        .starts_with("event: css\ndata: /static/"));
+    assert_eq!(reload.open_streams(), 1);
+}
