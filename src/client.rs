@@ -22,7 +22,7 @@ const SCRIPT: &str = include_str!("client/autoreload.js");
 /// new shared worker for) a new script when the library changes.
 pub(crate) fn script_tag(instance: &InstanceId) -> Bytes {
     Bytes::from(format!(
-        "<script src=\"{SCRIPT_PATH}?v={version}\" data-instance=\"{instance}\" data-stream=\"{STREAM_PATH}\"></script>",
+        "<script async src=\"{SCRIPT_PATH}?v={version}\" data-instance=\"{instance}\" data-stream=\"{STREAM_PATH}\"></script>",
         version = env!("CARGO_PKG_VERSION"),
     ))
 }

@@ -1,0 +1,131 @@
+//! Throughput of the script injector: 1 MiB of HTML in 4 KiB chunks through the
+//! public [`axum_autoreload::InjectLayer`] around a `tower::service_fn` that
+//! returns a streamed body, the body collected.
+//!
+//! `cargo bench --bench inject` (criterion). Three variants: `layer` (reload on: the
+//! body is scanned for `</body` and the script spliced in), `layer_off` (reload off:
+//! the layer passes the body through) and `no_layer` (the service alone), so the
+//! cost of the rewriter shows against what collecting the body costs anyway.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum_autoreload::AutoReload;
+use bytes::Bytes;
+use criterion::{Criterion, Throughput};
+use futures_util::stream;
+use http::{header, Request, Response};
+use http_body::Frame;
+use http_body_util::{BodyExt, StreamBody};
+use tower::{Layer, Service, ServiceExt};
+
+/// The body size.
+const SIZE: usize = 1024 * 1024;
+/// The chunk size.
+const CHUNK: usize = 4 * 1024;
+
+type Chunks = stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, Infallible>>>;
+
+/// An HTML page of `size` bytes: short elements, a `</` every few dozen bytes, and
+/// `</body></html>` at the very end, so the whole page is scanned.
+fn html_page(size: usize) -> Bytes {
+    let head = "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+                <title>bench page</title></head>\n<body>\n";
+    let tail = "</body></html>\n";
+    let mut page = String::with_capacity(size);
+    page.push_str(head);
+    let mut i = 0_usize;
+    loop {
+        let item = format!(
+            "<p class=\"row\">Row {i}: <a href=\"/items/{i}\">item</a> <em>text</em></p>\n"
+        );
+        if page.len() + item.len() + tail.len() > size {
+            break;
+        }
+        page.push_str(&item);
+        i += 1;
+    }
+    while page.len() + tail.len() < size {
+        page.push(' ');
+    }
+    page.push_str(tail);
+    Bytes::from(page)
+}
+
+/// The page as a streamed body of `CHUNK`-byte frames (slices of one buffer: no
+/// copy).
+fn chunked(page: &Bytes) -> StreamBody<Chunks> {
+    let frames: Vec<Result<Frame<Bytes>, Infallible>> = (0..page.len())
+        .step_by(CHUNK)
+        .map(|at| Ok(Frame::data(page.slice(at..(at + CHUNK).min(page.len())))))
+        .collect();
+    StreamBody::new(stream::iter(frames))
+}
+
+/// Send one request through `service` and collect the whole body; returns its
+/// length.
+async fn run<S, B>(service: &S) -> usize
+where
+    S: Service<Request<()>, Response = Response<B>, Error = Infallible> + Clone,
+    B: http_body::Body<Data = Bytes>,
+    B::Error: std::fmt::Debug,
+{
+    let response = service
+        .clone()
+        .oneshot(Request::new(()))
+        .await
+        .unwrap_or_else(|never| match never {});
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("the body streams without error")
+        .to_bytes();
+    body.len()
+}
+
+fn inject(c: &mut Criterion) {
+    let page = html_page(SIZE);
+    assert_eq!(page.len(), SIZE);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a Tokio runtime");
+    let app = tower::service_fn(move |_request: Request<()>| {
+        let body = chunked(&page);
+        async move {
+            let mut response = Response::new(body);
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("text/html; charset=utf-8"),
+            );
+            Ok::<_, Infallible>(response)
+        }
+    });
+    let on = AutoReload::builder().enabled(true).build();
+    let off = AutoReload::builder().enabled(false).build();
+    let with_layer = on.layer().layer(app.clone());
+    let layer_off = off.layer().layer(app.clone());
+
+    // The layer must really inject: the page grows by the tag.
+    let grown = runtime.block_on(run(&with_layer));
+    assert_eq!(grown, SIZE + on.script_tag().len());
+    assert_eq!(runtime.block_on(run(&layer_off)), SIZE);
+
+    let mut group = c.benchmark_group("inject");
+    group.throughput(Throughput::Bytes(SIZE as u64));
+    group.measurement_time(Duration::from_secs(5));
+    group.bench_function("layer", |b| b.iter(|| runtime.block_on(run(&with_layer))));
+    group.bench_function("layer_off", |b| {
+        b.iter(|| runtime.block_on(run(&layer_off)));
+    });
+    group.bench_function("no_layer", |b| b.iter(|| runtime.block_on(run(&app))));
+    group.finish();
+}
+
+// What `criterion_group!` and `criterion_main!` expand to, less an undocumented
+// public function.
+fn main() {
+    let mut criterion = Criterion::default().configure_from_args();
+    inject(&mut criterion);
+    criterion.final_summary();
+}
