@@ -1,6 +1,9 @@
 //! Finds where the script goes in a body that arrives in chunks.
 
+use std::sync::LazyLock;
+
 use bytes::{Bytes, BytesMut};
+use memchr::memmem;
 
 /// The script goes before this, compared ASCII case-insensitively.
 const CLOSE_BODY: &[u8] = b"</body";
@@ -77,10 +80,33 @@ impl Splicer {
     }
 }
 
+/// Finders for the first three bytes of `</body` in either case of the `b`: an
+/// HTML page has a `</` every few dozen bytes, but few `</b`.
+static LOWER_B: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new(b"</b"));
+static UPPER_B: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new(b"</B"));
+
 /// Index of the first `</body`, ASCII case-insensitive.
 fn find_close_body(data: &[u8]) -> Option<usize> {
-    memchr::memmem::find_iter(data, b"</")
-        .find(|&at| starts_with_ignore_case(&data[at..], CLOSE_BODY))
+    let after =
+        |finder: &memmem::Finder<'_>, from: usize| finder.find(&data[from..]).map(|at| at + from);
+    let (mut lower, mut upper) = (after(&LOWER_B, 0), after(&UPPER_B, 0));
+    loop {
+        let at = match (lower, upper) {
+            (Some(l), Some(u)) => l.min(u),
+            (Some(at), None) | (None, Some(at)) => at,
+            (None, None) => return None,
+        };
+        if starts_with_ignore_case(&data[at..], CLOSE_BODY) {
+            return Some(at);
+        }
+        // Move on only the finder that stopped here, so each byte is scanned once
+        // by each finder.
+        if lower == Some(at) {
+            lower = after(&LOWER_B, at + 1);
+        } else {
+            upper = after(&UPPER_B, at + 1);
+        }
+    }
 }
 
 fn starts_with_ignore_case(data: &[u8], prefix: &[u8]) -> bool {
