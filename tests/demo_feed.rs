@@ -270,3 +270,39 @@ async fn feed_streams_end_on_shutdown_so_the_process_exits_at_once() {
         signalled.elapsed().as_millis()
     );
 }
+
+/// Several processes creating the same fresh database at once (tests side by side
+/// on a fresh checkout) all start: switching a new file to WAL mode is retried.
+#[test]
+fn processes_may_create_the_database_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("fresh/posts.sqlite3");
+    let mut children: Vec<_> = (0..6)
+        .map(|_| {
+            std::process::Command::new(common::BIN)
+                .args(["--addr", "127.0.0.1:0", "--db", db.to_str().expect("utf-8")])
+                .env("RUST_LOG", "off")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let mut failures = Vec::new();
+    for child in &mut children {
+        if let Some(status) = child.try_wait().expect("wait") {
+            let mut stderr = String::new();
+            if let Some(mut pipe) = child.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
+            }
+            failures.push(format!("{status}: {stderr}"));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    assert!(
+        failures.is_empty(),
+        "processes that did not start: {failures:?}"
+    );
+}

@@ -75,17 +75,18 @@ impl SqliteStore {
         // drains, or tests running side by side) makes this wait up to 5 s for a
         // lock instead of failing: set before anything else takes one.
         connection.busy_timeout(std::time::Duration::from_secs(5))?;
-        // WAL: readers do not block the writer, nor the writer the readers.
-        connection.pragma_update(None, "journal_mode", "WAL")?;
-        connection.pragma_update(None, "synchronous", "NORMAL")?;
-        connection.execute_batch(
-            "CREATE TABLE IF NOT EXISTS posts (
-                 id INTEGER PRIMARY KEY AUTOINCREMENT,
-                 username TEXT NOT NULL,
-                 message TEXT NOT NULL,
-                 created_at INTEGER NOT NULL
-             );",
-        )?;
+        // Switching a new file to WAL takes a lock that the busy handler does not
+        // wait for: several processes creating the database at once (tests side by
+        // side on a fresh checkout) get SQLITE_BUSY. Retry for up to 5 s.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            match set_up(&connection) {
+                Err(err) if is_busy(&err) && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                result => break result?,
+            }
+        }
         Ok(Self {
             connection: Mutex::new(connection),
         })
@@ -141,6 +142,28 @@ impl PostStore for SqliteStore {
             rows.collect()
         })
     }
+}
+
+/// WAL mode (readers do not block the writer, nor the writer the readers) and the
+/// table, when new.
+fn set_up(connection: &Connection) -> rusqlite::Result<()> {
+    connection.pragma_update(None, "journal_mode", "WAL")?;
+    connection.pragma_update(None, "synchronous", "NORMAL")?;
+    connection.execute_batch(
+        "CREATE TABLE IF NOT EXISTS posts (
+             id INTEGER PRIMARY KEY AUTOINCREMENT,
+             username TEXT NOT NULL,
+             message TEXT NOT NULL,
+             created_at INTEGER NOT NULL
+         );",
+    )
+}
+
+fn is_busy(err: &rusqlite::Error) -> bool {
+    matches!(
+        err.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
 }
 
 #[cfg(test)]

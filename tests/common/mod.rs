@@ -63,10 +63,19 @@ impl PassedSocket {
 /// A running demo binary, killed when dropped.
 pub struct Server {
     pub child: Child,
+    /// The demo's database, unless the test named one: tests do not share the
+    /// developer's `data/`.
+    _db: Option<tempfile::TempDir>,
 }
 
 impl Server {
     pub fn spawn(mut command: Command) -> Self {
+        let names_db = command.get_envs().any(|(key, _)| key == "DATABASE_PATH")
+            || command.get_args().any(|arg| arg == "--db");
+        let db = (!names_db).then(|| tempfile::tempdir().expect("a temporary directory"));
+        if let Some(dir) = &db {
+            command.env("DATABASE_PATH", dir.path().join("posts.sqlite3"));
+        }
         command
             .env(
                 "RUST_LOG",
@@ -75,7 +84,7 @@ impl Server {
             .stdin(Stdio::null())
             .stdout(Stdio::null());
         let child = command.spawn().expect("spawn the demo binary");
-        Self { child }
+        Self { child, _db: db }
     }
 
     pub fn pid(&self) -> Pid {
