@@ -35,12 +35,16 @@
 mod client;
 #[path = "harness/edit.rs"]
 mod edit;
+#[path = "harness/page.rs"]
+mod page;
 #[path = "harness/report.rs"]
 mod report;
 #[path = "harness/scenarios.rs"]
 mod scenarios;
 #[path = "harness/server.rs"]
 mod server;
+#[path = "../tests/common/wire.rs"]
+mod wire;
 
 use std::fmt::Write as _;
 use std::fs;

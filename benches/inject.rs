@@ -7,6 +7,9 @@
 //! the layer passes the body through) and `no_layer` (the service alone), so the
 //! cost of the rewriter shows against what collecting the body costs anyway.
 
+#[path = "harness/page.rs"]
+mod page;
+
 use std::convert::Infallible;
 use std::time::Duration;
 
@@ -26,30 +29,8 @@ const CHUNK: usize = 4 * 1024;
 
 type Chunks = stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, Infallible>>>;
 
-/// An HTML page of `size` bytes: short elements, a `</` every few dozen bytes, and
-/// `</body></html>` at the very end, so the whole page is scanned.
 fn html_page(size: usize) -> Bytes {
-    let head = "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-                <title>bench page</title></head>\n<body>\n";
-    let tail = "</body></html>\n";
-    let mut page = String::with_capacity(size);
-    page.push_str(head);
-    let mut i = 0_usize;
-    loop {
-        let item = format!(
-            "<p class=\"row\">Row {i}: <a href=\"/items/{i}\">item</a> <em>text</em></p>\n"
-        );
-        if page.len() + item.len() + tail.len() > size {
-            break;
-        }
-        page.push_str(&item);
-        i += 1;
-    }
-    while page.len() + tail.len() < size {
-        page.push(' ');
-    }
-    page.push_str(tail);
-    Bytes::from(page)
+    Bytes::from(page::html_page(size))
 }
 
 /// The page as a streamed body of `CHUNK`-byte frames (slices of one buffer: no

@@ -21,6 +21,11 @@ fn html(body: &'static str) -> Response<Body> {
         .expect("response")
 }
 
+/// The whole body.
+async fn body_bytes(body: Body) -> Vec<u8> {
+    body.collect().await.expect("body").to_bytes().to_vec()
+}
+
 async fn call<S>(service: S, request: Request<Body>) -> (Response<()>, String)
 where
     S: Service<Request<Body>, Error = Infallible>,
@@ -28,7 +33,7 @@ where
 {
     let response: Response<Body> = service.oneshot(request).await.expect("infallible").into();
     let (parts, body) = response.into_parts();
-    let bytes = body.collect().await.expect("body").to_bytes();
+    let bytes = body_bytes(body).await;
     (
         Response::from_parts(parts, ()),
         String::from_utf8(bytes.to_vec()).expect("utf-8"),
@@ -141,19 +146,7 @@ async fn left_alone() {
         }),
     ];
     for (what, make) in cases {
-        let expected = {
-            let response = make();
-            String::from_utf8(
-                response
-                    .into_body()
-                    .collect()
-                    .await
-                    .expect("body")
-                    .to_bytes()
-                    .to_vec(),
-            )
-            .expect("utf-8")
-        };
+        let expected = String::from_utf8(body_bytes(make().into_body()).await).expect("utf-8");
         let (_, body) = call(through_layer(&reload, make), get("/")).await;
         assert_eq!(body, expected, "{what}");
     }
@@ -223,7 +216,7 @@ async fn the_router_serves_the_script_and_the_stream() {
         script.headers()[header::CONTENT_TYPE],
         "text/javascript; charset=utf-8"
     );
-    let text = script.into_body().collect().await.expect("body").to_bytes();
+    let text = body_bytes(script.into_body()).await;
     assert!(std::str::from_utf8(&text)
         .expect("utf-8")
         .contains("SharedWorker"));
@@ -296,13 +289,7 @@ mod arbitrary_bodies {
                 .oneshot(get("/"))
                 .await
                 .expect("infallible");
-            response
-                .into_body()
-                .collect()
-                .await
-                .expect("body")
-                .to_bytes()
-                .to_vec()
+            body_bytes(Body::new(response.into_body())).await
         })
     }
 

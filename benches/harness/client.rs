@@ -10,18 +10,8 @@ use memchr::memmem;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// A response read off the wire, its body complete.
-#[derive(Debug)]
-pub(crate) struct Response {
-    pub(crate) status: u16,
-    pub(crate) body: Vec<u8>,
-}
-
-impl Response {
-    pub(crate) fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-}
+use crate::wire::parse;
+pub(crate) use crate::wire::Response;
 
 /// Why a request failed, as the load figures count it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -68,7 +58,7 @@ pub(crate) async fn get(addr: SocketAddr, path: &str) -> io::Result<Response> {
     stream.write_all(request.as_bytes()).await?;
     let mut bytes = Vec::with_capacity(4096);
     stream.read_to_end(&mut bytes).await?;
-    parse(&bytes)
+    parse(&bytes, false)
 }
 
 /// One request with a time limit, classified.
@@ -85,55 +75,6 @@ pub(crate) async fn timed_get(
         Err(_) => Err(Failure::Timeout),
     };
     (started.elapsed(), outcome)
-}
-
-fn invalid(what: &str) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, what.to_owned())
-}
-
-fn parse(bytes: &[u8]) -> io::Result<Response> {
-    let split = memmem::find(bytes, b"\r\n\r\n").ok_or_else(|| invalid("no end of head"))?;
-    let head = String::from_utf8_lossy(&bytes[..split]);
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| invalid("no status"))?;
-    let header = |name: &str| {
-        head.lines().skip(1).find_map(|line| {
-            let (key, value) = line.split_once(':')?;
-            key.trim()
-                .eq_ignore_ascii_case(name)
-                .then(|| value.trim().to_owned())
-        })
-    };
-    let raw = &bytes[split + 4..];
-    let body = if header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
-        dechunk(raw).ok_or_else(|| invalid("incomplete chunked body"))?
-    } else if let Some(len) = header("content-length").and_then(|v| v.parse::<usize>().ok()) {
-        if raw.len() < len {
-            return Err(invalid("body shorter than Content-Length"));
-        }
-        raw[..len].to_vec()
-    } else {
-        raw.to_vec()
-    };
-    Ok(Response { status, body })
-}
-
-fn dechunk(mut raw: &[u8]) -> Option<Vec<u8>> {
-    let mut body = Vec::new();
-    loop {
-        let line_end = memmem::find(raw, b"\r\n")?;
-        let size =
-            usize::from_str_radix(std::str::from_utf8(&raw[..line_end]).ok()?.trim(), 16).ok()?;
-        raw = &raw[line_end + 2..];
-        if size == 0 {
-            return Some(body);
-        }
-        body.extend_from_slice(raw.get(..size)?);
-        raw = raw.get(size + 2..)?;
-    }
 }
 
 /// An open reload stream whose `hello` has arrived.

@@ -257,35 +257,8 @@ pub(crate) fn json_number(json: &str, key: &str) -> Option<u64> {
 /// the end) to `dir/page.html`; returns its size.
 pub(crate) fn write_page(dir: &Path) -> io::Result<usize> {
     fs::create_dir_all(dir)?;
-    let page = html_page(20 * 1024);
+    let page = crate::page::html_page(20 * 1024);
     fs::write(dir.join("page.html"), &page)?;
     File::open(dir.join("page.html"))?.sync_all()?;
     Ok(page.len())
-}
-
-/// An HTML page of exactly `size` bytes (for `size` of a few hundred bytes or
-/// more): many short elements, so the injector meets a `</` every few dozen bytes,
-/// and `</body></html>` at the end.
-pub(crate) fn html_page(size: usize) -> String {
-    let head = "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-                <title>bench page</title></head>\n<body>\n";
-    let tail = "</body></html>\n";
-    let mut page = String::with_capacity(size);
-    page.push_str(head);
-    let mut i = 0_usize;
-    while page.len() + tail.len() < size {
-        let item = format!(
-            "<p class=\"row\">Row {i}: <a href=\"/items/{i}\">item</a> <em>text</em></p>\n"
-        );
-        if page.len() + item.len() + tail.len() > size {
-            break;
-        }
-        page.push_str(&item);
-        i += 1;
-    }
-    while page.len() + tail.len() < size {
-        page.push(' ');
-    }
-    page.push_str(tail);
-    page
 }

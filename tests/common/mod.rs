@@ -117,26 +117,9 @@ impl Drop for Server {
     }
 }
 
-/// A response read off the wire.
-#[derive(Debug)]
-pub struct Response {
-    pub status: u16,
-    pub head: String,
-    pub body: Vec<u8>,
-}
-
-impl Response {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.head.lines().skip(1).find_map(|line| {
-            let (key, value) = line.split_once(':')?;
-            key.trim().eq_ignore_ascii_case(name).then(|| value.trim())
-        })
-    }
-
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-}
+mod wire;
+use wire::parse;
+pub use wire::Response;
 
 /// `GET path` on a fresh connection with `Connection: close`, reading to the end.
 pub async fn get(addr: SocketAddr, path: &str) -> std::io::Result<Response> {
@@ -154,52 +137,7 @@ pub async fn request(addr: SocketAddr, raw: &str) -> std::io::Result<Response> {
     stream.write_all(raw.as_bytes()).await?;
     let mut bytes = Vec::new();
     stream.read_to_end(&mut bytes).await?;
-    parse(&bytes)
-}
-
-fn parse(bytes: &[u8]) -> std::io::Result<Response> {
-    let invalid =
-        |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_owned());
-    let split = bytes
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| invalid("no end of head"))?;
-    let head = String::from_utf8_lossy(&bytes[..split]).into_owned();
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| invalid("no status"))?;
-    let mut response = Response {
-        status,
-        head,
-        body: Vec::new(),
-    };
-    let raw_body = &bytes[split + 4..];
-    response.body = if response
-        .header("transfer-encoding")
-        .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
-    {
-        dechunk(raw_body).ok_or_else(|| invalid("bad chunked body"))?
-    } else {
-        raw_body.to_vec()
-    };
-    Ok(response)
-}
-
-fn dechunk(mut raw: &[u8]) -> Option<Vec<u8>> {
-    let mut body = Vec::new();
-    loop {
-        let line_end = raw.windows(2).position(|w| w == b"\r\n")?;
-        let size =
-            usize::from_str_radix(std::str::from_utf8(&raw[..line_end]).ok()?.trim(), 16).ok()?;
-        raw = &raw[line_end + 2..];
-        if size == 0 {
-            return Some(body);
-        }
-        body.extend_from_slice(raw.get(..size)?);
-        raw = raw.get(size + 2..)?;
-    }
+    parse(&bytes, raw.starts_with("HEAD "))
 }
 
 /// Poll `GET /` until it answers 200, at most `limit`.
