@@ -12,7 +12,7 @@ use bytes::Bytes;
 use tokio::sync::broadcast;
 
 use crate::inject::InjectLayer;
-use crate::{client, sse, InstanceId, ShutdownSignal};
+use crate::{client, sse, watch, InstanceId, ShutdownSignal};
 
 /// Path of the reload stream (server-sent events); the client script is served
 /// below it, at `/auto_refresh/client.js`.
@@ -77,12 +77,14 @@ pub struct AutoReload {
 pub(crate) struct Shared {
     pub(crate) instance: InstanceId,
     pub(crate) enabled: bool,
-    pub(crate) events: broadcast::Sender<Broadcast>,
+    /// Encoded events, each sent once to every open stream.
+    pub(crate) events: broadcast::Sender<Bytes>,
+    pub(crate) frames: sse::Frames,
     pub(crate) shutdown: ShutdownSignal,
     pub(crate) keep_alive: Duration,
-    pub(crate) retry: Duration,
     pub(crate) script_tag: Bytes,
     pub(crate) open_streams: AtomicUsize,
+    pub(crate) watchers: watch::Watchers,
 }
 
 impl Default for AutoReload {
@@ -128,7 +130,7 @@ impl AutoReload {
         Router::new()
             .route(
                 STREAM_PATH,
-                get(move || std::future::ready(sse::stream(&stream))),
+                get(move || std::future::ready(sse::response(&stream))),
             )
             .route(client::SCRIPT_PATH, get(client::script))
             .route(
@@ -161,7 +163,12 @@ impl AutoReload {
 
     fn send(&self, event: Broadcast) -> usize {
         tracing::debug!(?event, "broadcast");
-        self.shared.events.send(event).unwrap_or(0)
+        let frame = match &event {
+            Broadcast::Reload => self.shared.frames.reload.clone(),
+            Broadcast::Css(path) => sse::encode("css", path, None),
+            Broadcast::Image(path) => sse::encode("image", path, None),
+        };
+        self.shared.events.send(frame).unwrap_or(0)
     }
 
     /// The signal that fires when the graceful shutdown begins; give it to
@@ -248,14 +255,15 @@ impl Builder {
         let (events, _) = broadcast::channel(16);
         AutoReload {
             shared: Arc::new(Shared {
+                frames: sse::Frames::new(&instance, self.retry),
                 instance,
                 enabled,
                 events,
                 shutdown: ShutdownSignal::new(),
                 keep_alive: self.keep_alive,
-                retry: self.retry,
                 script_tag,
                 open_streams: AtomicUsize::new(0),
+                watchers: watch::Watchers::default(),
             }),
         }
     }

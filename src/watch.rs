@@ -1,13 +1,21 @@
 //! Watching a directory of static files, so that open tabs pick up a changed file
 //! without a restart of the server.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, SystemTime};
 
-use notify_debouncer_mini::notify::{RecommendedWatcher, RecursiveMode};
-use notify_debouncer_mini::{new_debouncer, DebounceEventResult, DebouncedEventKind, Debouncer};
+use notify_debouncer_mini::notify::{
+    self, Config, EventHandler, RecommendedWatcher, RecursiveMode, Watcher, WatcherKind,
+};
+use notify_debouncer_mini::{
+    new_debouncer_opt, DebounceEventResult, DebouncedEventKind, Debouncer,
+};
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
+use tokio_util::task::{task_tracker::TaskTrackerToken, TaskTracker};
 
 use crate::reload::Broadcast;
 use crate::AutoReload;
@@ -29,10 +37,103 @@ const SEGMENT: &AsciiSet = &CONTROLS
     .add(b'{')
     .add(b'}');
 
-/// Watches a directory; stops when dropped. Made by [`watch_static`].
+/// Watches a directory; stops when dropped, or when the server's graceful
+/// shutdown begins. Made by [`watch_static`].
 pub struct StaticWatcher {
-    _debouncer: Debouncer<RecommendedWatcher>,
+    _slot: Arc<Slot>,
     dir: PathBuf,
+}
+
+/// A running watcher, until it is stopped.
+type Slot = Mutex<Option<Debouncer<TrackedWatcher>>>;
+
+/// The static-file watchers of one [`AutoReload`], which [`crate::serve()`] stops
+/// when its graceful shutdown begins.
+///
+/// Closing an inotify instance can take the kernel 15 ms or more (it waits for the
+/// marks it destroys to be reaped: an SRCU grace period), and a process cannot
+/// exit while one of its threads is in that wait. Stopped at the start of the
+/// shutdown, while the server still accepts, the watchers are closed by the time
+/// the connections are drained, and the next process takes the socket that much
+/// sooner.
+#[derive(Debug, Default)]
+pub(crate) struct Watchers {
+    running: Mutex<Vec<Weak<Slot>>>,
+    /// One token per watcher whose OS watch (inotify instance) is still open.
+    open: TaskTracker,
+}
+
+impl Watchers {
+    fn add(&self, slot: &Arc<Slot>) {
+        let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+        running.retain(|slot| slot.strong_count() > 0);
+        running.push(Arc::downgrade(slot));
+    }
+
+    /// Stop every watcher. The future completes once each has closed its OS
+    /// watch, on notify's thread.
+    pub(crate) fn stop_all(&self) -> impl Future<Output = ()> + Send + 'static {
+        let running =
+            std::mem::take(&mut *self.running.lock().unwrap_or_else(PoisonError::into_inner));
+        for slot in running.iter().filter_map(Weak::upgrade) {
+            // Dropping the debouncer tells notify's event loop to remove its
+            // watches and close the instance.
+            drop(slot.lock().unwrap_or_else(PoisonError::into_inner).take());
+        }
+        self.open.close();
+        let open = self.open.clone();
+        async move { open.wait().await }
+    }
+}
+
+thread_local! {
+    /// Hands [`TrackedWatcher::new`] its token: notify makes the watcher inside
+    /// the debouncer's constructor, and `Watcher::new` takes no other argument.
+    static NEXT_TOKEN: RefCell<Option<TaskTrackerToken>> = const { RefCell::new(None) };
+}
+
+/// notify's recommended watcher whose event handler holds a [`TaskTrackerToken`]:
+/// notify drops the handler when its event loop ends, after it has closed the OS
+/// watch, so [`Watchers::stop_all`] can tell when that is done.
+#[derive(Debug)]
+struct TrackedWatcher(RecommendedWatcher);
+
+/// An event handler and the token it holds until notify drops it.
+struct Tracked<F> {
+    handler: F,
+    _open: Option<TaskTrackerToken>,
+}
+
+impl<F: EventHandler> EventHandler for Tracked<F> {
+    fn handle_event(&mut self, event: notify::Result<notify::Event>) {
+        self.handler.handle_event(event);
+    }
+}
+
+impl Watcher for TrackedWatcher {
+    fn new<F: EventHandler>(event_handler: F, config: Config) -> notify::Result<Self> {
+        let handler = Tracked {
+            handler: event_handler,
+            _open: NEXT_TOKEN.with(RefCell::take),
+        };
+        RecommendedWatcher::new(handler, config).map(Self)
+    }
+
+    fn watch(&mut self, path: &Path, recursive_mode: RecursiveMode) -> notify::Result<()> {
+        self.0.watch(path, recursive_mode)
+    }
+
+    fn unwatch(&mut self, path: &Path) -> notify::Result<()> {
+        self.0.unwatch(path)
+    }
+
+    fn configure(&mut self, option: Config) -> notify::Result<bool> {
+        self.0.configure(option)
+    }
+
+    fn kind() -> WatcherKind {
+        RecommendedWatcher::kind()
+    }
 }
 
 impl std::fmt::Debug for StaticWatcher {
@@ -51,7 +152,7 @@ pub struct WatchError {
     pub dir: PathBuf,
     /// What notify reported (a missing directory, too many inotify watches).
     #[source]
-    pub source: notify_debouncer_mini::notify::Error,
+    pub source: notify::Error,
 }
 
 /// Watch `dir` (recursively) and tell every open tab when a file in it changes, as
@@ -89,7 +190,7 @@ pub fn watch_static(
         started: SystemTime::now(),
         seen: HashMap::new(),
     };
-    let reload = reload.clone();
+    let announcer = reload.clone();
     let handler = move |result: DebounceEventResult| match result {
         Ok(events) => {
             // `AnyContinuous` marks a file still being written to: wait for its
@@ -101,11 +202,18 @@ pub fn watch_static(
                 .collect();
             urls.sort_unstable();
             urls.dedup();
-            announce(&reload, &urls);
+            announce(&announcer, &urls);
         }
         Err(err) => tracing::warn!("watching {}: {err}", changes.root.display()),
     };
-    let mut debouncer = new_debouncer(DEBOUNCE, handler).map_err(fail)?;
+    let watchers = &reload.shared.watchers;
+    NEXT_TOKEN.with(|next| next.replace(Some(watchers.open.token())));
+    let made = new_debouncer_opt::<_, TrackedWatcher>(
+        notify_debouncer_mini::Config::default().with_timeout(DEBOUNCE),
+        handler,
+    );
+    NEXT_TOKEN.with(RefCell::take);
+    let mut debouncer = made.map_err(fail)?;
     debouncer
         .watcher()
         .watch(&root, RecursiveMode::Recursive)
@@ -114,10 +222,9 @@ pub fn watch_static(
         "watching {} for changes (served at {url_prefix})",
         dir.display()
     );
-    Ok(StaticWatcher {
-        _debouncer: debouncer,
-        dir,
-    })
+    let slot = Arc::new(Mutex::new(Some(debouncer)));
+    watchers.add(&slot);
+    Ok(StaticWatcher { _slot: slot, dir })
 }
 
 /// Which files were written since they were last announced.
@@ -238,6 +345,30 @@ mod tests {
             url_path(&root, "", &root.join("css/app.css")).as_deref(),
             Some("/css/app.css")
         );
+    }
+
+    #[tokio::test]
+    async fn stopping_closes_the_watch_and_nothing_more_is_announced() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let css = dir.path().join("app.css");
+        std::fs::write(&css, "a{}").expect("write");
+        let reload = AutoReload::builder().enabled(true).build();
+        let mut events = reload.shared.events.subscribe();
+        let _watcher = watch_static(dir.path(), "/static", &reload).expect("watch");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        std::fs::write(&css, "a{color:red}").expect("write");
+        let frame = tokio::time::timeout(Duration::from_secs(5), events.recv())
+            .await
+            .expect("announced")
+            .expect("frame");
+        assert_eq!(&frame[..], b"event: css\ndata: /static/app.css\n\n");
+
+        tokio::time::timeout(Duration::from_secs(5), reload.shared.watchers.stop_all())
+            .await
+            .expect("the watcher's inotify instance closes");
+        let quiet = tokio::time::timeout(Duration::from_millis(300), events.recv());
+        std::fs::write(&css, "a{color:blue}").expect("write");
+        assert!(quiet.await.is_err(), "announced after the watcher stopped");
     }
 
     #[test]

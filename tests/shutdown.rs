@@ -58,6 +58,47 @@ async fn every_stream_hears_restart_and_ends_then_the_process_exits() {
     }
 }
 
+/// The server answers a connection whose first request is the stream itself; a
+/// stream asked for on a connection that served a page first goes through hyper
+/// and the router. Both hear the same events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_on_a_used_connection_hears_reload_and_restart_too() {
+    let socket = PassedSocket::new();
+    let mut server = socket.spawn(&[]);
+    wait_ready(socket.addr, Duration::from_secs(20)).await;
+    let mut own = EventStream::open(socket.addr).await.expect("open");
+    let mut routed = EventStream::open_after(socket.addr, "/auto_refresh/status")
+        .await
+        .expect("open after a request");
+    assert!(own.head.contains("connection: close"), "{}", own.head);
+    assert!(
+        routed.head.contains("transfer-encoding: chunked"),
+        "{}",
+        routed.head
+    );
+    for stream in [&mut own, &mut routed] {
+        assert!(stream.head.starts_with("http/1.1 200"), "{}", stream.head);
+        assert!(stream.head.contains("content-type: text/event-stream"));
+        let (name, _) = stream.next_event().await.expect("read").expect("hello");
+        assert_eq!(name, "hello");
+    }
+    server.signal(Signal::SIGUSR1);
+    for stream in [&mut own, &mut routed] {
+        let (name, _) = stream.next_event().await.expect("read").expect("an event");
+        assert_eq!(name, "reload");
+    }
+    server.signal(Signal::SIGINT);
+    for stream in [&mut own, &mut routed] {
+        let (name, _) = stream.next_event().await.expect("read").expect("an event");
+        assert_eq!(name, "restart");
+        assert!(stream.ends_within(Duration::from_secs(2)).await);
+    }
+    assert!(server
+        .wait_exit(Duration::from_secs(2))
+        .expect("exits")
+        .success());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigusr1_reloads_every_stream() {
     let socket = PassedSocket::new();

@@ -161,15 +161,43 @@ pub async fn wait_ready(addr: SocketAddr, limit: Duration) {
 /// An open reload stream: the request sent, the response head read.
 pub struct EventStream {
     reader: BufReader<TcpStream>,
+    /// The response's status line and header fields, lower-cased.
+    pub head: String,
 }
 
+const STREAM_REQUEST: &[u8] =
+    b"GET /auto_refresh HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n";
+
 impl EventStream {
+    /// A stream on a new connection, the connection's first request.
     pub async fn open(addr: SocketAddr) -> std::io::Result<Self> {
         let mut stream = TcpStream::connect(addr).await?;
-        stream
-            .write_all(b"GET /auto_refresh HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n")
-            .await?;
-        let mut reader = BufReader::new(stream);
+        stream.write_all(STREAM_REQUEST).await?;
+        Self::read_head(BufReader::new(stream)).await
+    }
+
+    /// A stream asked for on a keep-alive connection after a `GET` of `path`, whose
+    /// answer must have a `Content-Length`.
+    pub async fn open_after(addr: SocketAddr, path: &str) -> std::io::Result<Self> {
+        let mut reader = BufReader::new(TcpStream::connect(addr).await?);
+        let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n");
+        reader.get_mut().write_all(request.as_bytes()).await?;
+        let first = Self::read_head(reader).await?;
+        let length: usize = first
+            .head
+            .lines()
+            .find_map(|line| line.strip_prefix("content-length: "))
+            .and_then(|value| value.trim().parse().ok())
+            .ok_or_else(|| std::io::Error::other(format!("no content-length: {}", first.head)))?;
+        let mut reader = first.reader;
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).await?;
+        reader.get_mut().write_all(STREAM_REQUEST).await?;
+        Self::read_head(reader).await
+    }
+
+    async fn read_head(mut reader: BufReader<TcpStream>) -> std::io::Result<Self> {
+        let mut head = String::new();
         let mut line = String::new();
         loop {
             line.clear();
@@ -177,8 +205,9 @@ impl EventStream {
                 return Err(std::io::ErrorKind::UnexpectedEof.into());
             }
             if line == "\r\n" {
-                return Ok(Self { reader });
+                return Ok(Self { reader, head });
             }
+            head.push_str(&line.to_ascii_lowercase());
         }
     }
 

@@ -5,45 +5,56 @@
 //! closes connections that were accepted but whose request was not read yet, which
 //! resets them. This server, on SIGINT, SIGTERM or [`crate::ShutdownSignal::trigger`]:
 //!
-//! 1. stops accepting: connections not yet accepted stay in the socket's backlog for
-//!    the next process (with socket activation the socket outlives this process);
-//! 2. fires the [`crate::ShutdownSignal`]: every reload stream sends `restart` and
+//! 1. fires the [`crate::ShutdownSignal`]: every reload stream sends `restart` and
 //!    ends, and the app's own long-lived handlers end on it too;
-//! 3. lets in-flight requests finish, then closes their connections; closes idle
+//! 2. stops the reload handle's file watchers ([`crate::watch_static`]) and keeps
+//!    accepting and serving until they are closed: closing an inotify instance can
+//!    take the kernel 15 ms, which would otherwise delay the exit while requests
+//!    wait in the backlog;
+//! 3. stops accepting: connections not yet accepted stay in the socket's backlog for
+//!    the next process (with socket activation the socket outlives this process);
+//! 4. lets in-flight requests finish, then closes their connections; closes idle
 //!    keep-alive connections at once; gives a connection accepted but still silent
 //!    a short grace ([`Serve::first_request_grace`]) to send its request, which is
 //!    then served rather than reset;
-//! 4. returns when every connection is done, when the drain deadline passes
+//! 5. returns when every connection is done, when the drain deadline passes
 //!    ([`Serve::drain_deadline`]), or at once on a second SIGINT or SIGTERM.
 //!
 //! SIGUSR1 broadcasts a `reload` to every tab ([`crate::AutoReload::reload`]).
+//!
+//! A connection whose first request is the reload stream is served without hyper
+//! (`event_stream`): it then costs its socket, a task and a broadcast receiver, not
+//! hyper's read and write buffers. Every other connection is hyper's (HTTP/1.1,
+//! with upgrades), built once its first bytes have arrived.
+
+mod connection;
+mod event_stream;
 
 use std::future::{Future, IntoFuture};
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::ConnectInfo;
 use axum::Router;
-use futures_util::future::Either;
-use hyper::body::Incoming;
 use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioTimer;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::signal::unix::{signal, Signal, SignalKind};
-use tokio::sync::Notify;
 use tokio::task::JoinSet;
-use tower::ServiceExt;
 
 use crate::guard::Guard;
-use crate::{AutoReload, ShutdownSignal};
+use crate::AutoReload;
+use connection::Connect;
 
 /// The largest request head (request line and headers) accepted, in bytes; a larger
 /// one gets 431 Request Header Fields Too Large.
 const MAX_HEADER_SIZE: usize = 64 * 1024;
+
+/// How long the shutdown keeps accepting while the file watchers close; past it,
+/// the server stops accepting anyway.
+const WATCHERS_CLOSE_LIMIT: Duration = Duration::from_millis(250);
 
 /// Serve `app` on `listener` until SIGINT or SIGTERM, then shut down gracefully as
 /// the module docs describe.
@@ -195,13 +206,20 @@ impl Serve {
             guard,
             header_read_timeout,
         } = self;
-        let guard = Arc::new(guard);
         let mut signals = Signals::install(handle_signals)?;
         let shutdown = reload.shutdown_signal();
         let mut http = http1::Builder::new();
         http.timer(TokioTimer::new())
             .header_read_timeout(header_read_timeout)
             .max_header_size(MAX_HEADER_SIZE);
+        let connect = Arc::new(Connect {
+            http,
+            guard,
+            app,
+            reload: reload.clone(),
+            first_request_grace,
+            header_read_timeout,
+        });
         let mut connections = JoinSet::new();
 
         tracing::debug!(instance = %reload.instance_id(), "serving");
@@ -221,28 +239,41 @@ impl Serve {
                     }
                 },
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
-                accepted = listener.accept() => match accepted {
-                    Ok((stream, remote)) => {
-                        connections.spawn(serve_connection(
-                            http.clone(),
-                            stream,
-                            remote,
-                            Arc::clone(&guard),
-                            app.clone(),
-                            shutdown.clone(),
-                            first_request_grace,
-                        ));
-                    }
-                    Err(err) => accept_failed(&err).await,
+                accepted = listener.accept() => accept(&mut connections, &connect, accepted).await,
+            }
+        }
+
+        // The streams are ending. Keep serving while the file watchers close.
+        let started = Instant::now();
+        let watchers_closed =
+            tokio::time::timeout(WATCHERS_CLOSE_LIMIT, reload.shared.watchers.stop_all());
+        tokio::pin!(watchers_closed);
+        loop {
+            tokio::select! {
+                biased;
+                request = signals.recv() => if let Request::Stop(name) = request {
+                    exit_now(name, &connections);
+                    return Ok(());
                 },
+                closed = &mut watchers_closed => {
+                    if closed.is_err() {
+                        tracing::warn!(
+                            "file watchers still open after {} ms: stopping anyway",
+                            WATCHERS_CLOSE_LIMIT.as_millis(),
+                        );
+                    }
+                    break;
+                }
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                accepted = listener.accept() => accept(&mut connections, &connect, accepted).await,
             }
         }
 
         // Stop accepting: what waits in the backlog is the next process's.
         drop(listener);
-        let started = Instant::now();
         tracing::info!(
-            "graceful shutdown: stopped accepting; draining {} connections ({} reload streams)",
+            "graceful shutdown: stopped accepting after {} ms; draining {} connections ({} reload streams)",
+            started.elapsed().as_millis(),
             connections.len(),
             reload.open_streams(),
         );
@@ -251,15 +282,10 @@ impl Serve {
         loop {
             tokio::select! {
                 biased;
-                request = signals.recv() => {
-                    if let Request::Stop(name) = request {
-                        tracing::warn!(
-                            "{name} again: exiting without waiting for {} connections",
-                            connections.len()
-                        );
-                        return Ok(());
-                    }
-                }
+                request = signals.recv() => if let Request::Stop(name) = request {
+                    exit_now(name, &connections);
+                    return Ok(());
+                },
                 () = &mut deadline => {
                     tracing::warn!(
                         "drain deadline of {} ms passed: closing {} connections still open",
@@ -277,6 +303,28 @@ impl Serve {
     }
 }
 
+/// A second SIGINT or SIGTERM during the shutdown.
+fn exit_now(name: &str, connections: &JoinSet<()>) {
+    tracing::warn!(
+        "{name} again: exiting without waiting for {} connections",
+        connections.len()
+    );
+}
+
+/// Serve an accepted connection on its own task.
+async fn accept(
+    connections: &mut JoinSet<()>,
+    connect: &Arc<Connect>,
+    accepted: io::Result<(TcpStream, SocketAddr)>,
+) {
+    match accepted {
+        Ok((stream, remote)) => {
+            connections.spawn(connection::serve(Arc::clone(connect), stream, remote));
+        }
+        Err(err) => accept_failed(&err).await,
+    }
+}
+
 /// Per-connection errors (the peer went away) need nothing; others, such as
 /// running out of file descriptors, get a pause so the loop does not spin.
 async fn accept_failed(err: &io::Error) {
@@ -290,70 +338,4 @@ async fn accept_failed(err: &io::Error) {
     }
     tracing::error!("accept failed: {err}; retrying in 50 ms");
     tokio::time::sleep(Duration::from_millis(50)).await;
-}
-
-async fn serve_connection(
-    http: http1::Builder,
-    stream: TcpStream,
-    remote: SocketAddr,
-    guard: Arc<Guard>,
-    app: Router,
-    shutdown: ShutdownSignal,
-    first_request_grace: Duration,
-) {
-    // Events are small writes that must go out at once.
-    if let Err(err) = stream.set_nodelay(true) {
-        tracing::debug!("TCP_NODELAY on a connection from {remote}: {err}");
-    }
-    let first_request = Arc::new(Notify::new());
-    let seen_request = Arc::new(AtomicBool::new(false));
-    let service = {
-        let first_request = Arc::clone(&first_request);
-        let seen_request = Arc::clone(&seen_request);
-        hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
-            if !seen_request.swap(true, Ordering::AcqRel) {
-                first_request.notify_one();
-            }
-            if let Some(refused) = guard.check(&request) {
-                tracing::warn!(
-                    "refused {} {} from {remote}: Host {:?}, Origin {:?}",
-                    request.method(),
-                    request.uri().path(),
-                    request.headers().get(http::header::HOST),
-                    request.headers().get(http::header::ORIGIN),
-                );
-                return Either::Left(std::future::ready(Ok(refused)));
-            }
-            request.extensions_mut().insert(ConnectInfo(remote));
-            Either::Right(app.clone().oneshot(request))
-        })
-    };
-    let connection = http
-        .serve_connection(TokioIo::new(stream), service)
-        .with_upgrades();
-    tokio::pin!(connection);
-
-    tokio::select! {
-        result = connection.as_mut() => return log_end(remote, result),
-        () = shutdown.triggered() => {}
-    }
-    if !seen_request.load(Ordering::Acquire) {
-        // Accepted, but no request read yet: hyper would close it at once and reset
-        // a request that is on its way. Wait for it a little.
-        tokio::select! {
-            result = connection.as_mut() => return log_end(remote, result),
-            () = first_request.notified() => {}
-            () = tokio::time::sleep(first_request_grace) => {
-                tracing::trace!("closing silent connection from {remote}");
-            }
-        }
-    }
-    connection.as_mut().graceful_shutdown();
-    log_end(remote, connection.await);
-}
-
-fn log_end(remote: SocketAddr, result: Result<(), hyper::Error>) {
-    if let Err(err) = result {
-        tracing::debug!("connection from {remote}: {err}");
-    }
 }
