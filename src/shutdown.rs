@@ -1,6 +1,8 @@
 //! The shutdown signal that long-lived handlers watch.
 
-use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
+use tokio_util::sync::{
+    CancellationToken, WaitForCancellationFuture, WaitForCancellationFutureOwned,
+};
 
 /// Fires once when the server begins its graceful shutdown (SIGINT, SIGTERM or
 /// [`ShutdownSignal::trigger`]).
@@ -39,6 +41,11 @@ impl ShutdownSignal {
     /// in `'static` futures and streams.
     pub async fn triggered_owned(self) {
         self.token.cancelled_owned().await;
+    }
+
+    /// [`ShutdownSignal::triggered_owned`] as a named type, to keep in a struct.
+    pub(crate) fn triggered_future(&self) -> WaitForCancellationFutureOwned {
+        self.token.clone().cancelled_owned()
     }
 
     /// Whether the shutdown has begun.

@@ -23,6 +23,7 @@
 //! [`Subscription`].
 
 use std::convert::Infallible;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,6 +34,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use http::{header, HeaderValue};
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::time::{Instant, Interval, MissedTickBehavior};
+use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use crate::reload::Shared;
 use crate::{AutoReload, InstanceId};
@@ -114,6 +116,9 @@ pub(crate) struct Subscription {
     open: OpenStream,
     receiver: broadcast::Receiver<Bytes>,
     keep_alive: Interval,
+    /// Made once: polling it again costs nothing, making it anew takes a lock
+    /// shared by every stream.
+    shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
     state: State,
 }
 
@@ -127,10 +132,12 @@ impl Subscription {
         keep_alive.set_missed_tick_behavior(MissedTickBehavior::Delay);
         // Subscribed before the hello goes out: no broadcast falls between the two.
         let receiver = shared.events.subscribe();
+        let shutdown = Box::pin(shared.shutdown.triggered_future());
         Self {
             open: OpenStream::new(shared),
             receiver,
             keep_alive,
+            shutdown,
             state: State::Hello,
         }
     }
@@ -149,7 +156,7 @@ impl Subscription {
         }
         let (frame, last) = tokio::select! {
             biased;
-            () = shared.shutdown.triggered() => (shared.frames.restart.clone(), true),
+            () = self.shutdown.as_mut() => (shared.frames.restart.clone(), true),
             received = self.receiver.recv() => match received {
                 Ok(frame) => (frame, false),
                 // A stream that fell behind may have missed anything: reload.

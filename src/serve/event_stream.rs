@@ -30,8 +30,9 @@ const PEEK_LIMIT: usize = 8 * 1024;
 /// The most header fields looked at; a request with more goes to hyper.
 const MAX_HEADERS: usize = 64;
 
-/// The start of every stream request's head.
-pub(super) const PREFIX_LEN: usize = "GET ".len() + STREAM_PATH.len();
+/// How much of a connection's first bytes tells a stream request (`GET
+/// /auto_refresh` and a space or `?`) from any other.
+pub(super) const PREFIX_LEN: usize = "GET ".len() + STREAM_PATH.len() + 1;
 
 /// The length of the connection's first request head when that request is for the
 /// reload stream and may be answered here; `None` for anything else. Consumes
@@ -44,9 +45,13 @@ pub(super) async fn peek_request(stream: &TcpStream, guard: &Guard) -> Option<us
 
 /// Whether `bytes`, the first bytes of a connection, start a stream request.
 pub(super) fn is_stream_prefix(bytes: &[u8]) -> bool {
-    bytes.len() == PREFIX_LEN
-        && bytes.starts_with(b"GET ")
-        && &bytes["GET ".len()..] == STREAM_PATH.as_bytes()
+    let Some((end, path)) = bytes
+        .strip_prefix(b"GET ")
+        .and_then(|target| target.split_last())
+    else {
+        return false;
+    };
+    bytes.len() == PREFIX_LEN && path == STREAM_PATH.as_bytes() && matches!(end, b' ' | b'?')
 }
 
 /// The length of `head` when it holds a whole request for the stream that the
@@ -95,41 +100,42 @@ pub(super) async fn serve(
     if let Some(hello) = events.next().await {
         first.put(hello);
     }
-    if let Err(err) = stream.write_all(&first).await {
+    let (reader, mut writer) = stream.split();
+    if let Err(err) = writer.write_all(&first).await {
         tracing::debug!("reload stream to {remote}: {err}");
         return;
     }
     drop(first);
+    // The browser sends nothing more on a stream: readable means closed. Made once,
+    // not per event.
+    let closed = async {
+        let mut sink = [0; 64];
+        loop {
+            if reader.readable().await.is_err() {
+                return;
+            }
+            match reader.try_read(&mut sink) {
+                Ok(0) => return,
+                Err(err) if err.kind() != std::io::ErrorKind::WouldBlock => return,
+                Ok(_) | Err(_) => {}
+            }
+        }
+    };
+    tokio::pin!(closed);
     loop {
         let frame = tokio::select! {
+            biased;
             frame = events.next() => frame,
-            ready = stream.readable() => {
-                // The browser sends nothing more on a stream; readable means closed.
-                if peer_closed(&stream, ready) {
-                    return;
-                }
-                continue;
-            }
+            () = &mut closed => return,
         };
         let Some(frame) = frame else { break };
-        if let Err(err) = stream.write_all(&frame).await {
+        if let Err(err) = writer.write_all(&frame).await {
             tracing::debug!("reload stream to {remote}: {err}");
             return;
         }
     }
     // The stream ended (`restart` sent): close, with a FIN after the last event.
-    let _ = stream.shutdown().await;
-}
-
-/// Whether a readable stream connection was closed by the peer (or failed); bytes
-/// sent after the request are read and dropped.
-fn peer_closed(stream: &TcpStream, ready: std::io::Result<()>) -> bool {
-    let mut sink = [0; 64];
-    match ready.and_then(|()| stream.try_read(&mut sink)) {
-        Ok(0) => true,
-        Ok(_) => false,
-        Err(err) => err.kind() != std::io::ErrorKind::WouldBlock,
-    }
+    let _ = writer.shutdown().await;
 }
 
 /// The status line and headers of a stream response; the body is delimited by the
@@ -178,8 +184,10 @@ mod tests {
         ] {
             assert_eq!(len(other), None, "{other:?}");
         }
-        assert!(is_stream_prefix(b"GET /auto_refresh"));
-        assert!(!is_stream_prefix(b"GET /auto_refres"));
-        assert!(!is_stream_prefix(b"GET /index.html?xx"));
+        assert!(is_stream_prefix(b"GET /auto_refresh "));
+        assert!(is_stream_prefix(b"GET /auto_refresh?"));
+        assert!(!is_stream_prefix(b"GET /auto_refresh/"));
+        assert!(!is_stream_prefix(b"GET /auto_refresh"));
+        assert!(!is_stream_prefix(b"GET /index.html?xxx"));
     }
 }
