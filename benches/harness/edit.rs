@@ -32,6 +32,9 @@ const TITLE_PREFIX: &str = "const TITLE: &str = \"";
 const FIRST_BUILD: Duration = Duration::from_secs(30 * 60);
 /// How long one edit may take to reach every tab.
 const EDIT_LIMIT: Duration = Duration::from_secs(5 * 60);
+/// How long the tabs are left alone once the new server is up, before they are
+/// read (the figures come from their own clocks, not from when they are read).
+const UNTOUCHED: Duration = Duration::from_secs(2);
 /// How long tabs may take to settle when nothing is building.
 const SETTLE: Duration = Duration::from_secs(30);
 
@@ -508,6 +511,9 @@ async fn drive(
         // round trips to ten tabs every 50 ms would take CPU from the build. The
         // tabs' own timestamps say when each showed the page.
         crate::server::wait_ready(addr, old.as_deref(), EDIT_LIMIT).await?;
+        // Leave the tabs alone while they reload: a WebDriver round trip to each tab
+        // takes CPU from the reloads it would measure. They record their own times.
+        tokio::time::sleep(UNTOUCHED).await;
         let states = wait_all(
             client,
             &tabs,
