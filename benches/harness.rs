@@ -37,6 +37,8 @@ mod client;
 mod edit;
 #[path = "harness/page.rs"]
 mod page;
+#[path = "../tests/common/procs.rs"]
+mod procs;
 #[path = "harness/report.rs"]
 mod report;
 #[path = "harness/scenarios.rs"]

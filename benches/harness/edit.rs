@@ -70,7 +70,7 @@ impl Proc {
 impl Drop for Proc {
     fn drop(&mut self) {
         let root = self.pid();
-        let descendants = descendants(root);
+        let descendants = crate::procs::descendants(root);
         if !self.exited() {
             let _ = kill(root, Signal::SIGTERM);
             let deadline = Instant::now() + Duration::from_secs(5);
@@ -78,44 +78,12 @@ impl Drop for Proc {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
-        for process in descendants {
+        for (process, _group) in descendants {
             let _ = kill(process, Signal::SIGKILL);
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// Every living descendant of `root`, from /proc.
-fn descendants(root: Pid) -> Vec<Pid> {
-    let mut parents = Vec::new();
-    for entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Some(process) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        let Some((_, after_comm)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        if let Some(Ok(parent)) = after_comm.split_whitespace().nth(1).map(str::parse::<i32>) {
-            parents.push((process, parent));
-        }
-    }
-    let mut found = Vec::new();
-    let mut stack = vec![root.as_raw()];
-    while let Some(parent) = stack.pop() {
-        for &(process, _) in parents.iter().filter(|(_, p)| *p == parent) {
-            found.push(Pid::from_raw(process));
-            stack.push(process);
-        }
-    }
-    found
 }
 
 fn copy_dir(from: &Path, to: &Path) -> io::Result<()> {

@@ -7,7 +7,7 @@
 //! part of it.
 #![allow(dead_code)]
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::io;
 use std::net::TcpListener;
@@ -23,6 +23,10 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::{getpgrp, Pid};
 use serde_json::{json, Value};
+
+#[path = "../common/procs.rs"]
+mod procs;
+pub(crate) use procs::descendants;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -242,7 +246,7 @@ impl Drop for Proc {
         }
         let own_group = getpgrp();
         let mut groups = BTreeSet::from([root]);
-        groups.extend(descendants.iter().filter_map(|&(_, group)| group));
+        groups.extend(descendants.iter().map(|&(_, group)| group));
         for group in groups {
             if group != own_group && group.as_raw() > 1 {
                 let _ = killpg(group, Signal::SIGKILL);
@@ -258,46 +262,6 @@ impl Drop for Proc {
 
 fn pid(id: u32) -> Pid {
     Pid::from_raw(i32::try_from(id).expect("a pid fits in i32"))
-}
-
-/// Every living descendant of `root`, with its process group, read from /proc.
-pub(crate) fn descendants(root: Pid) -> Vec<(Pid, Option<Pid>)> {
-    let mut children: HashMap<i32, Vec<(i32, i32)>> = HashMap::new();
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    for entry in entries.flatten() {
-        let Some(process) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        // "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
-        let Some(after_comm) = stat.rsplit_once(')').map(|(_, rest)| rest) else {
-            continue;
-        };
-        let fields: Vec<&str> = after_comm.split_whitespace().collect();
-        if let (Some(Ok(parent)), Some(Ok(group))) = (
-            fields.get(1).map(|s| s.parse::<i32>()),
-            fields.get(2).map(|s| s.parse::<i32>()),
-        ) {
-            children.entry(parent).or_default().push((process, group));
-        }
-    }
-    let mut found = Vec::new();
-    let mut stack = vec![root.as_raw()];
-    while let Some(parent) = stack.pop() {
-        for &(process, group) in children.get(&parent).into_iter().flatten() {
-            found.push((Pid::from_raw(process), Some(Pid::from_raw(group))));
-            stack.push(process);
-        }
-    }
-    found
 }
 
 /// The executable name (`comm`) of a process.
