@@ -21,7 +21,7 @@ use crate::STREAM_PATH;
 
 /// The host names a server answers, besides `localhost`, `*.localhost` and IP
 /// addresses.
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 pub(crate) struct Guard {
     allowed: Vec<String>,
 }

@@ -40,7 +40,7 @@ impl ShutdownSignal {
     /// Like [`ShutdownSignal::triggered`], but owns a clone of the signal, for use
     /// in `'static` futures and streams.
     pub async fn triggered_owned(self) {
-        self.token.cancelled_owned().await;
+        self.triggered_future().await;
     }
 
     /// [`ShutdownSignal::triggered_owned`] as a named type, to keep in a struct.
