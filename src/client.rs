@@ -19,11 +19,13 @@ pub(crate) const SCRIPT_PATH: &str = "/auto_refresh/client.js";
 const SCRIPT: &str = include_str!("client/autoreload.js");
 
 /// The tag the layer injects. The version query makes browsers fetch (and start a
-/// new shared worker for) a new script when the library changes.
-pub(crate) fn script_tag(instance: &InstanceId) -> Bytes {
+/// new shared worker for) a new script when the library changes. A failure report's
+/// pages say so with `data-overlay`: they show the report themselves.
+pub(crate) fn script_tag(instance: &InstanceId, report: bool) -> Bytes {
     Bytes::from(format!(
-        "<script async src=\"{SCRIPT_PATH}?v={version}\" data-instance=\"{instance}\" data-stream=\"{STREAM_PATH}\"></script>",
+        "<script async src=\"{SCRIPT_PATH}?v={version}\" data-instance=\"{instance}\" data-stream=\"{STREAM_PATH}\"{report}></script>",
         version = env!("CARGO_PKG_VERSION"),
+        report = if report { " data-overlay" } else { "" },
     ))
 }
 

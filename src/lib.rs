@@ -11,6 +11,8 @@
 //! - [`AutoReload`]: the reload stream (server-sent events at `/auto_refresh`), the
 //!   client script, the instance id of this process and the shutdown signal.
 //! - [`InjectLayer`]: a tower layer that adds the client script to HTML responses.
+//! - [`Builder::overlay`]: an instance that is a failure report (a build that
+//!   failed, an app that exited): each open tab shows it above its page.
 //! - [`serve()`]: an HTTP/1.1 server with a graceful shutdown that ends every reload
 //!   stream, serves connections already accepted, drains in-flight requests and
 //!   exits fast, so the next build can take the socket.
@@ -46,6 +48,7 @@ mod inject;
 mod instance;
 pub mod listener;
 mod live_server;
+mod overlay;
 mod reload;
 mod serve;
 mod shutdown;
@@ -56,6 +59,7 @@ mod watch;
 pub use inject::{InjectBody, InjectLayer, InjectResponseFuture, InjectService};
 pub use instance::InstanceId;
 pub use live_server::live_server;
+pub use overlay::OVERLAY_EVENT;
 pub use reload::{AutoReload, Builder, ENABLE_ENV, STATUS_PATH, STREAM_PATH, TRIGGER_PATH};
 pub use serve::{serve, Serve};
 pub use shutdown::ShutdownSignal;

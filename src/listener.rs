@@ -16,7 +16,7 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
@@ -74,6 +74,14 @@ impl Listener {
     /// runtime cannot register the socket.
     pub fn into_tokio(self) -> io::Result<tokio::net::TcpListener> {
         tokio::net::TcpListener::from_std(self.inner)
+    }
+}
+
+/// The socket's descriptor, for a supervisor that passes it on to a process it
+/// starts (clear its close-on-exec flag first, and set `LISTEN_FDS`).
+impl AsFd for Listener {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.inner.as_fd()
     }
 }
 

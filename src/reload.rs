@@ -12,6 +12,7 @@ use bytes::Bytes;
 use tokio::sync::broadcast;
 
 use crate::inject::InjectLayer;
+use crate::overlay::Overlay;
 use crate::{client, sse, watch, InstanceId, ShutdownSignal};
 
 /// Path of the reload stream (server-sent events); the client script is served
@@ -207,6 +208,8 @@ pub struct Builder {
     enabled: Option<bool>,
     keep_alive: Duration,
     retry: Duration,
+    /// Set by [`Builder::overlay`] (`overlay.rs`).
+    pub(crate) overlay: Option<Overlay>,
 }
 
 impl Default for Builder {
@@ -215,6 +218,7 @@ impl Default for Builder {
             enabled: None,
             keep_alive: Duration::from_secs(15),
             retry: Duration::from_millis(100),
+            overlay: None,
         }
     }
 }
@@ -251,11 +255,11 @@ impl Builder {
             .or_else(enabled_from_env)
             .unwrap_or(cfg!(debug_assertions));
         let instance = InstanceId::generate();
-        let script_tag = client::script_tag(&instance);
+        let script_tag = client::script_tag(&instance, self.overlay.is_some());
         let (events, _) = broadcast::channel(16);
         AutoReload {
             shared: Arc::new(Shared {
-                frames: sse::Frames::new(&instance, self.retry),
+                frames: sse::Frames::new(&instance, self.retry, self.overlay.as_ref()),
                 instance,
                 enabled,
                 events,

@@ -2,11 +2,13 @@
 //! server-sent events).
 //!
 //! Every stream starts with a `hello` event whose data is the instance id, with the
-//! `retry` field set (see [`crate::Builder::retry`]). Then:
+//! `retry` field set (see [`crate::Builder::retry`]); a failure report's stream
+//! sends its `overlay` right before it. Then:
 //!
 //! | event     | data        | when |
 //! |-----------|-------------|------|
-//! | `hello`   | instance id | first event of every stream |
+//! | `overlay` | HTML fragment, one `data:` line per line | first event of every stream of a failure report ([`crate::Builder::overlay`]), right before `hello`: tabs show it above their page and do not reload onto this instance |
+//! | `hello`   | instance id | first event of every stream (after the `overlay` of a report) |
 //! | `reload`  | instance id | SIGUSR1, [`crate::AutoReload::reload`], a changed file that is neither a stylesheet nor an image; also when a stream fell behind the broadcast |
 //! | `css`     | URL path of the stylesheet, e.g. `/static/style.css` | a stylesheet changed: tabs swap it in place |
 //! | `image`   | URL path of the image | an image changed: tabs refresh it where shown |
@@ -36,6 +38,7 @@ use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
+use crate::overlay::Overlay;
 use crate::reload::Shared;
 use crate::{AutoReload, InstanceId};
 
@@ -75,10 +78,15 @@ pub(crate) struct Frames {
 }
 
 impl Frames {
-    pub(crate) fn new(instance: &InstanceId, retry: Duration) -> Self {
+    /// A report's streams open with its `overlay` event, sent with the `hello`.
+    pub(crate) fn new(instance: &InstanceId, retry: Duration, overlay: Option<&Overlay>) -> Self {
         let id = instance.as_str();
+        let hello = encode("hello", id, Some(retry));
         Self {
-            hello: encode("hello", id, Some(retry)),
+            hello: match overlay {
+                Some(overlay) => [overlay.frame().as_ref(), &hello].concat().into(),
+                None => hello,
+            },
             reload: encode("reload", id, None),
             restart: encode("restart", id, None),
         }

@@ -12,6 +12,13 @@
 // the stream speaks for a newer server than the one that served the page, once,
 // whatever order pages and events arrive in. A stream that still speaks for an older
 // server (it has not seen the restart yet) is waited out.
+//
+// Failure reports: a server that stands in for an app that could not run (a failed
+// build, an app that exited) opens each stream with an "overlay" event (an HTML
+// fragment) right before its hello. The tab shows the fragment above its page and
+// does not reload onto that server; the hello of the next server without an overlay
+// reloads it as usual. A page served by the report's server (its script tag has
+// data-overlay) shows the report itself.
 (function () {
   "use strict";
 
@@ -28,7 +35,7 @@
 
   // Opens the reload stream and reports {type, data}: type is "hello", "reload",
   // "restart" (data: the instance id), "css" or "image" (data: the URL path of the
-  // changed file), or "down" (no data).
+  // changed file), "overlay" (data: an HTML fragment), or "down" (no data).
   // The EventSource reconnects by itself after a network error (after the "retry"
   // the server sent); after an HTTP error it gives up (readyState CLOSED), and this
   // reconnects it with a backoff.
@@ -36,7 +43,7 @@
     var backoff = 250;
     function connect() {
       var source = new EventSource(STREAM);
-      ["hello", "reload", "restart", "css", "image"].forEach(function (type) {
+      ["overlay", "hello", "reload", "restart", "css", "image"].forEach(function (type) {
         source.addEventListener(type, function (event) {
           if (type === "hello") backoff = 250;
           emit({ type: type, data: event.data });
@@ -57,9 +64,19 @@
   if (typeof SharedWorkerGlobalScope === "function" && self instanceof SharedWorkerGlobalScope) {
     var ports = new Set();
     var state = null; // the last hello, or down; null while the first connection is made
+    var overlay = null; // the overlay that came with that hello, if any
+    var pendingOverlay = null; // an overlay waiting for its hello
     openStream(function (message) {
-      if (message.type === "hello") state = message;
-      if (message.type === "restart" || message.type === "down") state = { type: "down" };
+      if (message.type === "overlay") pendingOverlay = message;
+      if (message.type === "hello") {
+        state = message;
+        overlay = pendingOverlay;
+        pendingOverlay = null;
+      }
+      if (message.type === "restart" || message.type === "down") {
+        state = { type: "down" };
+        overlay = pendingOverlay = null;
+      }
       ports.forEach(function (port) {
         port.postMessage(message);
       });
@@ -71,6 +88,7 @@
           ports.delete(port);
         } else if (message.data === "hi") {
           ports.add(port);
+          if (state && overlay) port.postMessage(overlay);
           if (state) port.postMessage(state);
         }
       };
@@ -82,6 +100,10 @@
   // ---- Page role --------------------------------------------------------------------
   var script = document.currentScript;
   var pageId = script && script.dataset.instance;
+  // Served by a failure report's server: the page is the report.
+  var pageIsReport = !!(script && script.hasAttribute("data-overlay"));
+  var pendingOverlay = null; // an overlay waiting for the hello that follows it
+  var overlay = null;
   var SCROLL_KEY = "axum-autoreload:scroll";
   var COUNT_KEY = "axum-autoreload:reloads";
   var reloading = false;
@@ -135,8 +157,50 @@
     }
   }
 
-  // The state shows on <html data-autoreload="live|down|reloading"> for tests and
-  // curious people.
+  var OVERLAY_STYLE =
+    ":host{all:initial;position:fixed;inset:0;z-index:2147483646;display:block;" +
+    "background:rgba(20,20,20,.6);overflow:auto;overscroll-behavior:contain}" +
+    ".box{position:relative;box-sizing:border-box;max-width:1100px;margin:24px auto;" +
+    "padding:16px 20px;border-radius:6px;background:#1e1e1e;color:#ddd;" +
+    "font:14px/1.45 system-ui,sans-serif;box-shadow:0 8px 40px rgba(0,0,0,.5)}" +
+    ".dismiss{position:sticky;top:0;float:right;margin:-4px -8px 0 8px;border:0;" +
+    "border-radius:4px;padding:2px 10px;background:#444;color:#fff;font:inherit;cursor:pointer}";
+
+  // Show a failure report above the page; a new report replaces the old one.
+  function showOverlay(html) {
+    hideOverlay();
+    overlay = document.createElement("axum-autoreload-overlay");
+    overlay.id = "axum-autoreload-overlay";
+    overlay.setAttribute("role", "alertdialog");
+    var root = overlay.attachShadow({ mode: "open" });
+    root.innerHTML =
+      "<style>" + OVERLAY_STYLE + "</style><div class=box>" +
+      '<button class=dismiss type=button title="Hide until the next change">dismiss</button>' +
+      html + "</div>";
+    root.querySelector(".dismiss").addEventListener("click", hideOverlay);
+    document.documentElement.appendChild(overlay);
+  }
+
+  function hideOverlay() {
+    if (overlay) overlay.remove();
+    overlay = null;
+  }
+
+  // A hello that came right after an overlay: the server is a failure report.
+  function failed(html, id) {
+    showBadge(false);
+    setState("failed");
+    if (pageId && !isNewer(id, pageId)) return; // this report's own page, or a stale one
+    if (pageIsReport) {
+      setState("reloading"); // a newer report: load its page
+      reload();
+    } else {
+      showOverlay(html);
+    }
+  }
+
+  // The state shows on <html data-autoreload="live|down|reloading|failed"> for tests
+  // and curious people.
   function setState(state) {
     document.documentElement.setAttribute("data-autoreload", state);
   }
@@ -144,7 +208,16 @@
   function handle(message) {
     if (reloading) return;
     switch (message.type) {
+      case "overlay":
+        pendingOverlay = message.data;
+        break;
       case "hello":
+        if (pendingOverlay !== null) {
+          var html = pendingOverlay;
+          pendingOverlay = null;
+          failed(html, message.data);
+          break;
+        }
         // A page that loaded the script by hand, without data-instance, takes the
         // first server it hears as its own.
         if (!pageId) pageId = message.data;
@@ -168,6 +241,7 @@
         break;
       case "restart":
       case "down":
+        pendingOverlay = null;
         setState("down");
         showBadge(true);
         break;

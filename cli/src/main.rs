@@ -1,0 +1,48 @@
+//! `axum-autoreload`: runs an axum app under watchexec. It builds the app with
+//! `cargo build`, hands it the listening socket, and, when the build fails or the
+//! app exits on its own, serves the socket itself to show why in every open tab.
+//!
+//! ```sh
+//! watchexec --socket 8080 --restart --stop-signal SIGINT -- axum-autoreload run
+//! ```
+
+mod args;
+mod build;
+mod diagnostic;
+mod editor;
+mod failure;
+mod panic;
+mod report;
+mod run;
+mod signals;
+mod socket;
+mod supervise;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = args::Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            tracing::error!("cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match cli.command {
+        args::Command::Run(args) => runtime.block_on(run::run(args)),
+    }
+}
