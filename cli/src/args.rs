@@ -87,8 +87,8 @@ mod tests {
 
     #[test]
     fn a_bad_editor_is_a_usage_error() {
-        let err = Cli::try_parse_from(["axum-autoreload", "run", "--editor", "ed"])
-            .expect_err("refused");
+        let err =
+            Cli::try_parse_from(["axum-autoreload", "run", "--editor", "ed"]).expect_err("refused");
         assert!(err.to_string().contains("neither a preset"), "{err}");
     }
 }

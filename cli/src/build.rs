@@ -84,7 +84,10 @@ pub(crate) async fn build(
         .spawn()
         .map_err(|err| io::Error::new(err.kind(), format!("cannot run cargo: {err}")))?;
     let pid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
-    let stdout = child.stdout.take().ok_or_else(|| io::Error::other("no stdout"))?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| io::Error::other("no stdout"))?;
     let reading = tokio::task::spawn_blocking(move || {
         let messages = read_messages(BufReader::new(stdout));
         (messages, child.wait())
@@ -249,7 +252,10 @@ not json
     fn messages_give_errors_and_warnings_without_the_summary() {
         let messages = read_messages(MESSAGES.as_bytes()).expect("parsed");
         assert_eq!(messages.errors.len(), 1);
-        assert_eq!(messages.errors[0].message, "cannot find value `x` in this scope");
+        assert_eq!(
+            messages.errors[0].message,
+            "cannot find value `x` in this scope"
+        );
         assert_eq!(messages.warnings.len(), 1);
         assert!(messages.executables.is_empty());
     }
@@ -262,13 +268,20 @@ not json
                 .map(|name| ((*name).to_owned(), PathBuf::from(name), PathBuf::new()))
                 .collect::<Vec<_>>()
         };
-        assert!(matches!(choose(built(&["a"]), None), Outcome::Built(exe) if exe.path == Path::new("a")));
-        assert!(matches!(choose(built(&["a", "b"]), Some("b")), Outcome::Built(exe) if exe.path == Path::new("b")));
+        assert!(
+            matches!(choose(built(&["a"]), None), Outcome::Built(exe) if exe.path == Path::new("a"))
+        );
+        assert!(
+            matches!(choose(built(&["a", "b"]), Some("b")), Outcome::Built(exe) if exe.path == Path::new("b"))
+        );
         let Outcome::Failed(Failure::Target(why)) = choose(built(&["a", "b"]), None) else {
             panic!("two binaries and no --bin");
         };
         assert!(why.contains("(a, b)") && why.contains("--bin"), "{why}");
-        assert!(matches!(choose(built(&[]), None), Outcome::Failed(Failure::Target(_))));
+        assert!(matches!(
+            choose(built(&[]), None),
+            Outcome::Failed(Failure::Target(_))
+        ));
     }
 
     #[test]

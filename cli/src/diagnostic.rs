@@ -18,9 +18,8 @@ const CLIPPY_LINTS: &str = "https://rust-lang.github.io/rust-clippy/master/index
 /// Where to read about a diagnostic's code: rustc's explanation of an error code
 /// (`E` and four digits), Clippy's page of a `clippy::` lint; `None` for others.
 pub(crate) fn code_url(code: &str) -> Option<String> {
-    let is_error_code = code.len() == 5
-        && code.starts_with('E')
-        && code[1..].bytes().all(|b| b.is_ascii_digit());
+    let is_error_code =
+        code.len() == 5 && code.starts_with('E') && code[1..].bytes().all(|b| b.is_ascii_digit());
     if is_error_code {
         Some(format!("{ERROR_CODES}{code}.html"))
     } else {
@@ -32,7 +31,13 @@ pub(crate) fn code_url(code: &str) -> Option<String> {
 /// `file:line:col` as a link that opens the editor there (plain text with
 /// [`Editor::None`]). `file` is as rustc printed it; relative paths start at `root`,
 /// the workspace root.
-pub(crate) fn location(editor: &Editor, root: &Path, file: &str, line: usize, col: usize) -> Markup {
+pub(crate) fn location(
+    editor: &Editor,
+    root: &Path,
+    file: &str,
+    line: usize,
+    col: usize,
+) -> Markup {
     let label = format!("{file}:{line}:{col}");
     match editor.link(&root.join(file), line, col) {
         Some(href) => html! {
@@ -61,7 +66,10 @@ pub(crate) fn render(diagnostic: &Diagnostic, root: &Path, editor: &Editor) -> M
         .or_else(|| diagnostic.spans.first());
     let code = diagnostic.code.as_ref().map(|code| code.code.as_str());
     // Always there with `--message-format=json-diagnostic-rendered-ansi`.
-    let rendered = diagnostic.rendered.as_deref().unwrap_or(&diagnostic.message);
+    let rendered = diagnostic
+        .rendered
+        .as_deref()
+        .unwrap_or(&diagnostic.message);
     html! {
         section.aar-diagnostic {
             p.aar-where {
@@ -134,7 +142,9 @@ mod tests {
     fn a_diagnostic_has_its_code_location_and_escaped_coloured_text() {
         let html = render(&e0425(), Path::new("/work/app"), &Editor::default()).into_string();
         assert!(
-            html.contains(r#"<a class="aar-code" href="https://doc.rust-lang.org/error_codes/E0425.html""#),
+            html.contains(
+                r#"<a class="aar-code" href="https://doc.rust-lang.org/error_codes/E0425.html""#
+            ),
             "{html}"
         );
         assert!(
@@ -147,6 +157,9 @@ mod tests {
         assert!(!html.contains('\u{1b}'), "no raw escape sequences: {html}");
         assert!(html.contains("<b>"), "bold kept: {html}");
         let plain = render(&e0425(), Path::new("/work/app"), &Editor::None).into_string();
-        assert!(plain.contains(r#"<span class="aar-location">src/main.rs:3:13</span>"#), "{plain}");
+        assert!(
+            plain.contains(r#"<span class="aar-location">src/main.rs:3:13</span>"#),
+            "{plain}"
+        );
     }
 }

@@ -164,6 +164,9 @@ mod tests {
             Some("nvim://open?f=/a%20b/%23x%3F.rs&l=12")
         );
         let refused = "nano".parse::<Editor>().expect_err("not an editor");
-        assert!(refused.to_string().contains("vscode, vscodium"), "{refused}");
+        assert!(
+            refused.to_string().contains("vscode, vscodium"),
+            "{refused}"
+        );
     }
 }

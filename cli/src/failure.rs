@@ -64,9 +64,10 @@ pub(crate) async fn serve(
 fn answer(report: &Report, request: &Request) -> Response {
     if is_page_load(request.method(), request.headers()) {
         let mut response = (StatusCode::INTERNAL_SERVER_ERROR, Html(report.page())).into_response();
-        response
-            .headers_mut()
-            .insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+        response.headers_mut().insert(
+            header::CACHE_CONTROL,
+            header::HeaderValue::from_static("no-store"),
+        );
         response
     } else {
         (

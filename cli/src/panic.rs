@@ -99,16 +99,23 @@ mod tests {
                 message: "DATABASE_URL is not set:\n  expected a postgres:// URL".to_owned(),
             }
         );
-        let older = "thread '<unnamed>' panicked at /home/a b/x.rs:1:2:\nboom\nstack backtrace:\n  0: x";
+        let older =
+            "thread '<unnamed>' panicked at /home/a b/x.rs:1:2:\nboom\nstack backtrace:\n  0: x";
         let panic = last_panic(older).expect("a panic");
-        assert_eq!((panic.thread.as_str(), panic.file.as_str()), ("<unnamed>", "/home/a b/x.rs"));
+        assert_eq!(
+            (panic.thread.as_str(), panic.file.as_str()),
+            ("<unnamed>", "/home/a b/x.rs")
+        );
         assert_eq!(panic.message, "boom");
     }
 
     #[test]
     fn the_last_panic_counts_and_other_text_is_none() {
         let two = "thread 'a' panicked at a.rs:1:1:\nfirst\nthread 'main' panicked at b.rs:2:3:\nsecond\n";
-        assert_eq!(last_panic(two).map(|p| p.message), Some("second".to_owned()));
+        assert_eq!(
+            last_panic(two).map(|p| p.message),
+            Some("second".to_owned())
+        );
         assert_eq!(last_panic("Error: port 8080 is taken\n"), None);
         assert_eq!(last_panic("thread 'x' panicked at nowhere\n"), None);
     }

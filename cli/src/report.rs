@@ -57,7 +57,12 @@ impl Report {
             ),
             Failure::Target(why) => (why.clone(), html! { p { (why) } }),
         };
-        Self::new("Build failed", format!("the build failed: {summary}"), &summary, content)
+        Self::new(
+            "Build failed",
+            format!("the build failed: {summary}"),
+            &summary,
+            content,
+        )
     }
 
     /// The report of an app that exited without being asked to: its exit status,
@@ -85,7 +90,10 @@ impl Report {
         };
         let status = status.to_string();
         let summary = match &panic {
-            Some(panic) => format!("the app panicked at {}:{}:{} ({status})", panic.file, panic.line, panic.col),
+            Some(panic) => format!(
+                "the app panicked at {}:{}:{} ({status})",
+                panic.file, panic.line, panic.col
+            ),
             None => format!("the app exited ({status})"),
         };
         Self::new("The app exited", summary, &status, content)
@@ -184,7 +192,9 @@ mod tests {
         assert_eq!(report.summary, "the build failed: 1 error, 1 warning");
         let html = &report.fragment;
         let error = html.find("E0425").expect("the error");
-        let warnings = html.find("<details class=\"aar-warnings\"").expect("the warnings");
+        let warnings = html
+            .find("<details class=\"aar-warnings\"")
+            .expect("the warnings");
         assert!(error < warnings, "{html}");
         assert!(html.contains("<summary>1 warning</summary>"), "{html}");
     }
@@ -193,20 +203,42 @@ mod tests {
     fn a_panic_shows_its_message_and_location_escaped() {
         let stderr = "INFO listening\nthread 'main' (7) panicked at src/main.rs:9:5:\nno <config> & no luck\n\
                       note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n";
-        let report = Report::exited(ExitStatus::from_raw(101 << 8), stderr, Path::new("/app"), &Editor::default());
-        assert_eq!(report.summary, "the app panicked at src/main.rs:9:5 (exit status: 101)");
+        let report = Report::exited(
+            ExitStatus::from_raw(101 << 8),
+            stderr,
+            Path::new("/app"),
+            &Editor::default(),
+        );
+        assert_eq!(
+            report.summary,
+            "the app panicked at src/main.rs:9:5 (exit status: 101)"
+        );
         let html = report.page();
         assert!(html.contains("no &lt;config&gt; &amp; no luck"), "{html}");
-        assert!(html.contains(r#"href="vscode://file//app/src/main.rs:9:5""#), "{html}");
+        assert!(
+            html.contains(r#"href="vscode://file//app/src/main.rs:9:5""#),
+            "{html}"
+        );
         assert!(html.contains("exit status: 101"), "{html}");
     }
 
     #[test]
     fn an_exit_without_a_panic_shows_stderr() {
         let stderr = "Error: cannot listen on 127.0.0.1:8080: address in use\n";
-        let report = Report::exited(ExitStatus::from_raw(1 << 8), stderr, Path::new("/app"), &Editor::None);
+        let report = Report::exited(
+            ExitStatus::from_raw(1 << 8),
+            stderr,
+            Path::new("/app"),
+            &Editor::None,
+        );
         assert_eq!(report.summary, "the app exited (exit status: 1)");
-        assert!(report.fragment.contains("<details class=\"aar-stderr\" open>"), "{}", report.fragment);
+        assert!(
+            report
+                .fragment
+                .contains("<details class=\"aar-stderr\" open>"),
+            "{}",
+            report.fragment
+        );
         assert!(report.fragment.contains("address in use"));
     }
 }

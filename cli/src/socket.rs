@@ -33,8 +33,11 @@ pub(crate) fn take_or_bind(addr: SocketAddr) -> Result<Listener, SocketError> {
              while the app restarts are refused"
         );
     }
-    fcntl(listener.as_fd().as_raw_fd(), FcntlArg::F_SETFD(FdFlag::empty()))
-        .map_err(SocketError::Inherit)?;
+    fcntl(
+        listener.as_fd().as_raw_fd(),
+        FcntlArg::F_SETFD(FdFlag::empty()),
+    )
+    .map_err(SocketError::Inherit)?;
     Ok(listener)
 }
 

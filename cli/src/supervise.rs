@@ -91,7 +91,10 @@ pub(crate) async fn run(launch: Launch<'_>, signals: &mut Signals) -> io::Result
                 format!("cannot start {}: {err}", launch.executable.path.display()),
             )
         })?;
-    let pid = child.id().and_then(|id| i32::try_from(id).ok()).map(Pid::from_raw);
+    let pid = child
+        .id()
+        .and_then(|id| i32::try_from(id).ok())
+        .map(Pid::from_raw);
     let tee = child.stderr.take().map(|stderr| tokio::spawn(tee(stderr)));
     tokio::select! {
         status = child.wait() => {
@@ -180,7 +183,10 @@ mod tests {
         keep_tail(&mut tail, &vec![b'a'; STDERR_TAIL - 2]);
         keep_tail(&mut tail, b"bcd");
         assert_eq!(tail.len(), STDERR_TAIL);
-        assert_eq!(tail.iter().rev().take(4).copied().collect::<Vec<_>>(), b"dcba");
+        assert_eq!(
+            tail.iter().rev().take(4).copied().collect::<Vec<_>>(),
+            b"dcba"
+        );
         keep_tail(&mut tail, &vec![b'z'; STDERR_TAIL + 10]);
         assert!(tail.iter().all(|&b| b == b'z'));
     }

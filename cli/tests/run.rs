@@ -20,33 +20,67 @@ async fn a_broken_build_is_shown_to_pages_streams_and_other_requests() {
     // The page load waits in the backlog while cargo fails, then gets the report.
     let page = get(socket.addr, "/", PAGE_LOAD, support::FIRST_BUILD).await;
     assert_eq!(page.status, 500, "{page:?}");
-    assert!(page.header("content-type").is_some_and(|t| t.starts_with("text/html")));
+    assert!(page
+        .header("content-type")
+        .is_some_and(|t| t.starts_with("text/html")));
     let body = &page.body;
     assert!(
-        body.contains(r#"<a class="aar-code" href="https://doc.rust-lang.org/error_codes/E0425.html""#),
+        body.contains(
+            r#"<a class="aar-code" href="https://doc.rust-lang.org/error_codes/E0425.html""#
+        ),
         "the error code links to its explanation: {body}"
     );
-    assert!(body.contains("cannot find value `undefined_name` in this scope"), "{body}");
+    assert!(
+        body.contains("cannot find value `undefined_name` in this scope"),
+        "{body}"
+    );
     let link = format!(r#"href="{}:{line}:13""#, scratch.vscode_link());
     assert!(body.contains(&link), "{link} in {body}");
-    assert!(body.contains(&format!(">src/main.rs:{line}:13</a>")), "{body}");
-    assert!(body.contains("data-instance=") && body.contains(" data-overlay"), "client script: {body}");
+    assert!(
+        body.contains(&format!(">src/main.rs:{line}:13</a>")),
+        "{body}"
+    );
+    assert!(
+        body.contains("data-instance=") && body.contains(" data-overlay"),
+        "client script: {body}"
+    );
 
     // Anything but a page load: 503 and one line.
-    let api = get(socket.addr, "/api/posts", "Host: localhost\r\nAccept: application/json\r\n", BUILD).await;
+    let api = get(
+        socket.addr,
+        "/api/posts",
+        "Host: localhost\r\nAccept: application/json\r\n",
+        BUILD,
+    )
+    .await;
     assert_eq!(api.status, 503, "{api:?}");
-    assert_eq!(api.header("content-type"), Some("text/plain; charset=utf-8"));
-    assert_eq!(api.body, "the build failed: 1 error; see the terminal or the browser\n");
+    assert_eq!(
+        api.header("content-type"),
+        Some("text/plain; charset=utf-8")
+    );
+    assert_eq!(
+        api.body,
+        "the build failed: 1 error; see the terminal or the browser\n"
+    );
 
     // The library's Host check guards the failure server too.
-    let forged = get(socket.addr, "/", "Host: evil.example\r\nAccept: text/html\r\n", BUILD).await;
+    let forged = get(
+        socket.addr,
+        "/",
+        "Host: evil.example\r\nAccept: text/html\r\n",
+        BUILD,
+    )
+    .await;
     assert_eq!(forged.status, 403, "{forged:?}");
 
     // A reload stream opens with the overlay, then hello.
     let mut stream = EventStream::open(socket.addr).await;
     let (name, overlay) = stream.next_event().await.expect("first event");
     assert_eq!(name, "overlay");
-    assert!(overlay.contains("E0425") && overlay.contains("<style>"), "{overlay}");
+    assert!(
+        overlay.contains("E0425") && overlay.contains("<style>"),
+        "{overlay}"
+    );
     let (name, _) = stream.next_event().await.expect("second event");
     assert_eq!(name, "hello");
 
@@ -58,7 +92,9 @@ async fn a_broken_build_is_shown_to_pages_streams_and_other_requests() {
         .expect("an event within 1 s")
         .expect("an event");
     assert_eq!(name, "restart");
-    let status = runner.wait_exit(Duration::from_secs(1)).expect("exited within 1 s");
+    let status = runner
+        .wait_exit(Duration::from_secs(1))
+        .expect("exited within 1 s");
     let exit = stopping.elapsed();
     eprintln!("failure server: SIGINT to exit in {} ms", exit.as_millis());
     assert!(exit < Duration::from_millis(500), "{exit:?}");
@@ -74,24 +110,51 @@ async fn a_good_build_serves_the_app_on_the_passed_socket() {
     let page = get(socket.addr, "/", PAGE_LOAD, support::FIRST_BUILD).await;
     assert_eq!(page.status, 200, "{page:?}");
     let body = &page.body;
-    assert!(body.contains("<h1>scratch ok</h1>") && body.contains("data-instance="), "{body}");
-    assert!(!body.contains(" data-overlay"), "the app is no failure report: {body}");
+    assert!(
+        body.contains("<h1>scratch ok</h1>") && body.contains("data-instance="),
+        "{body}"
+    );
+    assert!(
+        !body.contains(" data-overlay"),
+        "the app is no failure report: {body}"
+    );
     let field = |id: &str| -> u128 {
         let start = body.find(&format!("<p id={id}>")).expect(id) + id.len() + 7;
         let end = start + body[start..].find('<').expect("end of the field");
-        body[start..end].parse().unwrap_or_else(|_| panic!("{id} is a number: {body}"))
+        body[start..end]
+            .parse()
+            .unwrap_or_else(|_| panic!("{id} is a number: {body}"))
     };
     let (app_pid, build_ms, spawned_at) = (field("pid"), field("build-ms"), field("spawned-at"));
-    assert!(build_ms > 0 && spawned_at > 1_600_000_000_000, "{build_ms} {spawned_at}");
+    assert!(
+        build_ms > 0 && spawned_at > 1_600_000_000_000,
+        "{build_ms} {spawned_at}"
+    );
 
     let stopping = Instant::now();
     runner.interrupt();
-    let status = runner.wait_exit(Duration::from_secs(5)).expect("exited within 5 s");
-    eprintln!("app through the runner: SIGINT to exit in {} ms", stopping.elapsed().as_millis());
-    assert_eq!(status.code(), Some(0), "the app's own status: {}", runner.log());
-    assert!(!std::path::Path::new(&format!("/proc/{app_pid}")).exists(), "the app is gone");
+    let status = runner
+        .wait_exit(Duration::from_secs(5))
+        .expect("exited within 5 s");
+    eprintln!(
+        "app through the runner: SIGINT to exit in {} ms",
+        stopping.elapsed().as_millis()
+    );
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "the app's own status: {}",
+        runner.log()
+    );
+    assert!(
+        !std::path::Path::new(&format!("/proc/{app_pid}")).exists(),
+        "the app is gone"
+    );
     let log = runner.log();
-    assert!(!log.contains("again"), "the app got one SIGINT, not two: {log}");
+    assert!(
+        !log.contains("again"),
+        "the app got one SIGINT, not two: {log}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -107,17 +170,29 @@ async fn a_panic_in_main_shows_its_message_and_location() {
     let page = get(socket.addr, "/", PAGE_LOAD, support::FIRST_BUILD).await;
     assert_eq!(page.status, 500, "{page:?}");
     let body = &page.body;
-    assert!(body.contains("no &lt;config&gt; &amp; no luck"), "the panic message, escaped: {body}");
+    assert!(
+        body.contains("no &lt;config&gt; &amp; no luck"),
+        "the panic message, escaped: {body}"
+    );
     let link = format!(r#"href="{}:{line}:9""#, scratch.vscode_link());
     assert!(body.contains(&link), "{link} in {body}");
-    assert!(body.contains(&format!(">src/main.rs:{line}:9</a>")), "{body}");
+    assert!(
+        body.contains(&format!(">src/main.rs:{line}:9</a>")),
+        "{body}"
+    );
     assert!(body.contains("exit status: 101"), "{body}");
 
     let mut stream = EventStream::open(socket.addr).await;
     let (name, overlay) = stream.next_event().await.expect("first event");
     assert_eq!(name, "overlay");
-    assert!(overlay.contains("no &lt;config&gt; &amp; no luck"), "{overlay}");
+    assert!(
+        overlay.contains("no &lt;config&gt; &amp; no luck"),
+        "{overlay}"
+    );
 
     runner.interrupt();
-    assert!(runner.wait_exit(Duration::from_secs(1)).is_some(), "exited within 1 s");
+    assert!(
+        runner.wait_exit(Duration::from_secs(1)).is_some(),
+        "exited within 1 s"
+    );
 }

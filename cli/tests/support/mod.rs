@@ -243,7 +243,8 @@ pub async fn get(addr: SocketAddr, path: &str, headers: &str, limit: Duration) -
 }
 
 /// The headers a browser's page load sends.
-pub const PAGE_LOAD: &str = "Host: localhost\r\nAccept: text/html,application/xhtml+xml,*/*;q=0.8\r\n";
+pub const PAGE_LOAD: &str =
+    "Host: localhost\r\nAccept: text/html,application/xhtml+xml,*/*;q=0.8\r\n";
 
 /// A reload stream: its events, as (name, data) with data lines joined by `\n`.
 pub struct EventStream {
