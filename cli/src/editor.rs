@@ -27,20 +27,9 @@ const PRESETS: &[(&str, &str)] = &[
     ),
 ];
 
-/// What a path may not carry as is inside a URL: controls, space, and the
-/// characters that end a path or start a query, a fragment or an escape.
-const PATH: &AsciiSet = &CONTROLS
-    .add(b' ')
-    .add(b'"')
-    .add(b'#')
-    .add(b'%')
-    .add(b'&')
-    .add(b'<')
-    .add(b'>')
-    .add(b'?')
-    .add(b'`')
-    .add(b'{')
-    .add(b'}');
+/// What a path may not carry as is inside these URLs: controls, and the space and
+/// characters that end a path or a query value, or start an escape.
+const PATH: &AsciiSet = &CONTROLS.add(b' ').add(b'#').add(b'%').add(b'&').add(b'?');
 
 /// How `file:line:col` links open the editor.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -121,11 +121,7 @@ impl Report {
         html! {
             (DOCTYPE)
             html lang="en" {
-                head {
-                    meta charset="utf-8";
-                    meta name="viewport" content="width=device-width, initial-scale=1";
-                    title { (self.title) " · axum-autoreload" }
-                }
+                head { meta charset="utf-8"; title { (self.title) " · axum-autoreload" } }
                 body style="margin:0;background:#1e1e1e" {
                     div style="padding:16px 20px" { (PreEscaped(&self.fragment)) }
                 }

@@ -5,20 +5,23 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::{get, EventStream, PassedSocket, Scratch, PAGE_LOAD};
+use support::{get, EventStream};
 
 /// How long a request may wait while the runner builds after the first build.
 const BUILD: Duration = Duration::from_secs(300);
 
+/// The headers of a request that is no page load.
+const JSON_REQUEST: &str = "Host: localhost\r\nAccept: application/json\r\n";
+
+/// The headers of a page load through DNS rebinding.
+const FORGED_HOST: &str = "Host: evil.example\r\nAccept: text/html\r\n";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_build_is_shown_to_pages_streams_and_other_requests() {
-    let scratch = Scratch::new("scratch-broken", "    let _ = undefined_name;\n");
-    let line = scratch.line_of("undefined_name");
-    let socket = PassedSocket::new();
-    let mut runner = socket.run(&scratch, &[]);
-
     // The page load waits in the backlog while cargo fails, then gets the report.
-    let page = get(socket.addr, "/", PAGE_LOAD, support::FIRST_BUILD).await;
+    let (scratch, socket, mut runner, page) =
+        support::start("scratch-broken", "    let _ = undefined_name;\n").await;
+    let line = scratch.line_of("undefined_name");
     assert_eq!(page.status, 500, "{page:?}");
     assert!(page
         .header("content-type")
@@ -34,25 +37,14 @@ async fn a_broken_build_is_shown_to_pages_streams_and_other_requests() {
         body.contains("cannot find value `undefined_name` in this scope"),
         "{body}"
     );
-    let link = format!(r#"href="{}:{line}:13""#, scratch.vscode_link());
-    assert!(body.contains(&link), "{link} in {body}");
-    assert!(
-        body.contains(&format!(">src/main.rs:{line}:13</a>")),
-        "{body}"
-    );
+    scratch.assert_links_to_main_rs(body, line, 13);
     assert!(
         body.contains("data-instance=") && body.contains(" data-overlay"),
         "client script: {body}"
     );
 
     // Anything but a page load: 503 and one line.
-    let api = get(
-        socket.addr,
-        "/api/posts",
-        "Host: localhost\r\nAccept: application/json\r\n",
-        BUILD,
-    )
-    .await;
+    let api = get(socket.addr, "/api/posts", JSON_REQUEST, BUILD).await;
     assert_eq!(api.status, 503, "{api:?}");
     assert_eq!(
         api.header("content-type"),
@@ -64,13 +56,7 @@ async fn a_broken_build_is_shown_to_pages_streams_and_other_requests() {
     );
 
     // The library's Host check guards the failure server too.
-    let forged = get(
-        socket.addr,
-        "/",
-        "Host: evil.example\r\nAccept: text/html\r\n",
-        BUILD,
-    )
-    .await;
+    let forged = get(socket.addr, "/", FORGED_HOST, BUILD).await;
     assert_eq!(forged.status, 403, "{forged:?}");
 
     // A reload stream opens with the overlay, then hello.
@@ -103,11 +89,7 @@ async fn a_broken_build_is_shown_to_pages_streams_and_other_requests() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_good_build_serves_the_app_on_the_passed_socket() {
-    let scratch = Scratch::new("scratch-good", "");
-    let socket = PassedSocket::new();
-    let mut runner = socket.run(&scratch, &[]);
-
-    let page = get(socket.addr, "/", PAGE_LOAD, support::FIRST_BUILD).await;
+    let (_scratch, _socket, mut runner, page) = support::start("scratch-good", "").await;
     assert_eq!(page.status, 200, "{page:?}");
     let body = &page.body;
     assert!(
@@ -159,27 +141,17 @@ async fn a_good_build_serves_the_app_on_the_passed_socket() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panic_in_main_shows_its_message_and_location() {
-    let scratch = Scratch::new(
-        "scratch-panic",
-        "    if std::env::var_os(\"SCRATCH_NEVER_SET\").is_none() {\n        panic!(\"no <config> & no luck\");\n    }\n",
-    );
+    let panics = "    if std::env::var_os(\"SCRATCH_NEVER_SET\").is_none() {\n        \
+                  panic!(\"no <config> & no luck\");\n    }\n";
+    let (scratch, socket, mut runner, page) = support::start("scratch-panic", panics).await;
     let line = scratch.line_of("no luck");
-    let socket = PassedSocket::new();
-    let mut runner = socket.run(&scratch, &[]);
-
-    let page = get(socket.addr, "/", PAGE_LOAD, support::FIRST_BUILD).await;
     assert_eq!(page.status, 500, "{page:?}");
     let body = &page.body;
     assert!(
         body.contains("no &lt;config&gt; &amp; no luck"),
         "the panic message, escaped: {body}"
     );
-    let link = format!(r#"href="{}:{line}:9""#, scratch.vscode_link());
-    assert!(body.contains(&link), "{link} in {body}");
-    assert!(
-        body.contains(&format!(">src/main.rs:{line}:9</a>")),
-        "{body}"
-    );
+    scratch.assert_links_to_main_rs(body, line, 9);
     assert!(body.contains("exit status: 101"), "{body}");
 
     let mut stream = EventStream::open(socket.addr).await;

@@ -3,46 +3,21 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
+
+mod passed_socket;
+pub use passed_socket::PassedSocket;
 
 /// The demo binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_axum-autoreload");
 
-/// A listening socket made the way watchexec 2.8 and systemfd 0.4 make it: bound to
-/// a loopback port, listening with a backlog of 1, inheritable (no close-on-exec).
-pub struct PassedSocket {
-    socket: Socket,
-    pub addr: SocketAddr,
-}
-
 impl PassedSocket {
-    pub fn new() -> Self {
-        let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).expect("socket");
-        socket.set_reuse_address(true).expect("SO_REUSEADDR");
-        let any_port: SocketAddr = "127.0.0.1:0".parse().expect("address");
-        socket.bind(&any_port.into()).expect("bind");
-        socket.listen(1).expect("listen");
-        socket.set_cloexec(false).expect("clear close-on-exec");
-        let addr = socket
-            .local_addr()
-            .expect("local address")
-            .as_socket()
-            .expect("an IP socket");
-        Self { socket, addr }
-    }
-
-    pub fn port(&self) -> u16 {
-        self.addr.port()
-    }
-
     /// Spawn the demo binary with this socket passed through `LISTEN_FDS`.
     pub fn spawn(&self, args: &[&str]) -> Server {
         let mut command = Command::new(BIN);
@@ -52,11 +27,6 @@ impl PassedSocket {
             .env("LISTEN_FDS_FIRST_FD", self.std_fd().to_string())
             .env_remove("LISTEN_PID");
         Server::spawn(command)
-    }
-
-    /// The descriptor number to pass in `LISTEN_FDS_FIRST_FD`.
-    pub fn std_fd(&self) -> i32 {
-        self.socket.as_raw_fd()
     }
 }
 

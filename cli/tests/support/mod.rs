@@ -5,14 +5,16 @@
 
 use std::fs;
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
+
+#[path = "../../../tests/common/passed_socket.rs"]
+mod passed_socket;
+pub use passed_socket::PassedSocket;
 
 /// The runner under test.
 pub const RUNNER: &str = env!("CARGO_BIN_EXE_axum-autoreload");
@@ -105,36 +107,20 @@ tokio = {{ version = "1", features = ["macros", "rt-multi-thread"] }}
             .unwrap_or_else(|| panic!("{needle:?} is not in main.rs"))
     }
 
-    /// `vscode://file/<absolute path of src/main.rs>`.
-    pub fn vscode_link(&self) -> String {
+    /// Assert that `html` shows `src/main.rs:line:col` as a link that opens
+    /// VS Code (the default editor) at the absolute path.
+    pub fn assert_links_to_main_rs(&self, html: &str, line: usize, col: usize) {
         let root = self.path().canonicalize().expect("the scratch directory");
-        format!("vscode://file/{}", root.join("src/main.rs").display())
+        let main_rs = root.join("src/main.rs");
+        let link = format!(r#"href="vscode://file/{}:{line}:{col}""#, main_rs.display());
+        assert!(html.contains(&link), "{link} in {html}");
+        let label = format!(">src/main.rs:{line}:{col}</a>");
+        assert!(html.contains(&label), "{label} in {html}");
     }
 }
 
-/// A listening socket made the way watchexec 2.8 makes it: bound to a loopback
-/// port, a backlog of 1, inheritable (no close-on-exec).
-pub struct PassedSocket {
-    socket: Socket,
-    pub addr: SocketAddr,
-}
-
+/// How the runner is started on a passed socket.
 impl PassedSocket {
-    pub fn new() -> Self {
-        let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).expect("socket");
-        socket.set_reuse_address(true).expect("SO_REUSEADDR");
-        let any_port: SocketAddr = "127.0.0.1:0".parse().expect("address");
-        socket.bind(&any_port.into()).expect("bind");
-        socket.listen(1).expect("listen");
-        socket.set_cloexec(false).expect("clear close-on-exec");
-        let addr = socket
-            .local_addr()
-            .expect("local address")
-            .as_socket()
-            .expect("an IP socket");
-        Self { socket, addr }
-    }
-
     /// Start `axum-autoreload run` in `scratch` with this socket passed through
     /// `LISTEN_FDS`.
     pub fn run(&self, scratch: &Scratch, args: &[&str]) -> Runner {
@@ -145,7 +131,7 @@ impl PassedSocket {
             .args(args)
             .current_dir(scratch.path())
             .env("LISTEN_FDS", "1")
-            .env("LISTEN_FDS_FIRST_FD", self.socket.as_raw_fd().to_string())
+            .env("LISTEN_FDS_FIRST_FD", self.std_fd().to_string())
             .env_remove("LISTEN_PID")
             .env_remove("AXUM_AUTORELOAD_EDITOR")
             .env("CARGO_TARGET_DIR", shared_target_dir())
@@ -155,6 +141,17 @@ impl PassedSocket {
         let child = command.spawn().expect("start the runner");
         Runner { child, log }
     }
+}
+
+/// A scratch app named `name` with `body` at the top of `main`, the runner started
+/// on a passed socket in it, and the answer to the first page load (which waits in
+/// the backlog while the runner builds).
+pub async fn start(name: &str, body: &str) -> (Scratch, PassedSocket, Runner, Response) {
+    let scratch = Scratch::new(name, body);
+    let socket = PassedSocket::new();
+    let runner = socket.run(&scratch, &[]);
+    let page = get(socket.addr, "/", PAGE_LOAD, FIRST_BUILD).await;
+    (scratch, socket, runner, page)
 }
 
 /// A running runner, killed when dropped; its log is printed when a test fails.
