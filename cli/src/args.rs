@@ -48,6 +48,17 @@ pub(crate) struct RunArgs {
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     pub(crate) addr: SocketAddr,
 
+    /// Another host name the failure server answers besides localhost,
+    /// *.localhost and IP addresses (others get 403, as from the app). Repeat for
+    /// more; the same variable as the demo's, so one setting serves both.
+    #[arg(
+        long = "allowed-host",
+        env = "AXUM_AUTORELOAD_ALLOWED_HOSTS",
+        value_name = "HOST",
+        value_delimiter = ','
+    )]
+    pub(crate) allowed_hosts: Vec<String>,
+
     /// Arguments for `cargo build`, then `--` and arguments for the app.
     #[arg(last = true, value_name = "CARGO_ARGS")]
     pub(crate) rest: Vec<String>,

@@ -23,7 +23,8 @@ use crate::report::Report;
 use crate::signals::Signals;
 
 /// Serve `report` on `listener` until SIGINT or SIGTERM, then shut down as the
-/// library does. Returns the signal that stopped it.
+/// library does. Requests whose `Host` is neither local nor in `allowed_hosts`
+/// get 403. Returns the signal that stopped it.
 ///
 /// # Errors
 ///
@@ -31,6 +32,7 @@ use crate::signals::Signals;
 pub(crate) async fn serve(
     listener: Listener,
     report: Report,
+    allowed_hosts: &[String],
     signals: &mut Signals,
 ) -> io::Result<nix::sys::signal::Signal> {
     let url = listener.url();
@@ -45,7 +47,10 @@ pub(crate) async fn serve(
     let shutdown = reload.shutdown_signal();
     // The runner owns the signals, from before the build on; the shutdown is the
     // library's.
-    let server = axum_autoreload::serve(listener.into_tokio()?, app, reload).handle_signals(false);
+    let server = allowed_hosts.iter().fold(
+        axum_autoreload::serve(listener.into_tokio()?, app, reload).handle_signals(false),
+        |server, host| server.allow_host(host),
+    );
     let mut server = std::pin::pin!(server.into_future());
     tracing::info!("showing the failure on {url} until the next change");
     let signal = tokio::select! {

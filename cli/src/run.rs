@@ -53,6 +53,7 @@ async fn try_run(args: RunArgs) -> Result<ExitCode, RunError> {
     let (outcome, build_time) = build::build(cargo_args, args.bin.as_deref(), &mut signals)
         .await
         .map_err(RunError::Build)?;
+    tracing::debug!("cargo build ended after {} ms", build_time.as_millis());
     let report = match outcome {
         Outcome::Interrupted(signal) => return Ok(ExitCode::from(128 + signal as u8)),
         Outcome::Failed(failure) => {
@@ -79,7 +80,8 @@ async fn try_run(args: RunArgs) -> Result<ExitCode, RunError> {
         }
     };
     tracing::error!("{}", report.summary);
-    failure::serve(listener, report, &mut signals)
+    tracing::debug!("serving the failure");
+    failure::serve(listener, report, &args.allowed_hosts, &mut signals)
         .await
         .map_err(RunError::Serve)?;
     Ok(ExitCode::FAILURE)
