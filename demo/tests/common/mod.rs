@@ -14,7 +14,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 /// The demo binary under test.
-pub const BIN: &str = env!("CARGO_BIN_EXE_axum-autoreload");
+pub const BIN: &str = env!("CARGO_BIN_EXE_axum-autoreload-demo");
 
 /// A listening socket made the way watchexec 2.8 and systemfd 0.4 make it: bound to
 /// a loopback port, listening with a backlog of 1, inheritable (no close-on-exec).
