@@ -110,7 +110,7 @@ fn copy_crate(from: &Path, to: &Path) -> io::Result<()> {
     for file in ["Cargo.toml", "Cargo.lock"] {
         fs::copy(from.join(file), to.join(file))?;
     }
-    for dir in ["src", "static", "demo", "cli"] {
+    for dir in ["src", "demo", "cli"] {
         if from.join(dir).is_dir() {
             copy_dir(&from.join(dir), &to.join(dir))?;
         }

@@ -231,7 +231,7 @@ pub async fn start(socket: &common::PassedSocket, db: &std::path::Path) -> commo
 
 /// The crate's `static/` directory, whatever the test's working directory.
 pub fn static_dir() -> &'static str {
-    concat!(env!("CARGO_MANIFEST_DIR"), "/../static")
+    concat!(env!("CARGO_MANIFEST_DIR"), "/static")
 }
 
 /// The posts' usernames on the feed page, newest first.
