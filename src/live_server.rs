@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use axum::Router;
 
-use crate::{static_files, watch_static, AutoReload, StaticWatcher, WatchError};
+use crate::{static_files, watch_static, AutoReload, WatchError};
 
 /// Serve the directory `root` at `/` with reload: [`static_files`] (with
 /// `index.html` for directories, MIME types from the file name, `Cache-Control:
@@ -13,14 +13,14 @@ use crate::{static_files, watch_static, AutoReload, StaticWatcher, WatchError};
 /// and [`watch_static`] on `root`, so a changed stylesheet or image is swapped in
 /// place and any other change reloads the tabs.
 ///
-/// Keep the returned [`StaticWatcher`] alive as long as the server runs.
+/// The watcher belongs to `reload` (see [`watch_static`]).
 ///
 /// # Examples
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let reload = axum_autoreload::AutoReload::builder().enabled(true).build();
-/// let (app, _watcher) = axum_autoreload::live_server("site", &reload)?;
+/// let app = axum_autoreload::live_server("site", &reload)?;
 /// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
 /// axum_autoreload::serve(listener, app, reload).await?;
 /// # Ok(()) }
@@ -29,15 +29,12 @@ use crate::{static_files, watch_static, AutoReload, StaticWatcher, WatchError};
 /// # Errors
 ///
 /// Returns `Err` when `root` cannot be watched (most often: it does not exist).
-pub fn live_server(
-    root: impl Into<PathBuf>,
-    reload: &AutoReload,
-) -> Result<(Router, StaticWatcher), WatchError> {
+pub fn live_server(root: impl Into<PathBuf>, reload: &AutoReload) -> Result<Router, WatchError> {
     let root = root.into();
-    let watcher = watch_static(&root, "/", reload)?;
+    watch_static(&root, "/", reload)?;
     let app = Router::new()
         .merge(reload.router())
         .fallback_service(static_files(root))
         .layer(reload.layer());
-    Ok((app, watcher))
+    Ok(app)
 }

@@ -1,27 +1,35 @@
 //! Watching a directory of static files, so that open tabs pick up a changed file
 //! without a restart of the server.
+//!
+//! notify reports what happened to each file (inotify on Linux): an open, a read, a
+//! write, a close after writing, a rename. A file counts as written when it was
+//! created, its data or metadata was modified, it was closed after writing, or it
+//! was renamed into place; opening or reading it is no change. The events are
+//! debounced here rather than by one of notify's debouncers: notify-debouncer-mini
+//! drops the kinds, and notify-debouncer-full releases each event once it is older
+//! than the timeout, so a file written for longer than the timeout would be
+//! announced more than once. One quiet period for the whole directory also makes a
+//! checkout that rewrites many files one update.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::BTreeSet;
 use std::future::Future;
+use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant};
 
-use notify_debouncer_mini::notify::{
-    self, Config, EventHandler, RecommendedWatcher, RecursiveMode, Watcher, WatcherKind,
-};
-use notify_debouncer_mini::{
-    new_debouncer_opt, DebounceEventResult, DebouncedEventKind, Debouncer,
-};
+use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind, RenameMode};
+use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 use tokio_util::task::{task_tracker::TaskTrackerToken, TaskTracker};
 
-use crate::reload::Broadcast;
+use crate::reload::{Broadcast, Shared};
 use crate::AutoReload;
 
-/// How long a file must be quiet before its change is announced: an editor's
-/// several-step save or a formatter's rewrite ends in one update.
+/// How long the watched directory must be quiet before its changes are announced:
+/// an editor's several-step save, a formatter's rewrite or a checkout of many files
+/// ends in one update.
 pub const DEBOUNCE: Duration = Duration::from_millis(40);
 
 /// Characters escaped in a URL path segment (RFC 3986 §3.3).
@@ -37,18 +45,8 @@ const SEGMENT: &AsciiSet = &CONTROLS
     .add(b'{')
     .add(b'}');
 
-/// Watches a directory; stops when dropped, or when the server's graceful
-/// shutdown begins. Made by [`watch_static`].
-pub struct StaticWatcher {
-    _slot: Arc<Slot>,
-    dir: PathBuf,
-}
-
-/// A running watcher, until it is stopped.
-type Slot = Mutex<Option<Debouncer<TrackedWatcher>>>;
-
-/// The static-file watchers of one [`AutoReload`], which [`crate::serve()`] stops
-/// when its graceful shutdown begins.
+/// The static-file watchers of one [`AutoReload`]: they run as long as the handle
+/// lives, and [`crate::serve()`] stops them when its graceful shutdown begins.
 ///
 /// Closing an inotify instance can take the kernel 15 ms or more (it waits for the
 /// marks it destroys to be reaped: an SRCU grace period), and a process cannot
@@ -58,89 +56,36 @@ type Slot = Mutex<Option<Debouncer<TrackedWatcher>>>;
 /// sooner.
 #[derive(Debug, Default)]
 pub(crate) struct Watchers {
-    running: Mutex<Vec<Weak<Slot>>>,
-    /// One token per watcher whose OS watch (inotify instance) is still open.
+    running: Mutex<Vec<RecommendedWatcher>>,
+    /// One token per watcher whose OS watch (inotify instance) is still open: held
+    /// by its debounce thread, which ends once notify has closed the instance and
+    /// dropped the sending half of its channel.
     open: TaskTracker,
 }
 
 impl Watchers {
-    fn add(&self, slot: &Arc<Slot>) {
-        let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
-        running.retain(|slot| slot.strong_count() > 0);
-        running.push(Arc::downgrade(slot));
+    fn add(&self, watcher: RecommendedWatcher) {
+        self.running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(watcher);
+    }
+
+    fn token(&self) -> TaskTrackerToken {
+        self.open.token()
     }
 
     /// Stop every watcher. The future completes once each has closed its OS
     /// watch, on notify's thread.
     pub(crate) fn stop_all(&self) -> impl Future<Output = ()> + Send + 'static {
-        let running =
-            std::mem::take(&mut *self.running.lock().unwrap_or_else(PoisonError::into_inner));
-        for slot in running.iter().filter_map(Weak::upgrade) {
-            // Dropping the debouncer tells notify's event loop to remove its
-            // watches and close the instance.
-            drop(slot.lock().unwrap_or_else(PoisonError::into_inner).take());
-        }
+        // Dropping a watcher tells notify's event loop to remove its watches and
+        // close the instance.
+        drop(std::mem::take(
+            &mut *self.running.lock().unwrap_or_else(PoisonError::into_inner),
+        ));
         self.open.close();
         let open = self.open.clone();
         async move { open.wait().await }
-    }
-}
-
-thread_local! {
-    /// Hands [`TrackedWatcher::new`] its token: notify makes the watcher inside
-    /// the debouncer's constructor, and `Watcher::new` takes no other argument.
-    static NEXT_TOKEN: RefCell<Option<TaskTrackerToken>> = const { RefCell::new(None) };
-}
-
-/// notify's recommended watcher whose event handler holds a [`TaskTrackerToken`]:
-/// notify drops the handler when its event loop ends, after it has closed the OS
-/// watch, so [`Watchers::stop_all`] can tell when that is done.
-#[derive(Debug)]
-struct TrackedWatcher(RecommendedWatcher);
-
-/// An event handler and the token it holds until notify drops it.
-struct Tracked<F> {
-    handler: F,
-    _open: Option<TaskTrackerToken>,
-}
-
-impl<F: EventHandler> EventHandler for Tracked<F> {
-    fn handle_event(&mut self, event: notify::Result<notify::Event>) {
-        self.handler.handle_event(event);
-    }
-}
-
-impl Watcher for TrackedWatcher {
-    fn new<F: EventHandler>(event_handler: F, config: Config) -> notify::Result<Self> {
-        let handler = Tracked {
-            handler: event_handler,
-            _open: NEXT_TOKEN.with(RefCell::take),
-        };
-        RecommendedWatcher::new(handler, config).map(Self)
-    }
-
-    fn watch(&mut self, path: &Path, recursive_mode: RecursiveMode) -> notify::Result<()> {
-        self.0.watch(path, recursive_mode)
-    }
-
-    fn unwatch(&mut self, path: &Path) -> notify::Result<()> {
-        self.0.unwatch(path)
-    }
-
-    fn configure(&mut self, option: Config) -> notify::Result<bool> {
-        self.0.configure(option)
-    }
-
-    fn kind() -> WatcherKind {
-        RecommendedWatcher::kind()
-    }
-}
-
-impl std::fmt::Debug for StaticWatcher {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StaticWatcher")
-            .field("dir", &self.dir)
-            .finish()
     }
 }
 
@@ -148,11 +93,32 @@ impl std::fmt::Debug for StaticWatcher {
 #[derive(Debug, thiserror::Error)]
 #[error("cannot watch {}: {source}", dir.display())]
 pub struct WatchError {
-    /// The directory.
-    pub dir: PathBuf,
-    /// What notify reported (a missing directory, too many inotify watches).
+    dir: PathBuf,
     #[source]
-    pub source: notify::Error,
+    source: io::Error,
+}
+
+impl WatchError {
+    fn new(dir: &Path, source: notify::Error) -> Self {
+        let source = match source.kind {
+            notify::ErrorKind::Io(err) => err,
+            notify::ErrorKind::PathNotFound => io::ErrorKind::NotFound.into(),
+            notify::ErrorKind::MaxFilesWatch => io::Error::other(
+                "the system's limit on watches is reached \
+                 (on Linux: sysctl fs.inotify.max_user_watches and max_user_instances)",
+            ),
+            other => io::Error::other(format!("{other:?}")),
+        };
+        Self {
+            dir: dir.to_owned(),
+            source,
+        }
+    }
+
+    /// The directory that could not be watched.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
 }
 
 /// Watch `dir` (recursively) and tell every open tab when a file in it changes, as
@@ -160,14 +126,19 @@ pub struct WatchError {
 /// anything else reloads the tabs. `url_prefix` is where `dir` is served, such as
 /// `/static` (so `dir/app.css` is `/static/app.css`).
 ///
-/// Changes are debounced ([`DEBOUNCE`]): a burst of writes to one file is one
-/// update. A file that is empty when the burst ends (caught half-written, as
-/// tailwind's watcher leaves its output for about 175 ms) is not announced; the
-/// write that fills it is. Hidden files (`.name`) and editor backups (`name~`,
-/// `.swp`) are ignored. When several files change at once and one of them needs a
-/// reload, the tabs reload once. Reading a file is no change (inotify reports
-/// every open): a file counts as changed when its modification time is later than
-/// when it was last announced, or than the start of watching.
+/// The watcher belongs to `reload`: it runs until the graceful shutdown of
+/// [`crate::serve()`] begins, or until the last clone of `reload` is dropped.
+///
+/// A file is changed when it is written, created, renamed into place (an editor's
+/// atomic save) or has its metadata changed (`touch`), whatever its modification
+/// time says; opening or reading it is no change. Changes are debounced
+/// ([`DEBOUNCE`]): the files written during a burst with no pause longer than
+/// 40 milliseconds are announced once, together, when it ends. A file that is empty
+/// then (caught half-written, as tailwind's watcher leaves its output for about
+/// 175 ms) is not announced; the write that fills it is. Hidden files (`.name`),
+/// editor backups (`name~`, `.swp`), directories and removed files are not
+/// announced. When several files change at once and one of them needs a reload,
+/// the tabs reload once.
 ///
 /// # Errors
 ///
@@ -177,83 +148,113 @@ pub fn watch_static(
     dir: impl Into<PathBuf>,
     url_prefix: &str,
     reload: &AutoReload,
-) -> Result<StaticWatcher, WatchError> {
+) -> Result<(), WatchError> {
     let dir = dir.into();
-    let fail = |source| WatchError {
-        dir: dir.clone(),
-        source,
-    };
-    let root = std::fs::canonicalize(&dir).map_err(|err| fail(err.into()))?;
-    let mut changes = Changes {
-        root: root.clone(),
+    let root = std::fs::canonicalize(&dir).map_err(|err| WatchError::new(&dir, err.into()))?;
+    let (events, received) = mpsc::channel();
+    let mut watcher = RecommendedWatcher::new(events, notify::Config::default())
+        .map_err(|err| WatchError::new(&dir, err))?;
+    watcher
+        .watch(&root, RecursiveMode::Recursive)
+        .map_err(|err| WatchError::new(&dir, err))?;
+    let changes = Changes {
+        root,
         prefix: url_prefix.trim_end_matches('/').to_owned(),
-        started: SystemTime::now(),
-        seen: HashMap::new(),
-    };
-    let announcer = reload.clone();
-    let handler = move |result: DebounceEventResult| match result {
-        Ok(events) => {
-            // `AnyContinuous` marks a file still being written to: wait for its
-            // final `Any`.
-            let mut urls: Vec<String> = events
-                .iter()
-                .filter(|event| event.kind == DebouncedEventKind::Any)
-                .filter_map(|event| changes.url_if_written(&event.path))
-                .collect();
-            urls.sort_unstable();
-            urls.dedup();
-            announce(&announcer, &urls);
-        }
-        Err(err) => tracing::warn!("watching {}: {err}", changes.root.display()),
     };
     let watchers = &reload.shared.watchers;
-    NEXT_TOKEN.with(|next| next.replace(Some(watchers.open.token())));
-    let made = new_debouncer_opt::<_, TrackedWatcher>(
-        notify_debouncer_mini::Config::default().with_timeout(DEBOUNCE),
-        handler,
-    );
-    NEXT_TOKEN.with(RefCell::take);
-    let mut debouncer = made.map_err(fail)?;
-    debouncer
-        .watcher()
-        .watch(&root, RecursiveMode::Recursive)
-        .map_err(fail)?;
+    let token = watchers.token();
+    let shared = Arc::downgrade(&reload.shared);
+    std::thread::Builder::new()
+        .name("autoreload-watch".to_owned())
+        .spawn(move || {
+            debounce(&received, &changes, &shared);
+            drop(token);
+        })
+        .map_err(|err| WatchError::new(&dir, err.into()))?;
     tracing::info!(
         "watching {} for changes (served at {url_prefix})",
         dir.display()
     );
-    let slot = Arc::new(Mutex::new(Some(debouncer)));
-    watchers.add(&slot);
-    Ok(StaticWatcher { _slot: slot, dir })
+    watchers.add(watcher);
+    Ok(())
 }
 
-/// Which files were written since they were last announced.
+/// Collect the written files until the directory has been quiet for [`DEBOUNCE`],
+/// then announce them; return when notify's event loop has ended (the watcher was
+/// dropped and its OS watch closed).
+fn debounce(events: &Receiver<notify::Result<Event>>, changes: &Changes, shared: &Weak<Shared>) {
+    let mut written = BTreeSet::new();
+    let mut last_write: Option<Instant> = None;
+    loop {
+        let received = match last_write {
+            Some(last) => events.recv_timeout(DEBOUNCE.saturating_sub(last.elapsed())),
+            None => events.recv().map_err(|_| RecvTimeoutError::Disconnected),
+        };
+        match received {
+            Ok(Ok(event)) => {
+                if let Some(path) = written_path(event) {
+                    written.insert(path);
+                    last_write = Some(Instant::now());
+                }
+            }
+            Ok(Err(err)) => tracing::warn!("watching {}: {err}", changes.root.display()),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+        if last_write.is_some_and(|last| last.elapsed() >= DEBOUNCE) {
+            last_write = None;
+            let urls: Vec<String> = std::mem::take(&mut written)
+                .iter()
+                .filter_map(|path| changes.url_if_announced(path))
+                .collect();
+            match shared.upgrade() {
+                Some(shared) => announce(&AutoReload { shared }, &urls),
+                None => return,
+            }
+        }
+    }
+}
+
+/// The file an event says was written to, or `None` for an event that changes no
+/// file's content: an open, a read, a close after reading, a removal, the old name
+/// of a renamed file.
+fn written_path(mut event: Event) -> Option<PathBuf> {
+    let written = match event.kind {
+        EventKind::Create(CreateKind::Folder) => false,
+        EventKind::Create(_) => true,
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) | EventKind::Remove(_) | EventKind::Other => false,
+        EventKind::Modify(ModifyKind::Name(RenameMode::From)) => false,
+        // Both names in one event: the file now lives at the second.
+        EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => {
+            return (event.paths.len() == 2).then(|| event.paths.swap_remove(1));
+        }
+        EventKind::Modify(_) | EventKind::Any => true,
+    };
+    if written {
+        event.paths.into_iter().next()
+    } else {
+        None
+    }
+}
+
+/// Which URL a written file is announced at.
+#[derive(Debug)]
 struct Changes {
     root: PathBuf,
     prefix: String,
-    /// When watching began: a file last modified before is unchanged.
-    started: SystemTime,
-    /// The modification time each file was announced with.
-    seen: HashMap<PathBuf, SystemTime>,
 }
 
 impl Changes {
-    /// The URL path of a file whose content changed since it was last announced,
-    /// or `None`: read, not written (inotify reports every open); gone; a
-    /// directory; empty (caught half-written: the write that fills it counts);
-    /// hidden or an editor's backup.
-    fn url_if_written(&mut self, path: &Path) -> Option<String> {
+    /// The URL path of a written file, or `None` when it is not to be announced:
+    /// gone, a directory, empty (caught half-written: the write that fills it
+    /// counts), hidden or an editor's backup.
+    fn url_if_announced(&self, path: &Path) -> Option<String> {
         let metadata = std::fs::metadata(path).ok()?;
         if !metadata.is_file() || metadata.len() == 0 {
             return None;
         }
-        let modified = metadata.modified().ok()?;
-        if modified <= self.seen.get(path).copied().unwrap_or(self.started) {
-            return None;
-        }
-        let url = url_path(&self.root, &self.prefix, path)?;
-        self.seen.insert(path.to_owned(), modified);
-        Some(url)
+        url_path(&self.root, &self.prefix, path)
     }
 }
 
@@ -299,18 +300,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_written_files_are_announced_with_their_url() {
+    fn written_files_are_announced_with_their_url() {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = std::fs::canonicalize(dir.path()).expect("canonical");
         std::fs::create_dir(root.join("css")).expect("mkdir");
-        std::fs::write(root.join("old.css"), "a{}").expect("write");
-        let mut changes = Changes {
-            root: root.clone(),
-            prefix: "/static".to_owned(),
-            started: SystemTime::now(),
-            seen: HashMap::new(),
-        };
-        std::thread::sleep(Duration::from_millis(10));
         for (name, body) in [
             ("css/app.css", "a{}"),
             ("my image.png", "png"),
@@ -320,18 +313,12 @@ mod tests {
         ] {
             std::fs::write(root.join(name), body).expect("write");
         }
-        let mut url = |name: &str| changes.url_if_written(&root.join(name));
+        let changes = Changes {
+            root: root.clone(),
+            prefix: "/static".to_owned(),
+        };
+        let url = |name: &str| changes.url_if_announced(&root.join(name));
         assert_eq!(url("css/app.css").as_deref(), Some("/static/css/app.css"));
-        assert_eq!(
-            url("css/app.css"),
-            None,
-            "announced already, not written since"
-        );
-        assert_eq!(
-            url("old.css"),
-            None,
-            "written before watching began: a read"
-        );
         assert_eq!(
             url("my image.png").as_deref(),
             Some("/static/my%20image.png")
@@ -347,6 +334,46 @@ mod tests {
         );
     }
 
+    #[test]
+    fn writes_are_told_from_reads_by_the_kind_of_event() {
+        use notify::event::{DataChange, MetadataKind, RemoveKind};
+        let at = |kind: EventKind, paths: &[&str]| {
+            let mut event = Event::new(kind);
+            for path in paths {
+                event = event.add_path(PathBuf::from(path));
+            }
+            written_path(event)
+        };
+        let written = Some(PathBuf::from("/s/a.css"));
+        for kind in [
+            EventKind::Create(CreateKind::File),
+            EventKind::Modify(ModifyKind::Data(DataChange::Any)),
+            EventKind::Modify(ModifyKind::Metadata(MetadataKind::Any)),
+            EventKind::Modify(ModifyKind::Name(RenameMode::To)),
+            EventKind::Access(AccessKind::Close(AccessMode::Write)),
+        ] {
+            assert_eq!(at(kind, &["/s/a.css"]), written, "{kind:?}");
+        }
+        for kind in [
+            EventKind::Access(AccessKind::Open(AccessMode::Any)),
+            EventKind::Access(AccessKind::Read),
+            EventKind::Access(AccessKind::Close(AccessMode::Read)),
+            EventKind::Modify(ModifyKind::Name(RenameMode::From)),
+            EventKind::Remove(RemoveKind::File),
+            EventKind::Create(CreateKind::Folder),
+        ] {
+            assert_eq!(at(kind, &["/s/a.css"]), None, "{kind:?}");
+        }
+        assert_eq!(
+            at(
+                EventKind::Modify(ModifyKind::Name(RenameMode::Both)),
+                &["/s/.a.css.tmp", "/s/a.css"]
+            ),
+            written,
+            "an atomic save: the file now lives at the second name"
+        );
+    }
+
     #[tokio::test]
     async fn stopping_closes_the_watch_and_nothing_more_is_announced() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -354,8 +381,7 @@ mod tests {
         std::fs::write(&css, "a{}").expect("write");
         let reload = AutoReload::builder().enabled(true).build();
         let mut events = reload.shared.events.subscribe();
-        let _watcher = watch_static(dir.path(), "/static", &reload).expect("watch");
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        watch_static(dir.path(), "/static", &reload).expect("watch");
         std::fs::write(&css, "a{color:red}").expect("write");
         let frame = tokio::time::timeout(Duration::from_secs(5), events.recv())
             .await

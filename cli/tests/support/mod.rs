@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
-#[path = "../../../tests/common/passed_socket.rs"]
+#[path = "../../../demo/tests/common/passed_socket.rs"]
 mod passed_socket;
 pub use passed_socket::PassedSocket;
 
@@ -80,7 +80,7 @@ publish = false
 [workspace]
 
 [dependencies]
-axum-autoreload = {{ path = {library:?}, default-features = false }}
+axum-autoreload = {{ path = {library:?} }}
 axum = "0.8"
 tokio = {{ version = "1", features = ["macros", "rt-multi-thread"] }}
 "#,

@@ -358,19 +358,12 @@ async fn binding_a_non_loopback_address_warns() {
         .spawn()
         .expect("spawn");
     let mut stderr = child.stderr.take().expect("stderr");
+    // Read to the end (the kill closes the pipe): a pipe closed early would make the
+    // server's next log line fail.
     let reader = std::thread::spawn(move || {
-        let mut text = String::new();
-        let mut buf = [0u8; 1024];
-        while let Ok(n) = std::io::Read::read(&mut stderr, &mut buf) {
-            if n == 0 {
-                break;
-            }
-            text.push_str(&String::from_utf8_lossy(&buf[..n]));
-            if text.contains('\n') {
-                break;
-            }
-        }
-        text
+        let mut text = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut stderr, &mut text);
+        String::from_utf8_lossy(&text).into_owned()
     });
     wait_ready(format!("127.0.0.1:{port}").parse().expect("addr"), READY).await;
     let _ = child.kill();

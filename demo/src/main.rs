@@ -3,7 +3,7 @@
 //! Run it under watchexec so that every edit restarts it on the same socket:
 //! `watchexec --socket 8080 --restart --stop-signal SIGINT -- cargo run`.
 
-mod demo;
+mod app;
 
 use std::process::ExitCode;
 
@@ -11,5 +11,5 @@ use clap::Parser;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    demo::run(demo::Args::parse()).await
+    app::run(app::Args::parse()).await
 }

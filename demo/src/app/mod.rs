@@ -87,18 +87,14 @@ async fn serve(args: Args) -> Result<(), Error> {
     let reload = AutoReload::new();
     log_reload(&reload, &listener.url());
 
-    // Kept alive while the server runs.
-    let (app, _watcher, open_sockets) = match &args.root {
-        Some(root) => {
-            let (app, watcher) = axum_autoreload::live_server(root, &reload)?;
-            (app, Some(watcher), None)
-        }
+    let (app, open_sockets) = match &args.root {
+        Some(root) => (axum_autoreload::live_server(root, &reload)?, None),
         None => {
             let (app, open_sockets) = demo_app(&args, &reload).await?;
-            let watcher = axum_autoreload::watch_static(&args.static_dir, "/static", &reload)
-                .inspect_err(|err| tracing::warn!("{err}: static files are not watched"))
-                .ok();
-            (app, watcher, Some(open_sockets))
+            if let Err(err) = axum_autoreload::watch_static(&args.static_dir, "/static", &reload) {
+                tracing::warn!("{err}: static files are not watched");
+            }
+            (app, Some(open_sockets))
         }
     };
 

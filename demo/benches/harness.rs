@@ -193,7 +193,8 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run(options: &Options) -> io::Result<()> {
-    let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    // The workspace root: the library, the demo and the runner, and BENCHMARKS.md.
+    let manifest_dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
     let target_dir = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| manifest_dir.join("target"));
@@ -398,12 +399,12 @@ fn build(
     for &target in targets {
         let (args, built): (&[&str], PathBuf) = match target {
             "debug" => (
-                &["build", "--bin", "axum-autoreload"],
-                target_dir.join("debug/axum-autoreload"),
+                &["build", "--bin", "axum-autoreload-demo"],
+                target_dir.join("debug/axum-autoreload-demo"),
             ),
             "release" => (
-                &["build", "--release", "--bin", "axum-autoreload"],
-                target_dir.join("release/axum-autoreload"),
+                &["build", "--release", "--bin", "axum-autoreload-demo"],
+                target_dir.join("release/axum-autoreload-demo"),
             ),
             "baseline" => (
                 &["build", "--example", "baseline"],
@@ -536,7 +537,7 @@ fn source_state(manifest_dir: &Path) -> String {
         "--porcelain",
         "--",
         "src",
-        "examples",
+        "demo",
         "Cargo.toml",
         "Cargo.lock",
     ])

@@ -9,12 +9,11 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum_autoreload::{AutoReload, StaticWatcher};
+use axum_autoreload::AutoReload;
 use common::{request, EventStream};
 
 struct Live {
     addr: SocketAddr,
-    _watcher: StaticWatcher,
     _dir: tempfile::TempDir,
 }
 
@@ -22,7 +21,7 @@ struct Live {
 async fn live() -> Live {
     let dir = tempfile::tempdir().expect("tempdir");
     let reload = AutoReload::builder().enabled(true).build();
-    let watcher = axum_autoreload::watch_static(dir.path(), "/static", &reload).expect("watch");
+    axum_autoreload::watch_static(dir.path(), "/static", &reload).expect("watch");
     let app = Router::new()
         .nest_service("/static", axum_autoreload::static_files(dir.path()))
         .merge(reload.router())
@@ -36,11 +35,7 @@ async fn live() -> Live {
             .handle_signals(false)
             .into_future(),
     );
-    Live {
-        addr,
-        _watcher: watcher,
-        _dir: dir,
-    }
+    Live { addr, _dir: dir }
 }
 
 impl Live {
@@ -169,8 +164,99 @@ async fn build_tools_trigger_by_post_and_other_sites_cannot() {
     );
 }
 
+/// Assert that the stream says, once, within 500 ms, that the stylesheet `file`
+/// changed.
+async fn expect_one_css_event(stream: &mut EventStream, file: &str) {
+    assert_eq!(
+        next_within(stream, Duration::from_millis(500)).await,
+        Some(("css".to_owned(), format!("/static/{file}"))),
+        "{file}"
+    );
+    assert_eq!(
+        next_within(stream, Duration::from_millis(200)).await,
+        None,
+        "one event for {file}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reading_a_file_announces_nothing() {
+async fn a_write_right_after_watching_begins_is_announced() {
+    // Files are stamped from the kernel's coarse clock, a tick behind the clock a
+    // program reads: a write in the first tick looks older than the watch.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let reload = AutoReload::builder().enabled(true).build();
+    let app = axum::Router::new().merge(reload.router());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("address");
+    tokio::spawn(
+        axum_autoreload::serve(listener, app, reload.clone())
+            .handle_signals(false)
+            .into_future(),
+    );
+    let mut stream = EventStream::open(addr).await.expect("open");
+    assert_eq!(
+        stream.next_event().await.expect("read").expect("hello").0,
+        "hello"
+    );
+    axum_autoreload::watch_static(dir.path(), "/static", &reload).expect("watch");
+    std::fs::write(dir.path().join("first.css"), "a { color: red }").expect("write");
+    expect_one_css_event(&mut stream, "first.css").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_put_back_with_an_older_modification_time_is_announced() {
+    let live = live().await;
+    let mut stream = live.stream().await;
+    let path = live.dir().join("restored.css");
+    std::fs::write(&path, "a { color: red }").expect("write");
+    expect_one_css_event(&mut stream, "restored.css").await;
+
+    // `cp -p`, `rsync -a`: the content changes, the time goes back.
+    std::fs::write(&path, "a { color: blue }").expect("write");
+    let last_year = filetime::FileTime::from_unix_time(1_700_000_000, 0);
+    filetime::set_file_mtime(&path, last_year).expect("set mtime");
+    expect_one_css_event(&mut stream, "restored.css").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_atomic_save_is_one_event_for_the_file_itself() {
+    let live = live().await;
+    let mut stream = live.stream().await;
+    let path = live.dir().join("saved.css");
+    std::fs::write(&path, "a { color: red }").expect("write");
+    expect_one_css_event(&mut stream, "saved.css").await;
+
+    // What editors do: write a temporary file beside it, rename it over the file.
+    let temporary = live.dir().join("saved.css.tmp-4711");
+    std::fs::write(&temporary, "a { color: blue }").expect("write");
+    std::fs::rename(&temporary, &path).expect("rename");
+    expect_one_css_event(&mut stream, "saved.css").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opening_and_reading_a_file_announces_nothing() {
+    let live = live().await;
+    let mut stream = live.stream().await;
+    let path = live.dir().join("read.css");
+    std::fs::write(&path, "a { color: red }").expect("write");
+    expect_one_css_event(&mut stream, "read.css").await;
+    for _ in 0..3 {
+        let mut content = String::new();
+        std::io::Read::read_to_string(&mut std::fs::File::open(&path).expect("open"), &mut content)
+            .expect("read");
+        assert_eq!(content, "a { color: red }");
+    }
+    assert_eq!(
+        next_within(&mut stream, Duration::from_millis(300)).await,
+        None,
+        "opening and reading is no change"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serving_a_file_announces_nothing() {
     let live = live().await;
     std::fs::write(live.dir().join("read.css"), "a { color: red }").expect("write");
     std::fs::write(live.dir().join("read.html"), "<h1>read</h1>").expect("write");

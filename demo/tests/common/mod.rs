@@ -15,7 +15,7 @@ mod passed_socket;
 pub use passed_socket::PassedSocket;
 
 /// The demo binary under test.
-pub const BIN: &str = env!("CARGO_BIN_EXE_axum-autoreload");
+pub const BIN: &str = env!("CARGO_BIN_EXE_axum-autoreload-demo");
 
 impl PassedSocket {
     /// Spawn the demo binary with this socket passed through `LISTEN_FDS`.

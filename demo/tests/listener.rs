@@ -168,7 +168,7 @@ fn version_and_help() {
     assert!(version.status.success());
     assert_eq!(
         String::from_utf8_lossy(&version.stdout).trim(),
-        format!("axum-autoreload {}", env!("CARGO_PKG_VERSION"))
+        format!("axum-autoreload-demo {}", env!("CARGO_PKG_VERSION"))
     );
     let help = Command::new(BIN).arg("--help").output().expect("run");
     let text = String::from_utf8_lossy(&help.stdout);

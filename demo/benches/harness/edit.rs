@@ -1,5 +1,5 @@
 //! Edit to new page: a real `watchexec --socket`, a real headless Chromium with ten
-//! tabs on the demo, an edit of the title in `src/demo/pages.rs`: how long until
+//! tabs on the demo, an edit of the title in `demo/src/app/pages.rs`: how long until
 //! every tab shows the new title, next to how long `cargo build` alone takes for
 //! the same kind of edit.
 //!
@@ -110,7 +110,7 @@ fn copy_crate(from: &Path, to: &Path) -> io::Result<()> {
     for file in ["Cargo.toml", "Cargo.lock"] {
         fs::copy(from.join(file), to.join(file))?;
     }
-    for dir in ["src", "static", "benches", "examples"] {
+    for dir in ["src", "demo", "cli"] {
         if from.join(dir).is_dir() {
             copy_dir(&from.join(dir), &to.join(dir))?;
         }
@@ -317,7 +317,7 @@ pub(crate) async fn edit_to_page(
         ));
     }
     let target_dir = cargo_target_dir.join("bench-e2e");
-    let pages = app.join("src/demo/pages.rs");
+    let pages = app.join("demo/src/app/pages.rs");
     let mut title = read_title(&pages)?;
     let stamp = || {
         SystemTime::now()
@@ -360,7 +360,15 @@ pub(crate) async fn edit_to_page(
     let mut command = Command::new(tool("watchexec"));
     command
         .args(["--socket", &format!("127.0.0.1:{port}")])
-        .args(["--restart", "--stop-signal", "SIGINT", "-w", "src"])
+        .args([
+            "--restart",
+            "--stop-signal",
+            "SIGINT",
+            "-w",
+            "src",
+            "-w",
+            "demo/src",
+        ])
         .args(["--", "cargo", "run"])
         .current_dir(&app)
         .env("CARGO_TARGET_DIR", &target_dir)

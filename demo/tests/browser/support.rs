@@ -92,21 +92,15 @@ fn which(name: &str) -> Option<PathBuf> {
         })
 }
 
-/// Copies what `cargo run` needs (Cargo.toml, Cargo.lock, src/, static/, and
-/// benches/ and examples/, where Cargo.toml may name targets) from `from` into `to`.
+/// The workspace: the library at its root, the demo and the runner beside it.
+pub(crate) const WORKSPACE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+
+/// Copies the workspace at `from` into `to`: everything `cargo run` needs (every
+/// member's manifest, sources, benches and examples, which the manifests name, and
+/// `static/`), without build output (`target/`), git's `.git/` or the demo's
+/// database (`data/`).
 pub(crate) fn copy_crate(from: &Path, to: &Path) {
-    for file in ["Cargo.toml", "Cargo.lock"] {
-        fs::copy(from.join(file), to.join(file))
-            .unwrap_or_else(|err| panic!("copying {file} to {}: {err}", to.display()));
-    }
-    for dir in ["src", "static"] {
-        copy_dir(&from.join(dir), &to.join(dir));
-    }
-    for dir in ["benches", "examples"] {
-        if from.join(dir).is_dir() {
-            copy_dir(&from.join(dir), &to.join(dir));
-        }
-    }
+    copy_dir(from, to);
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -120,6 +114,9 @@ fn copy_dir(from: &Path, to: &Path) {
             .unwrap_or_else(|err| panic!("stat {}: {err}", entry.path().display()));
         let target = to.join(entry.file_name());
         if kind.is_dir() {
+            if matches!(entry.file_name().to_str(), Some("target" | ".git" | "data")) {
+                continue;
+            }
             copy_dir(&entry.path(), &target);
         } else {
             fs::copy(entry.path(), &target).unwrap_or_else(|err| {

@@ -1,6 +1,6 @@
 //! A listening socket made the way watchexec 2.8 and systemfd 0.4 make it, for
 //! tests that pass it on through `LISTEN_FDS`. Shared by the library's tests
-//! (`tests/common/mod.rs`) and the runner's (`cli/tests/support/mod.rs`).
+//! (`demo/tests/common/mod.rs`) and the runner's (`cli/tests/support/mod.rs`).
 
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;

@@ -26,8 +26,9 @@ pub(crate) struct Args {
     pub(crate) root: Option<PathBuf>,
 
     /// Directory served under /static, and watched: a changed stylesheet or image
-    /// is swapped into open tabs, any other change reloads them.
-    #[arg(long, env = "STATIC_DIR", value_name = "DIR", default_value = "static")]
+    /// is swapped into open tabs, any other change reloads them. [default: the
+    /// demo's own `demo/static`, wherever it is run from]
+    #[arg(long, env = "STATIC_DIR", value_name = "DIR", default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/static"), hide_default_value = true)]
     pub(crate) static_dir: PathBuf,
 
     /// SQLite database file that keeps the feed's posts; its directory is created

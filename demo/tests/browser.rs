@@ -34,7 +34,9 @@ const EDIT_TO_ALL_TABS: Duration = Duration::from_secs(5 * 60);
 /// How long tabs may take to settle when nothing needs building.
 const SETTLE: Duration = Duration::from_secs(30);
 
-/// The line of `src/demo/pages.rs` that the test edits.
+/// The demo's pages, in the copy of the workspace.
+const PAGES: &str = "demo/src/app/pages.rs";
+/// The line of [`PAGES`] that the test edits.
 const TITLE_PREFIX: &str = "const TITLE: &str = \"";
 /// How the lines start where cargo says it cannot build or run the copy: `error:
 /// could not compile`, `error[E0425]: …`, `error: failed to parse manifest`.
@@ -47,12 +49,12 @@ async fn ten_tabs_reload_once_after_an_edit() {
     else {
         return;
     };
-    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let workspace = std::fs::canonicalize(support::WORKSPACE).expect("the workspace");
     let work = support::temp_dir("axum-autoreload-e2e-");
     let app = work.path().join("app");
     std::fs::create_dir(&app).expect("creating the directory for the copy of the crate");
-    support::copy_crate(manifest_dir, &app);
-    let pages = app.join("src/demo/pages.rs");
+    support::copy_crate(&workspace, &app);
+    let pages = app.join(PAGES);
     let old_title = read_title(&pages);
 
     // The demo under watchexec, which holds the socket across restarts.
@@ -60,10 +62,18 @@ async fn ten_tabs_reload_once_after_an_edit() {
     let mut command = Command::new(&watchexec);
     command
         .args(["--socket", &format!("127.0.0.1:{port}")])
-        .args(["--restart", "--stop-signal", "SIGINT", "-w", "src"])
+        .args([
+            "--restart",
+            "--stop-signal",
+            "SIGINT",
+            "-w",
+            "src",
+            "-w",
+            "demo/src",
+        ])
         .args(["--", "cargo", "run"])
         .current_dir(&app)
-        .env("CARGO_TARGET_DIR", manifest_dir.join("target/e2e"))
+        .env("CARGO_TARGET_DIR", workspace.join("target/e2e"))
         .env("RUST_LOG", "info");
     let mut watchexec = Proc::spawn(
         "watchexec",
@@ -134,7 +144,7 @@ fn write_title(pages: &Path, old: &str, new: &str) {
         .parent()
         .and_then(Path::parent)
         .and_then(Path::parent)
-        .expect("pages.rs is under <app>/src/demo")
+        .expect("pages.rs is under <app>/demo/src/app")
         .join("pages.rs.edited");
     std::fs::write(&staged, edited).expect("writing the edited pages.rs");
     std::fs::rename(&staged, pages).expect("moving the edited pages.rs into place");

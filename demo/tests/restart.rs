@@ -71,6 +71,10 @@ async fn no_request_fails_across_restarts() {
 
     let restarts = restarts();
     for restart in 0..restarts {
+        // Signal a process that serves: one still starting has no handler yet and
+        // dies of the SIGINT (slow starts happen on a loaded machine). Only one
+        // process holds the socket at a time, so any answer is the new one's.
+        wait_ready(socket.addr, Duration::from_secs(20)).await;
         tokio::time::sleep(Duration::from_millis(50)).await;
         server.signal(Signal::SIGINT);
         let status = server
