@@ -28,6 +28,18 @@ pub(crate) enum Command {
     /// to the app, as with `cargo run`:
     ///
     ///     axum-autoreload run -- --features dev -- --port 8080
+    ///
+    /// The app runs in its own process group and gets the socket as from
+    /// watchexec (LISTEN_FDS=1, LISTEN_FDS_FIRST_FD), and AXUM_AUTORELOAD_BUILD_MS
+    /// (cargo build's wall time, milliseconds) and AXUM_AUTORELOAD_SPAWNED_AT_MS
+    /// (when it was started, milliseconds since the Unix epoch). The first SIGINT
+    /// or SIGTERM is passed on to it, once; the runner then exits with its status.
+    ///
+    /// When the build fails, or the app exits without being asked to, the runner
+    /// serves the socket itself until the next SIGINT: every open tab shows the
+    /// errors (or the panic) above its page, a page load gets an error page (500),
+    /// any other request a 503.
+    #[command(verbatim_doc_comment)]
     Run(RunArgs),
 }
 
