@@ -53,14 +53,19 @@ async fn try_run(args: RunArgs) -> Result<ExitCode, RunError> {
     let (outcome, build_time) = build::build(cargo_args, args.bin.as_deref(), &mut signals)
         .await
         .map_err(RunError::Build)?;
-    tracing::debug!("cargo build ended after {} ms", build_time.as_millis());
+    let ms = build_time.as_millis();
     let report = match outcome {
         Outcome::Interrupted(signal) => return Ok(ExitCode::from(128 + signal as u8)),
         Outcome::Failed(failure) => {
+            tracing::info!("build failed in {ms} ms");
             let root = build::workspace_root(cargo_args);
             Report::build_failed(&failure, &root, &args.editor)
         }
         Outcome::Built(executable) => {
+            tracing::info!(
+                "build finished in {ms} ms: starting {}",
+                executable.path.display()
+            );
             let launch = Launch {
                 executable: &executable,
                 args: app_args,
