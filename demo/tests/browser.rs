@@ -82,7 +82,10 @@ async fn ten_tabs_reload_once_after_an_edit() {
         Duration::from_secs(10),
     );
     let started = Instant::now();
-    let page = wait_for_first_page(&mut watchexec, port).await;
+    let page = support::wait_for_first_page(port, FIRST_BUILD, || {
+        check_watchexec(&mut watchexec, "the first page")
+    })
+    .await;
     eprintln!(
         "first page answered after {} ms (includes building the copy)",
         started.elapsed().as_millis()
@@ -160,51 +163,6 @@ fn check_watchexec(watchexec: &mut Proc, waiting_for: &str) {
         !log.lines().any(|line| line.starts_with(CARGO_ERROR)),
         "cargo failed to build or run the copy of the crate while waiting for {waiting_for}"
     );
-}
-
-/// Waits for `GET /` to answer 200 and returns the response. The socket exists as
-/// soon as watchexec runs, so a request waits in its backlog until the first build
-/// is done and the demo accepts it.
-async fn wait_for_first_page(watchexec: &mut Proc, port: u16) -> String {
-    let started = Instant::now();
-    let mut reported = started;
-    loop {
-        let request = support::http_get(port, "/");
-        tokio::pin!(request);
-        let outcome = loop {
-            tokio::select! {
-                outcome = &mut request => break outcome,
-                () = tokio::time::sleep(Duration::from_secs(1)) => {
-                    check_watchexec(watchexec, "the first page");
-                    assert!(
-                        started.elapsed() < FIRST_BUILD,
-                        "GET / did not answer within {} s", FIRST_BUILD.as_secs()
-                    );
-                    if reported.elapsed() >= Duration::from_secs(60) {
-                        reported = Instant::now();
-                        eprintln!(
-                            "still waiting for the first page after {} s (cargo is building)",
-                            started.elapsed().as_secs()
-                        );
-                    }
-                }
-            }
-        };
-        match outcome {
-            Ok((200, response)) => return response,
-            Ok((status, response)) => panic!("GET / answered {status}: {response}"),
-            Err(_) => {
-                // Refused before watchexec bound the socket; retry.
-                check_watchexec(watchexec, "the first page");
-                assert!(
-                    started.elapsed() < FIRST_BUILD,
-                    "GET / did not answer within {} s",
-                    FIRST_BUILD.as_secs()
-                );
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    }
 }
 
 /// The running setup the scenario drives.

@@ -146,6 +146,56 @@ pub(crate) fn free_port() -> u16 {
         .port()
 }
 
+/// Waits for `GET /` to answer 200 and returns the response. The socket exists as
+/// soon as watchexec runs, so a request waits in its backlog until the first build
+/// is done and the demo accepts it. `check` runs every second while it waits (to
+/// fail early when the process that builds has failed).
+pub(crate) async fn wait_for_first_page(
+    port: u16,
+    first_build: Duration,
+    mut check: impl FnMut(),
+) -> String {
+    let started = Instant::now();
+    let mut reported = started;
+    loop {
+        let request = http_get(port, "/");
+        tokio::pin!(request);
+        let outcome = loop {
+            tokio::select! {
+                outcome = &mut request => break outcome,
+                () = tokio::time::sleep(Duration::from_secs(1)) => {
+                    check();
+                    assert!(
+                        started.elapsed() < first_build,
+                        "GET / did not answer within {} s", first_build.as_secs()
+                    );
+                    if reported.elapsed() >= Duration::from_secs(60) {
+                        reported = Instant::now();
+                        eprintln!(
+                            "still waiting for the first page after {} s (cargo is building)",
+                            started.elapsed().as_secs()
+                        );
+                    }
+                }
+            }
+        };
+        match outcome {
+            Ok((200, response)) => return response,
+            Ok((status, response)) => panic!("GET / answered {status}: {response}"),
+            Err(_) => {
+                // Refused before watchexec bound the socket; retry.
+                check();
+                assert!(
+                    started.elapsed() < first_build,
+                    "GET / did not answer within {} s",
+                    first_build.as_secs()
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
 /// The last `lines` lines of a log file.
 pub(crate) fn log_tail(path: &Path, lines: usize) -> String {
     match fs::read(path) {
