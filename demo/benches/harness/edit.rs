@@ -159,11 +159,18 @@ fn free_port() -> io::Result<u16> {
 }
 
 /// `cargo build` in `app`, timed; fails when the build fails or overruns `limit`.
-fn cargo_build(app: &Path, target_dir: &Path, log: &Path, limit: Duration) -> io::Result<Duration> {
+fn cargo_build(
+    app: &Path,
+    target_dir: &Path,
+    args: &[&str],
+    log: &Path,
+    limit: Duration,
+) -> io::Result<Duration> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut command = Command::new(cargo);
     command
         .arg("build")
+        .args(args)
         .current_dir(app)
         .env("CARGO_TARGET_DIR", target_dir);
     let started = Instant::now();
@@ -272,7 +279,8 @@ fn instance_start_ms(instance: &str) -> Option<f64> {
     u64::from_str_radix(start, 16).ok().map(|ms| ms as f64)
 }
 
-/// The figure, recorded in `report` under the debug column (`cargo run`).
+/// The figures, recorded in `report` under the debug column: under `cargo run`,
+/// through the runner, and their ratio.
 pub(crate) async fn edit_to_page(
     manifest_dir: &Path,
     cargo_target_dir: &Path,
@@ -333,9 +341,19 @@ pub(crate) async fn edit_to_page(
     let first = cargo_build(
         &app,
         &target_dir,
+        &[],
         &work.join("build-first.log"),
         FIRST_BUILD,
     )?;
+    // The runner, built from the copy as `cargo install --path cli` would.
+    cargo_build(
+        &app,
+        &target_dir,
+        &["-p", "axum-autoreload-cli"],
+        &work.join("build-runner.log"),
+        FIRST_BUILD,
+    )?;
+    let runner = target_dir.join("debug/axum-autoreload");
     println!("  edit: first build took {:.1} s", first.as_secs_f64());
     let mut builds = Vec::new();
     for k in 0..edits {
@@ -345,6 +363,7 @@ pub(crate) async fn edit_to_page(
         let took = cargo_build(
             &app,
             &target_dir,
+            &[],
             &work.join(format!("build-{k}.log")),
             EDIT_LIMIT,
         )?;
@@ -355,53 +374,141 @@ pub(crate) async fn edit_to_page(
         builds.push(took.as_secs_f64() * 1000.0);
     }
 
-    // Phase 2: watchexec, Chromium, ten tabs, the same edits.
-    let port = free_port()?;
-    let mut command = Command::new(tool("watchexec"));
-    command
-        .args(["--socket", &format!("127.0.0.1:{port}")])
-        .args([
-            "--restart",
-            "--stop-signal",
-            "SIGINT",
-            "-w",
-            "src",
-            "-w",
-            "demo/src",
-        ])
-        .args(["--", "cargo", "run"])
-        .current_dir(&app)
-        .env("CARGO_TARGET_DIR", &target_dir)
-        .env("RUST_LOG", "info");
-    let mut watchexec = Proc::spawn(command, &work.join("watchexec.log"))?;
-    crate::server::wait_ready(
-        std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+    report.set(
+        "edit to new page: `cargo build` alone for the same edit (median)",
+        "",
+        "debug",
+        format!("{:.0} ms", median(&builds)),
         None,
-        SETTLE + Duration::from_secs(60),
-    )
-    .await?;
+    );
 
-    let driver_port = free_port()?;
-    let mut command = Command::new(tool("chromedriver"));
-    command.arg(format!("--port={driver_port}"));
-    let _chromedriver = Proc::spawn(command, &work.join("chromedriver.log"))?;
-    let profile = work.join("profile");
-    let _ = fs::remove_dir_all(&profile);
-    let client = connect(driver_port, &tool("chromium"), &profile).await?;
-    let outcome = drive(
-        &client,
-        &mut watchexec,
-        port,
-        &pages,
-        &mut title,
-        edits,
-        tab_count,
-        &builds,
-        report,
-    )
-    .await;
-    let _ = tokio::time::timeout(Duration::from_secs(10), client.close()).await;
-    outcome
+    // Phase 2: watchexec, Chromium, ten tabs, the same edits: under `cargo run`, then
+    // through the runner.
+    let mut medians = Vec::new();
+    for way in [Way::CargoRun, Way::Runner(&runner)] {
+        let port = free_port()?;
+        let mut command = Command::new(tool("watchexec"));
+        command
+            .args(["--socket", &format!("127.0.0.1:{port}")])
+            .args(["--restart", "--stop-signal", "SIGINT"])
+            .args(["-w", "src", "-w", "demo/src", "--"]);
+        match way {
+            Way::CargoRun => command.args(["cargo", "run"]),
+            Way::Runner(runner) => command.arg(runner).arg("run"),
+        };
+        command
+            .current_dir(&app)
+            .env("CARGO_TARGET_DIR", &target_dir)
+            .env("RUST_LOG", "info");
+        let mut watchexec =
+            Proc::spawn(command, &work.join(format!("watchexec-{}.log", way.name())))?;
+        crate::server::wait_ready(
+            std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+            None,
+            SETTLE + Duration::from_secs(60),
+        )
+        .await?;
+
+        let driver_port = free_port()?;
+        let mut command = Command::new(tool("chromedriver"));
+        command.arg(format!("--port={driver_port}"));
+        let _chromedriver = Proc::spawn(command, &work.join("chromedriver.log"))?;
+        let profile = work.join("profile");
+        let _ = fs::remove_dir_all(&profile);
+        let client = connect(driver_port, &tool("chromium"), &profile).await?;
+        println!("  edit: {} edits under {}", edits, way.name());
+        let outcome = drive(
+            &client,
+            &mut watchexec,
+            port,
+            &pages,
+            &mut title,
+            edits,
+            tab_count,
+            report,
+        )
+        .await;
+        let _ = tokio::time::timeout(Duration::from_secs(10), client.close()).await;
+        let times = outcome?;
+        medians.push(median(&times.totals));
+        record(report, way, tab_count, edits, &builds, &times);
+    }
+    let ratio = medians[1] / medians[0];
+    report.set(
+        "edit to new page: through the runner ÷ under `cargo run` (medians, same run)",
+        "≤ 1.0",
+        "debug",
+        format!("{ratio:.2} ({:.0} ms ÷ {:.0} ms)", medians[1], medians[0]),
+        Some(ratio <= 1.0),
+    );
+    Ok(())
+}
+
+/// How watchexec starts the demo.
+#[derive(Debug, Clone, Copy)]
+enum Way<'a> {
+    /// `cargo run`, as without the runner.
+    CargoRun,
+    /// `axum-autoreload run` (the runner at this path).
+    Runner(&'a Path),
+}
+
+impl Way<'_> {
+    fn name(self) -> &'static str {
+        match self {
+            Way::CargoRun => "cargo run",
+            Way::Runner(_) => "the runner",
+        }
+    }
+}
+
+/// What the edits of one [`Way`] took, in milliseconds.
+struct Times {
+    /// Edit → every tab shows the new page.
+    totals: Vec<f64>,
+    /// Edit → the new server started.
+    to_server: Vec<f64>,
+    /// The new server started → the last tab shows the page.
+    server_to_tabs: Vec<f64>,
+}
+
+/// Records the figures of one [`Way`] in `report`.
+fn record(
+    report: &mut Report,
+    way: Way<'_>,
+    tab_count: usize,
+    edits: usize,
+    builds: &[f64],
+    times: &Times,
+) {
+    let total = median(&times.totals);
+    let build = median(builds);
+    let overhead = total - build;
+    let name = way.name();
+    report.set(
+        &format!(
+            "edit to new page ({name}): edit → all {tab_count} tabs show it (median of {edits})"
+        ),
+        "",
+        "debug",
+        format!("{total:.0} ms"),
+        None,
+    );
+    report.set(
+        &format!("edit to new page ({name}): overhead beyond the build"),
+        "≤ 150 ms",
+        "debug",
+        format!(
+            "{overhead:.0} ms (edit → new server up {:.0} ms, server up → last tab {:.0} ms)",
+            median(&times.to_server),
+            median(&times.server_to_tabs)
+        ),
+        Some(overhead <= 150.0),
+    );
+    report.note(format!(
+        "edit to new page ({name}): edit → all tabs {:.0?} ms; edit → server start {:.0?} ms; server start → last tab {:.0?} ms",
+        times.totals, times.to_server, times.server_to_tabs
+    ));
 }
 
 async fn connect(driver_port: u16, chromium: &Path, profile: &Path) -> io::Result<Client> {
@@ -446,9 +553,8 @@ async fn drive(
     title: &mut String,
     edits: usize,
     tab_count: usize,
-    builds: &[f64],
     report: &mut Report,
-) -> io::Result<()> {
+) -> io::Result<Times> {
     let url = format!("http://127.0.0.1:{port}/");
     let mut tabs = vec![client.window().await.map_err(io::Error::other)?];
     client.goto(&url).await.map_err(io::Error::other)?;
@@ -557,37 +663,9 @@ async fn drive(
         );
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    let total = median(&totals);
-    let build = median(builds);
-    let overhead = total - build;
-    report.set(
-        &format!("edit to new page: edit → all {tab_count} tabs show it (median of {edits})"),
-        "",
-        "debug",
-        format!("{total:.0} ms"),
-        None,
-    );
-    report.set(
-        "edit to new page: `cargo build` alone for the same edit (median)",
-        "",
-        "debug",
-        format!("{build:.0} ms"),
-        None,
-    );
-    report.set(
-        "edit to new page: overhead beyond the build",
-        "≤ 150 ms",
-        "debug",
-        format!(
-            "{overhead:.0} ms (edit → new server up {:.0} ms, server up → last tab {:.0} ms)",
-            median(&to_server),
-            median(&server_to_tabs)
-        ),
-        Some(overhead <= 150.0),
-    );
-    report.note(format!(
-        "edit to new page: edit → all tabs {totals:.0?} ms; builds alone {builds:.0?} ms; \
-         edit → server start {to_server:.0?} ms; server start → last tab {server_to_tabs:.0?} ms"
-    ));
-    Ok(())
+    Ok(Times {
+        totals,
+        to_server,
+        server_to_tabs,
+    })
 }
