@@ -34,8 +34,9 @@ pub(crate) enum Command {
     ///
     /// The app runs in its own process group and gets the socket as from
     /// watchexec (LISTEN_FDS=1, LISTEN_FDS_FIRST_FD), and AXUM_AUTORELOAD_BUILD_MS
-    /// (cargo build's wall time, milliseconds) and AXUM_AUTORELOAD_SPAWNED_AT_MS
-    /// (when it was started, milliseconds since the Unix epoch). The first SIGINT
+    /// (cargo build's wall time, milliseconds), AXUM_AUTORELOAD_SPAWNED_AT_MS (when
+    /// it was started) and AXUM_AUTORELOAD_STARTED_AT_MS (when the runner started),
+    /// both in milliseconds since the Unix epoch. The first SIGINT
     /// or SIGTERM is passed on to it, once; the runner then exits with its status.
     ///
     /// When the build fails, or the app exits without being asked to, the runner

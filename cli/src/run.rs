@@ -45,6 +45,7 @@ pub(crate) async fn run(args: RunArgs) -> ExitCode {
 }
 
 async fn try_run(args: RunArgs) -> Result<ExitCode, RunError> {
+    let started_at_ms = supervise::unix_ms();
     // First: a SIGINT from here on is the runner's, never a default exit.
     let mut signals = Signals::install().map_err(RunError::Signals)?;
     // Nothing accepts while cargo builds: requests wait in the socket's backlog.
@@ -71,6 +72,7 @@ async fn try_run(args: RunArgs) -> Result<ExitCode, RunError> {
                 args: app_args,
                 fd: socket::fd(&listener),
                 build_time,
+                started_at_ms,
             };
             match supervise::run(launch, &mut signals)
                 .await

@@ -38,6 +38,19 @@ pub(crate) const BUILD_MS_ENV: &str = "AXUM_AUTORELOAD_BUILD_MS";
 /// the Unix epoch.
 pub(crate) const SPAWNED_AT_MS_ENV: &str = "AXUM_AUTORELOAD_SPAWNED_AT_MS";
 
+/// Environment variable: when the runner itself started (right after the previous
+/// process exited, under watchexec), in milliseconds since the Unix epoch. With
+/// [`BUILD_MS_ENV`] the app measures its restart: from here to serving, less the
+/// build.
+pub(crate) const STARTED_AT_MS_ENV: &str = "AXUM_AUTORELOAD_STARTED_AT_MS";
+
+/// Now, in milliseconds since the Unix epoch.
+pub(crate) fn unix_ms() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis())
+}
+
 /// How the app ended.
 #[derive(Debug)]
 pub(crate) enum Ended {
@@ -57,6 +70,8 @@ pub(crate) struct Launch<'a> {
     pub(crate) fd: RawFd,
     /// `cargo build`'s wall time.
     pub(crate) build_time: Duration,
+    /// When the runner started ([`unix_ms`]).
+    pub(crate) started_at_ms: u128,
 }
 
 /// Start the app and wait until it exits, passing on the first SIGINT or SIGTERM
@@ -66,9 +81,7 @@ pub(crate) struct Launch<'a> {
 ///
 /// When the executable cannot be started or waited for.
 pub(crate) async fn run(launch: Launch<'_>, signals: &mut Signals) -> io::Result<Ended> {
-    let spawned_at = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| since.as_millis());
+    let spawned_at = unix_ms();
     let mut child = Command::new(&launch.executable.path)
         .args(launch.args)
         .env("LISTEN_FDS", "1")
@@ -79,6 +92,7 @@ pub(crate) async fn run(launch: Launch<'_>, signals: &mut Signals) -> io::Result
         .env("CARGO_MANIFEST_DIR", &launch.executable.manifest_dir)
         .env(BUILD_MS_ENV, launch.build_time.as_millis().to_string())
         .env(SPAWNED_AT_MS_ENV, spawned_at.to_string())
+        .env(STARTED_AT_MS_ENV, launch.started_at_ms.to_string())
         .process_group(0)
         // Not the terminal: in a background process group, reading it would stop
         // the app (SIGTTIN).
