@@ -106,6 +106,12 @@
   var overlay = null;
   var SCROLL_KEY = "axum-autoreload:scroll";
   var COUNT_KEY = "axum-autoreload:reloads";
+  var TIMING_KEY = "axum-autoreload:timing";
+  var TIMING = STREAM + "/timing";
+  var BADGE_STYLE =
+    "position:fixed;right:8px;bottom:8px;z-index:2147483647;padding:2px 8px;" +
+    "border-radius:4px;background:rgba(30,30,30,.85);color:#fff;" +
+    "font:12px/1.5 system-ui,sans-serif;pointer-events:none";
   var reloading = false;
   var badge = null;
 
@@ -118,6 +124,7 @@
         JSON.stringify({ url: location.href, x: window.scrollX, y: window.scrollY })
       );
       sessionStorage.setItem(COUNT_KEY, String(Number(sessionStorage.getItem(COUNT_KEY) || 0) + 1));
+      sessionStorage.setItem(TIMING_KEY, JSON.stringify({ at: Date.now(), from: pageId }));
     } catch (e) {
       // Storage may be off; the reload still happens.
     }
@@ -146,15 +153,61 @@
       badge.id = "axum-autoreload-badge";
       badge.setAttribute("role", "status");
       badge.textContent = "restarting\u2026";
-      badge.style.cssText =
-        "position:fixed;right:8px;bottom:8px;z-index:2147483647;padding:2px 8px;" +
-        "border-radius:4px;background:rgba(30,30,30,.85);color:#fff;" +
-        "font:12px/1.5 system-ui,sans-serif;pointer-events:none";
+      badge.style.cssText = BADGE_STYLE;
       document.documentElement.appendChild(badge);
     } else if (!show && badge) {
       badge.remove();
       badge = null;
     }
+  }
+
+  // After a reload this script caused: what the loop cost, measured. The reload is
+  // from the event that caused it to this page's load event; a new server adds its
+  // build and restart (POST /auto_refresh/timing answers the whole line and logs it
+  // in the terminal). Shown for 3 s beside where the badge goes, and in the console.
+  function reportTiming() {
+    var saved;
+    try {
+      saved = JSON.parse(sessionStorage.getItem(TIMING_KEY) || "null");
+      sessionStorage.removeItem(TIMING_KEY);
+    } catch (e) {
+      return;
+    }
+    if (!saved || typeof saved.at !== "number") return;
+    var report = function () {
+      var ms = Math.max(0, Math.round(Date.now() - saved.at));
+      var line = "reload " + ms + " ms";
+      if (!pageId || saved.from === pageId || typeof fetch !== "function") {
+        announce(line);
+        return;
+      }
+      fetch(TIMING + "?reload_ms=" + ms, {
+        method: "POST",
+      })
+        .then(function (response) {
+          return response.ok ? response.text() : line;
+        })
+        .then(announce, function () {
+          announce(line);
+        });
+    };
+    if (document.readyState === "complete") report();
+    else window.addEventListener("load", report, { once: true });
+  }
+
+  function announce(line) {
+    if (window.console) console.info("[axum-autoreload] " + line);
+    var old = document.getElementById("axum-autoreload-timing");
+    if (old) old.remove();
+    var note = document.createElement("div");
+    note.id = "axum-autoreload-timing";
+    note.setAttribute("role", "status");
+    note.textContent = line;
+    note.style.cssText = BADGE_STYLE;
+    document.documentElement.appendChild(note);
+    setTimeout(function () {
+      note.remove();
+    }, 3000);
   }
 
   var OVERLAY_STYLE =
@@ -395,5 +448,6 @@
   }
 
   restoreScroll();
+  reportTiming();
   if (!joinSharedWorker()) openStream(handle);
 })();
