@@ -9,7 +9,6 @@
 
 use axum::http::header;
 use axum::response::IntoResponse;
-use bytes::Bytes;
 
 use crate::{InstanceId, STREAM_PATH};
 
@@ -21,12 +20,12 @@ const SCRIPT: &str = include_str!("client/autoreload.js");
 /// The tag the layer injects. The version query makes browsers fetch (and start a
 /// new shared worker for) a new script when the library changes. A failure report's
 /// pages say so with `data-overlay`: they show the report themselves.
-pub(crate) fn script_tag(instance: &InstanceId, report: bool) -> Bytes {
-    Bytes::from(format!(
+pub(crate) fn script_tag(instance: &InstanceId, report: bool) -> String {
+    format!(
         "<script async src=\"{SCRIPT_PATH}?v={version}\" data-instance=\"{instance}\" data-stream=\"{STREAM_PATH}\"{report}></script>",
         version = env!("CARGO_PKG_VERSION"),
         report = if report { " data-overlay" } else { "" },
-    ))
+    )
 }
 
 pub(crate) async fn script() -> impl IntoResponse {

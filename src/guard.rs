@@ -1,59 +1,95 @@
 //! Checks that keep other web sites from using the development server through the
-//! developer's own browser.
+//! developer's own browser, as a tower layer.
 //!
 //! - **Host** (DNS rebinding): a page on another site can make its own domain
 //!   resolve to 127.0.0.1 and then read the answers. Such requests carry that
 //!   domain in `Host`, so only `localhost`, names under `.localhost`, IP addresses
-//!   and names allowed with [`crate::Serve::allow_host`] are answered; others get 403.
+//!   and names allowed with [`GuardLayer::allow_host`] are answered; others get 403.
 //! - **Origin** (cross-site requests): a page on another site can send requests to
 //!   localhost. Requests that change state (any method but GET, HEAD and OPTIONS),
-//!   the reload stream and WebSocket upgrades are refused with 403 when their
-//!   `Origin` names a host that is not allowed (or is `null`).
+//!   the reload routes (`/auto_refresh` and below) and WebSocket upgrades are
+//!   refused with 403 when their `Origin` names a host that is not allowed (or is
+//!   `null`).
 //!
 //! This follows what Vite does (`server.allowedHosts`, its WebSocket origin check).
 
-use std::net::IpAddr;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 
-use axum::body::Body;
-use http::{header, HeaderMap, Method, Request, Response, StatusCode};
+use axum::extract::ConnectInfo;
+use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use pin_project_lite::pin_project;
+use tower::{Layer, Service};
 
 use crate::STREAM_PATH;
 
-/// The host names a server answers, besides `localhost`, `*.localhost` and IP
-/// addresses.
-#[derive(Debug, Default)]
-pub(crate) struct Guard {
-    allowed: Vec<String>,
+/// The Host and Origin checks of the module docs, as a tower layer: a refused
+/// request gets `403 Forbidden` with a one-line `text/plain` explanation and never
+/// reaches the inner service.
+///
+/// [`crate::AutoReload::guard`] gives one with the names allowed by
+/// [`crate::AutoReloadBuilder::allow_host`]; [`crate::AutoReload::router`] carries it
+/// and [`crate::serve()`] applies it to the whole app. With `axum::serve`, add it to
+/// the app as its outermost layer.
+///
+/// # Examples
+///
+/// ```
+/// use axum::{routing::get, Router};
+/// use axum_autoreload::GuardLayer;
+///
+/// let app: Router = Router::new()
+///     .route("/", get(|| async { "hello" }))
+///     .layer(GuardLayer::new().allow_host("dev.example"));
+/// ```
+#[derive(Clone, Debug, Default)]
+#[must_use = "a layer does nothing until it is applied"]
+pub struct GuardLayer {
+    /// Host names allowed besides `localhost`, `*.localhost` and IP addresses,
+    /// lower-cased, without a trailing dot.
+    allowed: Arc<Vec<String>>,
 }
 
-impl Guard {
-    pub(crate) fn allow(&mut self, host: &str) {
-        let host = normalize(host);
-        if !host.is_empty() && !self.allowed.contains(&host) {
-            self.allowed.push(host);
-        }
+impl GuardLayer {
+    /// A guard that answers `localhost`, names under `.localhost` and IP addresses.
+    pub fn new() -> Self {
+        Self::default()
     }
 
-    /// `Some(403 response)` when the request must be refused.
-    pub(crate) fn check<B>(&self, request: &Request<B>) -> Option<Response<Body>> {
+    /// Also answer requests whose `Host` is `host` (a name, without port; compared
+    /// ASCII case-insensitively, a trailing dot ignored), and allow it in `Origin`.
+    /// Repeat for more names.
+    pub fn allow_host(mut self, host: &str) -> Self {
+        let host = normalize(host);
+        if !host.is_empty() && !self.allowed.contains(&host) {
+            Arc::make_mut(&mut self.allowed).push(host);
+        }
+        self
+    }
+
+    /// Why the request is refused, or `None` when it may go on.
+    fn refusal<B>(&self, request: &Request<B>) -> Option<String> {
         let headers = request.headers();
         if let Some(host) = headers.get(header::HOST) {
             let host = host.to_str().unwrap_or("");
-            if !self.is_allowed(host_name(host)) {
-                return Some(forbidden(format!(
+            let name = host_name(host);
+            if !self.is_allowed(name) {
+                return Some(format!(
                     "Host {host:?} is not allowed: this development server answers localhost and IP addresses; \
-                     allow another name with --allowed-host {name}\n",
-                    name = host_name(host),
-                )));
+                     allow another name with AutoReloadBuilder::allow_host({name:?})\n",
+                ));
             }
         }
         if needs_same_site(request.method(), request.uri().path(), headers) {
             if let Some(origin) = headers.get(header::ORIGIN) {
                 let origin = origin.to_str().unwrap_or("null");
                 if !self.is_allowed(origin_host(origin)) {
-                    return Some(forbidden(format!(
+                    return Some(format!(
                         "cross-site request from origin {origin:?} refused\n"
-                    )));
+                    ));
                 }
             }
         }
@@ -69,10 +105,106 @@ impl Guard {
     }
 }
 
+impl<S> Layer<S> for GuardLayer {
+    type Service = Guard<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Guard {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+/// The service made by [`GuardLayer`].
+#[derive(Clone, Debug)]
+pub struct Guard<S> {
+    inner: S,
+    layer: GuardLayer,
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Guard<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: From<String>,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = GuardFuture<S::Future, ResBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let Some(reason) = self.layer.refusal(&request) else {
+            return GuardFuture {
+                kind: Kind::Allowed {
+                    inner: self.inner.call(request),
+                },
+            };
+        };
+        let from = request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(remote)| format!(" from {remote}"))
+            .unwrap_or_default();
+        tracing::warn!(
+            "refused {} {}{from}: Host {:?}, Origin {:?}",
+            request.method(),
+            request.uri().path(),
+            request.headers().get(header::HOST),
+            request.headers().get(header::ORIGIN),
+        );
+        GuardFuture {
+            kind: Kind::Refused {
+                response: Some(forbidden(reason)),
+            },
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`Guard`].
+    #[derive(Debug)]
+    pub struct GuardFuture<F, B> {
+        #[pin]
+        kind: Kind<F, B>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    #[derive(Debug)]
+    enum Kind<F, B> {
+        Allowed { #[pin] inner: F },
+        Refused { response: Option<Response<B>> },
+    }
+}
+
+impl<F, B, E> Future for GuardFuture<F, B>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<B>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().kind.project() {
+            KindProj::Allowed { inner } => inner.poll(cx),
+            KindProj::Refused { response } => match response.take() {
+                Some(response) => Poll::Ready(Ok(response)),
+                None => panic!("GuardFuture polled after it completed"),
+            },
+        }
+    }
+}
+
 fn needs_same_site(method: &Method, path: &str, headers: &HeaderMap) -> bool {
     !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
         || path == STREAM_PATH
-        || path.starts_with("/auto_refresh/")
+        || path
+            .strip_prefix(STREAM_PATH)
+            .is_some_and(|rest| rest.starts_with('/'))
         || headers.contains_key(header::UPGRADE)
 }
 
@@ -98,12 +230,12 @@ fn normalize(host: &str) -> String {
     host.trim().trim_end_matches('.').to_ascii_lowercase()
 }
 
-fn forbidden(message: String) -> Response<Body> {
-    let mut response = Response::new(Body::from(message));
+fn forbidden<B: From<String>>(message: String) -> Response<B> {
+    let mut response = Response::new(B::from(message));
     *response.status_mut() = StatusCode::FORBIDDEN;
     response.headers_mut().insert(
         header::CONTENT_TYPE,
-        http::HeaderValue::from_static("text/plain; charset=utf-8"),
+        HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     response
 }
@@ -120,14 +252,13 @@ mod tests {
         builder.body(()).expect("request")
     }
 
-    fn refused(guard: &Guard, method: Method, path: &str, headers: &[(&str, &str)]) -> bool {
-        guard.check(&request(method, path, headers)).is_some()
+    fn refused(guard: &GuardLayer, method: Method, path: &str, headers: &[(&str, &str)]) -> bool {
+        guard.refusal(&request(method, path, headers)).is_some()
     }
 
     #[test]
     fn hosts() {
-        let mut guard = Guard::default();
-        guard.allow("Dev.Example.");
+        let guard = GuardLayer::new().allow_host("Dev.Example.");
         for host in [
             "localhost:8080",
             "LOCALHOST",
@@ -157,7 +288,7 @@ mod tests {
 
     #[test]
     fn origins() {
-        let guard = Guard::default();
+        let guard = GuardLayer::new();
         let same = [
             ("host", "localhost:8080"),
             ("origin", "http://localhost:8080"),
@@ -186,6 +317,7 @@ mod tests {
         // A plain GET from another site's page (an <img>, a link) is harmless: it
         // cannot read the answer.
         assert!(!refused(&guard, Method::GET, "/", &foreign));
+        assert!(!refused(&guard, Method::GET, "/auto_refreshed", &foreign));
         // No Origin (curl, same-origin GET): allowed.
         assert!(!refused(
             &guard,

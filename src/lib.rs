@@ -11,7 +11,7 @@
 //! - [`AutoReload`]: the reload stream (server-sent events at `/auto_refresh`), the
 //!   client script, the instance id of this process and the shutdown signal.
 //! - [`InjectLayer`]: a tower layer that adds the client script to HTML responses.
-//! - [`Builder::overlay`]: an instance that is a failure report (a build that
+//! - [`AutoReloadBuilder::overlay`]: an instance that is a failure report (a build that
 //!   failed, an app that exited): each open tab shows it above its page.
 //! - [`serve()`]: an HTTP/1.1 server with a graceful shutdown that ends every reload
 //!   stream, serves connections already accepted, drains in-flight requests and
@@ -44,10 +44,10 @@
 
 mod client;
 mod guard;
-mod inject;
 mod instance;
 pub mod listener;
 mod live_server;
+mod middleware;
 mod overlay;
 mod panic_page;
 mod reload;
@@ -57,12 +57,18 @@ mod sse;
 mod static_files;
 mod watch;
 
-pub use inject::{InjectBody, InjectLayer, InjectResponseFuture, InjectService};
+pub use guard::{Guard, GuardFuture, GuardLayer};
 pub use instance::InstanceId;
 pub use live_server::live_server;
+pub use middleware::{
+    AutoReloadBody, AutoReloadLayer, AutoReloadService, HtmlPages, KeepStreamOpen, Predicate,
+    ResponseFuture,
+};
 pub use overlay::OVERLAY_EVENT;
 pub use panic_page::{catch_panic, PanicPage};
-pub use reload::{AutoReload, Builder, ENABLE_ENV, STATUS_PATH, STREAM_PATH, TRIGGER_PATH};
+pub use reload::{
+    AutoReload, AutoReloadBuilder, ENABLE_ENV, STATUS_PATH, STREAM_PATH, TRIGGER_PATH,
+};
 pub use serve::{serve, Serve};
 pub use shutdown::ShutdownSignal;
 pub use static_files::{static_files, StaticFiles};

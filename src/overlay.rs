@@ -2,7 +2,7 @@
 //!
 //! A tool that serves the socket in place of an app that could not run (a runner
 //! whose `cargo build` failed, or whose app exited on its own) builds its
-//! [`AutoReload`](crate::AutoReload) with [`Builder::overlay`]. Every reload stream
+//! [`AutoReload`](crate::AutoReload) with [`AutoReloadBuilder::overlay`]. Every reload stream
 //! of that instance then opens with an `overlay` event, whose data is an HTML
 //! fragment, right before its `hello`. The client script shows the fragment above
 //! the page the tab already has (the page stays underneath) and does not reload onto
@@ -11,9 +11,10 @@
 
 use bytes::Bytes;
 
-use crate::{sse, Builder};
+use crate::{sse, AutoReloadBuilder};
 
-/// Name of the event that carries a failure report (see [`Builder::overlay`]).
+/// Name of the event that carries a failure report (see
+/// [`AutoReloadBuilder::overlay`]).
 pub const OVERLAY_EVENT: &str = "overlay";
 
 /// A failure report, encoded once as the `overlay` event every stream opens with.
@@ -27,7 +28,7 @@ impl Overlay {
     }
 }
 
-impl Builder {
+impl AutoReloadBuilder {
     /// Make this instance a failure report: every reload stream opens with an
     /// `overlay` event whose data is `html`, sent before the stream's `hello` (one
     /// `data:` line per line of `html`, as the WHATWG HTML spec's server-sent events
@@ -52,8 +53,7 @@ impl Builder {
     ///     .enabled(true)
     ///     .overlay("<h1>Build failed</h1><pre>error[E0425]: cannot find value `x`</pre>")
     ///     .build();
-    /// let tag = String::from_utf8_lossy(report.script_tag()).into_owned();
-    /// assert!(tag.contains(" data-overlay"));
+    /// assert!(report.script_tag().contains(" data-overlay"));
     /// ```
     pub fn overlay(mut self, html: impl AsRef<str>) -> Self {
         self.overlay = Some(Overlay(sse::encode(OVERLAY_EVENT, html.as_ref(), None)));
@@ -63,6 +63,9 @@ impl Builder {
 
 #[cfg(test)]
 mod tests {
+    use futures_util::StreamExt;
+    use tower::ServiceExt;
+
     use crate::AutoReload;
 
     #[tokio::test]
@@ -71,8 +74,12 @@ mod tests {
             .enabled(true)
             .overlay("<p>one</p>\n<p>two</p>")
             .build();
-        let mut stream = crate::sse::Subscription::new(&reload);
-        let first = stream.next().await.expect("first frame");
+        let request = http::Request::get(crate::STREAM_PATH)
+            .body(axum::body::Body::empty())
+            .expect("request");
+        let response = reload.router::<()>().oneshot(request).await;
+        let mut stream = response.expect("infallible").into_body().into_data_stream();
+        let first = stream.next().await.expect("first frame").expect("bytes");
         let text = std::str::from_utf8(&first).expect("utf-8");
         let hello = format!("event: hello\ndata: {}\n", reload.instance_id());
         assert!(
@@ -81,9 +88,7 @@ mod tests {
         );
         assert!(text.contains(&hello), "{text}");
         assert!(
-            std::str::from_utf8(reload.script_tag())
-                .expect("utf-8")
-                .contains(" data-overlay"),
+            reload.script_tag().contains(" data-overlay"),
             "the pages of a report say so"
         );
     }

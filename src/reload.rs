@@ -1,19 +1,16 @@
 //! The [`AutoReload`] handle: configuration, instance id, reload broadcast and
 //! shutdown signal, shared by the router, the layer and the server.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Query, State};
 use axum::routing::{get, post};
 use axum::Router;
-use bytes::Bytes;
-use tokio::sync::broadcast;
 
-use crate::inject::InjectLayer;
 use crate::overlay::Overlay;
-use crate::{client, sse, watch, InstanceId, ShutdownSignal};
+use crate::sse::{Broadcast, Broadcaster};
+use crate::{client, watch, AutoReloadLayer, GuardLayer, InstanceId, ShutdownSignal};
 
 /// Path of the reload stream (server-sent events); the client script is served
 /// below it, at `/auto_refresh/client.js`.
@@ -31,39 +28,6 @@ pub const ENABLE_ENV: &str = "AXUM_AUTORELOAD";
 /// [`AutoReload::changed`]), without it every tab reloads.
 pub const TRIGGER_PATH: &str = "/auto_refresh/reload";
 
-/// What the reload stream broadcasts to every open stream.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Broadcast {
-    /// Reload every tab (SIGUSR1, [`AutoReload::reload`]).
-    Reload,
-    /// Swap the stylesheet served at this URL path in every tab that uses it.
-    Css(Arc<str>),
-    /// Refresh the image served at this URL path wherever it is shown.
-    Image(Arc<str>),
-}
-
-/// The file name endings that are refreshed in place as images.
-const IMAGE_EXTENSIONS: &[&str] = &[
-    "png", "jpg", "jpeg", "gif", "svg", "webp", "avif", "ico", "bmp",
-];
-
-impl Broadcast {
-    /// What a change to the file served at `url_path` needs in the browser.
-    pub(crate) fn for_change(url_path: &str) -> Self {
-        let extension = url_path
-            .rsplit_once('.')
-            .map(|(_, ext)| ext.to_ascii_lowercase())
-            .unwrap_or_default();
-        if extension == "css" {
-            Self::Css(url_path.into())
-        } else if IMAGE_EXTENSIONS.contains(&extension.as_str()) {
-            Self::Image(url_path.into())
-        } else {
-            Self::Reload
-        }
-    }
-}
-
 /// The handle that ties the pieces together. Cheap to clone.
 ///
 /// Build one per process with [`AutoReload::new`] or [`AutoReload::builder`], then
@@ -74,18 +38,16 @@ pub struct AutoReload {
     pub(crate) shared: Arc<Shared>,
 }
 
+/// What every clone of one [`AutoReload`] shares; only this module reads it.
 #[derive(Debug)]
 pub(crate) struct Shared {
-    pub(crate) instance: InstanceId,
-    pub(crate) enabled: bool,
-    /// Encoded events, each sent once to every open stream.
-    pub(crate) events: broadcast::Sender<Bytes>,
-    pub(crate) frames: sse::Frames,
-    pub(crate) shutdown: ShutdownSignal,
-    pub(crate) keep_alive: Duration,
-    pub(crate) script_tag: Bytes,
-    pub(crate) open_streams: AtomicUsize,
-    pub(crate) watchers: watch::Watchers,
+    instance: InstanceId,
+    enabled: bool,
+    broadcaster: Broadcaster,
+    shutdown: ShutdownSignal,
+    script_tag: String,
+    guard: GuardLayer,
+    watchers: watch::Watchers,
 }
 
 impl Default for AutoReload {
@@ -95,14 +57,14 @@ impl Default for AutoReload {
 }
 
 impl AutoReload {
-    /// A handle with the defaults of [`Builder`].
+    /// A handle with the defaults of [`AutoReloadBuilder`].
     pub fn new() -> Self {
         Self::builder().build()
     }
 
     /// Start configuring a handle.
-    pub fn builder() -> Builder {
-        Builder::default()
+    pub fn builder() -> AutoReloadBuilder {
+        AutoReloadBuilder::default()
     }
 
     /// Whether reload is on: the stream is served and the script injected.
@@ -116,9 +78,13 @@ impl AutoReload {
     }
 
     /// The routes under [`STREAM_PATH`]: the reload stream at `/auto_refresh`, the
-    /// client script at `/auto_refresh/client.js` and the status document at
-    /// [`STATUS_PATH`]. Empty when reload is off, so those
-    /// paths fall through to the app (a 404 by default).
+    /// client script at `/auto_refresh/client.js`, the status document at
+    /// [`STATUS_PATH`] and the trigger at [`TRIGGER_PATH`]. Empty when reload is
+    /// off, so those paths fall through to the app (a 404 by default).
+    ///
+    /// The routes carry [`AutoReload::guard`] themselves: whatever server runs
+    /// them (this crate's [`crate::serve()`] or `axum::serve`), a request whose
+    /// `Host` or `Origin` names another site gets 403.
     pub fn router<S>(&self) -> Router<S>
     where
         S: Clone + Send + Sync + 'static,
@@ -126,12 +92,12 @@ impl AutoReload {
         if !self.is_enabled() {
             return Router::new();
         }
-        let stream = self.clone();
+        let stream = self.shared.broadcaster.clone();
         let status = self.clone();
         Router::new()
             .route(
                 STREAM_PATH,
-                get(move || std::future::ready(sse::response(&stream))),
+                get(move || std::future::ready(stream.response())),
             )
             .route(client::SCRIPT_PATH, get(client::script))
             .route(
@@ -139,18 +105,29 @@ impl AutoReload {
                 get(move || std::future::ready(status.status())),
             )
             .route(TRIGGER_PATH, post(trigger).with_state(self.clone()))
+            .layer(self.guard())
     }
 
-    /// The layer that injects the client script into HTML responses; it passes
-    /// everything through unchanged when reload is off.
-    pub fn layer(&self) -> InjectLayer {
-        InjectLayer::new(self.clone())
+    /// The layer around the whole app: it adds the client script to HTML pages,
+    /// ends the app's own event streams when the shutdown begins, and hands
+    /// handlers the [`ShutdownSignal`]. See [`AutoReloadLayer`] for when it does
+    /// each.
+    pub fn layer(&self) -> AutoReloadLayer {
+        AutoReloadLayer::new(self.clone())
+    }
+
+    /// The Host and Origin checks, as a layer, with the names allowed by
+    /// [`AutoReloadBuilder::allow_host`]. [`AutoReload::router`] carries it and
+    /// [`crate::serve()`] applies it to the whole app; with `axum::serve`, add it
+    /// to the app yourself (`.layer(reload.guard())`, outermost).
+    pub fn guard(&self) -> GuardLayer {
+        self.shared.guard.clone()
     }
 
     /// Tell every open tab to reload now (what SIGUSR1 does). Returns how many
     /// reload streams were open to hear it.
     pub fn reload(&self) -> usize {
-        self.send(Broadcast::Reload)
+        self.shared.broadcaster.send(&Broadcast::Reload)
     }
 
     /// Tell every open tab that the file served at `url_path` (such as
@@ -159,28 +136,37 @@ impl AutoReload {
     /// shown, anything else reloads the tabs. Returns how many reload streams were
     /// open to hear it.
     pub fn changed(&self, url_path: &str) -> usize {
-        self.send(Broadcast::for_change(url_path))
+        self.shared
+            .broadcaster
+            .send(&Broadcast::for_change(url_path))
     }
 
-    fn send(&self, event: Broadcast) -> usize {
-        tracing::debug!(?event, "broadcast");
-        let frame = match &event {
-            Broadcast::Reload => self.shared.frames.reload.clone(),
-            Broadcast::Css(path) => sse::encode("css", path, None),
-            Broadcast::Image(path) => sse::encode("image", path, None),
-        };
-        self.shared.events.send(frame).unwrap_or(0)
-    }
-
-    /// The signal that fires when the graceful shutdown begins; give it to
-    /// long-lived handlers so they end in time.
+    /// The signal that fires when the graceful shutdown begins. Handlers behind
+    /// [`AutoReload::layer`] can also take it as an extractor.
     pub fn shutdown_signal(&self) -> ShutdownSignal {
         self.shared.shutdown.clone()
     }
 
     /// How many reload streams are open now.
     pub fn open_streams(&self) -> usize {
-        self.shared.open_streams.load(Ordering::Relaxed)
+        self.shared.broadcaster.open_streams()
+    }
+
+    /// The `<script>` tag the layer injects: it loads the client script and carries
+    /// this process's instance id in `data-instance`.
+    pub fn script_tag(&self) -> &str {
+        &self.shared.script_tag
+    }
+
+    /// The file watchers that [`crate::serve()`] stops when its shutdown begins.
+    pub(crate) fn watchers(&self) -> &watch::Watchers {
+        &self.shared.watchers
+    }
+
+    /// The encoded events as they are broadcast, for tests that watch them.
+    #[cfg(test)]
+    pub(crate) fn frames(&self) -> tokio::sync::broadcast::Receiver<bytes::Bytes> {
+        self.shared.broadcaster.frames()
     }
 
     fn status(&self) -> impl axum::response::IntoResponse {
@@ -193,37 +179,33 @@ impl AutoReload {
             ),
         )
     }
-
-    /// The `<script>` tag the layer injects: it loads the client script and carries
-    /// this process's instance id in `data-instance`.
-    pub fn script_tag(&self) -> &[u8] {
-        &self.shared.script_tag
-    }
 }
 
-/// Configures an [`AutoReload`].
+/// Configures an [`AutoReload`]. Made by [`AutoReload::builder`].
 #[derive(Debug, Clone)]
-#[must_use]
-pub struct Builder {
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct AutoReloadBuilder {
     enabled: Option<bool>,
     keep_alive: Duration,
     retry: Duration,
-    /// Set by [`Builder::overlay`] (`overlay.rs`).
+    guard: GuardLayer,
+    /// Set by [`AutoReloadBuilder::overlay`] (`overlay.rs`).
     pub(crate) overlay: Option<Overlay>,
 }
 
-impl Default for Builder {
+impl Default for AutoReloadBuilder {
     fn default() -> Self {
         Self {
             enabled: None,
             keep_alive: Duration::from_secs(15),
             retry: Duration::from_millis(100),
+            guard: GuardLayer::new(),
             overlay: None,
         }
     }
 }
 
-impl Builder {
+impl AutoReloadBuilder {
     /// Turn reload on or off, overriding the default: on with debug assertions
     /// (`cargo run`), off in release builds, either way overridden by the
     /// `AXUM_AUTORELOAD` environment variable ([`ENABLE_ENV`]).
@@ -248,6 +230,15 @@ impl Builder {
         self
     }
 
+    /// Answer requests whose `Host` is `host` (a name, without port), besides
+    /// `localhost`, names under `.localhost` and IP addresses, in
+    /// [`AutoReload::guard`], the reload routes and [`crate::serve()`]. Repeat
+    /// for more names. See [`GuardLayer::allow_host`].
+    pub fn allow_host(mut self, host: &str) -> Self {
+        self.guard = self.guard.allow_host(host);
+        self
+    }
+
     /// Build the handle, with a new instance id.
     pub fn build(self) -> AutoReload {
         let enabled = self
@@ -255,18 +246,21 @@ impl Builder {
             .or_else(enabled_from_env)
             .unwrap_or(cfg!(debug_assertions));
         let instance = InstanceId::generate();
-        let script_tag = client::script_tag(&instance, self.overlay.is_some());
-        let (events, _) = broadcast::channel(16);
+        let shutdown = ShutdownSignal::new();
         AutoReload {
             shared: Arc::new(Shared {
-                frames: sse::Frames::new(&instance, self.retry, self.overlay.as_ref()),
+                broadcaster: Broadcaster::new(
+                    &instance,
+                    self.retry,
+                    self.keep_alive,
+                    shutdown.clone(),
+                    self.overlay.as_ref(),
+                ),
+                script_tag: client::script_tag(&instance, self.overlay.is_some()),
                 instance,
                 enabled,
-                events,
-                shutdown: ShutdownSignal::new(),
-                keep_alive: self.keep_alive,
-                script_tag,
-                open_streams: AtomicUsize::new(0),
+                shutdown,
+                guard: self.guard,
                 watchers: watch::Watchers::default(),
             }),
         }

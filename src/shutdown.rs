@@ -1,25 +1,39 @@
 //! The shutdown signal that long-lived handlers watch.
 
+use axum::extract::FromRequestParts;
+use http::request::Parts;
+use http::StatusCode;
 use tokio_util::sync::{
     CancellationToken, WaitForCancellationFuture, WaitForCancellationFutureOwned,
 };
 
-/// Fires once when the server begins its graceful shutdown (SIGINT, SIGTERM or
+/// Fires once when the server begins its graceful shutdown (SIGINT, SIGTERM,
+/// [`crate::Serve::with_graceful_shutdown`]'s future, or
 /// [`ShutdownSignal::trigger`]).
 ///
-/// The reload streams end on it; an app's own long-lived handlers (its server-sent
-/// event streams, WebSockets) should end on it too, or they hold the drain until its
-/// deadline. Cheap to clone: every clone observes the same signal.
+/// The reload streams end on it, and so do the app's own `text/event-stream`
+/// responses behind [`crate::AutoReload::layer`]. Other long-lived handlers (a
+/// WebSocket, a long poll) should end on it too: [`crate::serve()`] waits for them
+/// until its drain deadline. Cheap to clone: every clone observes the same signal.
+///
+/// A handler behind [`crate::AutoReload::layer`] gets it as an extractor; without
+/// the layer, the extractor answers `500 Internal Server Error`.
 ///
 /// # Examples
 ///
+/// A WebSocket that ends when the shutdown begins:
+///
 /// ```
-/// # async fn example(shutdown: axum_autoreload::ShutdownSignal) {
-/// tokio::select! {
-///     _ = shutdown.triggered() => { /* send a goodbye, close the socket */ }
-///     _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+/// use axum::extract::ws::{WebSocket, WebSocketUpgrade};
+/// use axum::response::Response;
+/// use axum_autoreload::ShutdownSignal;
+///
+/// async fn ws(upgrade: WebSocketUpgrade, shutdown: ShutdownSignal) -> Response {
+///     upgrade.on_upgrade(|socket| async move {
+///         shutdown.run_until(echo(socket)).await;
+///     })
 /// }
-/// # }
+/// # async fn echo(_socket: WebSocket) {}
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct ShutdownSignal {
@@ -43,6 +57,17 @@ impl ShutdownSignal {
         self.triggered_future().await;
     }
 
+    /// Run `future` until it completes or the shutdown begins, whichever comes
+    /// first; `None` when the shutdown came first (`future` is then dropped, which
+    /// for a WebSocket closes the connection without a Close frame: the browser
+    /// sees code 1006).
+    pub async fn run_until<F: std::future::Future>(self, future: F) -> Option<F::Output> {
+        tokio::select! {
+            output = future => Some(output),
+            () = self.token.cancelled() => None,
+        }
+    }
+
     /// [`ShutdownSignal::triggered_owned`] as a named type, to keep in a struct.
     pub(crate) fn triggered_future(&self) -> WaitForCancellationFutureOwned {
         self.token.clone().cancelled_owned()
@@ -56,5 +81,16 @@ impl ShutdownSignal {
     /// Begin the graceful shutdown, as SIGINT would. Calling it again does nothing.
     pub fn trigger(&self) {
         self.token.cancel();
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ShutdownSignal {
+    type Rejection = (StatusCode, &'static str);
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts.extensions.get::<Self>().cloned().ok_or((
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "no ShutdownSignal in the request: add AutoReload::layer() around the app\n",
+        ))
     }
 }

@@ -1,13 +1,13 @@
 //! The reload stream: server-sent events at `/auto_refresh` (WHATWG HTML,
-//! server-sent events).
+//! server-sent events), and the broadcast that feeds every open stream.
 //!
 //! Every stream starts with a `hello` event whose data is the instance id, with the
-//! `retry` field set (see [`crate::Builder::retry`]); a failure report's stream
-//! sends its `overlay` right before it. Then:
+//! `retry` field set (see [`crate::AutoReloadBuilder::retry`]); a failure report's
+//! stream sends its `overlay` right before it. Then:
 //!
 //! | event     | data        | when |
 //! |-----------|-------------|------|
-//! | `overlay` | HTML fragment, one `data:` line per line | first event of every stream of a failure report ([`crate::Builder::overlay`]), right before `hello`: tabs show it above their page and do not reload onto this instance |
+//! | `overlay` | HTML fragment, one `data:` line per line | first event of every stream of a failure report ([`crate::AutoReloadBuilder::overlay`]), right before `hello`: tabs show it above their page and do not reload onto this instance |
 //! | `hello`   | instance id | first event of every stream (after the `overlay` of a report) |
 //! | `reload`  | instance id | SIGUSR1, [`crate::AutoReload::reload`], a changed file that is neither a stylesheet nor an image; also when a stream fell behind the broadcast |
 //! | `css`     | URL path of the stylesheet, e.g. `/static/style.css` | a stylesheet changed: tabs swap it in place |
@@ -15,18 +15,15 @@
 //! | `restart` | instance id | the server is shutting down; the stream ends right after |
 //!
 //! Idle streams get a keep-alive comment (`:` line) every
-//! [`crate::Builder::keep_alive`].
+//! [`crate::AutoReloadBuilder::keep_alive`].
 //!
-//! Each event is encoded once, when it is broadcast, and the same bytes go to
-//! every stream. A stream is served two ways: through the app's router (a
-//! [`response`] body, on any connection), or by [`crate::serve()`] directly on a
-//! connection whose first request is the stream, without hyper's per-connection
-//! buffers (see `serve/event_stream.rs`). Both read their events from a
-//! [`Subscription`].
+//! [`Broadcaster`] is the one owner of the broadcast: the channel, the events
+//! encoded once (the same bytes go to every stream) and the count of open
+//! streams. The rest of the crate calls it; nothing else touches those.
 
 use std::convert::Infallible;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,14 +36,50 @@ use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use crate::overlay::Overlay;
-use crate::reload::Shared;
-use crate::{AutoReload, InstanceId};
+use crate::{InstanceId, KeepStreamOpen, ShutdownSignal};
 
 /// `Content-Type` of the stream (WHATWG HTML, server-sent events).
 pub(crate) const CONTENT_TYPE: &str = "text/event-stream";
 
 /// The keep-alive comment.
 const KEEP_ALIVE: &[u8] = b":\n\n";
+
+/// How many events the broadcast keeps for a stream that has not read them yet; a
+/// stream that falls further behind gets a `reload`.
+const CAPACITY: usize = 16;
+
+/// What the reload stream broadcasts to every open stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Broadcast {
+    /// Reload every tab (SIGUSR1, [`crate::AutoReload::reload`]).
+    Reload,
+    /// Swap the stylesheet served at this URL path in every tab that uses it.
+    Css(Arc<str>),
+    /// Refresh the image served at this URL path wherever it is shown.
+    Image(Arc<str>),
+}
+
+/// The file name endings that are refreshed in place as images.
+const IMAGE_EXTENSIONS: &[&str] = &[
+    "png", "jpg", "jpeg", "gif", "svg", "webp", "avif", "ico", "bmp",
+];
+
+impl Broadcast {
+    /// What a change to the file served at `url_path` needs in the browser.
+    pub(crate) fn for_change(url_path: &str) -> Self {
+        let extension = url_path
+            .rsplit_once('.')
+            .map(|(_, ext)| ext.to_ascii_lowercase())
+            .unwrap_or_default();
+        if extension == "css" {
+            Self::Css(url_path.into())
+        } else if IMAGE_EXTENSIONS.contains(&extension.as_str()) {
+            Self::Image(url_path.into())
+        } else {
+            Self::Reload
+        }
+    }
+}
 
 /// Encode one event: `event:` line, one `data:` line per line of `data`, an
 /// optional `retry:` line (milliseconds), and the blank line that dispatches it.
@@ -68,45 +101,105 @@ pub(crate) fn encode(name: &str, data: &str, retry: Option<Duration>) -> Bytes {
     frame.freeze()
 }
 
-/// The events whose bytes are the same for every stream of one instance, encoded
-/// once.
+/// The reload broadcast of one [`crate::AutoReload`]. Cheap to clone.
+#[derive(Clone, Debug)]
+pub(crate) struct Broadcaster(Arc<Inner>);
+
 #[derive(Debug)]
-pub(crate) struct Frames {
-    pub(crate) hello: Bytes,
-    pub(crate) reload: Bytes,
-    pub(crate) restart: Bytes,
+struct Inner {
+    /// Encoded events, each sent once to every open stream.
+    sender: broadcast::Sender<Bytes>,
+    /// The events whose bytes are the same for every stream of this instance.
+    hello: Bytes,
+    reload: Bytes,
+    restart: Bytes,
+    open: AtomicUsize,
+    keep_alive: Duration,
+    shutdown: ShutdownSignal,
 }
 
-impl Frames {
-    /// A report's streams open with its `overlay` event, sent with the `hello`.
-    pub(crate) fn new(instance: &InstanceId, retry: Duration, overlay: Option<&Overlay>) -> Self {
+impl Broadcaster {
+    /// The broadcast of `instance`: streams send `retry` in their `hello`, a
+    /// keep-alive comment after `keep_alive` of silence, and `restart` when
+    /// `shutdown` fires. A report's streams open with its `overlay` event, sent
+    /// with the `hello`.
+    pub(crate) fn new(
+        instance: &InstanceId,
+        retry: Duration,
+        keep_alive: Duration,
+        shutdown: ShutdownSignal,
+        overlay: Option<&Overlay>,
+    ) -> Self {
         let id = instance.as_str();
         let hello = encode("hello", id, Some(retry));
-        Self {
+        Self(Arc::new(Inner {
+            sender: broadcast::channel(CAPACITY).0,
             hello: match overlay {
                 Some(overlay) => [overlay.frame().as_ref(), &hello].concat().into(),
                 None => hello,
             },
             reload: encode("reload", id, None),
             restart: encode("restart", id, None),
+            open: AtomicUsize::new(0),
+            keep_alive,
+            shutdown,
+        }))
+    }
+
+    /// Send `event` to every open stream; returns how many were open to hear it.
+    pub(crate) fn send(&self, event: &Broadcast) -> usize {
+        tracing::debug!(?event, "broadcast");
+        let frame = match event {
+            Broadcast::Reload => self.0.reload.clone(),
+            Broadcast::Css(path) => encode("css", path, None),
+            Broadcast::Image(path) => encode("image", path, None),
+        };
+        self.0.sender.send(frame).unwrap_or(0)
+    }
+
+    /// How many streams are open now.
+    pub(crate) fn open_streams(&self) -> usize {
+        self.0.open.load(Ordering::Relaxed)
+    }
+
+    /// The encoded events as they are broadcast, for tests that watch them.
+    #[cfg(test)]
+    pub(crate) fn frames(&self) -> broadcast::Receiver<Bytes> {
+        self.0.sender.subscribe()
+    }
+
+    /// A new stream as a response: `200`, `text/event-stream`, a body that ends
+    /// after `restart`. It ends itself at shutdown, so it carries
+    /// [`KeepStreamOpen`]: the layer must not cut it before its `restart`. Must be
+    /// called within a Tokio runtime (the keep-alive timer).
+    pub(crate) fn response(&self) -> Response {
+        let events = futures_util::stream::unfold(self.subscribe(), |mut events| async {
+            let frame = events.next().await?;
+            Some((Ok::<_, Infallible>(frame), events))
+        });
+        let mut response = Response::new(Body::from_stream(events));
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        response.extensions_mut().insert(KeepStreamOpen);
+        response
+    }
+
+    fn subscribe(&self) -> Subscription {
+        let period = self.0.keep_alive;
+        let mut keep_alive = tokio::time::interval_at(Instant::now() + period, period);
+        keep_alive.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        // Subscribed before the hello goes out: no broadcast falls between the two.
+        let receiver = self.0.sender.subscribe();
+        let shutdown = Box::pin(self.0.shutdown.triggered_future());
+        self.0.open.fetch_add(1, Ordering::Relaxed);
+        Subscription {
+            broadcaster: self.clone(),
+            receiver,
+            keep_alive,
+            shutdown,
+            state: State::Hello,
         }
-    }
-}
-
-/// Counts the stream as open for as long as it lives.
-#[derive(Debug)]
-struct OpenStream(Arc<Shared>);
-
-impl OpenStream {
-    fn new(shared: Arc<Shared>) -> Self {
-        shared.open_streams.fetch_add(1, Ordering::Relaxed);
-        Self(shared)
-    }
-}
-
-impl Drop for OpenStream {
-    fn drop(&mut self) {
-        self.0.open_streams.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -118,10 +211,10 @@ enum State {
 }
 
 /// One open reload stream: the encoded events it is to send, in order. Counted in
-/// [`AutoReload::open_streams`] while it lives.
+/// [`Broadcaster::open_streams`] while it lives.
 #[derive(Debug)]
-pub(crate) struct Subscription {
-    open: OpenStream,
+struct Subscription {
+    broadcaster: Broadcaster,
     receiver: broadcast::Receiver<Bytes>,
     keep_alive: Interval,
     /// Made once: polling it again costs nothing, making it anew takes a lock
@@ -130,46 +223,33 @@ pub(crate) struct Subscription {
     state: State,
 }
 
-impl Subscription {
-    /// Subscribe to `reload`'s broadcast. Must be called within a Tokio runtime
-    /// (the keep-alive timer).
-    pub(crate) fn new(reload: &AutoReload) -> Self {
-        let shared = Arc::clone(&reload.shared);
-        let period = shared.keep_alive;
-        let mut keep_alive = tokio::time::interval_at(Instant::now() + period, period);
-        keep_alive.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        // Subscribed before the hello goes out: no broadcast falls between the two.
-        let receiver = shared.events.subscribe();
-        let shutdown = Box::pin(shared.shutdown.triggered_future());
-        Self {
-            open: OpenStream::new(shared),
-            receiver,
-            keep_alive,
-            shutdown,
-            state: State::Hello,
-        }
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.broadcaster.0.open.fetch_sub(1, Ordering::Relaxed);
     }
+}
 
+impl Subscription {
     /// The next bytes to send, or `None` once the stream has ended (after
     /// `restart`). Cancel safe: a call dropped before it completes loses nothing.
-    pub(crate) async fn next(&mut self) -> Option<Bytes> {
-        let shared = &self.open.0;
+    async fn next(&mut self) -> Option<Bytes> {
+        let inner = &self.broadcaster.0;
         match self.state {
             State::Done => return None,
             State::Hello => {
                 self.state = State::Live;
-                return Some(shared.frames.hello.clone());
+                return Some(inner.hello.clone());
             }
             State::Live => {}
         }
         let (frame, last) = tokio::select! {
             biased;
-            () = self.shutdown.as_mut() => (shared.frames.restart.clone(), true),
+            () = self.shutdown.as_mut() => (inner.restart.clone(), true),
             received = self.receiver.recv() => match received {
                 Ok(frame) => (frame, false),
                 // A stream that fell behind may have missed anything: reload.
-                Err(RecvError::Lagged(_)) => (shared.frames.reload.clone(), false),
-                Err(RecvError::Closed) => (shared.frames.restart.clone(), true),
+                Err(RecvError::Lagged(_)) => (inner.reload.clone(), false),
+                Err(RecvError::Closed) => (inner.restart.clone(), true),
             },
             _ = self.keep_alive.tick() => (Bytes::from_static(KEEP_ALIVE), false),
         };
@@ -178,19 +258,6 @@ impl Subscription {
         }
         Some(frame)
     }
-}
-
-/// The reload stream as a response, for the router.
-pub(crate) fn response(reload: &AutoReload) -> Response {
-    let events = futures_util::stream::unfold(Subscription::new(reload), |mut events| async {
-        let frame = events.next().await?;
-        Some((Ok::<_, Infallible>(frame), events))
-    });
-    let mut response = Response::new(Body::from_stream(events));
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    response
 }
 
 #[cfg(test)]
@@ -213,28 +280,50 @@ mod tests {
         );
     }
 
+    #[test]
+    fn what_each_change_needs() {
+        assert_eq!(
+            Broadcast::for_change("/a/b.CSS"),
+            Broadcast::Css("/a/b.CSS".into())
+        );
+        assert_eq!(
+            Broadcast::for_change("/logo.svg"),
+            Broadcast::Image("/logo.svg".into())
+        );
+        assert_eq!(Broadcast::for_change("/index.html"), Broadcast::Reload);
+        assert_eq!(Broadcast::for_change("/app.js"), Broadcast::Reload);
+        assert_eq!(Broadcast::for_change("/Makefile"), Broadcast::Reload);
+    }
+
     #[tokio::test(start_paused = true)]
     async fn hello_then_broadcasts_keep_alives_and_restart() {
-        let reload = AutoReload::builder()
-            .enabled(true)
-            .keep_alive(Duration::from_secs(15))
-            .build();
-        let mut stream = Subscription::new(&reload);
-        assert_eq!(reload.open_streams(), 1);
+        let shutdown = ShutdownSignal::new();
+        let broadcaster = Broadcaster::new(
+            &InstanceId::generate(),
+            Duration::from_millis(100),
+            Duration::from_secs(15),
+            shutdown.clone(),
+            None,
+        );
+        let mut stream = broadcaster.subscribe();
+        assert_eq!(broadcaster.open_streams(), 1);
         let hello = stream.next().await.expect("hello");
         assert!(hello.starts_with(b"event: hello\n"), "{hello:?}");
-        reload.changed("/static/app.css");
+        assert_eq!(
+            broadcaster.send(&Broadcast::for_change("/static/app.css")),
+            1
+        );
         assert_eq!(
             stream.next().await.as_deref(),
             Some(&b"event: css\ndata: /static/app.css\n\n"[..])
         );
         // Nothing broadcast for 15 s: a keep-alive comment.
         assert_eq!(stream.next().await.as_deref(), Some(KEEP_ALIVE));
-        reload.shutdown_signal().trigger();
+        shutdown.trigger();
         let restart = stream.next().await.expect("restart");
         assert!(restart.starts_with(b"event: restart\n"), "{restart:?}");
         assert_eq!(stream.next().await, None);
         drop(stream);
-        assert_eq!(reload.open_streams(), 0);
+        assert_eq!(broadcaster.open_streams(), 0);
     }
 }

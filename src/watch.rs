@@ -24,7 +24,8 @@ use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 use tokio_util::task::{task_tracker::TaskTrackerToken, TaskTracker};
 
-use crate::reload::{Broadcast, Shared};
+use crate::reload::Shared;
+use crate::sse::Broadcast;
 use crate::AutoReload;
 
 /// How long the watched directory must be quiet before its changes are announced:
@@ -161,7 +162,7 @@ pub fn watch_static(
         root,
         prefix: url_prefix.trim_end_matches('/').to_owned(),
     };
-    let watchers = &reload.shared.watchers;
+    let watchers = reload.watchers();
     let token = watchers.token();
     let shared = Arc::downgrade(&reload.shared);
     std::thread::Builder::new()
@@ -380,7 +381,7 @@ mod tests {
         let css = dir.path().join("app.css");
         std::fs::write(&css, "a{}").expect("write");
         let reload = AutoReload::builder().enabled(true).build();
-        let mut events = reload.shared.events.subscribe();
+        let mut events = reload.frames();
         watch_static(dir.path(), "/static", &reload).expect("watch");
         std::fs::write(&css, "a{color:red}").expect("write");
         let frame = tokio::time::timeout(Duration::from_secs(5), events.recv())
@@ -389,26 +390,11 @@ mod tests {
             .expect("frame");
         assert_eq!(&frame[..], b"event: css\ndata: /static/app.css\n\n");
 
-        tokio::time::timeout(Duration::from_secs(5), reload.shared.watchers.stop_all())
+        tokio::time::timeout(Duration::from_secs(5), reload.watchers().stop_all())
             .await
             .expect("the watcher's inotify instance closes");
         let quiet = tokio::time::timeout(Duration::from_millis(300), events.recv());
         std::fs::write(&css, "a{color:blue}").expect("write");
         assert!(quiet.await.is_err(), "announced after the watcher stopped");
-    }
-
-    #[test]
-    fn what_each_change_needs() {
-        assert_eq!(
-            Broadcast::for_change("/a/b.CSS"),
-            Broadcast::Css("/a/b.CSS".into())
-        );
-        assert_eq!(
-            Broadcast::for_change("/logo.svg"),
-            Broadcast::Image("/logo.svg".into())
-        );
-        assert_eq!(Broadcast::for_change("/index.html"), Broadcast::Reload);
-        assert_eq!(Broadcast::for_change("/app.js"), Broadcast::Reload);
-        assert_eq!(Broadcast::for_change("/Makefile"), Broadcast::Reload);
     }
 }

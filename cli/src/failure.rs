@@ -2,7 +2,7 @@
 //! to run, until the next SIGINT.
 //!
 //! Built on the library's public API like any app: an [`AutoReload`] that is a
-//! failure report ([`axum_autoreload::Builder::overlay`]), its router and layer,
+//! failure report ([`axum_autoreload::AutoReloadBuilder::overlay`]), its router and layer,
 //! and [`axum_autoreload::serve()`], which brings the Host and Origin checks and
 //! the graceful shutdown (every reload stream gets `restart` and ends). Open tabs
 //! show the report above their page; a page load gets an error page (500) with
@@ -36,7 +36,11 @@ pub(crate) async fn serve(
     signals: &mut Signals,
 ) -> io::Result<nix::sys::signal::Signal> {
     let url = listener.url();
-    let reload = AutoReload::builder()
+    let reload = allowed_hosts
+        .iter()
+        .fold(AutoReload::builder(), |builder, host| {
+            builder.allow_host(host)
+        })
         .enabled(true)
         .overlay(&report.fragment)
         .build();
@@ -47,10 +51,7 @@ pub(crate) async fn serve(
     let shutdown = reload.shutdown_signal();
     // The runner owns the signals, from before the build on; the shutdown is the
     // library's.
-    let server = allowed_hosts.iter().fold(
-        axum_autoreload::serve(listener.into_tokio()?, app, reload).handle_signals(false),
-        |server, host| server.allow_host(host),
-    );
+    let server = axum_autoreload::serve(listener.into_tokio()?, app, reload).handle_signals(false);
     let mut server = std::pin::pin!(server.into_future());
     tracing::info!("showing the failure on {url} until the next change");
     let signal = tokio::select! {

@@ -35,7 +35,7 @@ async fn other_hosts_and_cross_site_requests_get_403() {
     let rebound = send(addr, "GET / HTTP/1.1\r\nHost: evil.example").await;
     assert_eq!(rebound.status, 403);
     assert!(
-        rebound.text().contains("--allowed-host evil.example"),
+        rebound.text().contains("allow_host(\"evil.example\")"),
         "{}",
         rebound.text()
     );

@@ -1,137 +1,224 @@
-//! One accepted connection: wait for its first bytes, then serve it as a reload
-//! stream (`event_stream`) or through hyper.
+//! One accepted connection, served by hyper: its requests go through the guarded
+//! app, with the first-request grace at shutdown, and an upgraded connection is
+//! waited for until the app drops it.
 
+use std::convert::Infallible;
+use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::extract::ConnectInfo;
 use axum::Router;
-use futures_util::future::Either;
+use http::{Method, Uri};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::sync::Notify;
+use tokio::sync::{oneshot, Notify};
 use tower::ServiceExt;
 
-use super::event_stream;
 use crate::guard::Guard;
-use crate::AutoReload;
+use crate::ShutdownSignal;
 
 /// What every connection of one server needs.
 #[derive(Debug)]
 pub(super) struct Connect {
     pub(super) http: http1::Builder,
-    pub(super) guard: Guard,
-    pub(super) app: Router,
-    pub(super) reload: AutoReload,
+    pub(super) app: Guard<Router>,
+    pub(super) shutdown: ShutdownSignal,
     pub(super) first_request_grace: Duration,
-    pub(super) header_read_timeout: Duration,
 }
 
-pub(super) async fn serve(connect: Arc<Connect>, stream: TcpStream, remote: SocketAddr) {
+/// What the server knows of one open connection while it runs.
+#[derive(Debug)]
+pub(super) struct Tracked {
+    pub(super) remote: SocketAddr,
+    /// The request served last, or being served: hyper serves one request of a
+    /// connection at a time.
+    last_request: Mutex<Option<(Method, Uri)>>,
+    /// Handed to the app by an upgrade (a WebSocket).
+    upgraded: AtomicBool,
+}
+
+impl Tracked {
+    pub(super) fn new(remote: SocketAddr) -> Self {
+        Self {
+            remote,
+            last_request: Mutex::default(),
+            upgraded: AtomicBool::new(false),
+        }
+    }
+
+    /// Note the request the connection serves now.
+    fn serving<B>(&self, request: &http::Request<B>) {
+        let mut last = self
+            .last_request
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        *last = Some((request.method().clone(), request.uri().clone()));
+    }
+
+    /// What holds the connection: `GET /events`, `GET /ws (upgraded)`, or `no
+    /// request` for one that has sent none.
+    pub(super) fn holder(&self) -> String {
+        let last = self
+            .last_request
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match &*last {
+            None => "no request".to_owned(),
+            Some((method, uri)) if self.upgraded.load(Ordering::Relaxed) => {
+                format!("{method} {} (upgraded)", uri.path())
+            }
+            Some((method, uri)) => format!("{method} {}", uri.path()),
+        }
+    }
+}
+
+/// Set once the connection's first request head has been read.
+#[derive(Debug, Default)]
+struct FirstRequest {
+    seen: AtomicBool,
+    arrived: Notify,
+}
+
+impl FirstRequest {
+    fn mark(&self) {
+        if !self.seen.swap(true, Ordering::AcqRel) {
+            self.arrived.notify_waiters();
+        }
+    }
+
+    fn seen(&self) -> bool {
+        self.seen.load(Ordering::Acquire)
+    }
+
+    async fn arrived(&self) {
+        let arrived = self.arrived.notified();
+        if !self.seen() {
+            arrived.await;
+        }
+    }
+}
+
+pub(super) async fn serve(connect: Arc<Connect>, stream: TcpStream, tracked: Arc<Tracked>) {
+    let remote = tracked.remote;
     // Events are small writes that must go out at once.
     if let Err(err) = stream.set_nodelay(true) {
         tracing::debug!("TCP_NODELAY on a connection from {remote}: {err}");
     }
-    let mut first = [0; event_stream::PREFIX_LEN];
-    let Some(peeked) = first_bytes(&stream, &connect, &mut first).await else {
-        tracing::trace!("closing silent connection from {remote}");
-        return;
-    };
-    if connect.reload.is_enabled() && event_stream::is_stream_prefix(&first[..peeked]) {
-        if let Some(head_len) = event_stream::peek_request(&stream, &connect.guard).await {
-            return event_stream::serve(stream, head_len, &connect.reload, remote).await;
-        }
-    }
-    serve_http(connect, stream, remote).await;
-}
-
-/// Wait for the connection's first bytes (peeked: nothing is consumed) before any
-/// buffer is given to it, so a connection that stays silent (a browser's
-/// preconnect) costs no more than its socket and task. Peeks into `first` (as
-/// long as a reload stream request's prefix) and returns how many bytes it holds;
-/// `None` when the connection is to be
-/// closed: the peer closed it, or it stayed silent for the header read timeout
-/// or, once the shutdown has begun, for the first-request grace.
-async fn first_bytes(stream: &TcpStream, connect: &Connect, first: &mut [u8]) -> Option<usize> {
-    let peeked = {
-        let peek = stream.peek(first);
-        tokio::pin!(peek);
-        tokio::select! {
-            peeked = &mut peek => peeked,
-            () = tokio::time::sleep(connect.header_read_timeout) => return None,
-            () = connect.reload.shared.shutdown.triggered() => {
-                // Accepted before the shutdown and still silent: its request may be
-                // on its way.
-                tokio::select! {
-                    peeked = peek => peeked,
-                    () = tokio::time::sleep(connect.first_request_grace) => return None,
-                }
-            }
-        }
-    };
-    match peeked {
-        Ok(0) | Err(_) => None,
-        Ok(len) => Some(len),
-    }
-}
-
-async fn serve_http(connect: Arc<Connect>, stream: TcpStream, remote: SocketAddr) {
-    let first_request = Arc::new(Notify::new());
-    let seen_request = Arc::new(AtomicBool::new(false));
+    let (alive, dropped) = oneshot::channel();
+    let io = TokioIo::new(Watched {
+        stream,
+        _alive: alive,
+    });
+    let first = Arc::new(FirstRequest::default());
     let service = {
-        let first_request = Arc::clone(&first_request);
-        let seen_request = Arc::clone(&seen_request);
-        let connect = Arc::clone(&connect);
+        let app = connect.app.clone();
+        let first = Arc::clone(&first);
+        let tracked = Arc::clone(&tracked);
         hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
-            if !seen_request.swap(true, Ordering::AcqRel) {
-                first_request.notify_one();
-            }
-            if let Some(refused) = connect.guard.check(&request) {
-                tracing::warn!(
-                    "refused {} {} from {remote}: Host {:?}, Origin {:?}",
-                    request.method(),
-                    request.uri().path(),
-                    request.headers().get(http::header::HOST),
-                    request.headers().get(http::header::ORIGIN),
-                );
-                return Either::Left(std::future::ready(Ok(refused)));
-            }
+            first.mark();
+            tracked.serving(&request);
             request.extensions_mut().insert(ConnectInfo(remote));
-            Either::Right(connect.app.clone().oneshot(request))
+            app.clone().oneshot(request)
         })
     };
-    let connection = connect
-        .http
-        .serve_connection(TokioIo::new(stream), service)
-        .with_upgrades();
-    tokio::pin!(connection);
-
-    let shutdown = &connect.reload.shared.shutdown;
-    tokio::select! {
-        result = connection.as_mut() => return log_end(remote, result),
-        () = shutdown.triggered() => {}
-    }
-    if !seen_request.load(Ordering::Acquire) {
-        // Bytes have arrived, but no whole request yet: hyper would close it at once
-        // and reset a request that is on its way. Wait for it a little.
-        tokio::select! {
-            result = connection.as_mut() => return log_end(remote, result),
-            () = first_request.notified() => {}
-            () = tokio::time::sleep(connect.first_request_grace) => {
-                tracing::trace!("closing silent connection from {remote}");
+    let result = {
+        let connection = connect.http.serve_connection(io, service).with_upgrades();
+        tokio::pin!(connection);
+        let mut ended = tokio::select! {
+            result = connection.as_mut() => Some(result),
+            () = connect.shutdown.triggered() => None,
+        };
+        if ended.is_none() && !first.seen() {
+            // Accepted before the shutdown and silent, or bytes have arrived but no
+            // whole request yet: hyper would close it at once and reset a request
+            // that is on its way. Wait for it a little.
+            ended = tokio::select! {
+                result = connection.as_mut() => Some(result),
+                () = first.arrived() => None,
+                () = tokio::time::sleep(connect.first_request_grace) => None,
+            };
+        }
+        match ended {
+            Some(result) => result,
+            None => {
+                connection.as_mut().graceful_shutdown();
+                connection.await
             }
         }
-    }
-    connection.as_mut().graceful_shutdown();
-    log_end(remote, connection.await);
+        // The connection, and with it the socket unless an upgrade took it, is
+        // dropped here.
+    };
+    end(&tracked, result, dropped).await;
 }
 
-fn log_end(remote: SocketAddr, result: Result<(), hyper::Error>) {
+/// The connection's hyper part is over: log how, and if the socket was handed to
+/// the app by an upgrade, wait until the app drops it.
+async fn end(
+    tracked: &Tracked,
+    result: Result<(), hyper::Error>,
+    mut dropped: oneshot::Receiver<Infallible>,
+) {
     if let Err(err) = result {
-        tracing::debug!("connection from {remote}: {err}");
+        tracing::debug!("connection from {}: {err}", tracked.remote);
+    }
+    if matches!(dropped.try_recv(), Err(oneshot::error::TryRecvError::Empty)) {
+        tracked.upgraded.store(true, Ordering::Relaxed);
+        let _ = dropped.await;
+    }
+}
+
+/// The connection's socket, and a sender whose drop tells when the socket is
+/// dropped: with the connection, or, after an upgrade, by the app.
+#[derive(Debug)]
+struct Watched {
+    stream: TcpStream,
+    _alive: oneshot::Sender<Infallible>,
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
     }
 }

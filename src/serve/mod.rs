@@ -3,10 +3,12 @@
 //! axum's own `serve(..).with_graceful_shutdown(..)` waits for every open response,
 //! so an open server-sent events stream holds the process until it is killed, and it
 //! closes connections that were accepted but whose request was not read yet, which
-//! resets them. This server, on SIGINT, SIGTERM or [`crate::ShutdownSignal::trigger`]:
+//! resets them. This server, on SIGINT, SIGTERM, the future given to
+//! [`Serve::with_graceful_shutdown`] or [`crate::ShutdownSignal::trigger`]:
 //!
 //! 1. fires the [`crate::ShutdownSignal`]: every reload stream sends `restart` and
-//!    ends, and the app's own long-lived handlers end on it too;
+//!    ends, the app's own event streams end (behind [`crate::AutoReload::layer`]),
+//!    and its other long-lived handlers end on it too;
 //! 2. stops the reload handle's file watchers ([`crate::watch_static`]) and keeps
 //!    accepting and serving until they are closed: closing an inotify instance can
 //!    take the kernel 15 ms, which would otherwise delay the exit while requests
@@ -16,20 +18,21 @@
 //! 4. lets in-flight requests finish, then closes their connections; closes idle
 //!    keep-alive connections at once; gives a connection accepted but still silent
 //!    a short grace ([`Serve::first_request_grace`]) to send its request, which is
-//!    then served rather than reset;
+//!    then served rather than reset; waits for upgraded connections (WebSockets)
+//!    until the app drops them;
 //! 5. returns when every connection is done, when the drain deadline passes
-//!    ([`Serve::drain_deadline`]), or at once on a second SIGINT or SIGTERM.
+//!    ([`Serve::drain_deadline`]; the warning then names the requests that held
+//!    it), or at once on a second SIGINT or SIGTERM.
 //!
 //! SIGUSR1 broadcasts a `reload` to every tab ([`crate::AutoReload::reload`]).
 //!
-//! A connection whose first request is the reload stream is served without hyper
-//! (`event_stream`): it then costs its socket, a task and a broadcast receiver, not
-//! hyper's read and write buffers. Every other connection is hyper's (HTTP/1.1,
-//! with upgrades), built once its first bytes have arrived.
+//! Every connection is hyper's (HTTP/1.1, with upgrades), and every request goes
+//! through [`crate::AutoReload::guard`] and then the app.
 
 mod connection;
-mod event_stream;
+mod connections;
 
+use std::fmt;
 use std::future::{Future, IntoFuture};
 use std::io;
 use std::net::SocketAddr;
@@ -42,11 +45,12 @@ use hyper::server::conn::http1;
 use hyper_util::rt::TokioTimer;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::signal::unix::{signal, Signal, SignalKind};
-use tokio::task::JoinSet;
+use tokio::time::{error::Elapsed, Sleep};
+use tower::Layer;
 
-use crate::guard::Guard;
-use crate::AutoReload;
+use crate::{AutoReload, ShutdownSignal};
 use connection::Connect;
+use connections::Connections;
 
 /// The largest request head (request line and headers) accepted, in bytes; a larger
 /// one gets 431 Request Header Fields Too Large.
@@ -56,18 +60,16 @@ const MAX_HEADER_SIZE: usize = 64 * 1024;
 /// the server stops accepting anyway.
 const WATCHERS_CLOSE_LIMIT: Duration = Duration::from_millis(250);
 
+/// A future that completes when the app wants the shutdown to begin.
+type Trigger = Pin<Box<dyn Future<Output = ()> + Send>>;
+
 /// Serve `app` on `listener` until SIGINT or SIGTERM, then shut down gracefully as
 /// the module docs describe.
 ///
 /// `app` should include [`AutoReload::router`] and [`AutoReload::layer`] of the same
-/// `reload` handle; its shutdown signal is the one this server fires. Requests carry
+/// `reload` handle; its shutdown signal is the one this server fires. Every request
+/// first passes [`AutoReload::guard`] (the Host and Origin checks), and carries
 /// [`ConnectInfo<SocketAddr>`](axum::extract::ConnectInfo) of the peer.
-///
-/// When reload is on, a connection whose first request is the reload stream (`GET
-/// /auto_refresh`, allowed by the Host and Origin checks) is answered by the server
-/// itself, without hyper's buffers (about 2 KiB per stream instead of 12 KiB): the
-/// app's own layers (a request logger, say) do not see that request. A stream asked
-/// for on a connection that served other requests first goes through `app`.
 ///
 /// # Examples
 ///
@@ -92,14 +94,13 @@ pub fn serve(listener: TcpListener, app: Router, reload: AutoReload) -> Serve {
         drain_deadline: Duration::from_secs(2),
         first_request_grace: Duration::from_millis(100),
         handle_signals: true,
-        guard: Guard::default(),
         header_read_timeout: Duration::from_secs(10),
+        trigger: Box::pin(std::future::pending()),
     }
 }
 
 /// A server that is set up and not started yet: `.await` it to run. Made by
 /// [`serve()`].
-#[derive(Debug)]
 #[must_use = "a server does nothing until it is awaited"]
 pub struct Serve {
     listener: TcpListener,
@@ -108,34 +109,36 @@ pub struct Serve {
     drain_deadline: Duration,
     first_request_grace: Duration,
     handle_signals: bool,
-    guard: Guard,
     header_read_timeout: Duration,
+    trigger: Trigger,
+}
+
+impl fmt::Debug for Serve {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Serve")
+            .field("listener", &self.listener)
+            .field("reload", &self.reload)
+            .field("drain_deadline", &self.drain_deadline)
+            .field("first_request_grace", &self.first_request_grace)
+            .field("handle_signals", &self.handle_signals)
+            .field("header_read_timeout", &self.header_read_timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Serve {
-    /// Answer requests whose `Host` is `host` (a name, without port), besides
-    /// `localhost`, names under `.localhost` and IP addresses; other hosts get 403,
-    /// which blocks DNS rebinding. Repeat for more names.
-    ///
-    /// Requests that change state (any method but GET, HEAD and OPTIONS), the reload
-    /// stream and WebSocket upgrades are also refused with 403 when their `Origin`
-    /// names a host that is not allowed: other sites' pages cannot use the server
-    /// through the developer's browser.
-    pub fn allow_host(mut self, host: &str) -> Self {
-        self.guard.allow(host);
-        self
-    }
-
     /// How long a client may take to send a request's head (request line and
-    /// headers) before the connection is closed: slow clients cannot hold
-    /// connections open. Default 10 seconds.
+    /// headers), counted from when the connection is accepted for its first request
+    /// and from the end of the previous response for the next ones; past it the
+    /// connection is closed, so slow clients cannot hold connections open. Default
+    /// 10 seconds.
     pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
         self.header_read_timeout = timeout;
         self
     }
 
     /// How long the graceful shutdown waits for connections to finish before it
-    /// closes them. Default 2 seconds.
+    /// closes them, upgraded ones included. Default 2 seconds.
     pub fn drain_deadline(mut self, deadline: Duration) -> Self {
         self.drain_deadline = deadline;
         self
@@ -151,9 +154,38 @@ impl Serve {
     }
 
     /// Whether the server handles SIGINT, SIGTERM and SIGUSR1 itself. Default `true`.
-    /// Without it, only [`crate::ShutdownSignal::trigger`] starts the shutdown.
+    /// Without it, only [`crate::ShutdownSignal::trigger`] and the future given to
+    /// [`Serve::with_graceful_shutdown`] start the shutdown.
     pub fn handle_signals(mut self, handle: bool) -> Self {
         self.handle_signals = handle;
+        self
+    }
+
+    /// Also begin the graceful shutdown when `signal` completes, as axum's
+    /// `serve(..).with_graceful_shutdown(..)` does; for an app that watches its own
+    /// signals or events. The server's own signal handling stays on unless
+    /// [`Serve::handle_signals`] turns it off.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn run(listener: tokio::net::TcpListener, app: axum::Router) -> std::io::Result<()> {
+    /// let reload = axum_autoreload::AutoReload::new();
+    /// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    /// # drop(stop);
+    /// axum_autoreload::serve(listener, app, reload)
+    ///     .handle_signals(false)
+    ///     .with_graceful_shutdown(async move {
+    ///         let _ = stopped.await;
+    ///     })
+    ///     .await
+    /// # }
+    /// ```
+    pub fn with_graceful_shutdown<F>(mut self, signal: F) -> Self
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.trigger = Box::pin(signal);
         self
     }
 }
@@ -200,6 +232,45 @@ impl Signals {
     }
 }
 
+/// Where the server is in its life; each phase ends with a [`Step`].
+enum Phase {
+    /// Accepting and serving until the shutdown begins.
+    Serving(Trigger),
+    /// The shutdown has begun: still accepting while the file watchers close.
+    ClosingWatchers(Pin<Box<dyn Future<Output = Result<(), Elapsed>> + Send>>),
+    /// Not accepting: waiting for the open connections until the deadline.
+    Draining(Pin<Box<Sleep>>),
+}
+
+/// How a phase ended.
+enum Step {
+    ShutdownBegan,
+    WatchersClosed { in_time: bool },
+    DeadlinePassed,
+}
+
+impl Phase {
+    /// Completes when this phase is over.
+    async fn end(&mut self, shutdown: &ShutdownSignal) -> Step {
+        match self {
+            Self::Serving(trigger) => {
+                tokio::select! {
+                    () = shutdown.triggered() => {}
+                    () = trigger.as_mut() => {}
+                }
+                Step::ShutdownBegan
+            }
+            Self::ClosingWatchers(closed) => Step::WatchersClosed {
+                in_time: closed.as_mut().await.is_ok(),
+            },
+            Self::Draining(deadline) => {
+                deadline.as_mut().await;
+                Step::DeadlinePassed
+            }
+        }
+    }
+}
+
 impl Serve {
     async fn run(self) -> io::Result<()> {
         let Self {
@@ -209,8 +280,8 @@ impl Serve {
             drain_deadline,
             first_request_grace,
             handle_signals,
-            guard,
             header_read_timeout,
+            trigger,
         } = self;
         let mut signals = Signals::install(handle_signals)?;
         let shutdown = reload.shutdown_signal();
@@ -220,114 +291,95 @@ impl Serve {
             .max_header_size(MAX_HEADER_SIZE);
         let connect = Arc::new(Connect {
             http,
-            guard,
-            app,
-            reload: reload.clone(),
+            app: reload.guard().layer(app),
+            shutdown: shutdown.clone(),
             first_request_grace,
-            header_read_timeout,
         });
-        let mut connections = JoinSet::new();
+        let mut listener = Some(listener);
+        let mut connections = Connections::default();
+        let mut phase = Phase::Serving(trigger);
+        let mut began = Instant::now();
 
         tracing::debug!(instance = %reload.instance_id(), "serving");
         loop {
+            if matches!(phase, Phase::Draining(_)) && connections.is_empty() {
+                break;
+            }
             tokio::select! {
                 biased;
-                () = shutdown.triggered() => break,
                 request = signals.recv() => match request {
-                    Request::Stop(name) => {
-                        tracing::info!("{name}: shutting down");
-                        shutdown.trigger();
-                        break;
-                    }
                     Request::Reload => {
                         let streams = reload.reload();
                         tracing::info!("SIGUSR1: told {streams} reload streams to reload");
                     }
-                },
-                Some(_) = connections.join_next(), if !connections.is_empty() => {}
-                accepted = listener.accept() => accept(&mut connections, &connect, accepted).await,
-            }
-        }
-
-        // The streams are ending. Keep serving while the file watchers close.
-        let started = Instant::now();
-        let watchers_closed =
-            tokio::time::timeout(WATCHERS_CLOSE_LIMIT, reload.shared.watchers.stop_all());
-        tokio::pin!(watchers_closed);
-        loop {
-            tokio::select! {
-                biased;
-                request = signals.recv() => if let Request::Stop(name) = request {
-                    exit_now(name, &connections);
-                    return Ok(());
-                },
-                closed = &mut watchers_closed => {
-                    if closed.is_err() {
-                        tracing::warn!(
-                            "file watchers still open after {} ms: stopping anyway",
-                            WATCHERS_CLOSE_LIMIT.as_millis(),
-                        );
+                    Request::Stop(name) if matches!(phase, Phase::Serving(_)) => {
+                        tracing::info!("{name}: shutting down");
+                        shutdown.trigger();
                     }
-                    break;
-                }
-                Some(_) = connections.join_next(), if !connections.is_empty() => {}
-                accepted = listener.accept() => accept(&mut connections, &connect, accepted).await,
-            }
-        }
-
-        // Stop accepting: what waits in the backlog is the next process's.
-        drop(listener);
-        tracing::info!(
-            "graceful shutdown: stopped accepting after {} ms; draining {} connections ({} reload streams)",
-            started.elapsed().as_millis(),
-            connections.len(),
-            reload.open_streams(),
-        );
-        let deadline = tokio::time::sleep(drain_deadline);
-        tokio::pin!(deadline);
-        loop {
-            tokio::select! {
-                biased;
-                request = signals.recv() => if let Request::Stop(name) = request {
-                    exit_now(name, &connections);
-                    return Ok(());
+                    Request::Stop(name) => {
+                        tracing::warn!(
+                            "{name} again: exiting without waiting for {} connections",
+                            connections.len()
+                        );
+                        return Ok(());
+                    }
                 },
-                () = &mut deadline => {
-                    tracing::warn!(
-                        "drain deadline of {} ms passed: closing {} connections still open",
-                        drain_deadline.as_millis(),
-                        connections.len(),
-                    );
-                    break;
-                }
-                next = connections.join_next() => if next.is_none() { break },
+                step = phase.end(&shutdown) => match step {
+                    Step::ShutdownBegan => {
+                        // The streams end now; keep serving while the watchers close.
+                        shutdown.trigger();
+                        began = Instant::now();
+                        let closed = reload.watchers().stop_all();
+                        phase = Phase::ClosingWatchers(Box::pin(
+                            tokio::time::timeout(WATCHERS_CLOSE_LIMIT, closed),
+                        ));
+                    }
+                    Step::WatchersClosed { in_time } => {
+                        if !in_time {
+                            tracing::warn!(
+                                "file watchers still open after {} ms: stopping anyway",
+                                WATCHERS_CLOSE_LIMIT.as_millis(),
+                            );
+                        }
+                        // Stop accepting: what waits in the backlog is the next process's.
+                        drop(listener.take());
+                        tracing::info!(
+                            "graceful shutdown: stopped accepting after {} ms; draining {} connections ({} reload streams)",
+                            began.elapsed().as_millis(),
+                            connections.len(),
+                            reload.open_streams(),
+                        );
+                        phase = Phase::Draining(Box::pin(tokio::time::sleep(drain_deadline)));
+                    }
+                    Step::DeadlinePassed => {
+                        tracing::warn!(
+                            "drain deadline of {} ms passed: closing {} connections still open, held by: {}; \
+                             end such handlers on the ShutdownSignal",
+                            drain_deadline.as_millis(),
+                            connections.len(),
+                            connections.holders(),
+                        );
+                        break;
+                    }
+                },
+                () = connections.join_next(), if !connections.is_empty() => {}
+                accepted = accept(listener.as_ref()) => match accepted {
+                    Ok((stream, remote)) => connections.spawn(&connect, stream, remote),
+                    Err(err) => accept_failed(&err).await,
+                },
             }
         }
         connections.abort_all();
-        tracing::info!("shut down in {} ms", started.elapsed().as_millis());
+        tracing::info!("shut down in {} ms", began.elapsed().as_millis());
         Ok(())
     }
 }
 
-/// A second SIGINT or SIGTERM during the shutdown.
-fn exit_now(name: &str, connections: &JoinSet<()>) {
-    tracing::warn!(
-        "{name} again: exiting without waiting for {} connections",
-        connections.len()
-    );
-}
-
-/// Serve an accepted connection on its own task.
-async fn accept(
-    connections: &mut JoinSet<()>,
-    connect: &Arc<Connect>,
-    accepted: io::Result<(TcpStream, SocketAddr)>,
-) {
-    match accepted {
-        Ok((stream, remote)) => {
-            connections.spawn(connection::serve(Arc::clone(connect), stream, remote));
-        }
-        Err(err) => accept_failed(&err).await,
+/// The next connection; never, once the listener is closed.
+async fn accept(listener: Option<&TcpListener>) -> io::Result<(TcpStream, SocketAddr)> {
+    match listener {
+        Some(listener) => listener.accept().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -5,16 +5,12 @@
 //! (message too big); the server's shutdown closes every socket with 1012 (service
 //! restart, RFC 6455 §7.4 and the IANA registry), and the page reconnects.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::State;
 use axum::response::Response;
 use axum_autoreload::ShutdownSignal;
 use maud::{html, Markup};
-use tokio::sync::Notify;
 
 use super::pages;
 
@@ -28,87 +24,14 @@ const READ_LIMIT_BYTES: usize = 1024 * 1024;
 /// How long a socket the server closes waits for the client's Close.
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
 
-/// The echo's shared state. Cheap to clone.
-#[derive(Clone, Debug)]
-pub(crate) struct Echo {
-    shutdown: ShutdownSignal,
-    open: OpenSockets,
-}
-
-impl Echo {
-    pub(crate) fn new(shutdown: ShutdownSignal) -> Self {
-        Self {
-            shutdown,
-            open: OpenSockets::default(),
-        }
-    }
-
-    /// The sockets open now. The server stops waiting for a connection once it is
-    /// upgraded, so the app waits for these itself before it exits: that gives
-    /// each socket time to send its 1012 close.
-    pub(crate) fn open_sockets(&self) -> &OpenSockets {
-        &self.open
-    }
-}
-
-/// Counts open sockets.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct OpenSockets(Arc<Counter>);
-
-#[derive(Debug, Default)]
-struct Counter {
-    open: AtomicUsize,
-    changed: Notify,
-}
-
-/// One open socket; counted until dropped.
-#[derive(Debug)]
-struct Open(Arc<Counter>);
-
-impl Drop for Open {
-    fn drop(&mut self) {
-        self.0.open.fetch_sub(1, Ordering::AcqRel);
-        self.0.changed.notify_waiters();
-    }
-}
-
-impl OpenSockets {
-    fn enter(&self) -> Open {
-        self.0.open.fetch_add(1, Ordering::AcqRel);
-        Open(Arc::clone(&self.0))
-    }
-
-    /// How many sockets are open.
-    pub(crate) fn count(&self) -> usize {
-        self.0.open.load(Ordering::Acquire)
-    }
-
-    /// Completes when no socket is open.
-    pub(crate) async fn all_closed(&self) {
-        loop {
-            let changed = self.0.changed.notified();
-            if self.count() == 0 {
-                return;
-            }
-            changed.await;
-        }
-    }
-}
-
-/// `GET /ws`: upgrade to a WebSocket that echoes every message.
-pub(crate) async fn upgrade(State(echo): State<Echo>, upgrade: WebSocketUpgrade) -> Response {
-    // Counted from now: a shutdown that begins while the upgrade completes still
-    // waits for this socket.
-    let Echo { shutdown, open } = echo;
-    let open = open.enter();
+/// `GET /ws`: upgrade to a WebSocket that echoes every message, until the server
+/// shuts down (which waits for it until its drain deadline).
+pub(crate) async fn upgrade(shutdown: ShutdownSignal, upgrade: WebSocketUpgrade) -> Response {
     upgrade
         .max_message_size(READ_LIMIT_BYTES)
         .max_frame_size(READ_LIMIT_BYTES)
         .on_failed_upgrade(|err| tracing::debug!("WebSocket upgrade failed: {err}"))
-        .on_upgrade(move |socket| async move {
-            echo_until_closed(socket, shutdown).await;
-            drop(open);
-        })
+        .on_upgrade(move |socket| echo_until_closed(socket, shutdown))
 }
 
 async fn echo_until_closed(mut socket: WebSocket, shutdown: ShutdownSignal) {

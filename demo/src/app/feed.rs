@@ -15,7 +15,6 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Json;
-use axum_autoreload::ShutdownSignal;
 use futures_util::{Stream, StreamExt};
 use maud::Markup;
 use tokio::sync::watch;
@@ -38,7 +37,6 @@ const RETRY: Duration = Duration::from_millis(250);
 pub(crate) struct Feed {
     store: Arc<dyn PostStore>,
     snapshot: watch::Sender<Snapshot>,
-    shutdown: ShutdownSignal,
 }
 
 impl std::fmt::Debug for Feed {
@@ -69,19 +67,12 @@ impl Snapshot {
 }
 
 impl Feed {
-    /// A feed over `store`; its streams end when `shutdown` fires.
-    pub(crate) async fn new(
-        store: Arc<dyn PostStore>,
-        shutdown: ShutdownSignal,
-    ) -> Result<Self, StoreError> {
+    /// A feed over `store`.
+    pub(crate) async fn new(store: Arc<dyn PostStore>) -> Result<Self, StoreError> {
         let reader = Arc::clone(&store);
         let posts = blocking(move || reader.recent(RECENT)).await?;
         let (snapshot, _) = watch::channel(Snapshot::render(&posts));
-        Ok(Self {
-            store,
-            snapshot,
-            shutdown,
-        })
+        Ok(Self { store, snapshot })
     }
 
     fn current(&self) -> Snapshot {
@@ -129,19 +120,17 @@ pub(crate) async fn page(State(feed): State<Feed>, uri: Uri) -> Markup {
 
 /// `GET /posts/events`: server-sent events. Each `feed` event carries the rendered
 /// list of posts (`<ol id="posts">`): one when the stream opens, one after each new
-/// post. The stream ends when the server shuts down; the browser reconnects after
-/// 250 ms, to the next process.
+/// post. The library's layer ends the stream when the server shuts down; the
+/// browser reconnects after 250 ms, to the next process.
 pub(crate) async fn events(
     State(feed): State<Feed>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let stream = WatchStream::new(feed.snapshot.subscribe())
-        .map(|snapshot| {
-            Ok(Event::default()
-                .event(FEED_EVENT)
-                .retry(RETRY)
-                .data(&*snapshot.html))
-        })
-        .take_until(feed.shutdown.triggered_owned());
+    let stream = WatchStream::new(feed.snapshot.subscribe()).map(|snapshot| {
+        Ok(Event::default()
+            .event(FEED_EVENT)
+            .retry(RETRY)
+            .data(&*snapshot.html))
+    });
     Sse::new(stream).keep_alive(KeepAlive::default())
 }
 

@@ -26,7 +26,6 @@ pub(crate) use args::Args;
 struct AppState {
     reload: AutoReload,
     feed: feed::Feed,
-    echo: echo::Echo,
 }
 
 impl FromRef<AppState> for AutoReload {
@@ -38,12 +37,6 @@ impl FromRef<AppState> for AutoReload {
 impl FromRef<AppState> for feed::Feed {
     fn from_ref(state: &AppState) -> Self {
         state.feed.clone()
-    }
-}
-
-impl FromRef<AppState> for echo::Echo {
-    fn from_ref(state: &AppState) -> Self {
-        state.echo.clone()
     }
 }
 
@@ -84,62 +77,46 @@ type Error = Box<dyn std::error::Error>;
 async fn serve(args: Args) -> Result<(), Error> {
     let listener = listener::take_or_bind(args.addr())?;
     log_listener(&listener);
-    let reload = AutoReload::new();
+    let reload = args
+        .allowed_hosts
+        .iter()
+        .fold(AutoReload::builder(), |builder, host| {
+            builder.allow_host(host)
+        })
+        .build();
     log_reload(&reload, &listener.url());
 
-    let (app, open_sockets) = match &args.root {
-        Some(root) => (axum_autoreload::live_server(root, &reload)?, None),
+    let app = match &args.root {
+        Some(root) => axum_autoreload::live_server(root, &reload)?,
         None => {
-            let (app, open_sockets) = demo_app(&args, &reload).await?;
+            let app = demo_app(&args, &reload).await?;
             if let Err(err) = axum_autoreload::watch_static(&args.static_dir, "/static", &reload) {
                 tracing::warn!("{err}: static files are not watched");
             }
-            (app, Some(open_sockets))
+            app
         }
     };
 
     let listener = listener
         .into_tokio()
         .map_err(|err| format!("cannot use the listening socket: {err}"))?;
-    let served = args
-        .allowed_hosts
-        .iter()
-        .fold(
-            axum_autoreload::serve(listener, app, reload),
-            |serve, host| serve.allow_host(host),
-        )
+    axum_autoreload::serve(listener, app, reload)
         .drain_deadline(args.drain_deadline())
         .header_read_timeout(args.header_read_timeout())
-        .await;
-    if let Some(open_sockets) = open_sockets {
-        // Upgraded connections are no longer the server's: give the WebSockets the
-        // time to send their 1012 close before the runtime ends them.
-        if tokio::time::timeout(args.drain_deadline(), open_sockets.all_closed())
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                "{} WebSockets still open after the drain deadline",
-                open_sockets.count()
-            );
-        }
-    }
-    Ok(served?)
+        .await?;
+    Ok(())
 }
 
 /// The demo app's routes and state, with its feed opened on the database.
-async fn demo_app(args: &Args, reload: &AutoReload) -> Result<(Router, echo::OpenSockets), Error> {
+async fn demo_app(args: &Args, reload: &AutoReload) -> Result<Router, Error> {
     let store = store::SqliteStore::open(&args.db)?;
     tracing::info!("posts kept in {}", args.db.display());
-    let feed = feed::Feed::new(Arc::new(store), reload.shutdown_signal()).await?;
-    let echo = echo::Echo::new(reload.shutdown_signal());
-    let open_sockets = echo.open_sockets().clone();
+    let feed = feed::Feed::new(Arc::new(store)).await?;
     let state = AppState {
         reload: reload.clone(),
         feed,
-        echo,
     };
-    Ok((routes(state, &args.static_dir), open_sockets))
+    Ok(routes(state, &args.static_dir))
 }
 
 fn log_listener(listener: &listener::Listener) {

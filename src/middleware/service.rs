@@ -7,77 +7,101 @@ use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode
 use pin_project_lite::pin_project;
 use tower::Service;
 
-use super::{InjectBody, Splicer};
+use super::predicate::has_media_type;
+use super::{AutoReloadBody, KeepStreamOpen, Predicate, Splicer};
+use crate::sse::CONTENT_TYPE as EVENT_STREAM;
 use crate::AutoReload;
 
 /// Marks a response the script went into, so an outer layer leaves it alone.
 #[derive(Clone, Copy, Debug)]
 struct Injected;
 
-/// The service made by [`crate::InjectLayer`].
+/// The service made by [`crate::AutoReloadLayer`].
 #[derive(Clone, Debug)]
-pub struct InjectService<S> {
+pub struct AutoReloadService<S, P> {
     inner: S,
     reload: AutoReload,
+    predicate: P,
 }
 
-impl<S> InjectService<S> {
-    pub(crate) fn new(inner: S, reload: AutoReload) -> Self {
-        Self { inner, reload }
+impl<S, P> AutoReloadService<S, P> {
+    pub(crate) fn new(inner: S, reload: AutoReload, predicate: P) -> Self {
+        Self {
+            inner,
+            reload,
+            predicate,
+        }
     }
 }
 
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for InjectService<S>
+impl<S, P, ReqBody, ResBody> Service<Request<ReqBody>> for AutoReloadService<S, P>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    P: Predicate,
     ResBody: http_body::Body<Data = Bytes>,
 {
-    type Response = Response<InjectBody<ResBody>>;
+    type Response = Response<AutoReloadBody<ResBody>>;
     type Error = S::Error;
-    type Future = InjectResponseFuture<S::Future>;
+    type Future = ResponseFuture<S::Future, P>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let wanted = self.reload.is_enabled() && !request.headers().contains_key("hx-request");
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        request
+            .extensions_mut()
+            .insert(self.reload.shutdown_signal());
+        let wanted = self.reload.is_enabled() && self.predicate.request(&request);
         let head = request.method() == Method::HEAD;
-        InjectResponseFuture {
+        ResponseFuture {
             inner: self.inner.call(request),
-            tag: wanted.then(|| self.reload.shared.script_tag.clone()),
+            reload: self.reload.clone(),
+            predicate: wanted.then(|| self.predicate.clone()),
             head,
         }
     }
 }
 
 pin_project! {
-    /// The response future of [`InjectService`].
+    /// The response future of [`AutoReloadService`].
     #[derive(Debug)]
-    pub struct InjectResponseFuture<F> {
+    pub struct ResponseFuture<F, P> {
         #[pin]
         inner: F,
-        // The tag to inject, or `None` when the request rules injection out.
-        tag: Option<Bytes>,
+        reload: AutoReload,
+        // The predicate, or `None` when the request rules injection out.
+        predicate: Option<P>,
         // A HEAD request: the headers change as for GET, the (empty) body does not.
         head: bool,
     }
 }
 
-impl<F, ResBody, E> Future for InjectResponseFuture<F>
+impl<F, P, ResBody, E> Future for ResponseFuture<F, P>
 where
     F: Future<Output = Result<Response<ResBody>, E>>,
+    P: Predicate,
     ResBody: http_body::Body<Data = Bytes>,
 {
-    type Output = Result<Response<InjectBody<ResBody>>, E>;
+    type Output = Result<Response<AutoReloadBody<ResBody>>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let mut response = ready!(this.inner.poll(cx))?;
-        let tag = this.tag.take().filter(|_| should_inject(&response));
-        let Some(tag) = tag else {
-            return Poll::Ready(Ok(response.map(InjectBody::passthrough)));
-        };
+        if ends_at_shutdown(&response) {
+            let shutdown = this.reload.shutdown_signal();
+            return Poll::Ready(Ok(
+                response.map(|body| AutoReloadBody::until_shutdown(body, &shutdown))
+            ));
+        }
+        let inject = this
+            .predicate
+            .take()
+            .is_some_and(|predicate| can_inject(&response) && predicate.response(&response));
+        if !inject {
+            return Poll::Ready(Ok(response.map(AutoReloadBody::passthrough)));
+        }
+        let tag = Bytes::copy_from_slice(this.reload.script_tag().as_bytes());
         response.extensions_mut().insert(Injected);
         let headers = response.headers_mut();
         grow_content_length(headers, tag.len());
@@ -87,32 +111,30 @@ where
         headers.remove(header::ETAG);
         headers.remove(header::LAST_MODIFIED);
         if *this.head {
-            return Poll::Ready(Ok(response.map(InjectBody::passthrough)));
+            return Poll::Ready(Ok(response.map(AutoReloadBody::passthrough)));
         }
         Poll::Ready(Ok(
-            response.map(|body| InjectBody::injecting(body, Splicer::new(tag)))
+            response.map(|body| AutoReloadBody::injecting(body, Splicer::new(tag)))
         ))
     }
 }
 
-fn should_inject<B>(response: &Response<B>) -> bool {
+/// An event stream of unknown length that did not opt out with [`KeepStreamOpen`].
+fn ends_at_shutdown<B: http_body::Body>(response: &Response<B>) -> bool {
+    has_media_type(response.headers(), EVENT_STREAM)
+        && response.body().size_hint().exact().is_none()
+        && response.extensions().get::<KeepStreamOpen>().is_none()
+}
+
+/// What the layer can rewrite, whatever the predicate says.
+fn can_inject<B>(response: &Response<B>) -> bool {
     let status = response.status();
-    let headers = response.headers();
     !(status.is_informational()
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::PARTIAL_CONTENT
         || status == StatusCode::NOT_MODIFIED)
         && response.extensions().get::<Injected>().is_none()
-        && is_html(headers)
-        && is_identity_encoded(headers)
-}
-
-fn is_html(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.split(';').next())
-        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("text/html"))
+        && is_identity_encoded(response.headers())
 }
 
 fn is_identity_encoded(headers: &HeaderMap) -> bool {

@@ -1,44 +1,63 @@
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
+use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use super::Splicer;
+use crate::ShutdownSignal;
 
 pin_project! {
-    /// The response body of [`crate::InjectService`]: the inner body, with the
-    /// script spliced in as it streams when the response qualified.
+    /// The response body of [`crate::AutoReloadService`]: the inner body, with the
+    /// script spliced in as it streams when the response is a page that qualified,
+    /// or ended at the shutdown when it is an event stream.
     #[derive(Debug)]
-    pub struct InjectBody<B> {
+    pub struct AutoReloadBody<B> {
         #[pin]
         inner: B,
         splicer: Option<Splicer>,
         // A trailers frame that waits for the held-back bytes and the tag to go out.
         pending: Option<Frame<Bytes>>,
+        // An event stream's end: made once, as polling it again costs nothing.
+        shutdown: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
+        ended: bool,
     }
 }
 
-impl<B> InjectBody<B> {
-    pub(crate) fn passthrough(inner: B) -> Self {
+impl<B> AutoReloadBody<B> {
+    fn new(inner: B) -> Self {
         Self {
             inner,
             splicer: None,
             pending: None,
+            shutdown: None,
+            ended: false,
         }
+    }
+
+    pub(crate) fn passthrough(inner: B) -> Self {
+        Self::new(inner)
     }
 
     pub(crate) fn injecting(inner: B, splicer: Splicer) -> Self {
         Self {
-            inner,
             splicer: Some(splicer),
-            pending: None,
+            ..Self::new(inner)
+        }
+    }
+
+    pub(crate) fn until_shutdown(inner: B, shutdown: &ShutdownSignal) -> Self {
+        Self {
+            shutdown: Some(Box::pin(shutdown.triggered_future())),
+            ..Self::new(inner)
         }
     }
 }
 
-impl<B> Body for InjectBody<B>
+impl<B> Body for AutoReloadBody<B>
 where
     B: Body<Data = Bytes>,
 {
@@ -50,6 +69,18 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
         let mut this = self.project();
+        if *this.ended {
+            return Poll::Ready(None);
+        }
+        if let Some(shutdown) = this.shutdown.as_mut() {
+            if shutdown.as_mut().poll(cx).is_ready() {
+                // Between two frames: the stream ends cleanly, and the client
+                // reconnects to the next process.
+                *this.ended = true;
+                *this.shutdown = None;
+                return Poll::Ready(None);
+            }
+        }
         if let Some(frame) = this.pending.take() {
             return Poll::Ready(Some(Ok(frame)));
         }
@@ -86,10 +117,14 @@ where
     }
 
     fn is_end_stream(&self) -> bool {
-        self.splicer.is_none() && self.pending.is_none() && self.inner.is_end_stream()
+        self.ended
+            || (self.splicer.is_none() && self.pending.is_none() && self.inner.is_end_stream())
     }
 
     fn size_hint(&self) -> SizeHint {
+        if self.ended {
+            return SizeHint::with_exact(0);
+        }
         let inner = self.inner.size_hint();
         let Some(splicer) = &self.splicer else {
             return inner;

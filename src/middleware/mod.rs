@@ -1,0 +1,99 @@
+//! The layer around the app: [`AutoReloadLayer`], made by
+//! [`crate::AutoReload::layer`].
+//!
+//! For every request it:
+//!
+//! 1. puts the [`crate::ShutdownSignal`] in the request's extensions, so a handler
+//!    can take it as an extractor;
+//! 2. ends a `text/event-stream` response of the app when the graceful shutdown
+//!    begins (see [Event streams](#event-streams));
+//! 3. adds the client script to HTML pages (see [Heuristics](#heuristics)).
+//!
+//! # Event streams
+//!
+//! A response whose `Content-Type` is `text/event-stream` (any parameters) and
+//! whose length is not known in advance ends cleanly when the shutdown begins:
+//! after the event being sent, the body ends as HTTP/1.1 ends a chunked body, and
+//! the browser's `EventSource` reconnects by itself, to the next process (after the
+//! stream's `retry`, WHATWG HTML, server-sent events). Without this, such a stream
+//! holds the server until the drain deadline on every restart. It happens in the
+//! layer, so it works under any server that fires the signal
+//! ([`crate::serve()`] does, or call [`crate::ShutdownSignal::trigger`]). A response
+//! that carries [`KeepStreamOpen`] is left alone; the reload stream carries it, as
+//! it sends `restart` and ends by itself.
+//!
+//! # Heuristics
+//!
+//! The layer adds the script tag ([`crate::AutoReload::script_tag`]) to a response
+//! when all of these hold:
+//!
+//! - reload is on ([`crate::AutoReload::is_enabled`]);
+//! - the [`Predicate`] says yes, for the request and for the response. The default,
+//!   [`HtmlPages`], asks for a `text/html` response (any parameters) to a request
+//!   without an `HX-Request` header: htmx asks for fragments, which are swapped
+//!   into a page that has the script already. Choose another with
+//!   [`AutoReloadLayer::inject_when`];
+//! - the response has no `Content-Encoding` other than `identity`: the layer cannot
+//!   rewrite compressed bytes. Put a compression layer *outside* (added after) this
+//!   one, so it compresses the page after the script is in;
+//! - the status is not 1xx, 204, 206 or 304 (no body, or a part of one);
+//! - no inner `AutoReloadLayer` has injected into it already (the script goes in
+//!   once).
+//!
+//! The last three hold whatever the predicate says.
+//!
+//! The tag goes right before the first `</body` (ASCII case-insensitive), or at the
+//! end of the body when there is none. The body is rewritten as it streams: chunks
+//! pass through as they come, holding back at most the five bytes that could begin
+//! a `</body` split across two chunks. A `Content-Length` header is raised by the
+//! length of the tag (for `HEAD` too, whose empty body is left alone). `ETag` and
+//! `Last-Modified` are removed: the page now names this server process, so the
+//! browser must not revalidate it into a copy that names an older one.
+
+mod body;
+mod layer;
+mod predicate;
+mod service;
+mod splice;
+
+use std::convert::Infallible;
+
+use axum::response::{IntoResponseParts, ResponseParts};
+
+pub use body::AutoReloadBody;
+pub use layer::AutoReloadLayer;
+pub use predicate::{HtmlPages, Predicate};
+pub use service::{AutoReloadService, ResponseFuture};
+pub(crate) use splice::Splicer;
+
+/// Marks a `text/event-stream` response that [`AutoReloadLayer`] leaves open when
+/// the shutdown begins. Such a stream holds the shutdown until it ends or the
+/// drain deadline passes ([`crate::Serve::drain_deadline`]).
+///
+/// In an axum handler, return it beside the response; elsewhere, insert it in the
+/// response's extensions.
+///
+/// # Examples
+///
+/// ```
+/// use std::convert::Infallible;
+/// use axum::response::sse::{Event, Sse};
+/// use axum::response::IntoResponse;
+/// use axum_autoreload::KeepStreamOpen;
+///
+/// async fn log_tail() -> impl IntoResponse {
+///     let events = futures_util::stream::pending::<Result<Event, Infallible>>();
+///     (KeepStreamOpen, Sse::new(events))
+/// }
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct KeepStreamOpen;
+
+impl IntoResponseParts for KeepStreamOpen {
+    type Error = Infallible;
+
+    fn into_response_parts(self, mut parts: ResponseParts) -> Result<ResponseParts, Infallible> {
+        parts.extensions_mut().insert(self);
+        Ok(parts)
+    }
+}

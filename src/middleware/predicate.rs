@@ -1,0 +1,40 @@
+use http::{header, Request, Response};
+
+/// Chooses which responses get the client script, for
+/// [`crate::AutoReloadLayer::inject_when`].
+///
+/// The layer asks [`Predicate::request`] before the request goes to the app, and
+/// [`Predicate::response`] only when that said yes and the response is one it can
+/// rewrite.
+pub trait Predicate: Clone {
+    /// Whether the answer to `request` may get the script.
+    fn request<B>(&self, request: &Request<B>) -> bool;
+
+    /// Whether `response` gets the script.
+    fn response<B>(&self, response: &Response<B>) -> bool;
+}
+
+/// The default [`Predicate`]: `text/html` responses (any parameters), except to
+/// htmx requests (those with an `HX-Request` header), which ask for fragments.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HtmlPages;
+
+impl Predicate for HtmlPages {
+    fn request<B>(&self, request: &Request<B>) -> bool {
+        !request.headers().contains_key("hx-request")
+    }
+
+    fn response<B>(&self, response: &Response<B>) -> bool {
+        has_media_type(response.headers(), "text/html")
+    }
+}
+
+/// Whether the `Content-Type` in `headers` is `essence` (ASCII case-insensitive,
+/// parameters ignored).
+pub(super) fn has_media_type(headers: &http::HeaderMap, essence: &str) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case(essence))
+}
