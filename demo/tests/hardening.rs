@@ -313,6 +313,37 @@ async fn slow_clients_are_cut_off_and_hold_nobody() {
     }
 }
 
+/// The header read timeout counts once, from the accept: a client that waits
+/// before its first byte has that much less time for the rest of the head.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_header_read_timeout_counts_from_the_accept() {
+    let socket = PassedSocket::new();
+    let _server = socket.spawn(&["--header-read-timeout", "600"]);
+    wait_ready(socket.addr, READY).await;
+    let connected = Instant::now();
+    let mut stream = TcpStream::connect(socket.addr).await.expect("connect");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let _ = stream.write_all(b"GET / HTTP/1.1\r\n").await;
+    // Then one header byte every 20 ms: only the timeout ends it.
+    for byte in b"X-Slow: ".iter().cycle() {
+        if stream.write_all(&[*byte]).await.is_err() {
+            break;
+        }
+        let mut buf = [0u8; 1024];
+        let read = tokio::time::timeout(Duration::from_millis(20), stream.read(&mut buf)).await;
+        if let Ok(Ok(0) | Err(_)) = read {
+            break;
+        }
+        assert!(connected.elapsed() < Duration::from_secs(5), "never closed");
+    }
+    let held = connected.elapsed();
+    assert!(
+        held >= Duration::from_millis(550) && held < Duration::from_millis(1000),
+        "closed {} ms after connecting, for a 600 ms timeout (twice would be 1,100 ms)",
+        held.as_millis()
+    );
+}
+
 #[tokio::test]
 async fn malformed_requests_get_400_or_431_and_the_server_goes_on() {
     let socket = PassedSocket::new();

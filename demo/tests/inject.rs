@@ -1,6 +1,7 @@
 //! The injection layer, driven with `oneshot` against a plain inner service.
 
 use std::convert::Infallible;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{header, Request, Response, StatusCode};
@@ -242,6 +243,111 @@ async fn the_router_serves_the_script_and_the_stream() {
     assert_eq!(reload.open_streams(), 1);
     drop(body);
     assert_eq!(reload.open_streams(), 0);
+}
+
+#[tokio::test]
+async fn a_chosen_predicate_picks_the_pages() {
+    use axum_autoreload::{HtmlPages, Predicate};
+
+    /// XHTML too, and nothing under `/embed`.
+    #[derive(Clone)]
+    struct Pages;
+
+    impl Predicate for Pages {
+        fn request<B>(&self, request: &Request<B>) -> bool {
+            HtmlPages.request(request) && !request.uri().path().starts_with("/embed")
+        }
+
+        fn response<B>(&self, response: &Response<B>) -> bool {
+            HtmlPages.response(response)
+                || response.headers()[header::CONTENT_TYPE] == "application/xhtml+xml"
+        }
+    }
+
+    let reload = reload();
+    let xhtml = || {
+        Response::builder()
+            .header(header::CONTENT_TYPE, "application/xhtml+xml")
+            .body(Body::from("<body></body>"))
+            .expect("response")
+    };
+    let through = |make: fn() -> Response<Body>| {
+        let inner =
+            service_fn(move |_req: Request<Body>| async move { Ok::<_, Infallible>(make()) });
+        reload
+            .layer()
+            .inject_when(Pages)
+            .layer(inner)
+            .map_response(|r| r.map(Body::new))
+    };
+    let (_, body) = call(through(xhtml), get("/")).await;
+    assert_eq!(body, format!("<body>{}</body>", tag(&reload)));
+    let (_, body) = call(through(|| html("<body></body>")), get("/")).await;
+    assert_eq!(body, format!("<body>{}</body>", tag(&reload)));
+    let (_, body) = call(through(|| html("<body></body>")), get("/embed/x")).await;
+    assert_eq!(body, "<body></body>", "the request ruled it out");
+    // The default leaves XHTML alone.
+    let (_, body) = call(through_layer(&reload, xhtml), get("/")).await;
+    assert_eq!(body, "<body></body>");
+}
+
+/// An event stream: one event, then nothing until the body is dropped.
+fn event_stream() -> Response<Body> {
+    use futures_util::StreamExt as _;
+    let first = futures_util::stream::once(async {
+        Ok::<_, Infallible>(Bytes::from_static(b"data: 1\n\n"))
+    });
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .body(Body::from_stream(
+            first.chain(futures_util::stream::pending()),
+        ))
+        .expect("response")
+}
+
+#[tokio::test(start_paused = true)]
+async fn event_streams_end_at_shutdown_unless_kept_open() {
+    use axum_autoreload::KeepStreamOpen;
+    use http_body::Body as _;
+
+    let reload = AutoReload::builder().enabled(false).build();
+    let open = |make: fn() -> Response<Body>| {
+        let service = through_layer(&reload, make);
+        async move {
+            let mut body = service
+                .oneshot(get("/events"))
+                .await
+                .expect("infallible")
+                .into_body();
+            let first = body.frame().await.expect("a frame").expect("ok");
+            assert_eq!(first.into_data().expect("data"), "data: 1\n\n");
+            body
+        }
+    };
+    let mut plain = open(event_stream).await;
+    let mut kept = open(|| {
+        let mut response = event_stream();
+        response.extensions_mut().insert(KeepStreamOpen);
+        response
+    })
+    .await;
+    let quiet = tokio::time::timeout(Duration::from_secs(3600), plain.frame()).await;
+    assert!(quiet.is_err(), "open before the shutdown");
+
+    reload.shutdown_signal().trigger();
+    assert!(plain.frame().await.is_none(), "ended at the shutdown");
+    assert!(plain.is_end_stream());
+    let quiet = tokio::time::timeout(Duration::from_secs(3600), kept.frame()).await;
+    assert!(quiet.is_err(), "KeepStreamOpen keeps it open");
+    // A stream of known length is left to end by itself.
+    let fixed = || {
+        Response::builder()
+            .header(header::CONTENT_TYPE, "text/event-stream")
+            .body(Body::from("data: 1\n\n"))
+            .expect("response")
+    };
+    let (_, body) = call(through_layer(&reload, fixed), get("/")).await;
+    assert_eq!(body, "data: 1\n\n");
 }
 
 mod arbitrary_bodies {

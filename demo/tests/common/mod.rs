@@ -141,8 +141,16 @@ const STREAM_REQUEST: &[u8] =
 impl EventStream {
     /// A stream on a new connection, the connection's first request.
     pub async fn open(addr: SocketAddr) -> std::io::Result<Self> {
+        Self::open_path(addr, "/auto_refresh").await
+    }
+
+    /// The event stream at `path` (or any response to `GET path`: read its head),
+    /// on a new connection.
+    pub async fn open_path(addr: SocketAddr, path: &str) -> std::io::Result<Self> {
         let mut stream = TcpStream::connect(addr).await?;
-        stream.write_all(STREAM_REQUEST).await?;
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n");
+        stream.write_all(request.as_bytes()).await?;
         Self::read_head(BufReader::new(stream)).await
     }
 
