@@ -81,14 +81,20 @@ fn app(reload: &AutoReload) -> Router {
         .layer(reload.layer())
 }
 
+/// A listener on a free loopback port.
+async fn listen() -> (TcpListener, SocketAddr) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("address");
+    (listener, addr)
+}
+
 /// `app` served by this crate's `serve`, without signal handling.
 async fn serve(
     app: Router,
     reload: &AutoReload,
     drain: Duration,
 ) -> (SocketAddr, JoinHandle<io::Result<()>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("address");
+    let (listener, addr) = listen().await;
     let server = axum_autoreload::serve(listener, app, reload.clone())
         .handle_signals(false)
         .drain_deadline(drain)
@@ -100,12 +106,17 @@ async fn serve(
 async fn shut_down(reload: &AutoReload, server: JoinHandle<io::Result<()>>) -> Duration {
     let started = Instant::now();
     reload.shutdown_signal().trigger();
-    tokio::time::timeout(Duration::from_secs(10), server)
+    returns_within(Duration::from_secs(10), server).await;
+    started.elapsed()
+}
+
+/// Wait for the server to return without an error, at most `limit`.
+async fn returns_within(limit: Duration, server: JoinHandle<io::Result<()>>) {
+    tokio::time::timeout(limit, server)
         .await
-        .expect("the server returns")
+        .unwrap_or_else(|_| panic!("the server did not return within {limit:?}"))
         .expect("no panic")
         .expect("no error");
-    started.elapsed()
 }
 
 async fn first_event(stream: &mut EventStream) -> String {
@@ -141,8 +152,7 @@ async fn the_apps_event_streams_end_when_the_shutdown_begins() {
 #[tokio::test]
 async fn under_axum_serve_too() {
     let reload = AutoReload::builder().enabled(true).build();
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("address");
+    let (listener, addr) = listen().await;
     let server = tokio::spawn(
         axum::serve(listener, app(&reload))
             .with_graceful_shutdown(reload.shutdown_signal().triggered_owned())
@@ -156,11 +166,8 @@ async fn under_axum_serve_too() {
         events.ends_within(Duration::from_secs(1)).await,
         "the app's stream ends"
     );
-    tokio::time::timeout(Duration::from_secs(1), server)
-        .await
-        .expect("axum::serve returns at once: no stream holds it")
-        .expect("no panic")
-        .expect("no error");
+    // At once: no stream holds it.
+    returns_within(Duration::from_secs(1), server).await;
     eprintln!(
         "axum::serve returned {} ms after the trigger",
         started.elapsed().as_millis()
@@ -275,8 +282,7 @@ async fn a_panicking_handler_is_logged_with_its_message_and_the_server_goes_on()
 #[tokio::test]
 async fn with_graceful_shutdown_begins_the_shutdown() {
     let reload = AutoReload::builder().enabled(true).build();
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("address");
+    let (listener, addr) = listen().await;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(
         axum_autoreload::serve(listener, app(&reload), reload.clone())
@@ -291,19 +297,14 @@ async fn with_graceful_shutdown_begins_the_shutdown() {
     stop.send(()).expect("the server listens");
     assert_eq!(first_event(&mut stream).await, "restart");
     assert!(reload.shutdown_signal().is_triggered());
-    tokio::time::timeout(Duration::from_secs(2), server)
-        .await
-        .expect("the server returns")
-        .expect("no panic")
-        .expect("no error");
+    returns_within(Duration::from_secs(2), server).await;
 }
 
 #[tokio::test]
 async fn the_reload_routes_carry_the_guard_under_axum_serve() {
     let reload = AutoReload::builder().enabled(true).build();
     let start = |app: Router| async move {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("address");
+        let (listener, addr) = listen().await;
         tokio::spawn(axum::serve(listener, app).into_future());
         addr
     };

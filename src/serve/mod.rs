@@ -132,33 +132,29 @@ impl Serve {
     /// and from the end of the previous response for the next ones; past it the
     /// connection is closed, so slow clients cannot hold connections open. Default
     /// 10 seconds.
-    pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
-        self.header_read_timeout = timeout;
-        self
+    pub fn header_read_timeout(self, timeout: Duration) -> Self {
+        self.set(|serve| serve.header_read_timeout = timeout)
     }
 
     /// How long the graceful shutdown waits for connections to finish before it
     /// closes them, upgraded ones included. Default 2 seconds.
-    pub fn drain_deadline(mut self, deadline: Duration) -> Self {
-        self.drain_deadline = deadline;
-        self
+    pub fn drain_deadline(self, deadline: Duration) -> Self {
+        self.set(|serve| serve.drain_deadline = deadline)
     }
 
     /// How long a connection that was accepted but has not sent a request yet gets,
     /// once the shutdown has begun, to send one. Its request is served; a connection
     /// still silent after this (a browser's preconnect) is closed. Default 100
     /// milliseconds.
-    pub fn first_request_grace(mut self, grace: Duration) -> Self {
-        self.first_request_grace = grace;
-        self
+    pub fn first_request_grace(self, grace: Duration) -> Self {
+        self.set(|serve| serve.first_request_grace = grace)
     }
 
     /// Whether the server handles SIGINT, SIGTERM and SIGUSR1 itself. Default `true`.
     /// Without it, only [`crate::ShutdownSignal::trigger`] and the future given to
     /// [`Serve::with_graceful_shutdown`] start the shutdown.
-    pub fn handle_signals(mut self, handle: bool) -> Self {
-        self.handle_signals = handle;
-        self
+    pub fn handle_signals(self, handle: bool) -> Self {
+        self.set(|serve| serve.handle_signals = handle)
     }
 
     /// Also begin the graceful shutdown when `signal` completes, as axum's
@@ -181,11 +177,16 @@ impl Serve {
     ///     .await
     /// # }
     /// ```
-    pub fn with_graceful_shutdown<F>(mut self, signal: F) -> Self
+    pub fn with_graceful_shutdown<F>(self, signal: F) -> Self
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        self.trigger = Box::pin(signal);
+        self.set(|serve| serve.trigger = Box::pin(signal))
+    }
+
+    /// `self` with one setting changed.
+    fn set(mut self, change: impl FnOnce(&mut Self)) -> Self {
+        change(&mut self);
         self
     }
 }
