@@ -40,7 +40,7 @@
 //! ```
 //!
 //! With `axum::serve` instead of [`serve()`], fire the signal yourself and add the
-//! guard:
+//! layers that [`serve()`] applies (the panic page and the guard):
 //!
 //! ```no_run
 //! # use axum::{routing::get, Router};
@@ -51,6 +51,7 @@
 //!     .route("/", get(|| async { axum::response::Html("<h1>Hello</h1>") }))
 //!     .merge(reload.router())
 //!     .layer(reload.layer())
+//!     .layer(axum_autoreload::catch_panic(&reload))
 //!     .layer(reload.guard());
 //! let shutdown = reload.shutdown_signal();
 //! axum::serve(listener, app)

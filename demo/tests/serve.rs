@@ -254,27 +254,49 @@ async fn an_upgraded_connection_left_open_is_named_at_the_deadline() {
 }
 
 #[tokio::test]
-async fn a_panicking_handler_is_logged_with_its_message_and_the_server_goes_on() {
+async fn panics_become_a_500_page_or_are_logged_and_the_server_goes_on() {
     let (logs, _guard) = Logs::capture();
     let reload = AutoReload::builder().enabled(true).build();
-    let app = app(&reload).route(
-        "/panic",
-        get(|| async {
-            if true {
-                panic!("boom in the handler");
-            }
-            "unreachable"
-        }),
-    );
+    let app = app(&reload)
+        .route(
+            "/panic",
+            get(|| async {
+                if true {
+                    panic!("boom in the handler");
+                }
+                "unreachable"
+            }),
+        )
+        .route(
+            "/panic-in-body",
+            get(|| async {
+                let chunks = futures_util::stream::once(async {
+                    if true {
+                        panic!("boom in the body");
+                    }
+                    Ok::<_, Infallible>(bytes::Bytes::new())
+                });
+                axum::body::Body::from_stream(chunks)
+            }),
+        );
     let (addr, server) = serve(app, &reload, Duration::from_secs(1)).await;
-    let raw = "GET /panic HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
-    assert!(request(addr, raw).await.is_err(), "no answer from a panic");
+    // In the handler: serve applies catch_panic, the page says what panicked.
+    let page = common::get(addr, "/panic").await.expect("GET /panic");
+    assert_eq!(page.status, 500);
+    assert!(
+        page.text().contains("boom in the handler"),
+        "{}",
+        page.text()
+    );
+    // In the body, past catch_panic: the connection ends, the panic is logged.
+    let raw = "GET /panic-in-body HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    let _ = request(addr, raw).await;
     let page = common::get(addr, "/").await.expect("GET /");
     assert_eq!(page.status, 200, "still serving");
     shut_down(&reload, server).await;
     let logs = logs.text();
     assert!(
-        logs.contains("ended in a panic: boom in the handler"),
+        logs.contains("ended in a panic: boom in the body"),
         "{logs}"
     );
 }

@@ -27,7 +27,7 @@
 //! SIGUSR1 broadcasts a `reload` to every tab ([`crate::AutoReload::reload`]).
 //!
 //! Every connection is hyper's (HTTP/1.1, with upgrades), and every request goes
-//! through [`crate::AutoReload::guard`] and then the app.
+//! through [`crate::AutoReload::guard`], [`crate::catch_panic`] and then the app.
 
 mod connection;
 mod connections;
@@ -68,8 +68,11 @@ type Trigger = Pin<Box<dyn Future<Output = ()> + Send>>;
 ///
 /// `app` should include [`AutoReload::router`] and [`AutoReload::layer`] of the same
 /// `reload` handle; its shutdown signal is the one this server fires. Every request
-/// first passes [`AutoReload::guard`] (the Host and Origin checks), and carries
-/// [`ConnectInfo<SocketAddr>`](axum::extract::ConnectInfo) of the peer.
+/// first passes [`AutoReload::guard`] (the Host and Origin checks), then
+/// [`crate::catch_panic`] (a handler's panic becomes a 500 page), and carries
+/// [`ConnectInfo<SocketAddr>`](axum::extract::ConnectInfo) of the peer. A panic that
+/// escapes the app (in a response body as it streams) ends its connection and is
+/// logged with its message.
 ///
 /// # Examples
 ///
@@ -292,7 +295,7 @@ impl Serve {
             .max_header_size(MAX_HEADER_SIZE);
         let connect = Arc::new(Connect {
             http,
-            app: reload.guard().layer(app),
+            app: reload.guard().layer(app.layer(crate::catch_panic(&reload))),
             shutdown: shutdown.clone(),
             first_request_grace,
         });
