@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use axum::extract::ConnectInfo;
 use axum::Router;
-use http::{Method, Uri};
+use http::Method;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
@@ -38,9 +38,10 @@ pub(super) struct Connect {
 #[derive(Debug)]
 pub(super) struct Tracked {
     pub(super) remote: SocketAddr,
-    /// The request served last, or being served: hyper serves one request of a
-    /// connection at a time.
-    last_request: Mutex<Option<(Method, Uri)>>,
+    /// The method and path of the request served last, or being served: hyper
+    /// serves one request of a connection at a time. The path is copied: a `Uri`
+    /// would keep hyper's read buffer alive, so hyper would allocate a new one.
+    last_request: Mutex<Option<(Method, Box<str>)>>,
     /// Handed to the app by an upgrade (a WebSocket).
     upgraded: AtomicBool,
 }
@@ -60,7 +61,7 @@ impl Tracked {
             .last_request
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        *last = Some((request.method().clone(), request.uri().clone()));
+        *last = Some((request.method().clone(), request.uri().path().into()));
     }
 
     /// What holds the connection: `GET /events`, `GET /ws (upgraded)`, or `no
@@ -72,10 +73,10 @@ impl Tracked {
             .unwrap_or_else(PoisonError::into_inner);
         match &*last {
             None => "no request".to_owned(),
-            Some((method, uri)) if self.upgraded.load(Ordering::Relaxed) => {
-                format!("{method} {} (upgraded)", uri.path())
+            Some((method, path)) if self.upgraded.load(Ordering::Relaxed) => {
+                format!("{method} {path} (upgraded)")
             }
-            Some((method, uri)) => format!("{method} {}", uri.path()),
+            Some((method, path)) => format!("{method} {path}"),
         }
     }
 }
