@@ -10,7 +10,8 @@
 use axum::http::header;
 use axum::response::IntoResponse;
 
-use crate::{InstanceId, STREAM_PATH};
+use crate::sse::STREAM_PATH;
+use crate::InstanceId;
 
 /// Where the client script is served.
 pub(crate) const SCRIPT_PATH: &str = "/auto_refresh/client.js";

@@ -6,10 +6,10 @@
 //!   domain in `Host`, so only `localhost`, names under `.localhost`, IP addresses
 //!   and names allowed with [`GuardLayer::allow_host`] are answered; others get 403.
 //! - **Origin** (cross-site requests): a page on another site can send requests to
-//!   localhost. Requests that change state (any method but GET, HEAD and OPTIONS),
-//!   the reload routes (`/auto_refresh` and below) and WebSocket upgrades are
-//!   refused with 403 when their `Origin` names a host that is not allowed (or is
-//!   `null`).
+//!   localhost. Requests that change state (any method but GET, HEAD and OPTIONS)
+//!   and WebSocket upgrades are refused with 403 when their `Origin` names a host
+//!   that is not allowed (or is `null`); on the reload routes (`/auto_refresh` and
+//!   below), which carry a guard of their own, every request is.
 //!
 //! This follows what Vite does (`server.allowedHosts`, its WebSocket origin check).
 
@@ -24,11 +24,19 @@ use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
-use crate::STREAM_PATH;
-
-/// The Host and Origin checks of the module docs, as a tower layer: a refused
-/// request gets `403 Forbidden` with a one-line `text/plain` explanation and never
-/// reaches the inner service.
+/// Checks that keep other web sites from using the development server through the
+/// developer's browser, as a tower layer. A refused request gets `403 Forbidden`
+/// with a one-line `text/plain` explanation and never reaches the inner service.
+///
+/// - **Host** (DNS rebinding): only `localhost`, names under `.localhost`, IP
+///   addresses and names given to [`GuardLayer::allow_host`] are answered.
+/// - **Origin** (cross-site requests): a request that changes state (any method
+///   but GET, HEAD and OPTIONS) or upgrades (a WebSocket) is refused when its
+///   `Origin` names a host that is not allowed, or is `null`. The reload routes
+///   check `Origin` on every request.
+///
+/// No CORS headers are added. This follows what Vite does (`server.allowedHosts`,
+/// its WebSocket origin check).
 ///
 /// [`crate::AutoReload::guard`] gives one with the names allowed by
 /// [`crate::AutoReloadBuilder::allow_host`]; [`crate::AutoReload::router`] carries it
@@ -51,6 +59,8 @@ pub struct GuardLayer {
     /// Host names allowed besides `localhost`, `*.localhost` and IP addresses,
     /// lower-cased, without a trailing dot.
     allowed: Arc<Vec<String>>,
+    /// Check `Origin` on every request, not only on those that change state.
+    every_request: bool,
 }
 
 impl GuardLayer {
@@ -70,6 +80,15 @@ impl GuardLayer {
         self
     }
 
+    /// The same guard, checking `Origin` on every request: for the reload routes,
+    /// whose stream and status another site must not read.
+    pub(crate) fn every_request(self) -> Self {
+        Self {
+            every_request: true,
+            ..self
+        }
+    }
+
     /// Why the request is refused, or `None` when it may go on.
     fn refusal<B>(&self, request: &Request<B>) -> Option<String> {
         let headers = request.headers();
@@ -83,7 +102,7 @@ impl GuardLayer {
                 ));
             }
         }
-        if needs_same_site(request.method(), request.uri().path(), headers) {
+        if self.every_request || changes_state(request.method(), headers) {
             if let Some(origin) = headers.get(header::ORIGIN) {
                 let origin = origin.to_str().unwrap_or("null");
                 if !self.is_allowed(origin_host(origin)) {
@@ -199,12 +218,9 @@ where
     }
 }
 
-fn needs_same_site(method: &Method, path: &str, headers: &HeaderMap) -> bool {
+/// A method other than GET, HEAD and OPTIONS, or an upgrade (a WebSocket).
+fn changes_state(method: &Method, headers: &HeaderMap) -> bool {
     !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
-        || path == STREAM_PATH
-        || path
-            .strip_prefix(STREAM_PATH)
-            .is_some_and(|rest| rest.starts_with('/'))
         || headers.contains_key(header::UPGRADE)
 }
 
@@ -301,12 +317,24 @@ mod tests {
         assert!(!refused(&guard, Method::POST, "/posts", &same));
         assert!(refused(&guard, Method::POST, "/posts", &foreign));
         assert!(refused(&guard, Method::DELETE, "/x", &null));
-        assert!(refused(&guard, Method::GET, "/auto_refresh", &foreign));
         assert!(refused(
             &guard,
             Method::POST,
             "/auto_refresh/reload",
             &foreign
+        ));
+        let reload_routes = GuardLayer::new().every_request();
+        assert!(refused(
+            &reload_routes,
+            Method::GET,
+            "/auto_refresh",
+            &foreign
+        ));
+        assert!(!refused(
+            &reload_routes,
+            Method::GET,
+            "/auto_refresh",
+            &same
         ));
         assert!(refused(
             &guard,
@@ -317,7 +345,6 @@ mod tests {
         // A plain GET from another site's page (an <img>, a link) is harmless: it
         // cannot read the answer.
         assert!(!refused(&guard, Method::GET, "/", &foreign));
-        assert!(!refused(&guard, Method::GET, "/auto_refreshed", &foreign));
         // No Origin (curl, same-origin GET): allowed.
         assert!(!refused(
             &guard,

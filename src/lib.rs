@@ -102,15 +102,13 @@ pub use guard::{Guard, GuardFuture, GuardLayer};
 pub use instance::InstanceId;
 pub use live_server::live_server;
 pub use middleware::{
-    AutoReloadBody, AutoReloadLayer, AutoReloadService, HtmlPages, KeepStreamOpen, Predicate,
-    ResponseFuture,
+    AutoReloadBody, AutoReloadLayer, AutoReloadService, HtmlPages, Predicate, ResponseFuture,
 };
 pub use overlay::OVERLAY_EVENT;
 pub use panic_page::{catch_panic, PanicPage};
-pub use reload::{
-    AutoReload, AutoReloadBuilder, ENABLE_ENV, STATUS_PATH, STREAM_PATH, TRIGGER_PATH,
-};
+pub use reload::{AutoReload, AutoReloadBuilder, ENABLE_ENV, STATUS_PATH, TRIGGER_PATH};
 pub use serve::{serve, Serve};
-pub use shutdown::ShutdownSignal;
+pub use shutdown::{KeepStreamOpen, ShutdownSignal};
+pub use sse::STREAM_PATH;
 pub use static_files::{static_files, StaticFiles};
 pub use watch::{watch_static, WatchError, DEBOUNCE};

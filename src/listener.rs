@@ -37,7 +37,9 @@ pub enum Source {
 }
 
 /// A listening TCP socket with its backlog raised, ready for [`crate::serve()`].
+/// Dropping it closes the socket.
 #[derive(Debug)]
+#[must_use = "dropping a listener closes its socket"]
 pub struct Listener {
     inner: std::net::TcpListener,
     source: Source,

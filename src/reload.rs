@@ -9,12 +9,8 @@ use axum::routing::{get, post};
 use axum::Router;
 
 use crate::overlay::Overlay;
-use crate::sse::{Broadcast, Broadcaster};
+use crate::sse::{Broadcast, Broadcaster, STREAM_PATH};
 use crate::{client, watch, AutoReloadLayer, GuardLayer, InstanceId, ShutdownSignal};
-
-/// Path of the reload stream (server-sent events); the client script is served
-/// below it, at `/auto_refresh/client.js`.
-pub const STREAM_PATH: &str = "/auto_refresh";
 
 /// Path of the status document: JSON `{"instance": "<id>", "open_streams": <n>}`.
 pub const STATUS_PATH: &str = "/auto_refresh/status";
@@ -82,9 +78,10 @@ impl AutoReload {
     /// [`STATUS_PATH`] and the trigger at [`TRIGGER_PATH`]. Empty when reload is
     /// off, so those paths fall through to the app (a 404 by default).
     ///
-    /// The routes carry [`AutoReload::guard`] themselves: whatever server runs
-    /// them (this crate's [`crate::serve()`] or `axum::serve`), a request whose
-    /// `Host` or `Origin` names another site gets 403.
+    /// The routes carry [`AutoReload::guard`] themselves, checking `Origin` on
+    /// every request: whatever server runs them (this crate's [`crate::serve()`] or
+    /// `axum::serve`), a request whose `Host` or `Origin` names another site gets
+    /// 403.
     pub fn router<S>(&self) -> Router<S>
     where
         S: Clone + Send + Sync + 'static,
@@ -105,7 +102,7 @@ impl AutoReload {
                 get(move || std::future::ready(status.status())),
             )
             .route(TRIGGER_PATH, post(trigger).with_state(self.clone()))
-            .layer(self.guard())
+            .layer(self.guard().every_request())
     }
 
     /// The layer around the whole app: it adds the client script to HTML pages,

@@ -1,6 +1,10 @@
-//! The shutdown signal that long-lived handlers watch.
+//! The shutdown signal that long-lived handlers watch, and the mark of an event
+//! stream that outlives it.
+
+use std::convert::Infallible;
 
 use axum::extract::FromRequestParts;
+use axum::response::{IntoResponseParts, ResponseParts};
 use http::request::Parts;
 use http::StatusCode;
 use tokio_util::sync::{
@@ -92,5 +96,37 @@ impl<S: Send + Sync> FromRequestParts<S> for ShutdownSignal {
             StatusCode::INTERNAL_SERVER_ERROR,
             "no ShutdownSignal in the request: add AutoReload::layer() around the app\n",
         ))
+    }
+}
+
+/// Marks a `text/event-stream` response that [`crate::AutoReloadLayer`] leaves open when
+/// the shutdown begins. Such a stream holds the shutdown until it ends or the
+/// drain deadline passes ([`crate::Serve::drain_deadline`]).
+///
+/// In an axum handler, return it beside the response; elsewhere, insert it in the
+/// response's extensions.
+///
+/// # Examples
+///
+/// ```
+/// use std::convert::Infallible;
+/// use axum::response::sse::{Event, Sse};
+/// use axum::response::IntoResponse;
+/// use axum_autoreload::KeepStreamOpen;
+///
+/// async fn log_tail() -> impl IntoResponse {
+///     let events = futures_util::stream::pending::<Result<Event, Infallible>>();
+///     (KeepStreamOpen, Sse::new(events))
+/// }
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct KeepStreamOpen;
+
+impl IntoResponseParts for KeepStreamOpen {
+    type Error = Infallible;
+
+    fn into_response_parts(self, mut parts: ResponseParts) -> Result<ResponseParts, Infallible> {
+        parts.extensions_mut().insert(self);
+        Ok(parts)
     }
 }

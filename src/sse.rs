@@ -38,6 +38,10 @@ use tokio_util::sync::WaitForCancellationFutureOwned;
 use crate::overlay::Overlay;
 use crate::{InstanceId, KeepStreamOpen, ShutdownSignal};
 
+/// Path of the reload stream (server-sent events); the client script is served
+/// below it, at `/auto_refresh/client.js`.
+pub const STREAM_PATH: &str = "/auto_refresh";
+
 /// `Content-Type` of the stream (WHATWG HTML, server-sent events).
 pub(crate) const CONTENT_TYPE: &str = "text/event-stream";
 

@@ -19,7 +19,7 @@
 //! holds the server until the drain deadline on every restart. It happens in the
 //! layer, so it works under any server that fires the signal
 //! ([`crate::serve()`] does, or call [`crate::ShutdownSignal::trigger`]). A response
-//! that carries [`KeepStreamOpen`] is left alone; the reload stream carries it, as
+//! that carries [`crate::KeepStreamOpen`] is left alone; the reload stream carries it, as
 //! it sends `restart` and ends by itself.
 //!
 //! # Heuristics
@@ -56,44 +56,8 @@ mod predicate;
 mod service;
 mod splice;
 
-use std::convert::Infallible;
-
-use axum::response::{IntoResponseParts, ResponseParts};
-
 pub use body::AutoReloadBody;
 pub use layer::AutoReloadLayer;
 pub use predicate::{HtmlPages, Predicate};
 pub use service::{AutoReloadService, ResponseFuture};
 pub(crate) use splice::Splicer;
-
-/// Marks a `text/event-stream` response that [`AutoReloadLayer`] leaves open when
-/// the shutdown begins. Such a stream holds the shutdown until it ends or the
-/// drain deadline passes ([`crate::Serve::drain_deadline`]).
-///
-/// In an axum handler, return it beside the response; elsewhere, insert it in the
-/// response's extensions.
-///
-/// # Examples
-///
-/// ```
-/// use std::convert::Infallible;
-/// use axum::response::sse::{Event, Sse};
-/// use axum::response::IntoResponse;
-/// use axum_autoreload::KeepStreamOpen;
-///
-/// async fn log_tail() -> impl IntoResponse {
-///     let events = futures_util::stream::pending::<Result<Event, Infallible>>();
-///     (KeepStreamOpen, Sse::new(events))
-/// }
-/// ```
-#[derive(Clone, Copy, Debug, Default)]
-pub struct KeepStreamOpen;
-
-impl IntoResponseParts for KeepStreamOpen {
-    type Error = Infallible;
-
-    fn into_response_parts(self, mut parts: ResponseParts) -> Result<ResponseParts, Infallible> {
-        parts.extensions_mut().insert(self);
-        Ok(parts)
-    }
-}

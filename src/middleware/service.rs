@@ -8,9 +8,9 @@ use pin_project_lite::pin_project;
 use tower::Service;
 
 use super::predicate::has_media_type;
-use super::{AutoReloadBody, KeepStreamOpen, Predicate, Splicer};
+use super::{AutoReloadBody, Predicate, Splicer};
 use crate::sse::CONTENT_TYPE as EVENT_STREAM;
-use crate::AutoReload;
+use crate::{AutoReload, KeepStreamOpen};
 
 /// Marks a response the script went into, so an outer layer leaves it alone.
 #[derive(Clone, Copy, Debug)]
