@@ -110,7 +110,8 @@ impl AutoReload {
     /// handlers the [`ShutdownSignal`]. See [`AutoReloadLayer`] for when it does
     /// each.
     pub fn layer(&self) -> AutoReloadLayer {
-        AutoReloadLayer::new(self.clone())
+        let script_tag = self.is_enabled().then(|| self.script_tag());
+        AutoReloadLayer::new(script_tag, self.shutdown_signal())
     }
 
     /// The Host and Origin checks, as a layer, with the names allowed by

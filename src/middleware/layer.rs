@@ -1,25 +1,31 @@
+use bytes::Bytes;
 use tower::Layer;
 
 use super::{AutoReloadService, HtmlPages, Predicate};
-use crate::AutoReload;
+use crate::ShutdownSignal;
 
 /// Adds the client script to HTML pages, ends the app's event streams at shutdown
 /// and hands handlers the shutdown signal; see the module docs for when it does
 /// each.
 ///
-/// Made by [`AutoReload::layer`]. Holds only the [`AutoReload`] handle and the
-/// [`Predicate`] that picks the pages.
+/// Made by [`crate::AutoReload::layer`]. Holds only configuration: the script tag
+/// (none when reload is off), the shutdown signal and the [`Predicate`] that picks
+/// the pages.
 #[derive(Clone, Debug)]
 #[must_use = "a layer does nothing until it is applied"]
 pub struct AutoReloadLayer<P = HtmlPages> {
-    reload: AutoReload,
-    predicate: P,
+    pub(super) script_tag: Option<Bytes>,
+    pub(super) shutdown: ShutdownSignal,
+    pub(super) predicate: P,
 }
 
 impl AutoReloadLayer {
-    pub(crate) fn new(reload: AutoReload) -> Self {
+    /// A layer that injects `script_tag` (none: reload is off) and ends event
+    /// streams on `shutdown`.
+    pub(crate) fn new(script_tag: Option<&str>, shutdown: ShutdownSignal) -> Self {
         Self {
-            reload,
+            script_tag: script_tag.map(|tag| Bytes::copy_from_slice(tag.as_bytes())),
+            shutdown,
             predicate: HtmlPages,
         }
     }
@@ -58,7 +64,8 @@ impl<P> AutoReloadLayer<P> {
     /// ```
     pub fn inject_when<Q: Predicate>(self, predicate: Q) -> AutoReloadLayer<Q> {
         AutoReloadLayer {
-            reload: self.reload,
+            script_tag: self.script_tag,
+            shutdown: self.shutdown,
             predicate,
         }
     }
@@ -68,6 +75,6 @@ impl<S, P: Clone> Layer<S> for AutoReloadLayer<P> {
     type Service = AutoReloadService<S, P>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        AutoReloadService::new(inner, self.reload.clone(), self.predicate.clone())
+        AutoReloadService::new(inner, self.clone())
     }
 }

@@ -8,9 +8,9 @@ use pin_project_lite::pin_project;
 use tower::Service;
 
 use super::predicate::has_media_type;
-use super::{AutoReloadBody, Predicate, Splicer};
+use super::{AutoReloadBody, AutoReloadLayer, Predicate, Splicer};
 use crate::sse::CONTENT_TYPE as EVENT_STREAM;
-use crate::{AutoReload, KeepStreamOpen};
+use crate::{KeepStreamOpen, ShutdownSignal};
 
 /// Marks a response the script went into, so an outer layer leaves it alone.
 #[derive(Clone, Copy, Debug)]
@@ -20,17 +20,12 @@ struct Injected;
 #[derive(Clone, Debug)]
 pub struct AutoReloadService<S, P> {
     inner: S,
-    reload: AutoReload,
-    predicate: P,
+    layer: AutoReloadLayer<P>,
 }
 
 impl<S, P> AutoReloadService<S, P> {
-    pub(crate) fn new(inner: S, reload: AutoReload, predicate: P) -> Self {
-        Self {
-            inner,
-            reload,
-            predicate,
-        }
+    pub(crate) fn new(inner: S, layer: AutoReloadLayer<P>) -> Self {
+        Self { inner, layer }
     }
 }
 
@@ -49,15 +44,18 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        request
-            .extensions_mut()
-            .insert(self.reload.shutdown_signal());
-        let wanted = self.reload.is_enabled() && self.predicate.request(&request);
+        let layer = &self.layer;
+        request.extensions_mut().insert(layer.shutdown.clone());
+        let inject = layer
+            .script_tag
+            .as_ref()
+            .filter(|_| layer.predicate.request(&request))
+            .map(|tag| (tag.clone(), layer.predicate.clone()));
         let head = request.method() == Method::HEAD;
         ResponseFuture {
             inner: self.inner.call(request),
-            reload: self.reload.clone(),
-            predicate: wanted.then(|| self.predicate.clone()),
+            shutdown: layer.shutdown.clone(),
+            inject,
             head,
         }
     }
@@ -69,9 +67,10 @@ pin_project! {
     pub struct ResponseFuture<F, P> {
         #[pin]
         inner: F,
-        reload: AutoReload,
-        // The predicate, or `None` when the request rules injection out.
-        predicate: Option<P>,
+        shutdown: ShutdownSignal,
+        // The tag and the predicate, or `None` when reload is off or the request
+        // rules injection out.
+        inject: Option<(Bytes, P)>,
         // A HEAD request: the headers change as for GET, the (empty) body does not.
         head: bool,
     }
@@ -89,19 +88,17 @@ where
         let this = self.project();
         let mut response = ready!(this.inner.poll(cx))?;
         if ends_at_shutdown(&response) {
-            let shutdown = this.reload.shutdown_signal();
+            let shutdown = &*this.shutdown;
             return Poll::Ready(Ok(
-                response.map(|body| AutoReloadBody::until_shutdown(body, &shutdown))
+                response.map(|body| AutoReloadBody::until_shutdown(body, shutdown))
             ));
         }
-        let inject = this
-            .predicate
-            .take()
-            .is_some_and(|predicate| can_inject(&response) && predicate.response(&response));
-        if !inject {
+        let tag = this.inject.take().and_then(|(tag, predicate)| {
+            (can_inject(&response) && predicate.response(&response)).then_some(tag)
+        });
+        let Some(tag) = tag else {
             return Poll::Ready(Ok(response.map(AutoReloadBody::passthrough)));
-        }
-        let tag = Bytes::copy_from_slice(this.reload.script_tag().as_bytes());
+        };
         response.extensions_mut().insert(Injected);
         let headers = response.headers_mut();
         grow_content_length(headers, tag.len());
