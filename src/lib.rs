@@ -96,6 +96,7 @@ mod serve;
 mod shutdown;
 mod sse;
 mod static_files;
+mod timing;
 mod watch;
 
 pub use guard::{Guard, GuardFuture, GuardLayer};
@@ -111,4 +112,5 @@ pub use serve::{serve, Serve};
 pub use shutdown::{KeepStreamOpen, ShutdownSignal};
 pub use sse::STREAM_PATH;
 pub use static_files::{static_files, StaticFiles};
+pub use timing::{BUILD_MS_ENV, STARTED_AT_MS_ENV, TIMING_PATH};
 pub use watch::{watch_static, WatchError, DEBOUNCE};

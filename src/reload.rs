@@ -10,6 +10,7 @@ use axum::Router;
 
 use crate::overlay::Overlay;
 use crate::sse::{Broadcast, Broadcaster, STREAM_PATH};
+use crate::timing::{Timing, TIMING_PATH};
 use crate::{client, watch, AutoReloadLayer, GuardLayer, InstanceId, ShutdownSignal};
 
 /// Path of the status document: JSON `{"instance": "<id>", "open_streams": <n>}`.
@@ -44,6 +45,7 @@ pub(crate) struct Shared {
     script_tag: String,
     guard: GuardLayer,
     watchers: watch::Watchers,
+    timing: Timing,
 }
 
 impl Default for AutoReload {
@@ -102,6 +104,7 @@ impl AutoReload {
                 get(move || std::future::ready(status.status())),
             )
             .route(TRIGGER_PATH, post(trigger).with_state(self.clone()))
+            .route(TIMING_PATH, post(timing).with_state(self.clone()))
             .layer(self.guard().every_request())
     }
 
@@ -154,6 +157,11 @@ impl AutoReload {
     /// this process's instance id in `data-instance`.
     pub fn script_tag(&self) -> &str {
         &self.shared.script_tag
+    }
+
+    /// What this process's start cost; [`crate::serve()`] marks when it serves.
+    pub(crate) fn timing(&self) -> &Timing {
+        &self.shared.timing
     }
 
     /// The file watchers that [`crate::serve()`] stops when its shutdown begins.
@@ -260,6 +268,7 @@ impl AutoReloadBuilder {
                 shutdown,
                 guard: self.guard,
                 watchers: watch::Watchers::default(),
+                timing: Timing::from_env(),
             }),
         }
     }
@@ -296,4 +305,22 @@ fn enabled_from_env() -> Option<bool> {
             None
         }
     }
+}
+
+/// The query of the tab's `POST` to [`TIMING_PATH`].
+#[derive(Debug, serde::Deserialize)]
+struct TimingQuery {
+    /// From the event that made the tab reload to its page's `load` event,
+    /// milliseconds, measured by the tab.
+    reload_ms: Option<u64>,
+}
+
+async fn timing(
+    State(reload): State<AutoReload>,
+    Query(query): Query<TimingQuery>,
+) -> impl axum::response::IntoResponse {
+    (
+        [(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        reload.timing().report(query.reload_ms),
+    )
 }

@@ -31,18 +31,13 @@ pub(crate) const STDERR_TAIL: usize = 64 * 1024;
 /// process it started may hold the pipe open).
 const STDERR_DRAIN: Duration = Duration::from_millis(200);
 
-/// Environment variable: how long `cargo build` took, in milliseconds.
-pub(crate) const BUILD_MS_ENV: &str = "AXUM_AUTORELOAD_BUILD_MS";
+/// How long `cargo build` took, and when the runner started: the app's library
+/// reads them for its timing line.
+pub(crate) use axum_autoreload::{BUILD_MS_ENV, STARTED_AT_MS_ENV};
 
 /// Environment variable: when the runner started the app, in milliseconds since
 /// the Unix epoch.
 pub(crate) const SPAWNED_AT_MS_ENV: &str = "AXUM_AUTORELOAD_SPAWNED_AT_MS";
-
-/// Environment variable: when the runner itself started (right after the previous
-/// process exited, under watchexec), in milliseconds since the Unix epoch. With
-/// [`BUILD_MS_ENV`] the app measures its restart: from here to serving, less the
-/// build.
-pub(crate) const STARTED_AT_MS_ENV: &str = "AXUM_AUTORELOAD_STARTED_AT_MS";
 
 /// Now, in milliseconds since the Unix epoch.
 pub(crate) fn unix_ms() -> u128 {

@@ -195,8 +195,10 @@
     else window.addEventListener("load", report, { once: true });
   }
 
+  // The line also stays on <html data-autoreload-timing> for tests and curious people.
   function announce(line) {
     if (window.console) console.info("[axum-autoreload] " + line);
+    document.documentElement.setAttribute("data-autoreload-timing", line);
     var old = document.getElementById("axum-autoreload-timing");
     if (old) old.remove();
     var note = document.createElement("div");

@@ -305,6 +305,7 @@ impl Serve {
         let mut began = Instant::now();
 
         tracing::debug!(instance = %reload.instance_id(), "serving");
+        reload.timing().serving();
         loop {
             if matches!(phase, Phase::Draining(_)) && connections.is_empty() {
                 break;
