@@ -93,6 +93,7 @@ impl AutoReload {
         }
         let stream = self.shared.broadcaster.clone();
         let status = self.clone();
+        let timing = self.clone();
         Router::new()
             .route(
                 STREAM_PATH,
@@ -104,7 +105,10 @@ impl AutoReload {
                 get(move || std::future::ready(status.status())),
             )
             .route(TRIGGER_PATH, post(trigger).with_state(self.clone()))
-            .route(TIMING_PATH, post(timing).with_state(self.clone()))
+            .route(
+                TIMING_PATH,
+                post(move |Query(query)| std::future::ready(timing.timing().response(query))),
+            )
             .layer(self.guard().every_request())
     }
 
@@ -305,22 +309,4 @@ fn enabled_from_env() -> Option<bool> {
             None
         }
     }
-}
-
-/// The query of the tab's `POST` to [`TIMING_PATH`].
-#[derive(Debug, serde::Deserialize)]
-struct TimingQuery {
-    /// From the event that made the tab reload to its page's `load` event,
-    /// milliseconds, measured by the tab.
-    reload_ms: Option<u64>,
-}
-
-async fn timing(
-    State(reload): State<AutoReload>,
-    Query(query): Query<TimingQuery>,
-) -> impl axum::response::IntoResponse {
-    (
-        [(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        reload.timing().report(query.reload_ms),
-    )
 }

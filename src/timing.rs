@@ -22,6 +22,14 @@ pub const BUILD_MS_ENV: &str = "AXUM_AUTORELOAD_BUILD_MS";
 /// previous process exited, in milliseconds since the Unix epoch.
 pub const STARTED_AT_MS_ENV: &str = "AXUM_AUTORELOAD_STARTED_AT_MS";
 
+/// The query of the tab's `POST` to [`TIMING_PATH`].
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct TimingQuery {
+    /// From the event that made the tab reload to its page's `load` event,
+    /// milliseconds, measured by the tab.
+    reload_ms: Option<u64>,
+}
+
 /// The figures of this process's start.
 #[derive(Debug, Default)]
 pub(crate) struct Timing {
@@ -68,6 +76,14 @@ impl Timing {
             tracing::info!("{line}");
         }
         line
+    }
+
+    /// The answer to the tab's `POST` to [`TIMING_PATH`]: the line, as plain text.
+    pub(crate) fn response(&self, query: TimingQuery) -> impl axum::response::IntoResponse {
+        (
+            [(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            self.report(query.reload_ms),
+        )
     }
 
     fn line(&self, reload_ms: Option<u64>) -> String {

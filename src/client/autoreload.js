@@ -131,14 +131,20 @@
     location.reload();
   }
 
-  function restoreScroll() {
-    var saved;
+  // What the page before this one left under `key` in sessionStorage (JSON), taken
+  // out; null when there is none or storage is off.
+  function takeSaved(key) {
     try {
-      saved = JSON.parse(sessionStorage.getItem(SCROLL_KEY) || "null");
-      sessionStorage.removeItem(SCROLL_KEY);
+      var saved = JSON.parse(sessionStorage.getItem(key) || "null");
+      sessionStorage.removeItem(key);
+      return saved;
     } catch (e) {
-      return;
+      return null;
     }
+  }
+
+  function restoreScroll() {
+    var saved = takeSaved(SCROLL_KEY);
     if (!saved || saved.url !== location.href) return;
     var apply = function () {
       window.scrollTo(saved.x, saved.y);
@@ -166,13 +172,7 @@
   // build and restart (POST /auto_refresh/timing answers the whole line and logs it
   // in the terminal). Shown for 3 s beside where the badge goes, and in the console.
   function reportTiming() {
-    var saved;
-    try {
-      saved = JSON.parse(sessionStorage.getItem(TIMING_KEY) || "null");
-      sessionStorage.removeItem(TIMING_KEY);
-    } catch (e) {
-      return;
-    }
+    var saved = takeSaved(TIMING_KEY);
     if (!saved || typeof saved.at !== "number") return;
     var report = function () {
       var ms = Math.max(0, Math.round(Date.now() - saved.at));
