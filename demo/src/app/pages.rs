@@ -45,7 +45,7 @@ pub(crate) async fn home(State(reload): State<AutoReload>) -> Markup {
             header { h1 { (TITLE) } }
             main {
                 p {
-                    "Edit the title in " code { "src/demo/pages.rs" }
+                    "Edit the title in " code { "demo/src/app/pages.rs" }
                     " and save: the server restarts on the same socket and this tab reloads by itself."
                 }
                 ul.demos {
