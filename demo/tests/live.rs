@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -26,15 +25,7 @@ async fn live() -> Live {
         .nest_service("/static", axum_autoreload::static_files(dir.path()))
         .merge(reload.router())
         .layer(reload.layer());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("address");
-    tokio::spawn(
-        axum_autoreload::serve(listener, app, reload)
-            .handle_signals(false)
-            .into_future(),
-    );
+    let addr = common::serve_here(app, reload).await;
     Live { addr, _dir: dir }
 }
 
@@ -186,15 +177,7 @@ async fn a_write_right_after_watching_begins_is_announced() {
     let dir = tempfile::tempdir().expect("tempdir");
     let reload = AutoReload::builder().enabled(true).build();
     let app = axum::Router::new().merge(reload.router());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("address");
-    tokio::spawn(
-        axum_autoreload::serve(listener, app, reload.clone())
-            .handle_signals(false)
-            .into_future(),
-    );
+    let addr = common::serve_here(app, reload.clone()).await;
     let mut stream = EventStream::open(addr).await.expect("open");
     assert_eq!(
         stream.next_event().await.expect("read").expect("hello").0,

@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::future::IntoFuture;
 use std::net::SocketAddr;
 
 use axum::{routing::get, Router};
@@ -23,17 +22,8 @@ async fn app_with_a_panicking_handler(enabled: bool) -> SocketAddr {
             }),
         )
         .merge(reload.router())
-        .layer(reload.layer())
-        .layer(axum_autoreload::catch_panic(&reload));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("address");
-    tokio::spawn(
-        axum_autoreload::serve(listener, app, reload)
-            .handle_signals(false)
-            .into_future(),
-    );
+        .layer(reload.layer());
+    let addr = common::serve_here(app, reload).await;
     addr
 }
 

@@ -220,3 +220,19 @@ impl EventStream {
         )
     }
 }
+
+/// Serve `app` with `reload` in this process on a fresh loopback port (no signal
+/// handling), as a test's server; returns its address.
+pub async fn serve_here(app: axum::Router, reload: axum_autoreload::AutoReload) -> SocketAddr {
+    use std::future::IntoFuture;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("address");
+    tokio::spawn(
+        axum_autoreload::serve(listener, app, reload)
+            .handle_signals(false)
+            .into_future(),
+    );
+    addr
+}
