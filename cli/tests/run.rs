@@ -168,3 +168,65 @@ async fn a_panic_in_main_shows_its_message_and_location() {
         "exited within 1 s"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_request_fails_across_restarts_through_the_runner() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    const RESTARTS: usize = 8;
+    const CLIENTS: usize = 3;
+    let (scratch, socket, mut runner, page) = support::start("scratch-restarts", "").await;
+    assert_eq!(page.status, 200, "{page:?}");
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            let stop = Arc::clone(&stop);
+            let addr = socket.addr;
+            tokio::spawn(async move {
+                let (mut ok, mut failures) = (0_usize, Vec::new());
+                while !stop.load(Ordering::Relaxed) {
+                    match tokio::time::timeout(BUILD, support::try_get(addr, "/", JSON_REQUEST))
+                        .await
+                    {
+                        Ok(Ok(response)) if response.status == 200 => ok += 1,
+                        Ok(Ok(response)) => failures.push(format!("{response:?}")),
+                        Ok(Err(err)) => failures.push(err.to_string()),
+                        Err(_) => failures.push(format!("no answer within {BUILD:?}")),
+                    }
+                }
+                (ok, failures)
+            })
+        })
+        .collect();
+
+    for restart in 0..RESTARTS {
+        // Signal a runner whose app serves (as watchexec does after an edit); the
+        // next one is started at once, rebuilds (nothing to do) and takes over.
+        assert_eq!(get(socket.addr, "/", JSON_REQUEST, BUILD).await.status, 200);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        runner.interrupt();
+        let status = runner
+            .wait_exit(Duration::from_secs(10))
+            .unwrap_or_else(|| panic!("restart {restart}: the runner did not exit within 10 s"));
+        assert!(
+            status.success(),
+            "restart {restart}: exit status {status:?}"
+        );
+        runner = socket.run(&scratch, &[]);
+    }
+    assert_eq!(get(socket.addr, "/", JSON_REQUEST, BUILD).await.status, 200);
+    stop.store(true, Ordering::Relaxed);
+    let (mut ok, mut failures) = (0, Vec::new());
+    for client in clients {
+        let (served, failed) = client.await.expect("client task");
+        ok += served;
+        failures.extend(failed);
+    }
+    eprintln!(
+        "{RESTARTS} restarts through the runner, {CLIENTS} clients: {ok} requests ok, {} failed",
+        failures.len()
+    );
+    assert!(failures.is_empty(), "failed requests: {failures:?}");
+    assert!(ok > RESTARTS, "the clients were served: {ok}");
+}

@@ -185,6 +185,12 @@ impl Runner {
 
 impl Drop for Runner {
     fn drop(&mut self) {
+        // SIGINT first, as watchexec stops it: the runner passes it on to the app,
+        // which runs in a process group of its own and would outlive a SIGKILL.
+        if self.child.try_wait().ok().flatten().is_none() {
+            self.interrupt();
+            let _ = self.wait_exit(Duration::from_secs(10));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         if std::thread::panicking() {
@@ -213,30 +219,32 @@ impl Response {
 /// Send `GET path` with these extra header lines (each ending in `\r\n`), waiting
 /// up to `limit` for the answer (a request waits in the backlog while cargo builds).
 pub async fn get(addr: SocketAddr, path: &str, headers: &str, limit: Duration) -> Response {
-    let raw = format!("GET {path} HTTP/1.1\r\nConnection: close\r\n{headers}\r\n");
-    let exchange = async {
-        let mut stream = TcpStream::connect(addr).await?;
-        stream.write_all(raw.as_bytes()).await?;
-        let mut bytes = Vec::new();
-        stream.read_to_end(&mut bytes).await?;
-        Ok::<_, std::io::Error>(bytes)
-    };
-    let bytes = tokio::time::timeout(limit, exchange)
+    tokio::time::timeout(limit, try_get(addr, path, headers))
         .await
         .unwrap_or_else(|_| panic!("no answer to GET {path} within {limit:?}"))
-        .expect("the exchange");
+        .unwrap_or_else(|err| panic!("GET {path}: {err}"))
+}
+
+/// [`get`] without a time limit, with what went wrong as an error.
+pub async fn try_get(addr: SocketAddr, path: &str, headers: &str) -> std::io::Result<Response> {
+    let raw = format!("GET {path} HTTP/1.1\r\nConnection: close\r\n{headers}\r\n");
+    let mut stream = TcpStream::connect(addr).await?;
+    stream.write_all(raw.as_bytes()).await?;
+    let mut bytes = Vec::new();
+    stream.read_to_end(&mut bytes).await?;
     let text = String::from_utf8_lossy(&bytes).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").expect("a response head");
+    let malformed = || std::io::Error::other(format!("not an HTTP response: {text:?}"));
+    let (head, body) = text.split_once("\r\n\r\n").ok_or_else(malformed)?;
     let status = head
         .split(' ')
         .nth(1)
         .and_then(|code| code.parse().ok())
-        .expect("a status code");
-    Response {
+        .ok_or_else(malformed)?;
+    Ok(Response {
         status,
         head: head.to_owned(),
         body: body.to_owned(),
-    }
+    })
 }
 
 /// The headers a browser's page load sends.
