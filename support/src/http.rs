@@ -1,0 +1,189 @@
+//! A plain HTTP/1.1 client over real TCP: one request on a fresh connection, the
+//! response read off the wire as it is (RFC 9112: status line, header fields, a
+//! chunked or sized body).
+//!
+//! Hand-written on purpose: the tests pin the bytes the server sends (framing,
+//! header fields, what a malformed request gets), which a client library would
+//! normalise or refuse.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use memchr::memmem;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// A response read off the wire, its body complete.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    /// The status line and header fields, as sent.
+    pub head: String,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// The first header field called `name` (ASCII case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().skip(1).find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            key.trim().eq_ignore_ascii_case(name).then(|| value.trim())
+        })
+    }
+
+    /// The body as text (lossy UTF-8).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// `GET path` with `Host: localhost` and `Connection: close`.
+pub async fn get(addr: SocketAddr, path: &str) -> io::Result<Response> {
+    get_with(addr, path, "Host: localhost\r\n").await
+}
+
+/// `GET path` with `Connection: close` and these header lines (each ending in
+/// `\r\n`, `Host` among them).
+pub async fn get_with(addr: SocketAddr, path: &str, headers: &str) -> io::Result<Response> {
+    request(
+        addr,
+        &format!("GET {path} HTTP/1.1\r\nConnection: close\r\n{headers}\r\n"),
+    )
+    .await
+}
+
+/// Sends the raw request bytes on a fresh connection and reads the response: to
+/// the end of its framed body (some servers, chromedriver among them, keep the
+/// connection open), or else to the end of the connection.
+pub async fn request(addr: SocketAddr, raw: &str) -> io::Result<Response> {
+    let mut stream = TcpStream::connect(addr).await?;
+    stream.write_all(raw.as_bytes()).await?;
+    let to_head = raw.starts_with("HEAD ");
+    let mut bytes = Vec::with_capacity(4096);
+    let mut chunk = [0_u8; 8192];
+    loop {
+        let read = stream.read(&mut chunk).await?;
+        if read == 0 {
+            return parse(&bytes, to_head);
+        }
+        bytes.extend_from_slice(&chunk[..read]);
+        if let Ok(response) = parse(&bytes, to_head) {
+            if to_head || response.header("content-length").is_some() || is_chunked(&response) {
+                return Ok(response);
+            }
+        }
+    }
+}
+
+/// Asks `GET path` until a response comes (of any status) and returns it; a
+/// refused connection is retried (the socket may not exist yet) and a request may
+/// wait in a socket's backlog while cargo builds. `check` runs every second while
+/// it waits (to fail early when the process that builds has failed); progress is
+/// printed every minute. Panics after `limit`.
+pub async fn first_answer(
+    addr: SocketAddr,
+    path: &str,
+    limit: Duration,
+    mut check: impl FnMut(),
+) -> Response {
+    let started = Instant::now();
+    let mut reported = started;
+    loop {
+        let attempt = get(addr, path);
+        tokio::pin!(attempt);
+        let outcome = loop {
+            tokio::select! {
+                outcome = &mut attempt => break outcome,
+                () = tokio::time::sleep(Duration::from_secs(1)) => {
+                    check();
+                    assert!(started.elapsed() < limit, "GET {path} did not answer within {limit:?}");
+                    if reported.elapsed() >= Duration::from_secs(60) {
+                        reported = Instant::now();
+                        eprintln!(
+                            "still waiting for GET {path} after {} s (cargo is building)",
+                            started.elapsed().as_secs()
+                        );
+                    }
+                }
+            }
+        };
+        if let Ok(response) = outcome {
+            return response;
+        }
+        check();
+        assert!(
+            started.elapsed() < limit,
+            "GET {path} did not answer within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until `GET /` answers 200, at most `limit`.
+pub async fn wait_ready(addr: SocketAddr, limit: Duration) {
+    crate::wait::until(&format!("GET / on {addr} to answer 200"), limit, || async {
+        let response = get(addr, "/").await.ok()?;
+        (response.status == 200).then_some(())
+    })
+    .await;
+}
+
+fn invalid(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what.to_owned())
+}
+
+fn is_chunked(response: &Response) -> bool {
+    response
+        .header("transfer-encoding")
+        .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
+}
+
+/// Parses a whole response; `Err` when the head or the framed body is incomplete.
+/// The answer to a `HEAD` request (`to_head`) has no body, whatever its header
+/// fields say.
+pub fn parse(bytes: &[u8], to_head: bool) -> io::Result<Response> {
+    let split = memmem::find(bytes, b"\r\n\r\n").ok_or_else(|| invalid("no end of head"))?;
+    let head = String::from_utf8_lossy(&bytes[..split]).into_owned();
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| invalid("no status"))?;
+    let mut response = Response {
+        status,
+        head,
+        body: Vec::new(),
+    };
+    let raw = &bytes[split + 4..];
+    let length = response
+        .header("content-length")
+        .and_then(|v| v.parse::<usize>().ok());
+    response.body = if to_head {
+        Vec::new()
+    } else if is_chunked(&response) {
+        dechunk(raw).ok_or_else(|| invalid("incomplete chunked body"))?
+    } else if let Some(len) = length {
+        raw.get(..len)
+            .ok_or_else(|| invalid("body shorter than Content-Length"))?
+            .to_vec()
+    } else {
+        raw.to_vec()
+    };
+    Ok(response)
+}
+
+fn dechunk(mut raw: &[u8]) -> Option<Vec<u8>> {
+    let mut body = Vec::new();
+    loop {
+        let line_end = memmem::find(raw, b"\r\n")?;
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&raw[..line_end]).ok()?.trim(), 16).ok()?;
+        raw = &raw[line_end + 2..];
+        if size == 0 {
+            return Some(body);
+        }
+        body.extend_from_slice(raw.get(..size)?);
+        raw = raw.get(size + 2..)?;
+    }
+}

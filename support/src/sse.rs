@@ -1,0 +1,146 @@
+//! A server-sent events client (WHATWG HTML, server-sent events): hyper's HTTP/1.1
+//! client connection for the request and the chunked body, eventsource-stream for
+//! the event stream's format.
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::time::Duration;
+
+use bytes::Bytes;
+use eventsource_stream::{Event, EventStreamError, Eventsource};
+use futures_util::{Stream, StreamExt};
+use http_body_util::{BodyDataStream, BodyExt, Empty};
+use hyper::client::conn::http1::SendRequest;
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+type Events = Pin<Box<dyn Stream<Item = Result<Event, EventStreamError<hyper::Error>>> + Send>>;
+
+/// An open event stream: the request sent, the response's head read.
+pub struct EventStream {
+    pub status: u16,
+    /// The status line and header fields, lower-cased, one per `\r\n`-ended line
+    /// (`http/1.1 200 ok`, `content-type: text/event-stream`, …).
+    pub head: String,
+    events: Events,
+}
+
+impl std::fmt::Debug for EventStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventStream")
+            .field("head", &self.head)
+            .finish()
+    }
+}
+
+impl EventStream {
+    /// The reload stream (`GET /auto_refresh`) on a new connection.
+    pub async fn open(addr: SocketAddr) -> io::Result<Self> {
+        Self::open_path(addr, "/auto_refresh").await
+    }
+
+    /// `GET path` with `Accept: text/event-stream` on a new connection.
+    pub async fn open_path(addr: SocketAddr, path: &str) -> io::Result<Self> {
+        let mut sender = connect(addr).await?;
+        Self::send(&mut sender, path).await
+    }
+
+    /// The reload stream asked for on a keep-alive connection after a `GET` of
+    /// `path`, whose answer is read whole first.
+    pub async fn open_after(addr: SocketAddr, path: &str) -> io::Result<Self> {
+        let mut sender = connect(addr).await?;
+        let first = sender
+            .send_request(request(path, "*/*"))
+            .await
+            .map_err(io::Error::other)?;
+        first
+            .into_body()
+            .collect()
+            .await
+            .map_err(io::Error::other)?;
+        sender.ready().await.map_err(io::Error::other)?;
+        Self::send(&mut sender, "/auto_refresh").await
+    }
+
+    async fn send(sender: &mut SendRequest<Empty<Bytes>>, path: &str) -> io::Result<Self> {
+        let response = sender
+            .send_request(request(path, "text/event-stream"))
+            .await
+            .map_err(io::Error::other)?;
+        let mut head =
+            format!("{:?} {}\r\n", response.version(), response.status()).to_ascii_lowercase();
+        for (name, value) in response.headers() {
+            let value = String::from_utf8_lossy(value.as_bytes()).to_ascii_lowercase();
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        Ok(Self {
+            status: response.status().as_u16(),
+            head,
+            events: BodyDataStream::new(response.into_body())
+                .eventsource()
+                .boxed(),
+        })
+    }
+
+    /// The next event's name (`message` when it has none) and data; `None` at the
+    /// end of the stream.
+    pub async fn next_event(&mut self) -> io::Result<Option<(String, String)>> {
+        match self.events.next().await {
+            Some(Ok(event)) => Ok(Some((event.event, event.data))),
+            Some(Err(err)) => Err(io::Error::other(err.to_string())),
+            None => Ok(None),
+        }
+    }
+
+    /// The next event called `name`, skipping others; panics after `limit` or at
+    /// the end of the stream.
+    pub async fn next_named(&mut self, name: &str, limit: Duration) -> String {
+        let wanted = async {
+            loop {
+                match self.next_event().await {
+                    Ok(Some((event, data))) if event == name => return data,
+                    Ok(Some(_)) => {}
+                    Ok(None) => panic!("the stream ended before a {name:?} event"),
+                    Err(err) => panic!("reading the stream for a {name:?} event: {err}"),
+                }
+            }
+        };
+        tokio::time::timeout(limit, wanted)
+            .await
+            .unwrap_or_else(|_| panic!("no {name:?} event within {limit:?}"))
+    }
+
+    /// Reads events until the server ends the stream; whether it did, cleanly,
+    /// within `limit`.
+    pub async fn ends_within(&mut self, limit: Duration) -> bool {
+        let end = async {
+            loop {
+                match self.next_event().await {
+                    Ok(Some(_)) => {}
+                    Ok(None) => return true,
+                    Err(_) => return false,
+                }
+            }
+        };
+        tokio::time::timeout(limit, end).await.unwrap_or(false)
+    }
+}
+
+async fn connect(addr: SocketAddr) -> io::Result<SendRequest<Empty<Bytes>>> {
+    let tcp = TcpStream::connect(addr).await?;
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .map_err(io::Error::other)?;
+    tokio::spawn(connection);
+    Ok(sender)
+}
+
+fn request(path: &str, accept: &str) -> Request<Empty<Bytes>> {
+    Request::get(path)
+        .header("host", "localhost")
+        .header("accept", accept)
+        .body(Empty::new())
+        .expect("a valid request")
+}
