@@ -20,7 +20,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use dev_support::chromium::{Browser, Options};
+use dev_support::chromium::{summary_ms, Browser, Options, TabState, READ_TAB};
 use dev_support::http::wait_ready;
 use dev_support::process::Proc;
 use dev_support::scratch::temp_dir;
@@ -70,7 +70,7 @@ async fn css_images_and_html_update_live() {
                 .await;
             assert_eq!(start.h1_text, OLD_HEADING, "at the start: {start:?}");
             assert_eq!(start.links, ["style.css"], "at the start: {start:?}");
-            assert_eq!(start.reloads, None, "at the start: {start:?}");
+            assert_eq!(start.tab.reloads, None, "at the start: {start:?}");
             let bg = tab.bg_color().await;
             assert!(near(bg, RED), "the background at the start: {bg:?}");
             tab.run("window.__marker = arguments[0];", vec![json!(MARKER)])
@@ -92,17 +92,8 @@ async fn css_edits(tab: &Tab<'_>, site: &Site) {
         let (took, _) = tab.swap_css(site, &edit_color(edit), &when).await;
         times.push(took);
     }
-    let mut sorted = times.clone();
-    sorted.sort_by(f64::total_cmp);
-    let each: Vec<String> = times.iter().map(|ms| format!("{ms:.0}")).collect();
-    eprintln!(
-        "style.css write to new style applied, {CSS_EDITS} edits: median {:.0} ms, \
-         min {:.0}, max {:.0} (each: {})",
-        median(&sorted),
-        sorted[0],
-        sorted[sorted.len() - 1],
-        each.join(", ")
-    );
+    let summary = summary_ms(&times);
+    eprintln!("style.css write to new style applied, {CSS_EDITS} edits: {summary}");
 }
 
 /// Step 2: an empty style.css is not announced; the write that fills it is.
@@ -198,13 +189,13 @@ async fn html_edit(tab: &Tab<'_>, site: &Site) {
             tokio::time::sleep(SETTLE).await;
         }
         let page = tab.read().await;
-        assert_eq!(page.reloads.as_deref(), Some("1"), "{when}: {page:?}");
+        assert_eq!(page.tab.reloads.as_deref(), Some("1"), "{when}: {page:?}");
         assert_eq!(
             page.marker, None,
             "{when}: a reload drops the marker: {page:?}"
         );
         assert_eq!(page.h1_text, NEW_HEADING, "{when}: {page:?}");
-        assert_eq!(page.url, tab.url, "{when}: {page:?}");
+        assert_eq!(page.tab.url, tab.url, "{when}: {page:?}");
         assert_eq!(page.links, ["style.css"], "{when}: {page:?}");
     }
     assert_eq!(
@@ -277,15 +268,6 @@ fn near(seen: [u8; 3], want: [u8; 3]) -> bool {
     seen.iter().zip(want).all(|(&a, b)| a.abs_diff(b) <= 8)
 }
 
-fn median(sorted: &[f64]) -> f64 {
-    let mid = sorted.len() / 2;
-    if sorted.len() % 2 == 0 {
-        (sorted[mid - 1] + sorted[mid]) / 2.0
-    } else {
-        sorted[mid]
-    }
-}
-
 fn now_ms() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -294,16 +276,14 @@ fn now_ms() -> f64 {
         * 1000.0
 }
 
-/// What the test reads from the page.
+/// What the test reads from the page, with [`read_page`].
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Page {
+    #[serde(flatten)]
+    tab: TabState,
     /// `window.__marker`: gone after a navigation.
     marker: Option<i64>,
-    /// `sessionStorage["axum-autoreload:reloads"]`.
-    reloads: Option<String>,
-    /// `<html data-autoreload>`.
-    autoreload: Option<String>,
     h1_text: String,
     h1_color: String,
     /// The `href` attribute of every `<link rel=stylesheet>`.
@@ -313,34 +293,29 @@ struct Page {
     logo_width: u64,
     logo_src: String,
     bg_image: String,
-    url: String,
-    ready_state: String,
 }
 
-const READ_PAGE: &str = r#"
-    var h1 = document.querySelector("h1");
-    var logo = document.getElementById("logo");
-    var bg = document.getElementById("bg");
-    var links = document.querySelectorAll('link[rel~="stylesheet"]');
-    var reloads = null;
-    try { reloads = sessionStorage.getItem(arguments[0]); } catch (e) {}
-    return {
-        marker: window.__marker === undefined ? null : window.__marker,
-        reloads: reloads,
-        autoreload: document.documentElement.getAttribute("data-autoreload"),
-        h1Text: h1 ? h1.textContent : "",
-        h1Color: h1 ? getComputedStyle(h1).color : "",
-        links: Array.prototype.map.call(links, function (link) {
-            return link.getAttribute("href");
-        }),
-        linksAdded: window.__linksAdded === undefined ? null : window.__linksAdded,
-        logoWidth: logo ? logo.naturalWidth : 0,
-        logoSrc: logo ? logo.src : "",
-        bgImage: bg ? getComputedStyle(bg).backgroundImage : "",
-        url: location.href,
-        readyState: document.readyState,
-    };
-"#;
+/// Reads a [`Page`]: [`READ_TAB`] and more.
+fn read_page() -> String {
+    format!(
+        r#"
+        var h1 = document.querySelector("h1");
+        var logo = document.getElementById("logo");
+        var bg = document.getElementById("bg");
+        var links = document.querySelectorAll('link[rel~="stylesheet"]');
+        return Object.assign((function () {{ {READ_TAB} }}).apply(this, arguments), {{
+            marker: window.__marker === undefined ? null : window.__marker,
+            h1Text: h1 ? h1.textContent : "",
+            h1Color: h1 ? getComputedStyle(h1).color : "",
+            links: Array.prototype.map.call(links, function (l) {{ return l.getAttribute("href"); }}),
+            linksAdded: window.__linksAdded === undefined ? null : window.__linksAdded,
+            logoWidth: logo ? logo.naturalWidth : 0,
+            logoSrc: logo ? logo.src : "",
+            bgImage: bg ? getComputedStyle(bg).backgroundImage : "",
+        }});
+    "#
+    )
+}
 
 /// Counts in `window.__linksAdded` the `<link>` elements added to the head from now.
 const COUNT_ADDED_LINKS: &str = r#"
@@ -394,7 +369,7 @@ const PNG_MIDDLE: &str = r#"
 
 impl Page {
     fn is_live(&self) -> bool {
-        self.autoreload.as_deref() == Some("live") && self.ready_state == "complete"
+        self.tab.is_live()
     }
 
     /// Still the page first loaded: no navigation, no reload.
@@ -405,7 +380,7 @@ impl Page {
             "{when}: the marker is gone, the page navigated: {self:?}"
         );
         assert_eq!(
-            self.reloads, None,
+            self.tab.reloads, None,
             "{when}: the page should not have reloaded: {self:?}"
         );
         assert!(self.is_live(), "{when}: the page is not live: {self:?}");
@@ -424,14 +399,14 @@ impl Tab<'_> {
     }
 
     async fn read(&self) -> Page {
-        let page = self.browser.read_as(0, READ_PAGE).await;
+        let page = self.browser.read_as(0, &read_page()).await;
         page.unwrap_or_else(|err| panic!("reading the page: {err}"))
     }
 
     /// Reads the page until `done` holds, at most [`WAIT`].
     async fn wait_for(&self, what: &str, done: impl Fn(&Page) -> bool) -> Page {
         let mut pages = (self.browser)
-            .wait_all_as(READ_PAGE, what, WAIT, |_, page| done(page))
+            .wait_all_as(&read_page(), what, WAIT, |_, page| done(page))
             .await;
         pages.remove(0)
     }
@@ -455,7 +430,7 @@ impl Tab<'_> {
             panic!("waiting for the h1 to turn {color} after a style.css edit: {err}")
         });
         let Some(applied) = applied.as_f64() else {
-            let page = self.browser.read_as::<Page>(0, READ_PAGE).await;
+            let page = self.browser.read_as::<Page>(0, &read_page()).await;
             panic!(
                 "the h1 did not turn {color} within {WAIT:?} of the style.css edit \
                  ({applied}): {page:?}"

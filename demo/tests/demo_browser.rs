@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use dev_support::chromium::{Browser, Options};
+use dev_support::chromium::{summary_ms, Browser, Options};
 use dev_support::http::wait_ready;
 use dev_support::process::Proc;
 use dev_support::socket::PassedSocket;
@@ -141,9 +141,9 @@ async fn ten_feed_tabs_update_live_and_keep_a_half_typed_message() {
             to_other.push(seen[0] - clicked);
             to_all.push(seen.iter().copied().fold(f64::MIN, f64::max) - clicked);
         }
-        let (to_other, to_all) = (format_ms(&to_other), format_ms(&to_all));
-        eprintln!("click on Post to the other tab's update, {ROUNDS} posts: {to_other} ms");
-        eprintln!("click on Post to all {TABS} tabs updated: {to_all} ms");
+        let (to_other, to_all) = (summary_ms(&to_other), summary_ms(&to_all));
+        eprintln!("click on Post to the other tab's update, {ROUNDS} posts: {to_other}");
+        eprintln!("click on Post to all {TABS} tabs updated: {to_all}");
 
         // The other tab: updated in place, what was typed and the focus kept.
         let state = browser.exec(other, FORM_STATE, Vec::new()).await;
@@ -208,16 +208,4 @@ async fn feed_tabs_with_one_stream_each() {
         eprintln!("one stream per tab: {loaded} of {TABS} feed tabs loaded, {live} live");
     })
     .await;
-}
-
-fn format_ms(values: &[f64]) -> String {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let median = sorted[sorted.len() / 2];
-    let all: Vec<String> = values.iter().map(|v| format!("{v:.0}")).collect();
-    format!(
-        "median {median:.0}, max {:.0} (each: {})",
-        sorted[sorted.len() - 1],
-        all.join(", ")
-    )
 }

@@ -345,6 +345,24 @@ impl Browser {
     }
 }
 
+/// `median … ms, min …, max … (each: …)` of timings in milliseconds, as the
+/// browser tests print what they measured in the page.
+pub fn summary_ms(times: &[f64]) -> String {
+    let mut sorted = times.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let (n, each): (usize, Vec<String>) = (
+        times.len(),
+        times.iter().map(|ms| format!("{ms:.0}")).collect(),
+    );
+    let median = (sorted[(n - 1) / 2] + sorted[n / 2]) / 2.0;
+    format!(
+        "median {median:.0} ms, min {:.0}, max {:.0} (each: {})",
+        sorted[0],
+        sorted[n - 1],
+        each.join(", ")
+    )
+}
+
 /// A session on headless `chromium` with its profile in `profile`.
 async fn connect(driver_port: u16, chromium: &Path, profile: &Path, options: Options) -> Client {
     let mut args: Vec<String> = CHROMIUM_FLAGS.map(str::to_owned).to_vec();
