@@ -43,14 +43,16 @@ async fn ten_tabs_reload_once_after_an_edit() {
         .0
         .to_owned();
     let page = copy.first_page.text();
-    assert!(
-        page.contains(&format!("<title>{old_title}</title>")),
-        "the home page should have the title {old_title:?}: {page}"
-    );
-    assert!(
-        page.contains("data-instance="),
-        "the home page should carry the injected client script: {page}"
-    );
+    let title = format!("<title>{old_title}</title>");
+    for (needle, what) in [
+        (&*title, "its title"),
+        ("data-instance=", "the client script"),
+    ] {
+        assert!(
+            page.contains(needle),
+            "the home page should carry {what} {needle:?}: {page}"
+        );
+    }
     let url = copy.url.clone();
     browser
         .run(async |browser| {
