@@ -17,21 +17,17 @@
 //! except under CI (`CI=true`), where it fails. Run it with
 //! `cargo test --test browser_live -- --nocapture` to see the timings.
 
-mod common;
-#[path = "browser/support.rs"]
-mod support;
-
-use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use fantoccini::{Client, Locator};
-use futures_util::FutureExt;
+use dev_support::chromium::{summary_ms, Browser, Options, TabState, READ_TAB};
+use dev_support::http::wait_ready;
+use dev_support::process::Proc;
+use dev_support::scratch::temp_dir;
+use dev_support::socket::PassedSocket;
+use fantoccini::Locator;
 use serde::Deserialize;
 use serde_json::{json, Value};
-
-use common::PassedSocket;
-use support::{Browser, Options, RELOADS_KEY};
 
 /// Bound on anything that takes milliseconds when it works.
 const WAIT: Duration = Duration::from_secs(5);
@@ -52,79 +48,56 @@ const GREEN: [u8; 3] = [0, 128, 0];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn css_images_and_html_update_live() {
-    let Some([chromium, chromedriver]) = Browser::tools_or_skip() else {
+    let Some(browser) = Browser::start_or_skip(Options::default()).await else {
         return;
     };
-    let work = support::temp_dir("axum-autoreload-live-e2e-");
+    let work = temp_dir("axum-autoreload-live-e2e-");
     let site = Site::create(&work.path().join("site"));
     let socket = PassedSocket::new();
     let root = site.root.to_str().expect("a UTF-8 temporary path");
-    let _server = socket.spawn(&["--root", root]);
-    common::wait_ready(socket.addr, Duration::from_secs(20)).await;
-
-    let mut browser =
-        Browser::start(&chromium, &chromedriver, work.path(), Options::default()).await;
+    let demo = env!("CARGO_BIN_EXE_axum-autoreload-demo");
+    let _server = Proc::spawn_on(&socket, demo, &["--root", root]);
+    wait_ready(socket.addr, Duration::from_secs(20)).await;
     let url = format!("http://{}/", socket.addr);
-    let outcome = AssertUnwindSafe(scenario(&mut browser, &site, &url))
-        .catch_unwind()
-        .await;
-    if outcome.is_err() {
-        browser.dump(DUMP).await;
-    }
-    browser.close(outcome).await;
-}
-
-async fn scenario(browser: &mut Browser, site: &Site, url: &str) {
     browser
-        .open_tab(url)
-        .await
-        .unwrap_or_else(|err| panic!("the tab did not load {url}: {err}"));
-    let tab = Tab {
-        client: browser.client.clone(),
-        url: url.to_owned(),
-    };
-    let start = tab
-        .wait_for("the page to be live, styled and with its logo", |page| {
-            page.is_live() && page.h1_color == INITIAL_COLOR && page.logo_width == 30
+        .run(async |browser| {
+            browser.open_tabs(&url, 1).await;
+            let tab = Tab { browser, url };
+            let start = tab
+                .wait_for("the page to be live, styled and with its logo", |page| {
+                    page.is_live() && page.h1_color == INITIAL_COLOR && page.logo_width == 30
+                })
+                .await;
+            assert_eq!(start.h1_text, OLD_HEADING, "at the start: {start:?}");
+            assert_eq!(start.links, ["style.css"], "at the start: {start:?}");
+            assert_eq!(start.tab.reloads, None, "at the start: {start:?}");
+            let bg = tab.bg_color().await;
+            assert!(near(bg, RED), "the background at the start: {bg:?}");
+            tab.run("window.__marker = arguments[0];", vec![json!(MARKER)])
+                .await;
+
+            css_edits(&tab, &site).await;
+            half_written_css(&tab, &site).await;
+            images(&tab, &site).await;
+            html_edit(&tab, &site).await;
         })
         .await;
-    assert_eq!(start.h1_text, OLD_HEADING, "at the start: {start:?}");
-    assert_eq!(start.links, ["style.css"], "at the start: {start:?}");
-    assert_eq!(start.reloads, None, "at the start: {start:?}");
-    let bg = tab.bg_color().await;
-    assert!(near(bg, RED), "the background at the start: {bg:?}");
-    tab.run("window.__marker = arguments[0];", vec![json!(MARKER)])
-        .await;
-
-    css_edits(&tab, site).await;
-    half_written_css(&tab, site).await;
-    images(&tab, site).await;
-    html_edit(&tab, site).await;
 }
 
 /// Step 1: [`CSS_EDITS`] edits of style.css, each swapped in without navigation.
-async fn css_edits(tab: &Tab, site: &Site) {
+async fn css_edits(tab: &Tab<'_>, site: &Site) {
     let mut times = Vec::new();
     for edit in 0..CSS_EDITS {
         let when = format!("after style.css edit {edit}");
         let (took, _) = tab.swap_css(site, &edit_color(edit), &when).await;
         times.push(took);
     }
-    let mut sorted = times.clone();
-    sorted.sort_by(f64::total_cmp);
-    let each: Vec<String> = times.iter().map(|ms| format!("{ms:.0}")).collect();
-    eprintln!(
-        "style.css write to new style applied, {CSS_EDITS} edits: median {:.0} ms, \
-         min {:.0}, max {:.0} (each: {})",
-        median(&sorted),
-        sorted[0],
-        sorted[sorted.len() - 1],
-        each.join(", ")
-    );
+    let summary = summary_ms(&times);
+    eprintln!("style.css write to new style applied, {CSS_EDITS} edits: {summary}");
 }
 
 /// Step 2: an empty style.css is not announced; the write that fills it is.
-async fn half_written_css(tab: &Tab, site: &Site) {
+async fn half_written_css(tab: &Tab<'_>, site: &Site) {
     let before = tab.read().await;
     tab.run(COUNT_ADDED_LINKS, Vec::new()).await;
     site.write("style.css", "");
@@ -150,7 +123,7 @@ async fn half_written_css(tab: &Tab, site: &Site) {
 /// Step 3: logo.svg and bg.svg edited: the `<img>` and the CSS background show the
 /// new files, with no navigation; the background stays new after a stylesheet
 /// swap.
-async fn images(tab: &Tab, site: &Site) {
+async fn images(tab: &Tab<'_>, site: &Site) {
     let written = Instant::now();
     site.write("logo.svg", &svg(90, 45, "green"));
     let page = tab
@@ -199,7 +172,7 @@ async fn images(tab: &Tab, site: &Site) {
 }
 
 /// Step 4: index.html edited: the tab reloads, once.
-async fn html_edit(tab: &Tab, site: &Site) {
+async fn html_edit(tab: &Tab<'_>, site: &Site) {
     let written = Instant::now();
     site.write("index.html", &index_html(NEW_HEADING));
     let page = tab
@@ -216,13 +189,13 @@ async fn html_edit(tab: &Tab, site: &Site) {
             tokio::time::sleep(SETTLE).await;
         }
         let page = tab.read().await;
-        assert_eq!(page.reloads.as_deref(), Some("1"), "{when}: {page:?}");
+        assert_eq!(page.tab.reloads.as_deref(), Some("1"), "{when}: {page:?}");
         assert_eq!(
             page.marker, None,
             "{when}: a reload drops the marker: {page:?}"
         );
         assert_eq!(page.h1_text, NEW_HEADING, "{when}: {page:?}");
-        assert_eq!(page.url, tab.url, "{when}: {page:?}");
+        assert_eq!(page.tab.url, tab.url, "{when}: {page:?}");
         assert_eq!(page.links, ["style.css"], "{when}: {page:?}");
     }
     assert_eq!(
@@ -295,15 +268,6 @@ fn near(seen: [u8; 3], want: [u8; 3]) -> bool {
     seen.iter().zip(want).all(|(&a, b)| a.abs_diff(b) <= 8)
 }
 
-fn median(sorted: &[f64]) -> f64 {
-    let mid = sorted.len() / 2;
-    if sorted.len() % 2 == 0 {
-        (sorted[mid - 1] + sorted[mid]) / 2.0
-    } else {
-        sorted[mid]
-    }
-}
-
 fn now_ms() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -312,16 +276,14 @@ fn now_ms() -> f64 {
         * 1000.0
 }
 
-/// What the test reads from the page.
+/// What the test reads from the page, with [`read_page`].
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Page {
+    #[serde(flatten)]
+    tab: TabState,
     /// `window.__marker`: gone after a navigation.
     marker: Option<i64>,
-    /// `sessionStorage["axum-autoreload:reloads"]`.
-    reloads: Option<String>,
-    /// `<html data-autoreload>`.
-    autoreload: Option<String>,
     h1_text: String,
     h1_color: String,
     /// The `href` attribute of every `<link rel=stylesheet>`.
@@ -331,34 +293,29 @@ struct Page {
     logo_width: u64,
     logo_src: String,
     bg_image: String,
-    url: String,
-    ready_state: String,
 }
 
-const READ_PAGE: &str = r#"
-    var h1 = document.querySelector("h1");
-    var logo = document.getElementById("logo");
-    var bg = document.getElementById("bg");
-    var links = document.querySelectorAll('link[rel~="stylesheet"]');
-    var reloads = null;
-    try { reloads = sessionStorage.getItem(arguments[0]); } catch (e) {}
-    return {
-        marker: window.__marker === undefined ? null : window.__marker,
-        reloads: reloads,
-        autoreload: document.documentElement.getAttribute("data-autoreload"),
-        h1Text: h1 ? h1.textContent : "",
-        h1Color: h1 ? getComputedStyle(h1).color : "",
-        links: Array.prototype.map.call(links, function (link) {
-            return link.getAttribute("href");
-        }),
-        linksAdded: window.__linksAdded === undefined ? null : window.__linksAdded,
-        logoWidth: logo ? logo.naturalWidth : 0,
-        logoSrc: logo ? logo.src : "",
-        bgImage: bg ? getComputedStyle(bg).backgroundImage : "",
-        url: location.href,
-        readyState: document.readyState,
-    };
-"#;
+/// Reads a [`Page`]: [`READ_TAB`] and more.
+fn read_page() -> String {
+    format!(
+        r#"
+        var h1 = document.querySelector("h1");
+        var logo = document.getElementById("logo");
+        var bg = document.getElementById("bg");
+        var links = document.querySelectorAll('link[rel~="stylesheet"]');
+        return Object.assign((function () {{ {READ_TAB} }}).apply(this, arguments), {{
+            marker: window.__marker === undefined ? null : window.__marker,
+            h1Text: h1 ? h1.textContent : "",
+            h1Color: h1 ? getComputedStyle(h1).color : "",
+            links: Array.prototype.map.call(links, function (l) {{ return l.getAttribute("href"); }}),
+            linksAdded: window.__linksAdded === undefined ? null : window.__linksAdded,
+            logoWidth: logo ? logo.naturalWidth : 0,
+            logoSrc: logo ? logo.src : "",
+            bgImage: bg ? getComputedStyle(bg).backgroundImage : "",
+        }});
+    "#
+    )
+}
 
 /// Counts in `window.__linksAdded` the `<link>` elements added to the head from now.
 const COUNT_ADDED_LINKS: &str = r#"
@@ -410,23 +367,9 @@ const PNG_MIDDLE: &str = r#"
     }, function (err) { done(String(err)); });
 "#;
 
-/// The page's head, its links and scripts, printed with its state on failure.
-const DUMP: &str = r#"
-    var page = (document.head ? document.head.outerHTML : "(no head)") +
-        "\n" + (document.body ? document.body.outerHTML.slice(0, 2000) : "(no body)");
-    var sheets = Array.prototype.map.call(document.styleSheets, function (sheet) {
-        var rules = [];
-        try {
-            rules = Array.prototype.map.call(sheet.cssRules, function (rule) { return rule.cssText; });
-        } catch (e) {}
-        return (sheet.href || "(inline)") + ": " + rules.join(" ");
-    });
-    return page + "\nsheets:\n" + sheets.join("\n");
-"#;
-
 impl Page {
     fn is_live(&self) -> bool {
-        self.autoreload.as_deref() == Some("live") && self.ready_state == "complete"
+        self.tab.is_live()
     }
 
     /// Still the page first loaded: no navigation, no reload.
@@ -437,7 +380,7 @@ impl Page {
             "{when}: the marker is gone, the page navigated: {self:?}"
         );
         assert_eq!(
-            self.reloads, None,
+            self.tab.reloads, None,
             "{when}: the page should not have reloaded: {self:?}"
         );
         assert!(self.is_live(), "{when}: the page is not live: {self:?}");
@@ -445,50 +388,27 @@ impl Page {
 }
 
 /// The one tab of the test.
-struct Tab {
-    client: Client,
+struct Tab<'b> {
+    browser: &'b Browser,
     url: String,
 }
 
-impl Tab {
+impl Tab<'_> {
     async fn run(&self, script: &str, args: Vec<Value>) -> Value {
-        self.client
-            .execute(script, args)
-            .await
-            .unwrap_or_else(|err| panic!("running {script}: {err}"))
-    }
-
-    async fn try_read(&self) -> Result<Page, String> {
-        let value = self
-            .client
-            .execute(READ_PAGE, vec![json!(RELOADS_KEY)])
-            .await
-            .map_err(|err| err.to_string())?;
-        serde_json::from_value(value.clone()).map_err(|err| format!("{err}: {value}"))
+        self.browser.exec(0, script, args).await
     }
 
     async fn read(&self) -> Page {
-        self.try_read()
-            .await
-            .unwrap_or_else(|err| panic!("reading the page: {err}"))
+        let page = self.browser.read_as(0, &read_page()).await;
+        page.unwrap_or_else(|err| panic!("reading the page: {err}"))
     }
 
     /// Reads the page until `done` holds, at most [`WAIT`].
     async fn wait_for(&self, what: &str, done: impl Fn(&Page) -> bool) -> Page {
-        let started = Instant::now();
-        loop {
-            let last = match self.try_read().await {
-                Ok(page) if done(&page) => return page,
-                Ok(page) => format!("{page:?}"),
-                // A page in the middle of a navigation may refuse a script.
-                Err(err) => err,
-            };
-            assert!(
-                started.elapsed() < WAIT,
-                "timed out after {WAIT:?} waiting for {what}; last seen: {last}"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        let mut pages = (self.browser)
+            .wait_all_as(&read_page(), what, WAIT, |_, page| done(page))
+            .await;
+        pages.remove(0)
     }
 
     /// Writes style.css with the h1 in `color` and returns the time in ms from the
@@ -501,12 +421,16 @@ impl Tab {
         let css = style(color);
         let written = now_ms();
         site.write("style.css", &css);
-        let applied = self.client.execute_async(AWAIT_APPLIED, Vec::new()).await;
+        let applied = self
+            .browser
+            .client
+            .execute_async(AWAIT_APPLIED, Vec::new())
+            .await;
         let applied = applied.unwrap_or_else(|err| {
             panic!("waiting for the h1 to turn {color} after a style.css edit: {err}")
         });
         let Some(applied) = applied.as_f64() else {
-            let page = self.try_read().await;
+            let page = self.browser.read_as::<Page>(0, &read_page()).await;
             panic!(
                 "the h1 did not turn {color} within {WAIT:?} of the style.css edit \
                  ({applied}): {page:?}"
@@ -536,27 +460,13 @@ impl Tab {
 
     /// The color at the middle of `#bg`, from a screenshot of it.
     async fn bg_color(&self) -> [u8; 3] {
-        let element = self
-            .client
-            .find(Locator::Id("bg"))
-            .await
-            .expect("finding #bg");
+        let client = &self.browser.client;
+        let element = client.find(Locator::Id("bg")).await.expect("finding #bg");
         let png = element.screenshot().await.expect("a screenshot of #bg");
-        let pixel = self
-            .client
-            .execute_async(PNG_MIDDLE, vec![json!(png)])
-            .await
-            .expect("decoding the screenshot of #bg");
-        let channels: Vec<u8> = pixel
-            .as_array()
-            .unwrap_or_else(|| panic!("decoding the screenshot of #bg: {pixel}"))
-            .iter()
-            .filter_map(Value::as_u64)
-            .filter_map(|channel| u8::try_from(channel).ok())
-            .collect();
-        channels
-            .try_into()
-            .unwrap_or_else(|_| panic!("decoding the screenshot of #bg: {pixel}"))
+        let pixel = client.execute_async(PNG_MIDDLE, vec![json!(png)]).await;
+        let pixel = pixel.expect("decoding the screenshot of #bg");
+        serde_json::from_value(pixel.clone())
+            .unwrap_or_else(|err| panic!("decoding the screenshot of #bg: {err}: {pixel}"))
     }
 
     /// Waits for `#bg` to show `color`, at most [`WAIT`].

@@ -15,28 +15,24 @@
 //!    onto the new server (the browser revalidates the page; a `304 Not Modified`
 //!    must not bring back the copy that names the old server).
 //!
-//! Needs chromium and chromedriver on PATH. Without them the tests are skipped,
+//! Needs chromium and chromedriver on PATH: without them the tests are skipped,
 //! except under CI (`CI=true`), where they fail. Run them with
 //! `cargo test --test browser_restart -- --nocapture` to see the timings.
 
-mod common;
-#[path = "browser/support.rs"]
-mod support;
-
 use std::net::SocketAddr;
-use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::process::ExitStatus;
 use std::time::{Duration, Instant, SystemTime};
 
-use common::{PassedSocket, Server};
-use futures_util::FutureExt;
+use dev_support::chromium::{Browser, Options, TabState};
+use dev_support::process::Proc;
+use dev_support::scratch::temp_dir;
+use dev_support::socket::PassedSocket;
 use nix::sys::signal::Signal;
 use serde_json::json;
-use tempfile::TempDir;
 
-use support::{Browser, Options, TabState};
-
+/// The demo binary under test.
+const DEMO: &str = env!("CARGO_BIN_EXE_axum-autoreload-demo");
 /// Tabs open on the app.
 const TABS: usize = 2;
 /// Bound on anything that takes milliseconds when it works (a tab reloading, a
@@ -56,73 +52,115 @@ const LONG_TITLE: &str = "a long page";
 
 #[tokio::test]
 async fn tabs_reload_once_after_sigkill_and_after_a_gap() {
-    let Some(mut run) = Run::start("/").await else {
-        return;
-    };
-    let outcome = AssertUnwindSafe(run.kill_then_gap()).catch_unwind().await;
-    run.finish(outcome).await;
+    with_run("/", async |run| {
+        run.sigkill().await;
+        run.graceful_with_gap().await;
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn scroll_position_survives_a_restart() {
-    let Some(mut run) = Run::start(LONG_PAGE).await else {
-        return;
-    };
-    let outcome = AssertUnwindSafe(run.scroll_kept()).catch_unwind().await;
-    run.finish(outcome).await;
+    with_run(LONG_PAGE, async |run| run.scroll_kept().await).await;
 }
 
 #[tokio::test]
 async fn unchanged_static_page_reloads_once_after_a_restart() {
-    let Some(mut run) = Run::start(LONG_PAGE).await else {
+    with_run(LONG_PAGE, async |run| run.unchanged_static_page().await).await;
+}
+
+/// Starts Chromium and the demo (or skips), opens the tabs on `path`, checks that
+/// they are live on the first server, and runs `scenario`.
+async fn with_run(path: &str, scenario: impl AsyncFnOnce(&mut Run<'_>)) {
+    let Some(browser) = Browser::start_or_skip(Options::default()).await else {
         return;
     };
-    let outcome = AssertUnwindSafe(run.unchanged_static_page())
-        .catch_unwind()
+    let work = temp_dir("axum-autoreload-restart-e2e-");
+    let static_dir = work.path().join("static");
+    std::fs::create_dir(&static_dir).expect("creating the static directory");
+    let long_page = static_dir.join("long.html");
+    std::fs::write(&long_page, long_page_html()).expect("writing long.html");
+    let args = vec![
+        format!("--static-dir={}", static_dir.display()),
+        format!("--db={}", work.path().join("posts.sqlite3").display()),
+        "--drain-deadline=1000".to_owned(),
+    ];
+    let socket = PassedSocket::new();
+    let started = Instant::now();
+    browser
+        .run(async |browser| {
+            let mut run = Run {
+                browser,
+                server: None,
+                args,
+                long_page,
+                touches: 0,
+                title: String::new(),
+                instance: String::new(),
+                socket,
+            };
+            run.serve();
+            let (instance, home_title) = home(run.socket.addr).await;
+            run.instance = instance;
+            run.title = if path == LONG_PAGE {
+                LONG_TITLE.to_owned()
+            } else {
+                home_title
+            };
+            let url = format!("http://{}{path}", run.socket.addr);
+            for (i, tab) in run
+                .browser
+                .open_live(&url, TABS, WAIT)
+                .await
+                .iter()
+                .enumerate()
+            {
+                assert_eq!(tab.title, run.title, "tab {i} at the start: {tab:?}");
+                assert_eq!(tab.reloads, None, "tab {i} at the start: {tab:?}");
+                assert_eq!(tab.badge, None, "tab {i} at the start: {tab:?}");
+                let instance = Some(run.instance.as_str());
+                assert_eq!(
+                    tab.instance.as_deref(),
+                    instance,
+                    "tab {i} at the start: {tab:?}"
+                );
+            }
+            scenario(&mut run).await;
+        })
         .await;
-    run.finish(outcome).await;
+    let took = started.elapsed().as_millis();
+    eprintln!("passed in {took} ms (after Chromium started)");
 }
 
 /// An HTML page far taller than the window, that turns off the browser's own
 /// scroll restoration so that only the client script can bring the position back.
 fn long_page_html() -> String {
-    let mut page = format!(
+    let paragraphs: String = (0..300)
+        .map(|i| format!("<p>Paragraph {i}: long enough to make the page scroll.</p>\n"))
+        .collect();
+    format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <title>{LONG_TITLE}</title>\
-         <script>history.scrollRestoration = \"manual\";</script></head>\n<body>\n"
-    );
-    for i in 0..300 {
-        page.push_str(&format!(
-            "<p>Paragraph {i}: long enough to make the page scroll.</p>\n"
-        ));
-    }
-    page.push_str("</body></html>\n");
-    page
-}
-
-fn spawn(socket: &PassedSocket, args: &[String]) -> Server {
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    socket.spawn(&args)
+         <script>history.scrollRestoration = \"manual\";</script></head>\n<body>\n\
+         {paragraphs}</body></html>\n"
+    )
 }
 
 /// `GET /` on the running server: its instance id (from the injected script tag)
 /// and the page's title.
 async fn home(addr: SocketAddr) -> (String, String) {
-    let response = tokio::time::timeout(WAIT, common::get(addr, "/"))
+    let response = tokio::time::timeout(WAIT, dev_support::http::get(addr, "/"))
         .await
         .unwrap_or_else(|_| panic!("GET / did not answer within {WAIT:?}"))
         .expect("GET /");
     let page = response.text();
     assert_eq!(response.status, 200, "GET /: {page}");
     let between = |start: &str, end: &str| {
-        let from = page
-            .find(start)
-            .unwrap_or_else(|| panic!("GET / has no {start:?}: {page}"))
-            + start.len();
-        let len = page[from..]
-            .find(end)
+        let (_, rest) =
+            (page.split_once(start)).unwrap_or_else(|| panic!("GET / has no {start:?}: {page}"));
+        let (found, _) = (rest.split_once(end))
             .unwrap_or_else(|| panic!("GET / has no {end:?} after {start:?}: {page}"));
-        page[from..from + len].to_owned()
+        found.to_owned()
     };
     (
         between("data-instance=\"", "\""),
@@ -130,10 +168,11 @@ async fn home(addr: SocketAddr) -> (String, String) {
     )
 }
 
-/// A demo server on a passed socket and a Chromium with [`TABS`] tabs on it.
-struct Run {
+/// A demo server on a passed socket, and the tabs of a Chromium on it.
+struct Run<'b> {
+    browser: &'b mut Browser,
     /// The demo server, while one runs.
-    server: Option<Server>,
+    server: Option<Proc>,
     socket: PassedSocket,
     args: Vec<String>,
     /// The long page's file.
@@ -144,112 +183,14 @@ struct Run {
     title: String,
     /// The instance id of the running (or last) server.
     instance: String,
-    started: Instant,
-    /// Chromium and its tabs; dropped after the server.
-    browser: Browser,
-    /// Holds the static directory and Chromium's profile; dropped last.
-    _work: TempDir,
 }
 
-impl Run {
-    /// Starts the server and Chromium, opens the tabs on `path` and waits for them
-    /// to be live on the server. `None` when the test is skipped.
-    async fn start(path: &str) -> Option<Self> {
-        let [chromium, chromedriver] = Browser::tools_or_skip()?;
-        let work = support::temp_dir("axum-autoreload-restart-e2e-");
-        let static_dir = work.path().join("static");
-        std::fs::create_dir(&static_dir).expect("creating the static directory");
-        let long_page = static_dir.join("long.html");
-        std::fs::write(&long_page, long_page_html()).expect("writing long.html");
-
-        let socket = PassedSocket::new();
-        let args = vec![
-            "--static-dir".to_owned(),
-            static_dir.display().to_string(),
-            "--drain-deadline".to_owned(),
-            "1000".to_owned(),
-        ];
-        let server = spawn(&socket, &args);
-        let (instance, home_title) = home(socket.addr).await;
-
-        let browser =
-            Browser::start(&chromium, &chromedriver, work.path(), Options::default()).await;
-
-        let mut run = Self {
-            server: Some(server),
-            socket,
-            args,
-            long_page,
-            touches: 0,
-            title: if path == LONG_PAGE {
-                LONG_TITLE.to_owned()
-            } else {
-                home_title
-            },
-            instance,
-            started: Instant::now(),
-            browser,
-            _work: work,
-        };
-        let url = format!("http://{}{path}", run.socket.addr);
-        let opened = AssertUnwindSafe(run.open_tabs(&url)).catch_unwind().await;
-        if let Err(panic) = opened {
-            run.finish(Err(panic)).await;
-            unreachable!("finish resumes the panic");
-        }
-        Some(run)
-    }
-
-    /// Dumps the tabs if `outcome` is a panic, quits Chromium, stops everything and
-    /// resumes the panic if there was one.
-    async fn finish(self, outcome: std::thread::Result<()>) {
-        if outcome.is_err() {
-            self.browser.dump(DUMP).await;
-        } else {
-            eprintln!(
-                "passed in {} ms (after Chromium started)",
-                self.started.elapsed().as_millis()
-            );
-        }
-        // Quit Chromium; the guards kill whatever is left (chromedriver with
-        // Chromium, the server), the panic or not.
-        self.browser.close(outcome).await;
-    }
-
-    /// Opens the tabs on `url` and checks that they are live on the first server.
-    async fn open_tabs(&mut self, url: &str) {
-        for i in 0..TABS {
-            self.browser
-                .open_tab(url)
-                .await
-                .unwrap_or_else(|err| panic!("tab {i} did not load {url}: {err}"));
-        }
-        let states = self
-            .browser
-            .wait_all("every tab to be live", WAIT, |_, tab| tab.is_live())
-            .await;
-        for (i, tab) in states.iter().enumerate() {
-            assert_eq!(tab.title, self.title, "tab {i} at the start: {tab:?}");
-            assert_eq!(tab.reloads, None, "tab {i} at the start: {tab:?}");
-            assert_eq!(tab.badge, None, "tab {i} at the start: {tab:?}");
-            assert_eq!(
-                tab.instance.as_deref(),
-                Some(self.instance.as_str()),
-                "tab {i} at the start: {tab:?}"
-            );
-        }
-    }
-
-    /// Scenario 1: the server dies without a goodbye and the next one starts at once;
-    /// then it is stopped with SIGINT and nothing answers for [`GAP`].
-    async fn kill_then_gap(&mut self) {
-        self.sigkill().await;
-        self.graceful_with_gap().await;
-    }
-
+impl Run<'_> {
+    /// Scenario 1, first half: the server dies without a goodbye and the next one
+    /// starts at once.
     async fn sigkill(&mut self) {
         let killed = Instant::now();
-        self.stop(Signal::SIGKILL).await;
+        self.stop(Signal::SIGKILL);
         let title = self.title.clone();
         let down = |when: &str, i: usize, tab: &TabState| {
             assert_eq!(
@@ -263,42 +204,36 @@ impl Run {
                 "tab {i} {when} reloaded with no server: {tab:?}"
             );
         };
+        let what = "every tab to show it is down after SIGKILL";
         self.browser
-            .wait_all(
-                "every tab to show it is down after SIGKILL",
-                WAIT,
-                |i, tab| {
-                    down("while waiting for it to be down", i, tab);
-                    tab.is_down()
-                },
-            )
+            .wait_all(what, WAIT, |i, tab| {
+                down("while waiting for it to be down", i, tab);
+                tab.is_down()
+            })
             .await;
-        eprintln!(
-            "SIGKILL: every tab down with the badge {} ms after the kill",
-            killed.elapsed().as_millis()
-        );
+        let took = killed.elapsed().as_millis();
+        eprintln!("SIGKILL: every tab down with the badge {took} ms after the kill");
         let rest = AFTER_KILL.saturating_sub(killed.elapsed());
         self.observe("after SIGKILL", rest, |i, tab| {
             down("after SIGKILL", i, tab);
             assert!(tab.is_down(), "tab {i} stopped being down: {tab:?}");
         })
         .await;
-
         self.start_and_expect_one_reload("after SIGKILL", "1").await;
         self.settle("after SIGKILL", "1").await;
     }
 
+    /// Scenario 1, second half: the server is stopped with SIGINT and nothing
+    /// answers for [`GAP`].
     async fn graceful_with_gap(&mut self) {
         let stopped = Instant::now();
-        let status = self.stop(Signal::SIGINT).await;
+        let status = self.stop(Signal::SIGINT);
         assert!(
             status.success(),
             "the server exited with {status} on SIGINT"
         );
-        eprintln!(
-            "SIGINT: the server exited after {} ms",
-            stopped.elapsed().as_millis()
-        );
+        let took = stopped.elapsed().as_millis();
+        eprintln!("SIGINT: the server exited after {took} ms");
         let gone = Instant::now();
         let title = self.title.clone();
         let mut down_after = [None; TABS];
@@ -309,8 +244,9 @@ impl Run {
                 "tab {i} {} ms into the gap shows another page (an error page?): {tab:?}",
                 gone.elapsed().as_millis()
             );
+            let reloads = tab.reloads.as_deref();
             assert_eq!(
-                tab.reloads.as_deref(),
+                reloads,
                 Some("1"),
                 "tab {i} reloaded with no server: {tab:?}"
             );
@@ -328,8 +264,7 @@ impl Run {
         for (i, down) in down_after.iter().enumerate() {
             assert!(
                 down.is_some(),
-                "tab {i} never showed it was down (with the badge) in the {} ms with no \
-                 server",
+                "tab {i} never showed it was down (with the badge) in the {} ms with no server",
                 GAP.as_millis()
             );
         }
@@ -337,9 +272,9 @@ impl Run {
             "SIGINT: tabs first seen down with the badge at {:?} ms into the gap",
             down_after.map(|at| at.map(|at| at.as_millis()))
         );
-        self.start_and_expect_one_reload("after SIGINT and a gap", "2")
-            .await;
-        self.settle("after SIGINT and a gap", "2").await;
+        let when = "after SIGINT and a gap";
+        self.start_and_expect_one_reload(when, "2").await;
+        self.settle(when, "2").await;
     }
 
     /// Scenario 2: the tabs, scrolled down the long page, come back where they were
@@ -367,10 +302,8 @@ impl Run {
             at_positions(&scrolls),
             "after the restart the tabs should be back at {SCROLL:?}, they are at {scrolls:?}"
         );
-        eprintln!(
-            "scroll: tabs back at {scrolls:?} {} ms after SIGINT",
-            stopped.elapsed().as_millis()
-        );
+        let took = stopped.elapsed().as_millis();
+        eprintln!("scroll: tabs back at {scrolls:?} {took} ms after SIGINT");
 
         // Control: the client does not get to save the position this time.
         const DROP_SAVED_SCROLL: &str = r#"
@@ -382,12 +315,8 @@ impl Run {
             };
         "#;
         for i in 0..TABS {
-            self.browser.switch(i).await;
-            self.browser
-                .client
-                .execute(DROP_SAVED_SCROLL, vec![json!(SCROLL_KEY)])
-                .await
-                .unwrap_or_else(|err| panic!("tab {i}: patching sessionStorage: {err}"));
+            let args = vec![json!(SCROLL_KEY)];
+            self.browser.exec(i, DROP_SAVED_SCROLL, args).await;
         }
         self.scroll_to(SCROLL).await;
         self.touch_long_page();
@@ -418,72 +347,54 @@ impl Run {
     /// it gets the whole page.
     fn touch_long_page(&mut self) {
         self.touches += 1;
+        let modified = SystemTime::now() + Duration::from_secs(60 * self.touches);
         std::fs::File::options()
             .write(true)
             .open(&self.long_page)
-            .and_then(|file| {
-                file.set_modified(SystemTime::now() + Duration::from_secs(60 * self.touches))
-            })
+            .and_then(|file| file.set_modified(modified))
             .expect("moving long.html's modification time forward");
     }
 
     /// Scrolls each tab to its position and checks it got there.
     async fn scroll_to(&mut self, positions: [i64; TABS]) {
         for (i, y) in positions.into_iter().enumerate() {
-            self.browser.switch(i).await;
-            let at = self
-                .browser
-                .client
-                .execute(
-                    "window.scrollTo(0, arguments[0]); return window.scrollY;",
-                    vec![json!(y)],
-                )
-                .await
-                .unwrap_or_else(|err| panic!("tab {i}: scrolling: {err}"));
-            assert_eq!(
-                at.as_f64(),
-                Some(y as f64),
-                "tab {i} could not scroll to {y} (is the page long enough?)"
-            );
+            let script = "window.scrollTo(0, arguments[0]); return window.scrollY;";
+            let at = self.browser.exec(i, script, vec![json!(y)]).await;
+            let could = format!("tab {i} could not scroll to {y} (is the page long enough?)");
+            assert_eq!(at.as_f64(), Some(y as f64), "{could}");
         }
     }
 
     async fn scrolls(&mut self) -> Vec<f64> {
         let mut scrolls = Vec::new();
         for i in 0..TABS {
-            self.browser.switch(i).await;
-            let y = self
-                .browser
-                .client
-                .execute("return window.scrollY;", Vec::new())
-                .await
-                .unwrap_or_else(|err| panic!("tab {i}: reading scrollY: {err}"));
-            scrolls.push(y.as_f64().unwrap_or(-1.0));
+            let tab = self.browser.read(i).await;
+            scrolls.push(
+                tab.unwrap_or_else(|err| panic!("reading tab {i}: {err}"))
+                    .scroll_y,
+            );
         }
         scrolls
     }
 
+    /// Starts the next server on the socket.
+    fn serve(&mut self) {
+        assert!(self.server.is_none(), "a server is still running");
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        self.server = Some(Proc::spawn_on(&self.socket, DEMO, &args));
+    }
+
     /// Sends `signal` to the server and waits for it to exit.
-    async fn stop(&mut self, signal: Signal) -> ExitStatus {
-        let server = self.server.as_mut().expect("a server is running");
+    fn stop(&mut self, signal: Signal) -> ExitStatus {
+        let mut server = self.server.take().expect("a server is running");
         server.signal(signal);
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(status) = server.child.try_wait().expect("waiting on the server") {
-                self.server = None;
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the server did not exit within {WAIT:?} of {signal}"
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        let status = server.wait_exit(WAIT);
+        status.unwrap_or_else(|| panic!("the server did not exit within {WAIT:?} of {signal}"))
     }
 
     /// SIGINT, and the next server at once; every tab reloads once onto it.
     async fn restart(&mut self, when: &str, reloads: &str) {
-        let status = self.stop(Signal::SIGINT).await;
+        let status = self.stop(Signal::SIGINT);
         assert!(
             status.success(),
             "the server exited with {status} on SIGINT"
@@ -495,17 +406,17 @@ impl Run {
     /// reload counter going from one less to `reloads`, its title the same all
     /// along.
     async fn start_and_expect_one_reload(&mut self, when: &str, reloads: &str) {
-        assert!(self.server.is_none(), "a server is still running");
         let old = self.instance.clone();
         let title = self.title.clone();
         let before = reloads.parse::<u32>().expect("a count") - 1;
         let before = (before > 0).then(|| before.to_string());
         let spawned = Instant::now();
-        self.server = Some(spawn(&self.socket, &self.args));
+        self.serve();
         let mut first = None;
+        let what = format!("every tab to reload {when}");
         let states = self
             .browser
-            .wait_all(&format!("every tab to reload {when}"), WAIT, |i, tab| {
+            .wait_all(&what, WAIT, |i, tab| {
                 assert!(
                     tab.title == title || tab.title.is_empty(),
                     "tab {i} {when} shows another page (an error page?): {tab:?}"
@@ -543,11 +454,10 @@ impl Run {
     async fn settle(&mut self, when: &str, reloads: &str) {
         let when = format!("{when}, {} ms later", SETTLE.as_millis());
         tokio::time::sleep(SETTLE).await;
+        let what = format!("every tab to be live {when}");
         let states = self
             .browser
-            .wait_all(&format!("every tab to be live {when}"), WAIT, |_, tab| {
-                tab.is_live()
-            })
+            .wait_all(&what, WAIT, |_, tab| tab.is_live())
             .await;
         for (i, tab) in states.iter().enumerate() {
             self.expect_on(i, tab, &when, reloads);
@@ -557,21 +467,22 @@ impl Run {
     /// Tab `i` is live on the current server, shows the page's title and has
     /// reloaded `reloads` times.
     fn expect_on(&self, i: usize, tab: &TabState, when: &str, reloads: &str) {
+        let instance = Some(self.instance.as_str());
         assert!(tab.is_live(), "tab {i} {when} is not live: {tab:?}");
         assert_eq!(tab.title, self.title, "tab {i} {when}: {tab:?}");
         assert_eq!(
             tab.badge, None,
             "tab {i} {when} still shows the badge: {tab:?}"
         );
+        let on = tab.instance.as_deref();
         assert_eq!(
-            tab.instance.as_deref(),
-            Some(self.instance.as_str()),
+            on, instance,
             "tab {i} {when} is not on the new server: {tab:?}"
         );
         if tab.url.ends_with('/') {
             assert_eq!(
                 tab.shown_instance.as_deref(),
-                Some(self.instance.as_str()),
+                instance,
                 "tab {i} {when}: the page does not show the new instance: {tab:?}"
             );
         }
@@ -617,19 +528,5 @@ impl Run {
 /// Whether every tab is within a few pixels of its position in [`SCROLL`].
 fn at_positions(scrolls: &[f64]) -> bool {
     scrolls.len() == TABS
-        && scrolls
-            .iter()
-            .zip(SCROLL)
-            .all(|(&y, want)| (y - want as f64).abs() <= 3.0)
+        && (scrolls.iter().zip(SCROLL)).all(|(&y, want)| (y - want as f64).abs() <= 3.0)
 }
-
-/// A tab's head, its scripts and the start of its text, printed with its state on
-/// failure to see why a tab is stuck.
-const DUMP: &str = r#"
-    var scripts = Array.prototype.map.call(document.scripts, function (script) {
-        return script.outerHTML;
-    });
-    return (document.head ? document.head.outerHTML.slice(0, 1000) : "(no head)") +
-        "\n" + scripts.join("\n") +
-        "\n" + (document.body ? document.body.innerText.slice(0, 300) : "(no body)");
-"#;

@@ -1,6 +1,8 @@
 //! A headless Chromium session through a chromedriver of its own (WebDriver, with
 //! fantoccini), the tabs a test opened in it, and what the tests read from a tab.
 
+use std::fmt::Debug;
+use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -8,7 +10,10 @@ use std::time::{Duration, Instant};
 use fantoccini::error::CmdError;
 use fantoccini::wd::{TimeoutConfiguration, WindowHandle};
 use fantoccini::{Client, ClientBuilder};
+use futures_util::FutureExt;
 use hyper_util::client::legacy::connect::HttpConnector;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::process::Proc;
@@ -19,8 +24,6 @@ use crate::tools::{find_or_skip, CHROMEDRIVER, CHROMIUM};
 pub const RELOADS_KEY: &str = "axum-autoreload:reloads";
 /// The badge the client script shows while the server is down.
 pub const BADGE_TEXT: &str = "restarting\u{2026}";
-/// The pause between two rounds of reads in [`Browser::wait_all`].
-const POLL: Duration = Duration::from_millis(10);
 
 /// Chromium's flags in every browser test.
 const CHROMIUM_FLAGS: [&str; 9] = [
@@ -41,9 +44,6 @@ const UNTHROTTLED_FLAGS: [&str; 3] = [
     "--disable-renderer-backgrounding",
     "--disable-backgrounding-occluded-windows",
 ];
-
-/// How long chromedriver may take to answer `GET /status` at start.
-const DRIVER_START: Duration = Duration::from_secs(30);
 
 /// How a test wants its [`Browser`]: `Options::default()`, changed with the
 /// methods below.
@@ -80,10 +80,11 @@ impl Options {
 }
 
 /// What the browser tests read from a tab, with [`READ_TAB`].
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct TabState {
     pub title: String,
-    /// `<html data-autoreload>`: live, down or reloading.
+    /// `<html data-autoreload>`: live, down, reloading or failed.
     pub autoreload: Option<String>,
     /// The text of `#axum-autoreload-badge`, if there is one.
     pub badge: Option<String>,
@@ -98,8 +99,8 @@ pub struct TabState {
     pub scroll_y: f64,
 }
 
-/// Reads a [`TabState`]; gets [`RELOADS_KEY`] as `arguments[0]`.
-const READ_TAB: &str = r#"
+/// Reads a [`TabState`] (see [`Browser::read_as`]).
+pub const READ_TAB: &str = r#"
     var script = document.querySelector("script[data-instance]");
     var badge = document.getElementById("axum-autoreload-badge");
     var shown = document.getElementById("instance");
@@ -118,22 +119,21 @@ const READ_TAB: &str = r#"
     };
 "#;
 
-impl TabState {
-    fn from_json(value: &Value) -> Self {
-        let text = |key: &str| value.get(key).and_then(Value::as_str).map(str::to_owned);
-        Self {
-            title: text("title").unwrap_or_default(),
-            autoreload: text("autoreload"),
-            badge: text("badge"),
-            reloads: text("reloads"),
-            instance: text("instance"),
-            shown_instance: text("shownInstance"),
-            url: text("url").unwrap_or_default(),
-            ready_state: text("readyState").unwrap_or_default(),
-            scroll_y: value.get("scrollY").and_then(Value::as_f64).unwrap_or(-1.0),
-        }
-    }
+/// What [`Browser::run`] prints of each tab when the scenario fails: the head,
+/// the scripts, the start of the body and the stylesheets' rules.
+const DUMP: &str = r#"
+    var part = function (list, text) { return Array.prototype.map.call(list, text).join("\n"); };
+    return (document.head ? document.head.outerHTML.slice(0, 2000) : "(no head)") +
+        "\nscripts:\n" + part(document.scripts, function (s) { return s.outerHTML.slice(0, 300); }) +
+        "\nbody:\n" + (document.body ? document.body.outerHTML.slice(0, 2000) : "(no body)") +
+        "\nsheets:\n" + part(document.styleSheets, function (sheet) {
+            var rules = "";
+            try { rules = part(sheet.cssRules, function (r) { return r.cssText; }); } catch (e) {}
+            return (sheet.href || "(inline)") + ": " + rules;
+        });
+"#;
 
+impl TabState {
     /// Live on its server, and loaded.
     pub fn is_live(&self) -> bool {
         self.autoreload.as_deref() == Some("live") && self.ready_state == "complete"
@@ -148,7 +148,7 @@ impl TabState {
 /// A headless Chromium session through a chromedriver of its own, with the tabs a
 /// test opened in it. chromedriver runs as a [`Proc`]: dropping the `Browser`
 /// kills it with Chromium and everything else it started (printing its log's tail
-/// if the thread is panicking); [`Browser::close`] quits the session first.
+/// if the thread is panicking).
 #[derive(Debug)]
 pub struct Browser {
     pub client: Client,
@@ -172,27 +172,37 @@ impl Browser {
         let port = free_port();
         let mut command = Command::new(chromedriver);
         command.arg(format!("--port={port}"));
-        let mut chromedriver = Proc::spawn("chromedriver", command);
-        wait_for_chromedriver(&mut chromedriver, port).await;
+        let mut driver = Proc::spawn("chromedriver", command);
+        let limit = Duration::from_secs(30);
+        crate::wait::until("chromedriver to answer GET /status", limit, || {
+            let exited = driver.exited();
+            async move {
+                assert!(exited.is_none(), "chromedriver exited at start: {exited:?}");
+                let status = crate::http::get(([127, 0, 0, 1], port).into(), "/status").await;
+                status.ok().filter(|response| response.status == 200)
+            }
+        })
+        .await;
         let profile = crate::scratch::temp_dir("chromium-profile-");
         let client = connect(port, chromium, profile.path(), options).await;
         Self {
             client,
             tabs: Vec::new(),
-            _chromedriver: chromedriver,
+            _chromedriver: driver,
             _profile: profile,
         }
     }
 
-    /// Quits Chromium (waiting at most 10 s for it) and resumes `outcome`'s panic
-    /// if there was one; dropping `self` then stops chromedriver with whatever is
-    /// left.
-    pub async fn close<T>(self, outcome: std::thread::Result<T>) -> T {
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.client.close()).await;
-        match outcome {
-            Ok(value) => value,
-            Err(panic) => std::panic::resume_unwind(panic),
+    /// Runs `scenario` on this session. If it panics, prints every tab (its state
+    /// and the parts of its page that show why it is stuck); then quits Chromium
+    /// (waiting at most 10 s for it) and resumes the panic if there was one.
+    pub async fn run<T>(mut self, scenario: impl AsyncFnOnce(&mut Self) -> T) -> T {
+        let outcome = AssertUnwindSafe(scenario(&mut self)).catch_unwind().await;
+        if outcome.is_err() {
+            self.dump().await;
         }
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.client.close()).await;
+        outcome.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     }
 
     /// Opens a tab (the first time, the window the session started with), switches
@@ -210,53 +220,84 @@ impl Browser {
         self.client.goto(url).await
     }
 
-    /// Switches to tab `i`.
-    pub async fn switch(&self, i: usize) {
-        self.client
-            .switch_to_window(self.tabs[i].clone())
-            .await
-            .unwrap_or_else(|err| panic!("switching to tab {i}: {err}"));
+    /// Opens `count` tabs on `url`; panics when one does not load.
+    pub async fn open_tabs(&mut self, url: &str, count: usize) {
+        for i in 0..count {
+            let loaded = self.open_tab(url).await;
+            loaded.unwrap_or_else(|err| panic!("tab {i} did not load {url}: {err}"));
+        }
     }
 
-    /// Reads tab `i`'s state, or the WebDriver error (a tab in the middle of a
+    /// Opens `count` tabs on `url` and waits, at most `limit`, for every one to be
+    /// live; returns their states.
+    pub async fn open_live(&mut self, url: &str, count: usize, limit: Duration) -> Vec<TabState> {
+        self.open_tabs(url, count).await;
+        self.wait_all("every tab to be live", limit, |_, tab| tab.is_live())
+            .await
+    }
+
+    /// Switches to tab `i`.
+    pub async fn switch(&self, i: usize) {
+        let switched = self.client.switch_to_window(self.tabs[i].clone()).await;
+        switched.unwrap_or_else(|err| panic!("switching to tab {i}: {err}"));
+    }
+
+    /// Runs `script` with `args` in tab `i` and returns what it returns; panics on
+    /// a WebDriver error.
+    pub async fn exec(&self, i: usize, script: &str, args: Vec<Value>) -> Value {
+        self.switch(i).await;
+        let value = self.client.execute(script, args).await;
+        value.unwrap_or_else(|err| panic!("tab {i}: running {script}: {err}"))
+    }
+
+    /// Reads tab `i` with `script`, which gets [`RELOADS_KEY`] as `arguments[0]`
+    /// and returns a `T`; or the WebDriver error (a tab in the middle of a
     /// navigation may refuse a script).
-    pub async fn read(&self, i: usize) -> Result<TabState, CmdError> {
+    pub async fn read_as<T: DeserializeOwned>(
+        &self,
+        i: usize,
+        script: &str,
+    ) -> Result<T, CmdError> {
         self.client.switch_to_window(self.tabs[i].clone()).await?;
         let value = self
             .client
-            .execute(READ_TAB, vec![json!(RELOADS_KEY)])
+            .execute(script, vec![json!(RELOADS_KEY)])
             .await?;
-        Ok(TabState::from_json(&value))
+        serde_json::from_value(value).map_err(CmdError::Json)
     }
 
-    /// Polls every tab until `done` holds for all of them at once and returns their
-    /// states. `done` gets every state read and may assert on it. Panics with
-    /// `what` after `timeout`.
+    /// Reads tab `i`'s [`TabState`].
+    pub async fn read(&self, i: usize) -> Result<TabState, CmdError> {
+        self.read_as(i, READ_TAB).await
+    }
+
+    /// [`Self::wait_all_as`] with [`READ_TAB`].
     pub async fn wait_all(
         &self,
         what: &str,
-        timeout: Duration,
+        limit: Duration,
         done: impl FnMut(usize, &TabState) -> bool,
     ) -> Vec<TabState> {
-        self.wait_all_checking(what, timeout, done, || {}).await
+        self.wait_all_as(READ_TAB, what, limit, done).await
     }
 
-    /// [`Self::wait_all`], running `between` after each round that is not done
-    /// (to check on other processes).
-    pub async fn wait_all_checking(
+    /// Reads every tab with `script` (as [`Self::read_as`]) until `done` holds for
+    /// all of them at once, and returns what it read. `done` gets every state read
+    /// and may assert on it. Panics with `what` and the last states after `limit`.
+    pub async fn wait_all_as<T: DeserializeOwned + Debug>(
         &self,
+        script: &str,
         what: &str,
-        timeout: Duration,
-        mut done: impl FnMut(usize, &TabState) -> bool,
-        mut between: impl FnMut(),
-    ) -> Vec<TabState> {
+        limit: Duration,
+        mut done: impl FnMut(usize, &T) -> bool,
+    ) -> Vec<T> {
         let started = Instant::now();
-        let mut states: Vec<Option<TabState>> = vec![None; self.tabs.len()];
+        let mut states: Vec<Option<T>> = self.tabs.iter().map(|_| None).collect();
         let mut errors = 0_usize;
         loop {
             let mut all = true;
             for (i, state) in states.iter_mut().enumerate() {
-                match self.read(i).await {
+                match self.read_as(i, script).await {
                     Ok(tab) => {
                         all &= done(i, &tab);
                         *state = Some(tab);
@@ -273,37 +314,30 @@ impl Browser {
             if all {
                 return states.into_iter().flatten().collect();
             }
-            between();
-            if started.elapsed() > timeout {
-                let states: Vec<String> = states
-                    .iter()
-                    .enumerate()
-                    .map(|(i, state)| format!("  tab {i}: {state:?}"))
-                    .collect();
-                panic!(
-                    "timed out after {timeout:?} waiting for {what} ({errors} WebDriver errors); \
-                     last seen:\n{}",
-                    states.join("\n")
-                );
-            }
-            tokio::time::sleep(POLL).await;
+            assert!(
+                started.elapsed() < limit,
+                "timed out after {limit:?} waiting for {what} ({errors} WebDriver errors); \
+                 last seen: {states:#?}"
+            );
+            tokio::time::sleep(crate::wait::POLL).await;
         }
     }
 
-    /// Prints every tab's state and what `script` returns (a string: the parts of
-    /// the page that show why a tab is stuck).
-    pub async fn dump(&self, script: &str) {
+    /// Prints every tab's state and what [`DUMP`] shows of its page.
+    async fn dump(&self) {
         for i in 0..self.tabs.len() {
             let dump = async {
                 let state = self.read(i).await?;
-                let html = self.client.execute(script, Vec::new()).await?;
-                Ok::<_, CmdError>((state, html))
+                let page = self.client.execute(DUMP, Vec::new()).await?;
+                Ok::<_, CmdError>((state, page))
             };
             match tokio::time::timeout(Duration::from_secs(10), dump).await {
-                Ok(Ok((state, html))) => eprintln!(
-                    "---- tab {i}: {state:?}\n{}",
-                    html.as_str().unwrap_or_default()
-                ),
+                Ok(Ok((state, page))) => {
+                    eprintln!(
+                        "---- tab {i}: {state:?}\n{}",
+                        page.as_str().unwrap_or_default()
+                    );
+                }
                 Ok(Err(err)) => eprintln!("---- tab {i}: cannot read it: {err}"),
                 Err(_) => eprintln!("---- tab {i}: no answer within 10 s"),
             }
@@ -311,30 +345,29 @@ impl Browser {
     }
 }
 
-/// Waits for chromedriver to answer `GET /status`, at most [`DRIVER_START`].
-async fn wait_for_chromedriver(chromedriver: &mut Proc, port: u16) {
-    let deadline = Instant::now() + DRIVER_START;
-    loop {
-        if let Some(status) = chromedriver.exited() {
-            panic!("chromedriver exited at start: {status}");
-        }
-        let status = crate::http::get(([127, 0, 0, 1], port).into(), "/status");
-        match tokio::time::timeout(Duration::from_secs(5), status).await {
-            Ok(Ok(response)) if response.status == 200 => return,
-            other => assert!(
-                Instant::now() < deadline,
-                "chromedriver did not answer GET /status within {DRIVER_START:?}: {other:?}"
-            ),
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+/// `median … ms, min …, max … (each: …)` of timings in milliseconds, as the
+/// browser tests print what they measured in the page.
+pub fn summary_ms(times: &[f64]) -> String {
+    let mut sorted = times.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let (n, each): (usize, Vec<String>) = (
+        times.len(),
+        times.iter().map(|ms| format!("{ms:.0}")).collect(),
+    );
+    let median = (sorted[(n - 1) / 2] + sorted[n / 2]) / 2.0;
+    format!(
+        "median {median:.0} ms, min {:.0}, max {:.0} (each: {})",
+        sorted[0],
+        sorted[n - 1],
+        each.join(", ")
+    )
 }
 
 /// A session on headless `chromium` with its profile in `profile`.
 async fn connect(driver_port: u16, chromium: &Path, profile: &Path, options: Options) -> Client {
-    let mut args: Vec<String> = CHROMIUM_FLAGS.iter().map(|&flag| flag.to_owned()).collect();
+    let mut args: Vec<String> = CHROMIUM_FLAGS.map(str::to_owned).to_vec();
     if options.unthrottled_background_tabs {
-        args.extend(UNTHROTTLED_FLAGS.iter().map(|&flag| flag.to_owned()));
+        args.extend(UNTHROTTLED_FLAGS.map(str::to_owned));
     }
     args.push(format!("--user-data-dir={}", profile.display()));
     let capabilities = json!({
@@ -350,13 +383,9 @@ async fn connect(driver_port: u16, chromium: &Path, profile: &Path, options: Opt
         .connect(&format!("http://127.0.0.1:{driver_port}"))
         .await
         .expect("starting a Chromium session through chromedriver");
-    client
-        .update_timeouts(TimeoutConfiguration::new(
-            Some(Duration::from_secs(10)),
-            Some(options.page_load),
-            None,
-        ))
-        .await
-        .expect("setting WebDriver timeouts");
+    let timeouts =
+        TimeoutConfiguration::new(Some(Duration::from_secs(10)), Some(options.page_load), None);
+    let set = client.update_timeouts(timeouts).await;
+    set.expect("setting WebDriver timeouts");
     client
 }

@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::{getpgrp, Pid};
 
+use crate::socket::PassedSocket;
+
 /// A running child process, stopped on drop: first `stop` (SIGTERM unless told
 /// otherwise) and up to `grace` for it to exit, then SIGKILL to it, to its
 /// process group and to every descendant and group found from it. If the thread
@@ -55,6 +57,17 @@ impl Proc {
             stop: Signal::SIGTERM,
             grace: Duration::from_secs(2),
         }
+    }
+
+    /// Spawns `program` with `args` and `socket` passed on through `LISTEN_FDS`, as
+    /// watchexec passes it.
+    pub fn spawn_on(socket: &PassedSocket, program: &str, args: &[&str]) -> Self {
+        let mut command = Command::new(program);
+        socket.pass_to(command.args(args));
+        let name = Path::new(program)
+            .file_name()
+            .and_then(|name| name.to_str());
+        Self::spawn(name.unwrap_or(program), command)
     }
 
     /// Stop it with `signal` (and wait up to `grace` for it) before the SIGKILLs.

@@ -1,8 +1,21 @@
-//! Temporary directories and scratch copies of the workspace, for tests and
-//! benchmarks that edit sources and rebuild.
+//! Temporary directories, scratch copies of the workspace for tests and
+//! benchmarks that edit sources and rebuild, and a copy served by watchexec.
 
+use std::ffi::OsString;
 use std::fs;
+use std::io::Write;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+
+use crate::chromium::{Browser, Options};
+use crate::http::{first_answer, Response};
+use crate::process::Proc;
+use crate::socket::free_port;
+use crate::tools::{find_or_skip, CHROMEDRIVER, CHROMIUM, WATCHEXEC};
 
 /// The workspace root: the library, with the demo, the runner and this crate
 /// beside it.
@@ -11,6 +24,11 @@ pub fn workspace() -> PathBuf {
         .parent()
         .expect("the support crate sits in the workspace")
         .to_owned()
+}
+
+/// Cargo's target directory: `CARGO_TARGET_DIR`, or the workspace's `target/`.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| workspace().join("target"), PathBuf::from)
 }
 
 /// A new temporary directory named `{prefix}…`, removed when dropped.
@@ -36,34 +54,132 @@ pub fn copy_dir(from: &Path, to: &Path) {
         fs::read_dir(from).unwrap_or_else(|err| panic!("reading {}: {err}", from.display()));
     for entry in entries {
         let entry = entry.unwrap_or_else(|err| panic!("reading {}: {err}", from.display()));
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
+        let (from, to) = (entry.path(), to.join(entry.file_name()));
+        if from.is_dir() {
             if !matches!(entry.file_name().to_str(), Some("target" | ".git" | "data")) {
-                copy_dir(&entry.path(), &target);
+                copy_dir(&from, &to);
             }
-        } else {
-            fs::copy(entry.path(), &target).unwrap_or_else(|err| {
-                panic!(
-                    "copying {} to {}: {err}",
-                    entry.path().display(),
-                    target.display()
-                )
-            });
+        } else if let Err(err) = fs::copy(&from, &to) {
+            panic!("copying {} to {}: {err}", from.display(), to.display());
         }
     }
 }
 
-/// Replaces the one occurrence of `old` in the file at `path` with `new`; panics
-/// when `old` is not there exactly once.
+/// Replaces the one occurrence of `old` in the file at `path` with `new`, as an
+/// editor's atomic save does (written beside, then renamed in: a watcher never
+/// sees half a file); panics when `old` is not there exactly once.
 pub fn edit(path: &Path, old: &str, new: &str) {
     let text =
         fs::read_to_string(path).unwrap_or_else(|err| panic!("reading {}: {err}", path.display()));
-    assert_eq!(
-        text.matches(old).count(),
-        1,
-        "{old:?} once in {}",
-        path.display()
-    );
-    fs::write(path, text.replacen(old, new, 1))
+    let found = text.matches(old).count();
+    assert_eq!(found, 1, "{old:?} once in {}", path.display());
+    let dir = path.parent().expect("a file in a directory");
+    let mut staged = tempfile::NamedTempFile::new_in(dir).expect("a file beside the edited one");
+    staged
+        .write_all(text.replacen(old, new, 1).as_bytes())
+        .and_then(|()| staged.persist(path).map(drop).map_err(|err| err.error))
         .unwrap_or_else(|err| panic!("writing {}: {err}", path.display()));
+}
+
+/// A scratch copy of the workspace served on a free port by `watchexec --socket`,
+/// which holds the socket and restarts the program on every change under `src/`
+/// or `demo/src/`. Builds go to `e2e/` in [`target_dir`], kept between runs so
+/// that only the first compiles the dependencies.
+#[derive(Debug)]
+pub struct WatchedCopy {
+    /// The copy of the workspace.
+    pub root: PathBuf,
+    /// `http://127.0.0.1:{port}/`.
+    pub url: String,
+    /// The first answer to `GET /`, a 200.
+    pub first_page: Response,
+    pub watchexec: Proc,
+    _dir: tempfile::TempDir,
+}
+
+impl WatchedCopy {
+    /// How long the first build may take: in CI it compiles every dependency.
+    pub const FIRST_BUILD: Duration = Duration::from_secs(15 * 60);
+
+    /// Finds chromium, chromedriver and watchexec or skips (see [`find_or_skip`]),
+    /// then [`Self::start`]s and opens a [`Browser`] with `options`.
+    pub async fn with_browser_or_skip(
+        options: Options,
+        program: impl FnOnce(&Path) -> Vec<OsString>,
+    ) -> Option<(Self, Browser)> {
+        let [chromium, chromedriver, watchexec] =
+            find_or_skip([CHROMIUM, CHROMEDRIVER, WATCHEXEC])?;
+        let copy = Self::start(&watchexec, program).await;
+        Some((
+            copy,
+            Browser::start(&chromium, &chromedriver, options).await,
+        ))
+    }
+
+    /// Copies the workspace, runs `watchexec` on it with the program and arguments
+    /// that `program` gives for the copy (it may build something first), and waits
+    /// for the first page. Panics if watchexec exits or the build fails first.
+    pub async fn start(watchexec: &Path, program: impl FnOnce(&Path) -> Vec<OsString>) -> Self {
+        let dir = temp_dir("axum-autoreload-e2e-");
+        let root = dir.path().join("app");
+        copy_workspace(&root);
+        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let mut command = Command::new(watchexec);
+        command
+            .args(["--socket", &addr.to_string(), "--restart"])
+            .args([
+                "--stop-signal",
+                "SIGINT",
+                "-w",
+                "src",
+                "-w",
+                "demo/src",
+                "--",
+            ])
+            .args(program(&root))
+            .current_dir(&root)
+            .env("CARGO_TARGET_DIR", Self::target_dir())
+            .env("RUST_LOG", "info");
+        let mut watchexec =
+            Proc::spawn("watchexec", command).stop_with(Signal::SIGTERM, Duration::from_secs(10));
+        let started = Instant::now();
+        let first_page = first_answer(addr, "/", Self::FIRST_BUILD, || {
+            check(&mut watchexec, "the first page");
+        })
+        .await;
+        assert_eq!(first_page.status, 200, "GET /: {}", first_page.text());
+        let took = started.elapsed().as_millis();
+        eprintln!("first page after {took} ms (includes building the copy)");
+        Self {
+            root,
+            url: format!("http://{addr}/"),
+            first_page,
+            watchexec,
+            _dir: dir,
+        }
+    }
+
+    /// Where the copy's builds go.
+    pub fn target_dir() -> PathBuf {
+        target_dir().join("e2e")
+    }
+
+    /// Panics if watchexec has exited or cargo failed to build or run the copy.
+    pub fn check(&mut self, waiting_for: &str) {
+        check(&mut self.watchexec, waiting_for);
+    }
+}
+
+/// Panics if `watchexec` has exited or cargo failed to build or run the copy (a
+/// line of its log starts with `error`: `error: could not compile`, `error[E0425]:
+/// …`).
+fn check(watchexec: &mut Proc, waiting_for: &str) {
+    if let Some(status) = watchexec.exited() {
+        panic!("watchexec exited ({status}) while waiting for {waiting_for}");
+    }
+    let log = watchexec.log_text();
+    assert!(
+        !log.lines().any(|line| line.starts_with("error")),
+        "cargo failed to build or run the copy while waiting for {waiting_for}"
+    );
 }

@@ -10,22 +10,17 @@ pub struct Tool {
     pub install: &'static str,
 }
 
-pub const CHROMIUM: Tool = Tool {
-    name: "chromium",
-    install: "apt-get install -y chromium chromium-driver",
-};
-pub const CHROMEDRIVER: Tool = Tool {
-    name: "chromedriver",
-    install: "apt-get install -y chromium chromium-driver",
-};
-pub const WATCHEXEC: Tool = Tool {
-    name: "watchexec",
-    install: "cargo install --locked watchexec-cli",
-};
-pub const WRK: Tool = Tool {
-    name: "wrk",
-    install: "apt-get install -y wrk",
-};
+const APT_CHROMIUM: &str = "apt-get install -y chromium chromium-driver";
+pub const CHROMIUM: Tool = Tool::new("chromium", APT_CHROMIUM);
+pub const CHROMEDRIVER: Tool = Tool::new("chromedriver", APT_CHROMIUM);
+pub const WATCHEXEC: Tool = Tool::new("watchexec", "cargo install --locked watchexec-cli");
+pub const WRK: Tool = Tool::new("wrk", "apt-get install -y wrk");
+
+impl Tool {
+    const fn new(name: &'static str, install: &'static str) -> Self {
+        Self { name, install }
+    }
+}
 
 /// Whether this run is CI's (`CI=true`), where a missing tool fails the test.
 pub fn under_ci() -> bool {
