@@ -2,23 +2,23 @@
 //! inherited socket, as watchexec does, while clients send requests on fresh
 //! connections. No request may fail.
 
-mod common;
+#[path = "demo/support.rs"]
+mod demo;
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{get, wait_ready, PassedSocket};
+use dev_support::http::{get, wait_ready};
+use dev_support::socket::PassedSocket;
 use nix::sys::signal::Signal;
 
 /// How many restarts; `RESTARTS=50 cargo test --test restart -- --nocapture` runs more
 /// and prints the figures.
 fn restarts() -> usize {
-    std::env::var("RESTARTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(30)
+    let restarts = std::env::var("RESTARTS").ok();
+    restarts.and_then(|v| v.parse().ok()).unwrap_or(30)
 }
 const CLIENTS: usize = 4;
 
@@ -30,43 +30,33 @@ struct Tally {
     instances: BTreeSet<String>,
 }
 
+/// Sends `GET /` on fresh connections until `stop`, tallying the answers.
+async fn client(addr: std::net::SocketAddr, stop: Arc<AtomicBool>) -> Tally {
+    let mut tally = Tally::default();
+    while !stop.load(Ordering::Relaxed) {
+        let started = Instant::now();
+        let result = tokio::time::timeout(Duration::from_secs(10), get(addr, "/")).await;
+        tally.worst = tally.worst.max(started.elapsed());
+        match result {
+            Ok(Ok(page)) if page.status == 200 && page.text().ends_with("</html>") => {
+                tally.ok += 1;
+                tally.instances.extend(instance_of(&page.text()));
+            }
+            Ok(Ok(page)) => tally.failures.push(format!("{}: {}", page.status, page.text())),
+            Ok(Err(err)) => tally.failures.push(err.to_string()),
+            Err(_) => tally.failures.push("no answer in 10 s".to_owned()),
+        }
+    }
+    tally
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_request_fails_across_restarts() {
     let socket = PassedSocket::new();
-    let mut server = socket.spawn(&[]);
-    wait_ready(socket.addr, Duration::from_secs(20)).await;
-
+    let mut server = demo::start(&socket, &[]).await;
     let stop = Arc::new(AtomicBool::new(false));
     let clients: Vec<_> = (0..CLIENTS)
-        .map(|_| {
-            let stop = Arc::clone(&stop);
-            let addr = socket.addr;
-            tokio::spawn(async move {
-                let mut tally = Tally::default();
-                while !stop.load(Ordering::Relaxed) {
-                    let started = Instant::now();
-                    let result =
-                        tokio::time::timeout(Duration::from_secs(10), get(addr, "/")).await;
-                    tally.worst = tally.worst.max(started.elapsed());
-                    match result {
-                        Ok(Ok(page)) if page.status == 200 && page.text().ends_with("</html>") => {
-                            tally.ok += 1;
-                            if let Some(id) = instance_of(&page.text()) {
-                                tally.instances.insert(id);
-                            }
-                        }
-                        Ok(Ok(page)) => {
-                            tally
-                                .failures
-                                .push(format!("{}: {}", page.status, page.text()))
-                        }
-                        Ok(Err(err)) => tally.failures.push(err.to_string()),
-                        Err(_) => tally.failures.push("no answer in 10 s".to_owned()),
-                    }
-                }
-                tally
-            })
-        })
+        .map(|_| tokio::spawn(client(socket.addr, Arc::clone(&stop))))
         .collect();
 
     let restarts = restarts();
@@ -74,18 +64,14 @@ async fn no_request_fails_across_restarts() {
         // Signal a process that serves: one still starting has no handler yet and
         // dies of the SIGINT (slow starts happen on a loaded machine). Only one
         // process holds the socket at a time, so any answer is the new one's.
-        wait_ready(socket.addr, Duration::from_secs(20)).await;
+        wait_ready(socket.addr, demo::READY).await;
         tokio::time::sleep(Duration::from_millis(50)).await;
         server.signal(Signal::SIGINT);
-        let status = server
-            .wait_exit(Duration::from_secs(5))
-            .unwrap_or_else(|| panic!("restart {restart}: the server did not exit within 5 s"));
-        assert!(
-            status.success(),
-            "restart {restart}: exit status {status:?}"
-        );
+        let status = server.wait_exit(Duration::from_secs(5));
+        let status = status.unwrap_or_else(|| panic!("restart {restart}: no exit within 5 s"));
+        assert!(status.success(), "restart {restart}: exit status {status:?}");
         // As watchexec does: start the next one on the same socket at once.
-        server = socket.spawn(&[]);
+        server = demo::spawn_on(&socket, &[]);
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     stop.store(true, Ordering::Relaxed);
@@ -105,11 +91,7 @@ async fn no_request_fails_across_restarts() {
         total.worst.as_millis(),
         total.instances.len(),
     );
-    assert!(
-        total.failures.is_empty(),
-        "failed requests: {:?}",
-        total.failures
-    );
+    assert!(total.failures.is_empty(), "failed requests: {:?}", total.failures);
     assert!(
         total.instances.len() > restarts / 2,
         "the clients were served by many of the {} processes, not one: {:?}",
@@ -119,7 +101,6 @@ async fn no_request_fails_across_restarts() {
 }
 
 fn instance_of(page: &str) -> Option<String> {
-    let start = page.find("data-instance=\"")? + "data-instance=\"".len();
-    let end = start + page[start..].find('"')?;
-    Some(page[start..end].to_owned())
+    let (_, rest) = page.split_once("data-instance=\"")?;
+    Some(rest.split_once('"')?.0.to_owned())
 }

@@ -4,7 +4,6 @@
 #[path = "demo/support.rs"]
 mod demo;
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use dev_support::http::get;
@@ -102,24 +101,11 @@ async fn sigusr1_reloads_every_stream() {
     }
 }
 
-/// A client that pipelines requests and never reads the answers: the server's writes
-/// block, so its connection stays in flight.
-async fn stalled_reader(addr: SocketAddr) -> tokio::task::JoinHandle<()> {
-    let mut stream = TcpStream::connect(addr).await.expect("connect");
-    let handle = tokio::spawn(async move {
-        let requests = "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n".repeat(1000);
-        while stream.write_all(requests.as_bytes()).await.is_ok() {}
-    });
-    // Long enough for the buffers on both sides to fill.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    handle
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_sigint_exits_at_once_and_the_deadline_bounds_the_drain() {
     let socket = PassedSocket::new();
     let mut server = demo::start(&socket, &["--drain-deadline", "60000"]).await;
-    let stalled = stalled_reader(socket.addr).await;
+    let stalled = demo::stalled_reader(socket.addr).await;
     server.signal(Signal::SIGINT);
     let exited = server.wait_exit(Duration::from_millis(500));
     assert!(exited.is_none(), "the drain waits for the response in flight");
@@ -129,7 +115,7 @@ async fn a_second_sigint_exits_at_once_and_the_deadline_bounds_the_drain() {
     stalled.abort();
 
     let mut server = demo::start(&socket, &["--drain-deadline", "300"]).await;
-    let stalled = stalled_reader(socket.addr).await;
+    let stalled = demo::stalled_reader(socket.addr).await;
     let started = Instant::now();
     server.signal(Signal::SIGINT);
     let status = server.wait_exit(Duration::from_secs(3));

@@ -11,6 +11,7 @@ use std::time::Duration;
 use dev_support::process::Proc;
 use dev_support::socket::PassedSocket;
 use nix::sys::signal::Signal;
+use tokio::io::AsyncWriteExt;
 
 /// The demo binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_axum-autoreload-demo");
@@ -77,4 +78,17 @@ pub async fn serve_here(app: axum::Router, reload: axum_autoreload::AutoReload) 
     let server = axum_autoreload::serve(listener, app, reload).handle_signals(false);
     tokio::spawn(server.into_future());
     addr
+}
+
+/// A client that pipelines requests and never reads the answers: the server's
+/// writes to it block, so its connection stays in flight. Abort it to end it.
+pub async fn stalled_reader(addr: SocketAddr) -> tokio::task::JoinHandle<()> {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let handle = tokio::spawn(async move {
+        let requests = "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n".repeat(1000);
+        while stream.write_all(requests.as_bytes()).await.is_ok() {}
+    });
+    // Long enough for the buffers on both sides to fill.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    handle
 }
