@@ -1,9 +1,7 @@
 //! The server and the layers in this process: the app's event streams end at
 //! shutdown under any server, upgraded connections are waited for, the drain
-//! deadline names what held it, a panicking handler is logged, and the reload
-//! routes carry the Host and Origin checks under `axum::serve` too.
-
-mod common;
+//! deadline names what held it, a panic in a body is logged, and the reload routes
+//! carry the Host and Origin checks under `axum::serve` too.
 
 use std::convert::Infallible;
 use std::future::IntoFuture;
@@ -18,13 +16,17 @@ use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use axum::Router;
 use axum_autoreload::{AutoReload, KeepStreamOpen, ShutdownSignal};
-use common::{request, EventStream};
+use dev_support::http::{self, request};
+use dev_support::sse::EventStream;
 use futures_util::{Stream, StreamExt};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite;
 
-/// What the server logs, for the tests that read it.
+const EVENT: Duration = Duration::from_secs(5);
+
+/// What the server logs on this thread (the tests run on one thread, tasks
+/// included), until the guard is dropped.
 #[derive(Clone, Default)]
 struct Logs(Arc<Mutex<Vec<u8>>>);
 
@@ -39,21 +41,12 @@ impl io::Write for Logs {
     }
 }
 
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
-    type Writer = Self;
-
-    fn make_writer(&'a self) -> Self {
-        self.clone()
-    }
-}
-
 impl Logs {
-    /// Collect this thread's logs (the tests run on one thread, tasks included)
-    /// until the guard is dropped.
     fn capture() -> (Self, tracing::subscriber::DefaultGuard) {
         let logs = Self::default();
+        let writer = logs.clone();
         let subscriber = tracing_subscriber::fmt()
-            .with_writer(logs.clone())
+            .with_writer(move || writer.clone())
             .with_ansi(false)
             .finish();
         (logs, tracing::subscriber::set_default(subscriber))
@@ -97,12 +90,11 @@ async fn serve(
     let (listener, addr) = listen().await;
     let server = axum_autoreload::serve(listener, app, reload.clone())
         .handle_signals(false)
-        .drain_deadline(drain)
-        .into_future();
-    (addr, tokio::spawn(server))
+        .drain_deadline(drain);
+    (addr, tokio::spawn(server.into_future()))
 }
 
-/// Trigger the shutdown and wait for the server to return; how long it took.
+/// Triggers the shutdown and waits for the server to return; how long it took.
 async fn shut_down(reload: &AutoReload, server: JoinHandle<io::Result<()>>) -> Duration {
     let started = Instant::now();
     reload.shutdown_signal().trigger();
@@ -110,68 +102,51 @@ async fn shut_down(reload: &AutoReload, server: JoinHandle<io::Result<()>>) -> D
     started.elapsed()
 }
 
-/// Wait for the server to return without an error, at most `limit`.
+/// Waits for the server to return without an error, at most `limit`.
 async fn returns_within(limit: Duration, server: JoinHandle<io::Result<()>>) {
-    tokio::time::timeout(limit, server)
-        .await
-        .unwrap_or_else(|_| panic!("the server did not return within {limit:?}"))
-        .expect("no panic")
-        .expect("no error");
+    let returned = tokio::time::timeout(limit, server).await;
+    let returned = returned.unwrap_or_else(|_| panic!("the server did not return within {limit:?}"));
+    returned.expect("no panic").expect("no error");
 }
 
-async fn first_event(stream: &mut EventStream) -> String {
-    let (name, _) = stream.next_event().await.expect("read").expect("an event");
-    name
+/// The event stream at `path`, its first event read.
+async fn opened(addr: SocketAddr, path: &str, first: &str) -> EventStream {
+    let mut stream = EventStream::open_path(addr, path).await.expect("open");
+    assert_eq!(stream.event(EVENT).await.0, first, "{path}");
+    stream
 }
 
 #[tokio::test]
 async fn the_apps_event_streams_end_when_the_shutdown_begins() {
     let reload = AutoReload::builder().enabled(true).build();
     let (addr, server) = serve(app(&reload), &reload, Duration::from_secs(5)).await;
-    let mut events = EventStream::open_path(addr, "/events").await.expect("open");
-    assert_eq!(first_event(&mut events).await, "tick");
-    let mut reload_stream = EventStream::open(addr).await.expect("open");
-    assert_eq!(first_event(&mut reload_stream).await, "hello");
+    let mut events = opened(addr, "/events", "tick").await;
+    let mut reload_stream = opened(addr, "/auto_refresh", "hello").await;
 
     let took = shut_down(&reload, server).await;
-    assert!(
-        took < Duration::from_secs(1),
-        "the stream held the shutdown: {took:?}"
-    );
-    assert!(
-        events.ends_within(Duration::from_secs(1)).await,
-        "the app's stream ends"
-    );
-    assert_eq!(
-        first_event(&mut reload_stream).await,
-        "restart",
-        "the reload stream is not cut before its restart"
-    );
+    assert!(took < Duration::from_secs(1), "the stream held the shutdown: {took:?}");
+    let ended = events.ends_within(Duration::from_secs(1)).await;
+    assert!(ended, "the app's stream ends");
+    let restart = reload_stream.event(EVENT).await.0;
+    assert_eq!(restart, "restart", "the reload stream is not cut before its restart");
 }
 
 #[tokio::test]
 async fn under_axum_serve_too() {
     let reload = AutoReload::builder().enabled(true).build();
     let (listener, addr) = listen().await;
-    let server = tokio::spawn(
-        axum::serve(listener, app(&reload))
-            .with_graceful_shutdown(reload.shutdown_signal().triggered_owned())
-            .into_future(),
-    );
-    let mut events = EventStream::open_path(addr, "/events").await.expect("open");
-    assert_eq!(first_event(&mut events).await, "tick");
+    let server = axum::serve(listener, app(&reload))
+        .with_graceful_shutdown(reload.shutdown_signal().triggered_owned());
+    let server = tokio::spawn(server.into_future());
+    let mut events = opened(addr, "/events", "tick").await;
     let started = Instant::now();
     reload.shutdown_signal().trigger();
-    assert!(
-        events.ends_within(Duration::from_secs(1)).await,
-        "the app's stream ends"
-    );
+    let ended = events.ends_within(Duration::from_secs(1)).await;
+    assert!(ended, "the app's stream ends");
     // At once: no stream holds it.
     returns_within(Duration::from_secs(1), server).await;
-    eprintln!(
-        "axum::serve returned {} ms after the trigger",
-        started.elapsed().as_millis()
-    );
+    let took = started.elapsed().as_millis();
+    eprintln!("axum::serve returned {took} ms after the trigger");
 }
 
 #[tokio::test]
@@ -179,52 +154,39 @@ async fn a_stream_kept_open_holds_the_drain_and_the_warning_names_it() {
     let (logs, _guard) = Logs::capture();
     let reload = AutoReload::builder().enabled(true).build();
     let (addr, server) = serve(app(&reload), &reload, Duration::from_millis(300)).await;
-    let mut tail = EventStream::open_path(addr, "/tail").await.expect("open");
-    assert_eq!(first_event(&mut tail).await, "tick");
+    let _tail = opened(addr, "/tail", "tick").await;
 
     let took = shut_down(&reload, server).await;
-    assert!(
-        took >= Duration::from_millis(300),
-        "the drain waited: {took:?}"
-    );
+    assert!(took >= Duration::from_millis(300), "the drain waited: {took:?}");
     let logs = logs.text();
-    assert!(
-        logs.contains("drain deadline of 300 ms passed") && logs.contains("held by: GET /tail"),
-        "{logs}"
-    );
+    let named = logs.contains("drain deadline of 300 ms passed") && logs.contains("held by: GET /tail");
+    assert!(named, "{logs}");
 }
 
 #[tokio::test]
 async fn an_upgraded_connection_is_waited_for_until_the_app_closes_it() {
     let reload = AutoReload::builder().enabled(true).build();
-    let ws = get(
-        |upgrade: WebSocketUpgrade, shutdown: ShutdownSignal| async move {
-            upgrade.on_upgrade(|mut socket| async move {
-                shutdown.triggered().await;
-                // Some work before the goodbye: the server waits for it.
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                let close = CloseFrame {
-                    code: 1012,
-                    reason: "restart".into(),
-                };
-                let _ = socket.send(Message::Close(Some(close))).await;
-            })
-        },
-    );
+    let ws = get(|upgrade: WebSocketUpgrade, shutdown: ShutdownSignal| async move {
+        upgrade.on_upgrade(|mut socket| async move {
+            shutdown.triggered().await;
+            // Some work before the goodbye: the server waits for it.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let close = CloseFrame { code: 1012, reason: "restart".into() };
+            let _ = socket.send(Message::Close(Some(close))).await;
+        })
+    });
     let app = Router::new().route("/ws", ws).layer(reload.layer());
     let (addr, server) = serve(app, &reload, Duration::from_secs(5)).await;
-    let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
-        .await
-        .expect("connect");
+    let client = tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await;
+    let (mut client, _) = client.expect("connect");
 
     let took = shut_down(&reload, server).await;
     assert!(
         took >= Duration::from_millis(200) && took < Duration::from_secs(2),
         "the server waited for the socket, and no longer: {took:?}"
     );
-    let message = tokio::time::timeout(Duration::from_secs(1), client.next())
-        .await
-        .expect("a message");
+    let message = tokio::time::timeout(Duration::from_secs(1), client.next()).await;
+    let message = message.expect("a message");
     let Some(Ok(tungstenite::Message::Close(Some(frame)))) = message else {
         panic!("expected the app's Close, got {message:?}");
     };
@@ -241,11 +203,8 @@ async fn an_upgraded_connection_left_open_is_named_at_the_deadline() {
             drop(socket);
         })
     });
-    let app = Router::new().route("/ws", ws);
-    let (addr, server) = serve(app, &reload, Duration::from_millis(300)).await;
-    let _client = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
-        .await
-        .expect("connect");
+    let (addr, server) = serve(Router::new().route("/ws", ws), &reload, Duration::from_millis(300)).await;
+    let _client = tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await.expect("connect");
 
     let took = shut_down(&reload, server).await;
     assert!(took >= Duration::from_millis(300), "{took:?}");
@@ -253,52 +212,29 @@ async fn an_upgraded_connection_left_open_is_named_at_the_deadline() {
     assert!(logs.contains("held by: GET /ws (upgraded)"), "{logs}");
 }
 
+/// A panic in a handler is `panic.rs`'s: a 500 page through `serve`.
 #[tokio::test]
-async fn panics_become_a_500_page_or_are_logged_and_the_server_goes_on() {
+async fn a_panic_in_a_body_is_logged_and_the_server_goes_on() {
     let (logs, _guard) = Logs::capture();
     let reload = AutoReload::builder().enabled(true).build();
-    let app = app(&reload)
-        .route(
-            "/panic",
-            get(|| async {
-                if true {
-                    panic!("boom in the handler");
-                }
-                "unreachable"
-            }),
-        )
-        .route(
-            "/panic-in-body",
-            get(|| async {
-                let chunks = futures_util::stream::once(async {
-                    if true {
-                        panic!("boom in the body");
-                    }
-                    Ok::<_, Infallible>(bytes::Bytes::new())
-                });
-                axum::body::Body::from_stream(chunks)
-            }),
-        );
+    let panics = get(|| async {
+        let chunks = futures_util::stream::once(async {
+            if true {
+                panic!("boom in the body");
+            }
+            Ok::<_, Infallible>(bytes::Bytes::new())
+        });
+        axum::body::Body::from_stream(chunks)
+    });
+    let app = app(&reload).route("/panic-in-body", panics);
     let (addr, server) = serve(app, &reload, Duration::from_secs(1)).await;
-    // In the handler: serve applies catch_panic, the page says what panicked.
-    let page = common::get(addr, "/panic").await.expect("GET /panic");
-    assert_eq!(page.status, 500);
-    assert!(
-        page.text().contains("boom in the handler"),
-        "{}",
-        page.text()
-    );
-    // In the body, past catch_panic: the connection ends, the panic is logged.
-    let raw = "GET /panic-in-body HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
-    let _ = request(addr, raw).await;
-    let page = common::get(addr, "/").await.expect("GET /");
+    // Past catch_panic: the connection ends, the panic is logged.
+    let _ = http::get(addr, "/panic-in-body").await;
+    let page = http::get(addr, "/").await.expect("GET /");
     assert_eq!(page.status, 200, "still serving");
     shut_down(&reload, server).await;
     let logs = logs.text();
-    assert!(
-        logs.contains("ended in a panic: boom in the body"),
-        "{logs}"
-    );
+    assert!(logs.contains("ended in a panic: boom in the body"), "{logs}");
 }
 
 #[tokio::test]
@@ -306,18 +242,15 @@ async fn with_graceful_shutdown_begins_the_shutdown() {
     let reload = AutoReload::builder().enabled(true).build();
     let (listener, addr) = listen().await;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(
-        axum_autoreload::serve(listener, app(&reload), reload.clone())
-            .handle_signals(false)
-            .with_graceful_shutdown(async move {
-                let _ = stopped.await;
-            })
-            .into_future(),
-    );
-    let mut stream = EventStream::open(addr).await.expect("open");
-    assert_eq!(first_event(&mut stream).await, "hello");
+    let server = axum_autoreload::serve(listener, app(&reload), reload.clone())
+        .handle_signals(false)
+        .with_graceful_shutdown(async move {
+            let _ = stopped.await;
+        });
+    let server = tokio::spawn(server.into_future());
+    let mut stream = EventStream::greeted(addr).await;
     stop.send(()).expect("the server listens");
-    assert_eq!(first_event(&mut stream).await, "restart");
+    assert_eq!(stream.event(EVENT).await.0, "restart");
     assert!(reload.shutdown_signal().is_triggered());
     returns_within(Duration::from_secs(2), server).await;
 }
@@ -330,52 +263,24 @@ async fn the_reload_routes_carry_the_guard_under_axum_serve() {
         tokio::spawn(axum::serve(listener, app).into_future());
         addr
     };
-    let send = |addr: SocketAddr, head: &str| {
-        let raw = format!("{head}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-        async move { request(addr, &raw).await.expect("an answer").status }
-    };
-    let addr = start(app(&reload)).await;
+    let plain = start(app(&reload)).await;
+    let guarded = start(app(&reload).layer(reload.guard())).await;
     let foreign = "Host: localhost\r\nOrigin: https://evil.example";
-    assert_eq!(
-        send(
-            addr,
-            &format!("POST /auto_refresh/reload HTTP/1.1\r\n{foreign}")
-        )
-        .await,
-        403
-    );
-    assert_eq!(
-        send(addr, &format!("GET /auto_refresh HTTP/1.1\r\n{foreign}")).await,
-        403
-    );
-    assert_eq!(
-        send(
-            addr,
-            "GET /auto_refresh/status HTTP/1.1\r\nHost: evil.example"
-        )
-        .await,
-        403
-    );
-    assert_eq!(
-        send(
-            addr,
-            "POST /auto_refresh/reload HTTP/1.1\r\nHost: localhost"
-        )
-        .await,
-        200
-    );
-    // The app's own routes are the app's to guard...
-    assert_eq!(
-        send(addr, "GET / HTTP/1.1\r\nHost: evil.example").await,
-        200
-    );
-    // ... with the same layer.
-    let addr = start(app(&reload).layer(reload.guard())).await;
-    assert_eq!(
-        send(addr, "GET / HTTP/1.1\r\nHost: evil.example").await,
-        403
-    );
-    assert_eq!(send(addr, "GET / HTTP/1.1\r\nHost: localhost").await, 200);
+    for (addr, head, status) in [
+        (plain, format!("POST /auto_refresh/reload HTTP/1.1\r\n{foreign}"), 403),
+        (plain, format!("GET /auto_refresh HTTP/1.1\r\n{foreign}"), 403),
+        (plain, "GET /auto_refresh/status HTTP/1.1\r\nHost: evil.example".into(), 403),
+        (plain, "POST /auto_refresh/reload HTTP/1.1\r\nHost: localhost".into(), 200),
+        // The app's own routes are the app's to guard...
+        (plain, "GET / HTTP/1.1\r\nHost: evil.example".into(), 200),
+        // ... with the same layer.
+        (guarded, "GET / HTTP/1.1\r\nHost: evil.example".into(), 403),
+        (guarded, "GET / HTTP/1.1\r\nHost: localhost".into(), 200),
+    ] {
+        let raw = format!("{head}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        let response = request(addr, &raw).await.expect("an answer");
+        assert_eq!(response.status, status, "{head}");
+    }
 }
 
 #[tokio::test]
@@ -387,29 +292,17 @@ async fn handlers_take_the_shutdown_signal_as_an_extractor() {
         format!("triggered: {}", shutdown.is_triggered())
     });
     let call = |app: Router| async move {
-        let request = axum::http::Request::get("/")
-            .body(axum::body::Body::empty())
-            .expect("request");
-        let response = app
-            .oneshot(request)
-            .await
-            .expect("infallible")
-            .into_response();
+        let request = axum::http::Request::get("/").body(axum::body::Body::empty());
+        let response = app.oneshot(request.expect("request")).await.expect("infallible");
+        let response = response.into_response();
         let status = response.status().as_u16();
-        let body = axum::body::to_bytes(response.into_body(), 1024)
-            .await
-            .expect("body");
+        let body = axum::body::to_bytes(response.into_body(), 1024).await.expect("body");
         (status, String::from_utf8_lossy(&body).into_owned())
     };
-    let with_layer = Router::new()
-        .route("/", handler.clone())
-        .layer(reload.layer());
-    assert_eq!(
-        call(with_layer.clone()).await,
-        (200, "triggered: false".to_owned())
-    );
+    let with_layer = Router::new().route("/", handler.clone()).layer(reload.layer());
+    assert_eq!(call(with_layer.clone()).await, (200, "triggered: false".into()));
     reload.shutdown_signal().trigger();
-    assert_eq!(call(with_layer).await, (200, "triggered: true".to_owned()));
+    assert_eq!(call(with_layer).await, (200, "triggered: true".into()));
     let (status, text) = call(Router::new().route("/", handler)).await;
     assert_eq!(status, 500);
     assert!(text.contains("AutoReload::layer()"), "{text}");
