@@ -39,8 +39,17 @@ async fn other_hosts_and_cross_site_requests_get_403() {
     let host = format!("Host: localhost:{port}");
     let foreign = "Origin: https://evil.example";
     let own = format!("Origin: http://localhost:{port}");
-    let mut cases = vec![(format!("GET /auto_refresh HTTP/1.1\r\nHost: evil.example:{port}"), 403)];
-    for allowed in ["dev.example", "localhost", "app.localhost", "127.0.0.1", "[::1]"] {
+    let mut cases = vec![(
+        format!("GET /auto_refresh HTTP/1.1\r\nHost: evil.example:{port}"),
+        403,
+    )];
+    for allowed in [
+        "dev.example",
+        "localhost",
+        "app.localhost",
+        "127.0.0.1",
+        "[::1]",
+    ] {
         cases.push((format!("GET / HTTP/1.1\r\nHost: {allowed}:{port}"), 200));
     }
     // Cross-site requests from a page on another site...
@@ -59,8 +68,14 @@ async fn other_hosts_and_cross_site_requests_get_403() {
     }
     // ... and the same from the app's own pages, past the check (the POST to the
     // router, which has no POST /).
-    cases.push((format!("POST / HTTP/1.1\r\n{host}\r\n{own}\r\nContent-Length: 0"), 405));
-    cases.push((format!("GET /auto_refresh/status HTTP/1.1\r\n{host}\r\n{own}"), 200));
+    cases.push((
+        format!("POST / HTTP/1.1\r\n{host}\r\n{own}\r\nContent-Length: 0"),
+        405,
+    ));
+    cases.push((
+        format!("GET /auto_refresh/status HTTP/1.1\r\n{host}\r\n{own}"),
+        200,
+    ));
     for (head, status) in cases {
         assert_eq!(send(addr, &head).await.status, status, "{head}");
     }
@@ -91,7 +106,11 @@ async fn static_files_never_leave_their_root() {
     assert_eq!(public.header("cache-control"), Some("no-cache"));
     let inside = get(addr, "/static/sub/inside.txt").await.expect("GET");
     let inside = (inside.status, inside.text());
-    assert_eq!(inside, (200, "public".into()), "a link inside the root is fine");
+    assert_eq!(
+        inside,
+        (200, "public".into()),
+        "a link inside the root is fine"
+    );
 
     let outside_name = outside.path().file_name().expect("name").to_string_lossy();
     let absolute = secret.display().to_string();
@@ -123,11 +142,18 @@ fn rss_kib(pid: nix::unistd::Pid) -> u64 {
 
 /// Waits until the server counts no open stream, at most 5 s.
 async fn until_no_stream_is_open(addr: SocketAddr, after: &str) {
-    wait::until(&format!("no stream counted open {after}"), Duration::from_secs(5), || async {
-        let status = get(addr, "/auto_refresh/status").await.ok()?.text();
-        let count = status.split("\"open_streams\":").nth(1).expect("open_streams");
-        (count.trim_end_matches('}') == "0").then_some(())
-    })
+    wait::until(
+        &format!("no stream counted open {after}"),
+        Duration::from_secs(5),
+        || async {
+            let status = get(addr, "/auto_refresh/status").await.ok()?.text();
+            let count = status
+                .split("\"open_streams\":")
+                .nth(1)
+                .expect("open_streams");
+            (count.trim_end_matches('}') == "0").then_some(())
+        },
+    )
     .await;
 }
 
@@ -159,7 +185,10 @@ async fn ten_thousand_stream_cycles_leave_nothing_behind() {
     until_no_stream_is_open(socket.addr, "5 s after the clients left").await;
     let after = rss_kib(server.pid());
     eprintln!("RSS before {before} KiB, after 10,000 stream cycles {after} KiB");
-    assert!(after <= before + 4096, "RSS grew from {before} KiB to {after} KiB");
+    assert!(
+        after <= before + 4096,
+        "RSS grew from {before} KiB to {after} KiB"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -212,7 +241,10 @@ async fn slow_clients_are_cut_off_and_hold_nobody() {
     assert_eq!(page.expect("GET").status, 200);
     for client in loris {
         let held = client.await.expect("client");
-        assert!(held < Duration::from_secs(3), "a slow client held its connection for {held:?}");
+        assert!(
+            held < Duration::from_secs(3),
+            "a slow client held its connection for {held:?}"
+        );
     }
 }
 
@@ -238,7 +270,10 @@ async fn the_header_read_timeout_counts_from_the_accept() {
 async fn malformed_requests_get_400_or_431_and_the_server_goes_on() {
     let socket = PassedSocket::new();
     let _server = demo::start(&socket, &[]).await;
-    let huge = format!("GET / HTTP/1.1\r\nHost: localhost\r\nX-Big: {}", "a".repeat(100 * 1024));
+    let huge = format!(
+        "GET / HTTP/1.1\r\nHost: localhost\r\nX-Big: {}",
+        "a".repeat(100 * 1024)
+    );
     for (raw, statuses) in [
         ("THIS IS NOT HTTP", &[400][..]),
         ("GET / HTTP/9.9\r\nHost: localhost", &[400, 505]),
@@ -271,7 +306,10 @@ async fn a_stream_that_falls_behind_gets_a_reload() {
     let reload = AutoReload::builder().enabled(true).build();
     let app: Router = reload.router();
     let request = axum::http::Request::get("/auto_refresh").body(axum::body::Body::empty());
-    let response = app.oneshot(request.expect("request")).await.expect("infallible");
+    let response = app
+        .oneshot(request.expect("request"))
+        .await
+        .expect("infallible");
     let mut body = response.into_body();
     async fn next(body: &mut axum::body::Body) -> String {
         let frame = body.frame().await.expect("a frame").expect("ok");
@@ -286,6 +324,8 @@ async fn a_stream_that_falls_behind_gets_a_reload() {
     let reload_event = format!("event: reload\ndata: {}\n\n", reload.instance_id());
     assert_eq!(next(&mut body).await, reload_event);
     // It goes on with the changes still kept, and is still open.
-    assert!(next(&mut body).await.starts_with("event: css\ndata: /static/"));
+    assert!(next(&mut body)
+        .await
+        .starts_with("event: css\ndata: /static/"));
     assert_eq!(reload.open_streams(), 1);
 }

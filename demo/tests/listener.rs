@@ -28,14 +28,20 @@ fn backlog_reported_by_ss(port: u16) -> Option<u32> {
 async fn serves_on_a_passed_socket_and_raises_its_backlog() {
     let socket = PassedSocket::new();
     let backlog = backlog_reported_by_ss(socket.port());
-    assert_eq!(backlog.unwrap_or(1), 1, "the test socket starts with a backlog of 1");
+    assert_eq!(
+        backlog.unwrap_or(1),
+        1,
+        "the test socket starts with a backlog of 1"
+    );
     let server = demo::start(&socket, &[]).await;
     match backlog_reported_by_ss(socket.port()) {
         Some(backlog) => assert_eq!(backlog, 1024, "backlog after the server took the socket"),
         None if dev_support::tools::under_ci() => {
             panic!("`ss` is missing: apt-get install -y iproute2")
         }
-        None => eprintln!("skipping the ss read-back: `ss` is missing (apt-get install -y iproute2)"),
+        None => {
+            eprintln!("skipping the ss read-back: `ss` is missing (apt-get install -y iproute2)")
+        }
     }
 
     // With the server stopped, the kernel must still complete 64 handshakes at once:
@@ -82,7 +88,10 @@ async fn bound(port: u16, args: &[&str], env: &[(&str, &str)]) -> (demo::Demo, S
 async fn binds_addr_when_no_socket_is_passed() {
     let port = free_port();
     let (_server, page) = bound(port, &["--addr", &format!("127.0.0.1:{port}")], &[]).await;
-    assert!(page.contains("data-instance="), "the page carries the client script");
+    assert!(
+        page.contains("data-instance="),
+        "the page carries the client script"
+    );
 }
 
 #[tokio::test]
@@ -94,7 +103,11 @@ async fn port_env_sets_the_port() {
 /// Runs the demo with `args` and `env` to its end, logging nothing.
 fn run(args: &[&str], env: &[(&str, &str)]) -> (Output, String) {
     let mut command = demo::command(args);
-    let output = command.env("RUST_LOG", "off").envs(env.iter().copied()).output().expect("run");
+    let output = command
+        .env("RUST_LOG", "off")
+        .envs(env.iter().copied())
+        .output()
+        .expect("run");
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     (output, stderr)
 }
@@ -108,7 +121,10 @@ fn a_busy_port_gives_one_clear_error_line() {
     assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
     assert!(stderr.starts_with("error: cannot listen on "), "{stderr}");
     assert!(stderr.contains(&addr), "names the address: {stderr}");
-    assert!(stderr.contains("--addr or PORT"), "says what to do: {stderr}");
+    assert!(
+        stderr.contains("--addr or PORT"),
+        "says what to do: {stderr}"
+    );
 }
 
 #[test]
@@ -127,7 +143,10 @@ fn a_passed_udp_socket_is_refused_clearly() {
 fn a_bad_flag_is_a_usage_error() {
     let (output, stderr) = run(&["--addr", "localhost"], &[]);
     assert_eq!(output.status.code(), Some(2));
-    assert!(stderr.contains("invalid value 'localhost' for '--addr"), "{stderr}");
+    assert!(
+        stderr.contains("invalid value 'localhost' for '--addr"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -140,7 +159,13 @@ fn version_and_help() {
     );
     let (help, _) = run(&["--help"], &[]);
     let text = String::from_utf8_lossy(&help.stdout);
-    for flag in ["--addr", "--port", "[env: PORT", "--static-dir", "--drain-deadline"] {
+    for flag in [
+        "--addr",
+        "--port",
+        "[env: PORT",
+        "--static-dir",
+        "--drain-deadline",
+    ] {
         assert!(text.contains(flag), "--help mentions {flag}: {text}");
     }
 }
@@ -155,6 +180,10 @@ async fn switched_off_there_is_no_script_and_no_stream() {
     let page = get(socket.addr, "/").await.expect("GET /").text();
     assert!(!page.contains("<script"), "{page}");
     for path in ["/auto_refresh", "/auto_refresh/client.js"] {
-        assert_eq!(get(socket.addr, path).await.expect("GET").status, 404, "{path}");
+        assert_eq!(
+            get(socket.addr, path).await.expect("GET").status,
+            404,
+            "{path}"
+        );
     }
 }

@@ -70,8 +70,8 @@ async fn each_kind_of_file_gives_its_event_within_500_ms() {
     ] {
         let written = Instant::now();
         live.write(file, "some content");
-        let (name, data) = (live.next(EVENT).await)
-            .unwrap_or_else(|| panic!("no event for {file} within 500 ms"));
+        let (name, data) =
+            (live.next(EVENT).await).unwrap_or_else(|| panic!("no event for {file} within 500 ms"));
         eprintln!("{file}: {name} after {} ms", written.elapsed().as_millis());
         assert_eq!(name, expected.0, "{file}");
         if !expected.1.is_empty() {
@@ -90,7 +90,11 @@ async fn a_burst_of_writes_is_one_event_and_an_empty_file_none() {
     // Caught half-written (tailwind empties its output first): nothing, then the
     // write that fills it.
     live.write("burst.css", "");
-    assert_eq!(live.next(QUIET).await, None, "an empty sheet is not announced");
+    assert_eq!(
+        live.next(QUIET).await,
+        None,
+        "an empty sheet is not announced"
+    );
     live.write("burst.css", "body { margin: 0 }");
     live.expect_one_css_event("burst.css").await;
 }
@@ -115,7 +119,10 @@ async fn build_tools_trigger_by_post_and_other_sites_cannot() {
 
     let all = post("", &format!("Origin: http://localhost:{port}\r\n")).await;
     assert_eq!(all.status, 200);
-    assert_eq!(live.next(EVENT).await.map(|e| e.0).as_deref(), Some("reload"));
+    assert_eq!(
+        live.next(EVENT).await.map(|e| e.0).as_deref(),
+        Some("reload")
+    );
 
     let foreign = post("", "Origin: https://evil.example\r\n").await;
     assert_eq!(foreign.status, 403);
@@ -183,5 +190,8 @@ async fn serving_a_file_announces_nothing() {
         assert_eq!(http::get(live.addr, path).await.expect("GET").status, 200);
     }
     let event = live.next(QUIET).await;
-    assert_eq!(event, None, "serving files is no change (inotify reports each open)");
+    assert_eq!(
+        event, None,
+        "serving files is no change (inotify reports each open)"
+    );
 }

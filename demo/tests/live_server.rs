@@ -10,7 +10,8 @@ use dev_support::http::{get, request};
 use dev_support::socket::PassedSocket;
 use dev_support::sse::EventStream;
 
-const HOME: &str = "<!doctype html><html><head><link rel=stylesheet href=style.css></head><body><h1>Home</h1>";
+const HOME: &str =
+    "<!doctype html><html><head><link rel=stylesheet href=style.css></head><body><h1>Home</h1>";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serves_and_watches_a_folder() {
@@ -67,13 +68,19 @@ async fn serves_and_watches_a_folder() {
         assert_eq!(response.status, 200, "{path}");
         assert_eq!(response.header("content-type"), Some(mime), "{path}");
         let text = response.text();
-        assert!(!text.contains("src=\"/auto_refresh/client.js"), "{path}: nothing injected");
+        assert!(
+            !text.contains("src=\"/auto_refresh/client.js"),
+            "{path}: nothing injected"
+        );
     }
 
     let missing = get(addr, "/nope.html").await.expect("GET");
     assert_eq!(missing.status, 404);
     let text = missing.text();
-    assert!(text.contains("404 Not Found") && text.contains("/auto_refresh/client.js"), "{text}");
+    assert!(
+        text.contains("404 Not Found") && text.contains("/auto_refresh/client.js"),
+        "{text}"
+    );
 
     // Watched: a stylesheet edit is announced for a hot swap.
     let mut stream = EventStream::greeted(addr).await;
@@ -90,5 +97,8 @@ fn a_missing_root_is_one_clear_error() {
         .expect("run");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert!(stderr.starts_with("error: cannot watch /definitely/not/here"), "{stderr}");
+    assert!(
+        stderr.starts_with("error: cannot watch /definitely/not/here"),
+        "{stderr}"
+    );
 }

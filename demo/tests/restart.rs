@@ -42,7 +42,9 @@ async fn client(addr: std::net::SocketAddr, stop: Arc<AtomicBool>) -> Tally {
                 tally.ok += 1;
                 tally.instances.extend(instance_of(&page.text()));
             }
-            Ok(Ok(page)) => tally.failures.push(format!("{}: {}", page.status, page.text())),
+            Ok(Ok(page)) => tally
+                .failures
+                .push(format!("{}: {}", page.status, page.text())),
             Ok(Err(err)) => tally.failures.push(err.to_string()),
             Err(_) => tally.failures.push("no answer in 10 s".to_owned()),
         }
@@ -69,7 +71,10 @@ async fn no_request_fails_across_restarts() {
         server.signal(Signal::SIGINT);
         let status = server.wait_exit(Duration::from_secs(5));
         let status = status.unwrap_or_else(|| panic!("restart {restart}: no exit within 5 s"));
-        assert!(status.success(), "restart {restart}: exit status {status:?}");
+        assert!(
+            status.success(),
+            "restart {restart}: exit status {status:?}"
+        );
         // As watchexec does: start the next one on the same socket at once.
         server = demo::spawn_on(&socket, &[]);
     }
@@ -91,7 +96,11 @@ async fn no_request_fails_across_restarts() {
         total.worst.as_millis(),
         total.instances.len(),
     );
-    assert!(total.failures.is_empty(), "failed requests: {:?}", total.failures);
+    assert!(
+        total.failures.is_empty(),
+        "failed requests: {:?}",
+        total.failures
+    );
     assert!(
         total.instances.len() > restarts / 2,
         "the clients were served by many of the {} processes, not one: {:?}",

@@ -105,7 +105,8 @@ async fn shut_down(reload: &AutoReload, server: JoinHandle<io::Result<()>>) -> D
 /// Waits for the server to return without an error, at most `limit`.
 async fn returns_within(limit: Duration, server: JoinHandle<io::Result<()>>) {
     let returned = tokio::time::timeout(limit, server).await;
-    let returned = returned.unwrap_or_else(|_| panic!("the server did not return within {limit:?}"));
+    let returned =
+        returned.unwrap_or_else(|_| panic!("the server did not return within {limit:?}"));
     returned.expect("no panic").expect("no error");
 }
 
@@ -124,11 +125,17 @@ async fn the_apps_event_streams_end_when_the_shutdown_begins() {
     let mut reload_stream = opened(addr, "/auto_refresh", "hello").await;
 
     let took = shut_down(&reload, server).await;
-    assert!(took < Duration::from_secs(1), "the stream held the shutdown: {took:?}");
+    assert!(
+        took < Duration::from_secs(1),
+        "the stream held the shutdown: {took:?}"
+    );
     let ended = events.ends_within(Duration::from_secs(1)).await;
     assert!(ended, "the app's stream ends");
     let restart = reload_stream.event(EVENT).await.0;
-    assert_eq!(restart, "restart", "the reload stream is not cut before its restart");
+    assert_eq!(
+        restart, "restart",
+        "the reload stream is not cut before its restart"
+    );
 }
 
 #[tokio::test]
@@ -157,24 +164,33 @@ async fn a_stream_kept_open_holds_the_drain_and_the_warning_names_it() {
     let _tail = opened(addr, "/tail", "tick").await;
 
     let took = shut_down(&reload, server).await;
-    assert!(took >= Duration::from_millis(300), "the drain waited: {took:?}");
+    assert!(
+        took >= Duration::from_millis(300),
+        "the drain waited: {took:?}"
+    );
     let logs = logs.text();
-    let named = logs.contains("drain deadline of 300 ms passed") && logs.contains("held by: GET /tail");
+    let named =
+        logs.contains("drain deadline of 300 ms passed") && logs.contains("held by: GET /tail");
     assert!(named, "{logs}");
 }
 
 #[tokio::test]
 async fn an_upgraded_connection_is_waited_for_until_the_app_closes_it() {
     let reload = AutoReload::builder().enabled(true).build();
-    let ws = get(|upgrade: WebSocketUpgrade, shutdown: ShutdownSignal| async move {
-        upgrade.on_upgrade(|mut socket| async move {
-            shutdown.triggered().await;
-            // Some work before the goodbye: the server waits for it.
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            let close = CloseFrame { code: 1012, reason: "restart".into() };
-            let _ = socket.send(Message::Close(Some(close))).await;
-        })
-    });
+    let ws = get(
+        |upgrade: WebSocketUpgrade, shutdown: ShutdownSignal| async move {
+            upgrade.on_upgrade(|mut socket| async move {
+                shutdown.triggered().await;
+                // Some work before the goodbye: the server waits for it.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                let close = CloseFrame {
+                    code: 1012,
+                    reason: "restart".into(),
+                };
+                let _ = socket.send(Message::Close(Some(close))).await;
+            })
+        },
+    );
     let app = Router::new().route("/ws", ws).layer(reload.layer());
     let (addr, server) = serve(app, &reload, Duration::from_secs(5)).await;
     let client = tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await;
@@ -203,8 +219,15 @@ async fn an_upgraded_connection_left_open_is_named_at_the_deadline() {
             drop(socket);
         })
     });
-    let (addr, server) = serve(Router::new().route("/ws", ws), &reload, Duration::from_millis(300)).await;
-    let _client = tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await.expect("connect");
+    let (addr, server) = serve(
+        Router::new().route("/ws", ws),
+        &reload,
+        Duration::from_millis(300),
+    )
+    .await;
+    let _client = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
+        .await
+        .expect("connect");
 
     let took = shut_down(&reload, server).await;
     assert!(took >= Duration::from_millis(300), "{took:?}");
@@ -234,7 +257,10 @@ async fn a_panic_in_a_body_is_logged_and_the_server_goes_on() {
     assert_eq!(page.status, 200, "still serving");
     shut_down(&reload, server).await;
     let logs = logs.text();
-    assert!(logs.contains("ended in a panic: boom in the body"), "{logs}");
+    assert!(
+        logs.contains("ended in a panic: boom in the body"),
+        "{logs}"
+    );
 }
 
 #[tokio::test]
@@ -267,10 +293,26 @@ async fn the_reload_routes_carry_the_guard_under_axum_serve() {
     let guarded = start(app(&reload).layer(reload.guard())).await;
     let foreign = "Host: localhost\r\nOrigin: https://evil.example";
     for (addr, head, status) in [
-        (plain, format!("POST /auto_refresh/reload HTTP/1.1\r\n{foreign}"), 403),
-        (plain, format!("GET /auto_refresh HTTP/1.1\r\n{foreign}"), 403),
-        (plain, "GET /auto_refresh/status HTTP/1.1\r\nHost: evil.example".into(), 403),
-        (plain, "POST /auto_refresh/reload HTTP/1.1\r\nHost: localhost".into(), 200),
+        (
+            plain,
+            format!("POST /auto_refresh/reload HTTP/1.1\r\n{foreign}"),
+            403,
+        ),
+        (
+            plain,
+            format!("GET /auto_refresh HTTP/1.1\r\n{foreign}"),
+            403,
+        ),
+        (
+            plain,
+            "GET /auto_refresh/status HTTP/1.1\r\nHost: evil.example".into(),
+            403,
+        ),
+        (
+            plain,
+            "POST /auto_refresh/reload HTTP/1.1\r\nHost: localhost".into(),
+            200,
+        ),
         // The app's own routes are the app's to guard...
         (plain, "GET / HTTP/1.1\r\nHost: evil.example".into(), 200),
         // ... with the same layer.
@@ -293,14 +335,24 @@ async fn handlers_take_the_shutdown_signal_as_an_extractor() {
     });
     let call = |app: Router| async move {
         let request = axum::http::Request::get("/").body(axum::body::Body::empty());
-        let response = app.oneshot(request.expect("request")).await.expect("infallible");
+        let response = app
+            .oneshot(request.expect("request"))
+            .await
+            .expect("infallible");
         let response = response.into_response();
         let status = response.status().as_u16();
-        let body = axum::body::to_bytes(response.into_body(), 1024).await.expect("body");
+        let body = axum::body::to_bytes(response.into_body(), 1024)
+            .await
+            .expect("body");
         (status, String::from_utf8_lossy(&body).into_owned())
     };
-    let with_layer = Router::new().route("/", handler.clone()).layer(reload.layer());
-    assert_eq!(call(with_layer.clone()).await, (200, "triggered: false".into()));
+    let with_layer = Router::new()
+        .route("/", handler.clone())
+        .layer(reload.layer());
+    assert_eq!(
+        call(with_layer.clone()).await,
+        (200, "triggered: false".into())
+    );
     reload.shutdown_signal().trigger();
     assert_eq!(call(with_layer).await, (200, "triggered: true".into()));
     let (status, text) = call(Router::new().route("/", handler)).await;

@@ -23,7 +23,9 @@ async fn every_stream_hears_restart_and_ends_then_the_process_exits() {
     let mut streams = Vec::with_capacity(STREAMS);
     let mut instance = None;
     for _ in 0..STREAMS {
-        let mut stream = EventStream::open(socket.addr).await.expect("open a reload stream");
+        let mut stream = EventStream::open(socket.addr)
+            .await
+            .expect("open a reload stream");
         let (name, id) = stream.event(EVENT).await;
         assert_eq!(name, "hello");
         let first = instance.get_or_insert_with(|| id.clone());
@@ -43,7 +45,10 @@ async fn every_stream_hears_restart_and_ends_then_the_process_exits() {
     let restart = ("restart".to_owned(), instance.expect("an id"));
     for (i, stream) in streams.iter_mut().enumerate() {
         assert_eq!(stream.event(EVENT).await, restart, "stream {i}");
-        assert!(stream.ends_within(Duration::from_secs(1)).await, "stream {i} ends");
+        assert!(
+            stream.ends_within(Duration::from_secs(1)).await,
+            "stream {i} ends"
+        );
     }
 }
 
@@ -68,7 +73,11 @@ async fn a_stream_on_a_used_connection_hears_reload_and_restart_too() {
         fields
     };
     assert_eq!(head_fields(&own.head), head_fields(&routed.head));
-    assert!(own.head.contains("transfer-encoding: chunked"), "{}", own.head);
+    assert!(
+        own.head.contains("transfer-encoding: chunked"),
+        "{}",
+        own.head
+    );
     for stream in [&mut own, &mut routed] {
         assert!(stream.head.starts_with("http/1.1 200"), "{}", stream.head);
         assert!(stream.head.contains("content-type: text/event-stream"));
@@ -108,7 +117,10 @@ async fn a_second_sigint_exits_at_once_and_the_deadline_bounds_the_drain() {
     let stalled = demo::stalled_reader(socket.addr).await;
     server.signal(Signal::SIGINT);
     let exited = server.wait_exit(Duration::from_millis(500));
-    assert!(exited.is_none(), "the drain waits for the response in flight");
+    assert!(
+        exited.is_none(),
+        "the drain waits for the response in flight"
+    );
     server.signal(Signal::SIGINT);
     let exited = server.wait_exit(Duration::from_secs(2));
     assert!(exited.is_some(), "a second SIGINT exits at once");
@@ -119,9 +131,14 @@ async fn a_second_sigint_exits_at_once_and_the_deadline_bounds_the_drain() {
     let started = Instant::now();
     server.signal(Signal::SIGINT);
     let status = server.wait_exit(Duration::from_secs(3));
-    assert!(status.expect("the drain deadline (300 ms) ends the drain").success());
+    assert!(status
+        .expect("the drain deadline (300 ms) ends the drain")
+        .success());
     let drained = started.elapsed();
-    assert!(drained >= Duration::from_millis(300), "the drain waited for the stalled reader");
+    assert!(
+        drained >= Duration::from_millis(300),
+        "the drain waited for the stalled reader"
+    );
     stalled.abort();
 }
 
@@ -144,7 +161,10 @@ async fn idle_keep_alive_connections_do_not_hold_the_shutdown() {
     server.signal(Signal::SIGINT);
     let exited = server.wait_exit(Duration::from_secs(2));
     exited.expect("idle connections are closed, not waited for until the deadline");
-    eprintln!("exit {} ms after SIGINT with idle connections", started.elapsed().as_millis());
+    eprintln!(
+        "exit {} ms after SIGINT with idle connections",
+        started.elapsed().as_millis()
+    );
 
     // And an old page still gets its answer from the next process on the same socket.
     let _next = demo::spawn_on(&socket, &[]);
