@@ -5,7 +5,13 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::{get, EventStream};
+use dev_support::http;
+use dev_support::sse::EventStream;
+use nix::sys::signal::Signal;
+use support::get;
+
+/// How long an event may take.
+const EVENT: Duration = Duration::from_secs(5);
 
 /// How long a request may wait while the runner builds after the first build.
 const BUILD: Duration = Duration::from_secs(300);
@@ -26,7 +32,7 @@ async fn a_broken_build_is_shown_to_pages_streams_and_other_requests() {
     assert!(page
         .header("content-type")
         .is_some_and(|t| t.starts_with("text/html")));
-    let body = &page.body;
+    let body = &page.text();
     assert!(
         body.contains(
             r#"<a class="aar-code" href="https://doc.rust-lang.org/error_codes/E0425.html""#
@@ -51,7 +57,7 @@ async fn a_broken_build_is_shown_to_pages_streams_and_other_requests() {
         Some("text/plain; charset=utf-8")
     );
     assert_eq!(
-        api.body,
+        api.text(),
         "the build failed: 1 error; see the terminal or the browser\n"
     );
 
@@ -60,24 +66,19 @@ async fn a_broken_build_is_shown_to_pages_streams_and_other_requests() {
     assert_eq!(forged.status, 403, "{forged:?}");
 
     // A reload stream opens with the overlay, then hello.
-    let mut stream = EventStream::open(socket.addr).await;
-    let (name, overlay) = stream.next_event().await.expect("first event");
+    let mut stream = EventStream::open(socket.addr).await.expect("open");
+    let (name, overlay) = stream.event(EVENT).await;
     assert_eq!(name, "overlay");
     assert!(
         overlay.contains("E0425") && overlay.contains("<style>"),
         "{overlay}"
     );
-    let (name, _) = stream.next_event().await.expect("second event");
-    assert_eq!(name, "hello");
+    assert_eq!(stream.event(EVENT).await.0, "hello");
 
     // SIGINT: the stream gets restart and ends, the runner exits at once.
     let stopping = Instant::now();
-    runner.interrupt();
-    let (name, _) = tokio::time::timeout(Duration::from_secs(1), stream.next_event())
-        .await
-        .expect("an event within 1 s")
-        .expect("an event");
-    assert_eq!(name, "restart");
+    runner.signal(Signal::SIGINT);
+    assert_eq!(stream.event(Duration::from_secs(1)).await.0, "restart");
     let status = runner
         .wait_exit(Duration::from_secs(1))
         .expect("exited within 1 s");
@@ -91,7 +92,7 @@ async fn a_broken_build_is_shown_to_pages_streams_and_other_requests() {
 async fn a_good_build_serves_the_app_on_the_passed_socket() {
     let (_scratch, _socket, mut runner, page) = support::start("scratch-good", "").await;
     assert_eq!(page.status, 200, "{page:?}");
-    let body = &page.body;
+    let body = &page.text();
     assert!(
         body.contains("<h1>scratch ok</h1>") && body.contains("data-instance="),
         "{body}"
@@ -114,7 +115,7 @@ async fn a_good_build_serves_the_app_on_the_passed_socket() {
     );
 
     let stopping = Instant::now();
-    runner.interrupt();
+    runner.signal(Signal::SIGINT);
     let status = runner
         .wait_exit(Duration::from_secs(5))
         .expect("exited within 5 s");
@@ -126,13 +127,13 @@ async fn a_good_build_serves_the_app_on_the_passed_socket() {
         status.code(),
         Some(0),
         "the app's own status: {}",
-        runner.log()
+        runner.log_text()
     );
     assert!(
         !std::path::Path::new(&format!("/proc/{app_pid}")).exists(),
         "the app is gone"
     );
-    let log = runner.log();
+    let log = runner.log_text();
     assert!(
         !log.contains("again"),
         "the app got one SIGINT, not two: {log}"
@@ -146,7 +147,7 @@ async fn a_panic_in_main_shows_its_message_and_location() {
     let (scratch, socket, mut runner, page) = support::start("scratch-panic", panics).await;
     let line = scratch.line_of("no luck");
     assert_eq!(page.status, 500, "{page:?}");
-    let body = &page.body;
+    let body = &page.text();
     assert!(
         body.contains("no &lt;config&gt; &amp; no luck"),
         "the panic message, escaped: {body}"
@@ -154,15 +155,15 @@ async fn a_panic_in_main_shows_its_message_and_location() {
     scratch.assert_links_to_main_rs(body, line, 9);
     assert!(body.contains("exit status: 101"), "{body}");
 
-    let mut stream = EventStream::open(socket.addr).await;
-    let (name, overlay) = stream.next_event().await.expect("first event");
+    let mut stream = EventStream::open(socket.addr).await.expect("open");
+    let (name, overlay) = stream.event(EVENT).await;
     assert_eq!(name, "overlay");
     assert!(
         overlay.contains("no &lt;config&gt; &amp; no luck"),
         "{overlay}"
     );
 
-    runner.interrupt();
+    runner.signal(Signal::SIGINT);
     assert!(
         runner.wait_exit(Duration::from_secs(1)).is_some(),
         "exited within 1 s"
@@ -186,8 +187,7 @@ async fn no_request_fails_across_restarts_through_the_runner() {
             tokio::spawn(async move {
                 let (mut ok, mut failures) = (0_usize, Vec::new());
                 while !stop.load(Ordering::Relaxed) {
-                    match tokio::time::timeout(BUILD, support::try_get(addr, "/", JSON_REQUEST))
-                        .await
+                    match tokio::time::timeout(BUILD, http::get_with(addr, "/", JSON_REQUEST)).await
                     {
                         Ok(Ok(response)) if response.status == 200 => ok += 1,
                         Ok(Ok(response)) => failures.push(format!("{response:?}")),
@@ -205,7 +205,7 @@ async fn no_request_fails_across_restarts_through_the_runner() {
         // next one is started at once, rebuilds (nothing to do) and takes over.
         assert_eq!(get(socket.addr, "/", JSON_REQUEST, BUILD).await.status, 200);
         tokio::time::sleep(Duration::from_millis(50)).await;
-        runner.interrupt();
+        runner.signal(Signal::SIGINT);
         let status = runner
             .wait_exit(Duration::from_secs(10))
             .unwrap_or_else(|| panic!("restart {restart}: the runner did not exit within 10 s"));
@@ -213,7 +213,7 @@ async fn no_request_fails_across_restarts_through_the_runner() {
             status.success(),
             "restart {restart}: exit status {status:?}"
         );
-        runner = socket.run(&scratch, &[]);
+        runner = scratch.run(&socket);
     }
     assert_eq!(get(socket.addr, "/", JSON_REQUEST, BUILD).await.status, 200);
     stop.store(true, Ordering::Relaxed);

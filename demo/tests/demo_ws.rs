@@ -2,9 +2,8 @@
 //! and binary round trips, Ping and Close answered, 1009 for a message over
 //! 64 KiB, 1012 for every socket when the server shuts down.
 
-mod common;
 #[path = "demo/support.rs"]
-mod support;
+mod demo;
 
 use std::time::{Duration, Instant};
 
@@ -16,7 +15,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use common::PassedSocket;
+use dev_support::socket::PassedSocket;
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -61,16 +60,15 @@ async fn close_code(ws: &mut Socket) -> u16 {
     code
 }
 
-async fn server(dir: &tempfile::TempDir) -> (PassedSocket, common::Server) {
+async fn server() -> (PassedSocket, demo::Demo) {
     let socket = PassedSocket::new();
-    let server = support::start(&socket, &dir.path().join("posts.sqlite3")).await;
+    let server = demo::start(&socket, &[]).await;
     (socket, server)
 }
 
 #[tokio::test]
 async fn text_and_binary_come_back_unchanged_and_ping_and_close_are_answered() {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let (socket, _server) = server(&dir).await;
+    let (socket, _server) = server().await;
     let mut ws = connect(&socket).await;
 
     for text in ["hello", "", "ünïcödé ✓ <script>", &"x".repeat(LIMIT)] {
@@ -108,8 +106,7 @@ async fn text_and_binary_come_back_unchanged_and_ping_and_close_are_answered() {
 
 #[tokio::test]
 async fn a_message_over_64_kib_closes_the_socket_with_1009() {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let (socket, _server) = server(&dir).await;
+    let (socket, _server) = server().await;
 
     let mut ws = connect(&socket).await;
     ws.send(Message::text("x".repeat(LIMIT + 1)))
@@ -148,8 +145,7 @@ async fn a_message_over_64_kib_closes_the_socket_with_1009() {
 
 #[tokio::test]
 async fn shutdown_closes_every_socket_with_1012() {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let (socket, mut server) = server(&dir).await;
+    let (socket, mut server) = server().await;
     let mut sockets = Vec::new();
     for i in 0..3 {
         let mut ws = connect(&socket).await;
