@@ -194,16 +194,17 @@ async fn ten_thousand_stream_cycles_leave_nothing_behind() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_client_delays_no_other_stream() {
     let socket = PassedSocket::new();
-    let server = demo::start(&socket, &[]).await;
-    // One client opens a stream and never reads it; another pipelines requests and
-    // never reads the answers, so the server's writes to it block.
+    let (_big, static_dir) = demo::big_file_dir();
+    let server = demo::start(&socket, &["--static-dir", &static_dir]).await;
+    // One client opens a stream and never reads it; another stops reading a large
+    // file, so the server's writes to it block.
     let _silent = EventStream::open(socket.addr).await.expect("open");
     let stall = demo::stalled_reader(socket.addr).await;
     let mut healthy = EventStream::greeted(socket.addr).await;
     server.signal(Signal::SIGUSR1);
     let event = healthy.next_within(Duration::from_secs(1)).await;
     assert_eq!(event.expect("the reload arrives at once").0, "reload");
-    stall.abort();
+    drop(stall);
 }
 
 /// Sends one header byte every `every` (after a request line sent before) until

@@ -117,51 +117,59 @@ async fn opened(addr: SocketAddr, path: &str, first: &str) -> EventStream {
     stream
 }
 
+/// Under this crate's `serve` and under `axum::serve` with the shutdown signal.
 #[tokio::test]
 async fn the_apps_event_streams_end_when_the_shutdown_begins() {
-    let reload = AutoReload::builder().enabled(true).build();
-    let (addr, server) = serve(app(&reload), &reload, Duration::from_secs(5)).await;
-    let mut events = opened(addr, "/events", "tick").await;
-    let mut reload_stream = opened(addr, "/auto_refresh", "hello").await;
-
-    let took = shut_down(&reload, server).await;
-    assert!(
-        took < Duration::from_secs(1),
-        "the stream held the shutdown: {took:?}"
-    );
-    let ended = events.ends_within(Duration::from_secs(1)).await;
-    assert!(ended, "the app's stream ends");
-    let restart = reload_stream.event(EVENT).await.0;
-    assert_eq!(
-        restart, "restart",
-        "the reload stream is not cut before its restart"
-    );
+    for ours in [true, false] {
+        let reload = AutoReload::builder().enabled(true).build();
+        let (addr, server) = if ours {
+            serve(app(&reload), &reload, Duration::from_secs(5)).await
+        } else {
+            let (listener, addr) = listen().await;
+            let server = axum::serve(listener, app(&reload))
+                .with_graceful_shutdown(reload.shutdown_signal().triggered_owned());
+            (addr, tokio::spawn(server.into_future()))
+        };
+        let mut events = opened(addr, "/events", "tick").await;
+        let mut reload_stream = opened(addr, "/auto_refresh", "hello").await;
+        let took = shut_down(&reload, server).await;
+        eprintln!(
+            "{} returned {took:?} after the trigger",
+            if ours { "serve" } else { "axum::serve" }
+        );
+        // At once: no stream holds it.
+        assert!(
+            took < Duration::from_secs(1),
+            "a stream held the shutdown: {took:?}"
+        );
+        let ended = events.ends_within(Duration::from_secs(1)).await;
+        assert!(ended, "the app's stream ends");
+        if ours {
+            let restart = reload_stream.event(EVENT).await.0;
+            assert_eq!(
+                restart, "restart",
+                "the reload stream is not cut before its restart"
+            );
+        }
+    }
 }
 
+/// A stream that opted out, and an upgraded connection the app never closes.
 #[tokio::test]
-async fn under_axum_serve_too() {
-    let reload = AutoReload::builder().enabled(true).build();
-    let (listener, addr) = listen().await;
-    let server = axum::serve(listener, app(&reload))
-        .with_graceful_shutdown(reload.shutdown_signal().triggered_owned());
-    let server = tokio::spawn(server.into_future());
-    let mut events = opened(addr, "/events", "tick").await;
-    let started = Instant::now();
-    reload.shutdown_signal().trigger();
-    let ended = events.ends_within(Duration::from_secs(1)).await;
-    assert!(ended, "the app's stream ends");
-    // At once: no stream holds it.
-    returns_within(Duration::from_secs(1), server).await;
-    let took = started.elapsed().as_millis();
-    eprintln!("axum::serve returned {took} ms after the trigger");
-}
-
-#[tokio::test]
-async fn a_stream_kept_open_holds_the_drain_and_the_warning_names_it() {
+async fn what_holds_the_drain_past_its_deadline_is_named() {
     let (logs, _guard) = Logs::capture();
     let reload = AutoReload::builder().enabled(true).build();
-    let (addr, server) = serve(app(&reload), &reload, Duration::from_millis(300)).await;
+    let ws = get(|upgrade: WebSocketUpgrade| async move {
+        upgrade.on_upgrade(|socket| async move {
+            std::future::pending::<()>().await;
+            drop(socket);
+        })
+    });
+    let app = app(&reload).route("/ws", ws);
+    let (addr, server) = serve(app, &reload, Duration::from_millis(300)).await;
     let _tail = opened(addr, "/tail", "tick").await;
+    let client = tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await;
+    let _client = client.expect("connect");
 
     let took = shut_down(&reload, server).await;
     assert!(
@@ -169,9 +177,13 @@ async fn a_stream_kept_open_holds_the_drain_and_the_warning_names_it() {
         "the drain waited: {took:?}"
     );
     let logs = logs.text();
-    let named =
-        logs.contains("drain deadline of 300 ms passed") && logs.contains("held by: GET /tail");
-    assert!(named, "{logs}");
+    for named in [
+        "drain deadline of 300 ms passed",
+        "held by: GET /tail",
+        "GET /ws (upgraded)",
+    ] {
+        assert!(logs.contains(named), "{named} in {logs}");
+    }
 }
 
 #[tokio::test]
@@ -207,32 +219,6 @@ async fn an_upgraded_connection_is_waited_for_until_the_app_closes_it() {
         panic!("expected the app's Close, got {message:?}");
     };
     assert_eq!(u16::from(frame.code), 1012);
-}
-
-#[tokio::test]
-async fn an_upgraded_connection_left_open_is_named_at_the_deadline() {
-    let (logs, _guard) = Logs::capture();
-    let reload = AutoReload::builder().enabled(true).build();
-    let ws = get(|upgrade: WebSocketUpgrade| async move {
-        upgrade.on_upgrade(|socket| async move {
-            std::future::pending::<()>().await;
-            drop(socket);
-        })
-    });
-    let (addr, server) = serve(
-        Router::new().route("/ws", ws),
-        &reload,
-        Duration::from_millis(300),
-    )
-    .await;
-    let _client = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
-        .await
-        .expect("connect");
-
-    let took = shut_down(&reload, server).await;
-    assert!(took >= Duration::from_millis(300), "{took:?}");
-    let logs = logs.text();
-    assert!(logs.contains("held by: GET /ws (upgraded)"), "{logs}");
 }
 
 /// A panic in a handler is `panic.rs`'s: a 500 page through `serve`.

@@ -11,7 +11,8 @@ use std::time::Duration;
 use dev_support::process::Proc;
 use dev_support::socket::PassedSocket;
 use nix::sys::signal::Signal;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 /// The demo binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_axum-autoreload-demo");
@@ -80,15 +81,29 @@ pub async fn serve_here(app: axum::Router, reload: axum_autoreload::AutoReload) 
     addr
 }
 
-/// A client that pipelines requests and never reads the answers: the server's
-/// writes to it block, so its connection stays in flight. Abort it to end it.
-pub async fn stalled_reader(addr: SocketAddr) -> tokio::task::JoinHandle<()> {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let handle = tokio::spawn(async move {
-        let requests = "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n".repeat(1000);
-        while stream.write_all(requests.as_bytes()).await.is_ok() {}
-    });
-    // Long enough for the buffers on both sides to fill.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    handle
+/// A static directory for `--static-dir` with `big.bin`, 64 MiB: far more than
+/// the socket buffers hold, so a client that stops reading it keeps the server
+/// writing.
+pub fn big_file_dir() -> (tempfile::TempDir, String) {
+    let dir = dev_support::scratch::temp_dir("axum-autoreload-big-");
+    let file = std::fs::File::create(dir.path().join("big.bin")).expect("big.bin");
+    file.set_len(64 << 20).expect("64 MiB");
+    let path = dir.path().to_str().expect("a UTF-8 path").to_owned();
+    (dir, path)
+}
+
+/// A client that asks for `/static/big.bin` (see [`big_file_dir`]), reads the
+/// start of the answer and no more: the server's writes to it block, so its
+/// response stays in flight until the connection is dropped.
+pub async fn stalled_reader(addr: SocketAddr) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let request = b"GET /static/big.bin HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    stream.write_all(request).await.expect("send");
+    let mut head = [0; 12];
+    stream
+        .read_exact(&mut head)
+        .await
+        .expect("the answer begins");
+    assert_eq!(&head, b"HTTP/1.1 200");
+    stream
 }
