@@ -6,7 +6,7 @@
 mod demo;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use dev_support::http::{self, Response};
@@ -108,55 +108,52 @@ async fn usernames_on_page(addr: SocketAddr) -> Vec<String> {
         .collect()
 }
 
-/// A database in a directory that does not exist yet.
-fn db_in(dir: &tempfile::TempDir) -> PathBuf {
-    dir.path().join("data/posts.sqlite3")
+/// The demo on a passed socket, its database in a directory that does not exist
+/// yet.
+async fn server(db: &Path) -> (SocketAddr, demo::Demo) {
+    let socket = PassedSocket::new();
+    let server = demo::start(&socket, &["--db", db.to_str().expect("UTF-8")]).await;
+    (socket.addr, server)
 }
 
-async fn start(socket: &PassedSocket, db: &std::path::Path) -> demo::Demo {
-    demo::start(socket, &["--db", db.to_str().expect("a UTF-8 path")]).await
+fn temp_db() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let db = dir.path().join("data/posts.sqlite3");
+    (dir, db)
 }
 
 #[tokio::test]
 async fn two_subscribers_get_each_new_post_with_user_text_escaped() {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let socket = PassedSocket::new();
-    let _server = start(&socket, &db_in(&dir)).await;
-    let (mut first, initial) = feed(socket.addr).await;
-    let (mut second, initial_too) = feed(socket.addr).await;
+    let (_dir, db) = temp_db();
+    let (addr, _server) = server(&db).await;
+    let (mut first, initial) = feed(addr).await;
+    let (mut second, initial_too) = feed(addr).await;
     for initial in [initial, initial_too] {
         assert!(initial.starts_with("<ol id=\"posts\">"), "{initial}");
-        assert!(initial.contains("No posts yet"), "{initial}");
+        demo::assert_contains(&initial, &["No posts yet"]);
     }
 
     let message = "<script>alert(\"pwned\")</script> & more\nsecond line";
     let posted = Instant::now();
-    let response = post(
-        socket.addr,
-        Via::Htmx,
-        Some("<b>mallory</b>"),
-        Some(message),
-    )
-    .await;
+    let response = post(addr, Via::Htmx, Some("<b>mallory</b>"), Some(message)).await;
     assert_eq!(response.status, 201, "{}", response.text());
     for (name, stream) in [("first", &mut first), ("second", &mut second)] {
         let update = update(stream).await;
         let ms = posted.elapsed().as_secs_f64() * 1000.0;
         eprintln!("{name} stream got the post {ms:.1} ms after the POST began");
-        let escaped =
-            "&lt;script&gt;alert(&quot;pwned&quot;)&lt;/script&gt; &amp; more\nsecond line";
-        assert!(
-            update.contains(escaped),
-            "the {name} stream carries the escaped message: {update}"
+        demo::assert_contains(
+            &update,
+            &[
+                "&lt;script&gt;alert(&quot;pwned&quot;)&lt;/script&gt; &amp; more\nsecond line",
+                "<strong class=\"username\">&lt;b&gt;mallory&lt;/b&gt;</strong>",
+            ],
         );
-        let username = "<strong class=\"username\">&lt;b&gt;mallory&lt;/b&gt;</strong>";
-        assert!(update.contains(username), "{update}");
         assert!(!update.contains("<script>"), "{update}");
         assert!(!update.contains("No posts yet"), "{update}");
     }
 
     // A second post comes first in the next update, and a JSON post counts too.
-    let response = post(socket.addr, Via::Json, Some("bob"), Some("hello")).await;
+    let response = post(addr, Via::Json, Some("bob"), Some("hello")).await;
     assert_eq!(response.status, 201, "{}", response.text());
     let json: serde_json::Value = serde_json::from_slice(&response.body).expect("JSON");
     assert_eq!(
@@ -171,24 +168,18 @@ async fn two_subscribers_get_each_new_post_with_user_text_escaped() {
     }
 
     // The page shows the same, escaped too.
-    let text = http::get(socket.addr, "/posts")
-        .await
-        .expect("GET /posts")
-        .text();
-    assert!(
-        text.contains("&lt;script&gt;alert(") && !text.contains("<script>alert"),
-        "{text}"
-    );
-    let usernames = usernames_on_page(socket.addr).await;
+    let page = http::get(addr, "/posts").await.expect("GET /posts").text();
+    demo::assert_contains(&page, &["&lt;script&gt;alert("]);
+    assert!(!page.contains("<script>alert"), "{page}");
+    let usernames = usernames_on_page(addr).await;
     assert_eq!(usernames, ["bob", "&lt;b&gt;mallory&lt;/b&gt;"]);
 }
 
 #[tokio::test]
 async fn bad_input_gets_422_with_the_error_and_stores_nothing() {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let socket = PassedSocket::new();
-    let _server = start(&socket, &db_in(&dir)).await;
-    let (mut stream, _) = feed(socket.addr).await;
+    let (_dir, db) = temp_db();
+    let (addr, _server) = server(&db).await;
+    let (mut stream, _) = feed(addr).await;
 
     let long_message = "m".repeat(501);
     let long_name = "n".repeat(41);
@@ -205,28 +196,24 @@ async fn bad_input_gets_422_with_the_error_and_stores_nothing() {
     for (username, message, field, words) in cases {
         let what = format!("username {username:?}, message {message:?}");
 
-        let htmx = post(socket.addr, Via::Htmx, username, message).await;
+        let htmx = post(addr, Via::Htmx, username, message).await;
         assert_eq!(htmx.status, 422, "htmx, {what}: {}", htmx.text());
         assert_eq!(htmx.header("hx-retarget"), Some("#post-form"), "{what}");
         assert_eq!(htmx.header("hx-reswap"), Some("morph"), "{what}");
+        // The form alone, with the error.
         let fragment = htmx.text();
-        let alone = fragment.starts_with("<form id=\"post-form\"") && !fragment.contains("<html");
-        assert!(alone, "htmx gets the form alone, {what}: {fragment}");
-        let shown = fragment.contains(&format!("id=\"{field}-error\"")) && fragment.contains(words);
         assert!(
-            shown,
-            "the form shows {words:?} for {field}, {what}: {fragment}"
+            fragment.starts_with("<form id=\"post-form\""),
+            "{what}: {fragment}"
         );
+        assert!(!fragment.contains("<html"), "{what}: {fragment}");
+        demo::assert_contains(&fragment, &[&format!("id=\"{field}-error\""), words]);
 
-        let form = post(socket.addr, Via::Form, username, message).await;
+        let form = post(addr, Via::Form, username, message).await;
         assert_eq!(form.status, 422, "form, {what}: {}", form.text());
-        let page = form.text();
-        assert!(
-            page.contains("<html") && page.contains(words),
-            "{what}: {page}"
-        );
+        demo::assert_contains(&form.text(), &["<html", words]);
 
-        let json = post(socket.addr, Via::Json, username, message).await;
+        let json = post(addr, Via::Json, username, message).await;
         assert_eq!(json.status, 422, "JSON, {what}: {}", json.text());
         let body: serde_json::Value = serde_json::from_slice(&json.body).expect("JSON");
         let error = body["errors"][field].as_str().unwrap_or_default();
@@ -235,36 +222,30 @@ async fn bad_input_gets_422_with_the_error_and_stores_nothing() {
 
     // What was typed comes back in the form, escaped.
     let typed = format!("<script>{long_message}");
-    let response = post(socket.addr, Via::Htmx, Some("<i>eve</i>"), Some(&typed)).await;
+    let response = post(addr, Via::Htmx, Some("<i>eve</i>"), Some(&typed)).await;
     assert_eq!(response.status, 422);
-    let fragment = response.text();
-    assert!(
-        fragment.contains("value=\"&lt;i&gt;eve&lt;/i&gt;\""),
-        "{fragment}"
-    );
-    assert!(fragment.contains(">&lt;script&gt;mmm"), "{fragment}");
+    let escaped = ["value=\"&lt;i&gt;eve&lt;/i&gt;\"", ">&lt;script&gt;mmm"];
+    demo::assert_contains(&response.text(), &escaped);
 
     // Bodies that cannot be read at all.
-    let malformed = post_raw(socket.addr, Via::Json, "{\"username\": ").await;
+    let malformed = post_raw(addr, Via::Json, "{\"username\": ").await;
     assert_eq!(malformed.status, 400, "{}", malformed.text());
-    let wrong_type = post_typed(socket.addr, "text/plain", "", "username=a&message=b").await;
+    let wrong_type = post_typed(addr, "text/plain", "", "username=a&message=b").await;
     assert_eq!(wrong_type.status, 415, "{}", wrong_type.text());
 
     let update = stream.next_within(Duration::from_millis(300)).await;
     assert!(update.is_none(), "no update after bad input: {update:?}");
-    assert!(usernames_on_page(socket.addr).await.is_empty());
+    assert!(usernames_on_page(addr).await.is_empty());
 }
 
 #[tokio::test]
 async fn a_body_over_16_kib_gets_413_and_stores_nothing() {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let socket = PassedSocket::new();
-    let _server = start(&socket, &db_in(&dir)).await;
-
+    let (_dir, db) = temp_db();
+    let (addr, _server) = server(&db).await;
     // At the limit the body is read (and this one is refused for its length).
     let at_limit = format!("username=ann&message={}", "m".repeat(16 * 1024 - 21));
     assert_eq!(at_limit.len(), 16 * 1024);
-    let response = post_raw(socket.addr, Via::Htmx, &at_limit).await;
+    let response = post_raw(addr, Via::Htmx, &at_limit).await;
     assert_eq!(response.status, 422, "{}", response.text());
 
     let over = format!("{at_limit}m");
@@ -273,29 +254,22 @@ async fn a_body_over_16_kib_gets_413_and_stores_nothing() {
         "m".repeat(16 * 1024)
     );
     for (via, body) in [(Via::Htmx, &over), (Via::Form, &over), (Via::Json, &json)] {
-        let response = post_raw(socket.addr, via, body).await;
+        let response = post_raw(addr, via, body).await;
         assert_eq!(response.status, 413, "{via:?}: {}", response.text());
     }
-    assert!(usernames_on_page(socket.addr).await.is_empty());
+    assert!(usernames_on_page(addr).await.is_empty());
 }
 
 #[tokio::test]
 async fn posts_survive_a_restart_of_the_process() {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let db = db_in(&dir);
-    let socket = PassedSocket::new();
-
-    let mut server = start(&socket, &db).await;
-    let response = post(
-        socket.addr,
-        Via::Form,
-        Some("ann"),
-        Some("kept across restarts"),
-    )
-    .await;
+    let (_dir, db) = temp_db();
+    let (socket, db_arg) = (PassedSocket::new(), ["--db", db.to_str().expect("UTF-8")]);
+    let addr = socket.addr;
+    let mut server = demo::start(&socket, &db_arg).await;
+    let response = post(addr, Via::Form, Some("ann"), Some("kept across restarts")).await;
     assert_eq!(response.status, 303, "{}", response.text());
     assert_eq!(response.header("location"), Some("/posts"));
-    let response = post(socket.addr, Via::Json, Some("bob"), Some("me too")).await;
+    let response = post(addr, Via::Json, Some("bob"), Some("me too")).await;
     assert_eq!(response.status, 201, "{}", response.text());
     assert!(db.exists(), "the database should be at {}", db.display());
 
@@ -304,20 +278,19 @@ async fn posts_survive_a_restart_of_the_process() {
     let status = status.expect("the server should exit after SIGINT");
     assert!(status.success(), "exit status {status}");
 
-    let _server = start(&socket, &db).await;
-    assert_eq!(usernames_on_page(socket.addr).await, ["bob", "ann"]);
-    let (_, initial) = feed(socket.addr).await;
-    assert!(initial.contains("kept across restarts"), "{initial}");
+    let _server = demo::start(&socket, &db_arg).await;
+    assert_eq!(usernames_on_page(addr).await, ["bob", "ann"]);
+    let (_, initial) = feed(addr).await;
+    demo::assert_contains(&initial, &["kept across restarts"]);
 }
 
 #[tokio::test]
 async fn feed_streams_end_on_shutdown_so_the_process_exits_at_once() {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let socket = PassedSocket::new();
-    let mut server = start(&socket, &db_in(&dir)).await;
+    let (_dir, db) = temp_db();
+    let (addr, mut server) = server(&db).await;
     let mut streams = Vec::new();
     for _ in 0..3 {
-        streams.push(feed(socket.addr).await.0);
+        streams.push(feed(addr).await.0);
     }
 
     let signalled = Instant::now();

@@ -37,16 +37,9 @@ async fn boom(enabled: bool) -> http::Response {
 #[tokio::test]
 async fn a_panic_in_development_shows_its_message_and_location_and_reloads() {
     let body = boom(true).await.text();
-    assert!(
-        body.contains("index out of bounds: the len is 0 but the index is 7"),
-        "{body}"
-    );
-    let line = line_of("empty[index]");
-    assert!(
-        body.contains(&format!("tests/panic.rs:{line}:")),
-        "location tests/panic.rs:{line} in {body}"
-    );
-    assert!(body.contains("/auto_refresh/client.js"), "{body}");
+    let location = format!("tests/panic.rs:{}:", line_of("empty[index]"));
+    let message = "index out of bounds: the len is 0 but the index is 7";
+    demo::assert_contains(&body, &[message, &location, "/auto_refresh/client.js"]);
     assert_eq!(body.matches("<script").count(), 1, "{body}");
 }
 

@@ -6,11 +6,9 @@
 mod demo;
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use dev_support::http::{get, wait_ready};
+use dev_support::http::{wait_ready, Load};
 use dev_support::socket::PassedSocket;
 use nix::sys::signal::Signal;
 
@@ -22,45 +20,17 @@ fn restarts() -> usize {
 }
 const CLIENTS: usize = 4;
 
-#[derive(Default)]
-struct Tally {
-    ok: usize,
-    failures: Vec<String>,
-    worst: Duration,
-    instances: BTreeSet<String>,
-}
-
-/// Sends `GET /` on fresh connections until `stop`, tallying the answers.
-async fn client(addr: std::net::SocketAddr, stop: Arc<AtomicBool>) -> Tally {
-    let mut tally = Tally::default();
-    while !stop.load(Ordering::Relaxed) {
-        let started = Instant::now();
-        let result = tokio::time::timeout(Duration::from_secs(10), get(addr, "/")).await;
-        tally.worst = tally.worst.max(started.elapsed());
-        match result {
-            Ok(Ok(page)) if page.status == 200 && page.text().ends_with("</html>") => {
-                tally.ok += 1;
-                tally.instances.extend(instance_of(&page.text()));
-            }
-            Ok(Ok(page)) => tally
-                .failures
-                .push(format!("{}: {}", page.status, page.text())),
-            Ok(Err(err)) => tally.failures.push(err.to_string()),
-            Err(_) => tally.failures.push("no answer in 10 s".to_owned()),
-        }
-    }
-    tally
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_request_fails_across_restarts() {
     let socket = PassedSocket::new();
     let mut server = demo::start(&socket, &[]).await;
-    let stop = Arc::new(AtomicBool::new(false));
-    let clients: Vec<_> = (0..CLIENTS)
-        .map(|_| tokio::spawn(client(socket.addr, Arc::clone(&stop))))
-        .collect();
-
+    let load = Load::start(
+        socket.addr,
+        "/",
+        "Host: localhost\r\n",
+        CLIENTS,
+        Duration::from_secs(10),
+    );
     let restarts = restarts();
     for restart in 0..restarts {
         // Signal a process that serves: one still starting has no handler yet and
@@ -79,37 +49,39 @@ async fn no_request_fails_across_restarts() {
         server = demo::spawn_on(&socket, &[]);
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
-    stop.store(true, Ordering::Relaxed);
+    let tally = load.stop().await;
 
-    let mut total = Tally::default();
-    for client in clients {
-        let tally = client.await.expect("client task");
-        total.ok += tally.ok;
-        total.failures.extend(tally.failures);
-        total.worst = total.worst.max(tally.worst);
-        total.instances.extend(tally.instances);
-    }
+    let whole = tally
+        .ok
+        .iter()
+        .filter(|page| page.ends_with("</html>"))
+        .count();
+    let instances: BTreeSet<&str> = tally
+        .ok
+        .iter()
+        .filter_map(|page| instance_of(page))
+        .collect();
     eprintln!(
         "{restarts} restarts, {CLIENTS} clients: {} requests ok, {} failed, worst latency {} ms, {} instances seen",
-        total.ok,
-        total.failures.len(),
-        total.worst.as_millis(),
-        total.instances.len(),
+        tally.ok.len(),
+        tally.failures.len(),
+        tally.worst.as_millis(),
+        instances.len(),
     );
     assert!(
-        total.failures.is_empty(),
+        tally.failures.is_empty(),
         "failed requests: {:?}",
-        total.failures
+        tally.failures
     );
+    assert_eq!(whole, tally.ok.len(), "every page is whole");
     assert!(
-        total.instances.len() > restarts / 2,
-        "the clients were served by many of the {} processes, not one: {:?}",
+        instances.len() > restarts / 2,
+        "the clients were served by many of the {} processes, not one: {instances:?}",
         restarts + 1,
-        total.instances
     );
 }
 
-fn instance_of(page: &str) -> Option<String> {
+fn instance_of(page: &str) -> Option<&str> {
     let (_, rest) = page.split_once("data-instance=\"")?;
-    Some(rest.split_once('"')?.0.to_owned())
+    Some(rest.split_once('"')?.0)
 }

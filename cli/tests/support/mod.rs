@@ -142,3 +142,10 @@ pub async fn get(addr: SocketAddr, path: &str, headers: &str, limit: Duration) -
         .unwrap_or_else(|_| panic!("no answer to GET {path} within {limit:?}"))
         .unwrap_or_else(|err| panic!("GET {path}: {err}"))
 }
+
+/// Asserts that `text` holds each of `needles`, saying which one it lacks.
+pub fn assert_contains(text: &str, needles: &[&str]) {
+    for needle in needles {
+        assert!(text.contains(needle), "no {needle:?} in {text}");
+    }
+}

@@ -107,3 +107,11 @@ pub async fn stalled_reader(addr: SocketAddr) -> TcpStream {
     assert_eq!(&head, b"HTTP/1.1 200");
     stream
 }
+
+/// Asserts that `text` contains every one of `needles`; a failure names the
+/// missing one.
+pub fn assert_contains(text: &str, needles: &[&str]) {
+    for needle in needles {
+        assert!(text.contains(needle), "{needle:?} is not in {text}");
+    }
+}
