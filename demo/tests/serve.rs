@@ -7,7 +7,7 @@ use std::convert::Infallible;
 use std::future::IntoFuture;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocketUpgrade};
@@ -23,38 +23,24 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite;
 
+#[path = "demo/support.rs"]
+mod demo;
+
 const EVENT: Duration = Duration::from_secs(5);
 
-/// What the server logs on this thread (the tests run on one thread, tasks
-/// included), until the guard is dropped.
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl io::Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().expect("logs").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
+/// Collects what this thread logs (the tests run on one thread, tasks included)
+/// in a file, until the guard is dropped; read it with [`text`].
+fn capture_logs() -> (tempfile::NamedTempFile, tracing::subscriber::DefaultGuard) {
+    let file = tempfile::NamedTempFile::new().expect("a log file");
+    let writer = std::sync::Mutex::new(file.reopen().expect("the log file"));
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(writer)
+        .with_ansi(false);
+    (file, tracing::subscriber::set_default(subscriber.finish()))
 }
 
-impl Logs {
-    fn capture() -> (Self, tracing::subscriber::DefaultGuard) {
-        let logs = Self::default();
-        let writer = logs.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .finish();
-        (logs, tracing::subscriber::set_default(subscriber))
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().expect("logs")).into_owned()
-    }
+fn text(logs: &tempfile::NamedTempFile) -> String {
+    std::fs::read_to_string(logs.path()).expect("the logs")
 }
 
 /// An event stream that sends one event, then nothing, forever.
@@ -133,23 +119,16 @@ async fn the_apps_event_streams_end_when_the_shutdown_begins() {
         let mut events = opened(addr, "/events", "tick").await;
         let mut reload_stream = opened(addr, "/auto_refresh", "hello").await;
         let took = shut_down(&reload, server).await;
-        eprintln!(
-            "{} returned {took:?} after the trigger",
-            if ours { "serve" } else { "axum::serve" }
-        );
         // At once: no stream holds it.
         assert!(
             took < Duration::from_secs(1),
-            "a stream held the shutdown: {took:?}"
+            "held, ours: {ours}, {took:?}"
         );
         let ended = events.ends_within(Duration::from_secs(1)).await;
         assert!(ended, "the app's stream ends");
         if ours {
-            let restart = reload_stream.event(EVENT).await.0;
-            assert_eq!(
-                restart, "restart",
-                "the reload stream is not cut before its restart"
-            );
+            // The reload stream is not cut before its restart.
+            assert_eq!(reload_stream.event(EVENT).await.0, "restart");
         }
     }
 }
@@ -157,7 +136,7 @@ async fn the_apps_event_streams_end_when_the_shutdown_begins() {
 /// A stream that opted out, and an upgraded connection the app never closes.
 #[tokio::test]
 async fn what_holds_the_drain_past_its_deadline_is_named() {
-    let (logs, _guard) = Logs::capture();
+    let (logs, _guard) = capture_logs();
     let reload = AutoReload::builder().enabled(true).build();
     let ws = get(|upgrade: WebSocketUpgrade| async move {
         upgrade.on_upgrade(|socket| async move {
@@ -176,14 +155,13 @@ async fn what_holds_the_drain_past_its_deadline_is_named() {
         took >= Duration::from_millis(300),
         "the drain waited: {took:?}"
     );
-    let logs = logs.text();
-    for named in [
+    let logs = text(&logs);
+    let named = [
         "drain deadline of 300 ms passed",
         "held by: GET /tail",
         "GET /ws (upgraded)",
-    ] {
-        assert!(logs.contains(named), "{named} in {logs}");
-    }
+    ];
+    demo::assert_contains(&logs, &named);
 }
 
 #[tokio::test]
@@ -224,15 +202,12 @@ async fn an_upgraded_connection_is_waited_for_until_the_app_closes_it() {
 /// A panic in a handler is `panic.rs`'s: a 500 page through `serve`.
 #[tokio::test]
 async fn a_panic_in_a_body_is_logged_and_the_server_goes_on() {
-    let (logs, _guard) = Logs::capture();
+    let (logs, _guard) = capture_logs();
     let reload = AutoReload::builder().enabled(true).build();
     let panics = get(|| async {
-        let chunks = futures_util::stream::once(async {
-            if true {
-                panic!("boom in the body");
-            }
-            Ok::<_, Infallible>(bytes::Bytes::new())
-        });
+        type Chunk = Option<Result<bytes::Bytes, Infallible>>;
+        let chunks =
+            futures_util::stream::poll_fn(|_| -> Poll<Chunk> { panic!("boom in the body") });
         axum::body::Body::from_stream(chunks)
     });
     let app = app(&reload).route("/panic-in-body", panics);
@@ -242,11 +217,8 @@ async fn a_panic_in_a_body_is_logged_and_the_server_goes_on() {
     let page = http::get(addr, "/").await.expect("GET /");
     assert_eq!(page.status, 200, "still serving");
     shut_down(&reload, server).await;
-    let logs = logs.text();
-    assert!(
-        logs.contains("ended in a panic: boom in the body"),
-        "{logs}"
-    );
+    let logs = text(&logs);
+    demo::assert_contains(&logs, &["ended in a panic: boom in the body"]);
 }
 
 #[tokio::test]
@@ -278,33 +250,18 @@ async fn the_reload_routes_carry_the_guard_under_axum_serve() {
     let plain = start(app(&reload)).await;
     let guarded = start(app(&reload).layer(reload.guard())).await;
     let foreign = "Host: localhost\r\nOrigin: https://evil.example";
-    for (addr, head, status) in [
-        (
-            plain,
-            format!("POST /auto_refresh/reload HTTP/1.1\r\n{foreign}"),
-            403,
-        ),
-        (
-            plain,
-            format!("GET /auto_refresh HTTP/1.1\r\n{foreign}"),
-            403,
-        ),
-        (
-            plain,
-            "GET /auto_refresh/status HTTP/1.1\r\nHost: evil.example".into(),
-            403,
-        ),
-        (
-            plain,
-            "POST /auto_refresh/reload HTTP/1.1\r\nHost: localhost".into(),
-            200,
-        ),
+    for (addr, status, line, headers) in [
+        (plain, 403, "POST /auto_refresh/reload", foreign),
+        (plain, 403, "GET /auto_refresh", foreign),
+        (plain, 403, "GET /auto_refresh/status", "Host: evil.example"),
+        (plain, 200, "POST /auto_refresh/reload", "Host: localhost"),
         // The app's own routes are the app's to guard...
-        (plain, "GET / HTTP/1.1\r\nHost: evil.example".into(), 200),
+        (plain, 200, "GET /", "Host: evil.example"),
         // ... with the same layer.
-        (guarded, "GET / HTTP/1.1\r\nHost: evil.example".into(), 403),
-        (guarded, "GET / HTTP/1.1\r\nHost: localhost".into(), 200),
+        (guarded, 403, "GET /", "Host: evil.example"),
+        (guarded, 200, "GET /", "Host: localhost"),
     ] {
+        let head = format!("{line} HTTP/1.1\r\n{headers}");
         let raw = format!("{head}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
         let response = request(addr, &raw).await.expect("an answer");
         assert_eq!(response.status, status, "{head}");
@@ -321,16 +278,13 @@ async fn handlers_take_the_shutdown_signal_as_an_extractor() {
     });
     let call = |app: Router| async move {
         let request = axum::http::Request::get("/").body(axum::body::Body::empty());
-        let response = app
-            .oneshot(request.expect("request"))
-            .await
-            .expect("infallible");
-        let response = response.into_response();
+        let response = app.oneshot(request.expect("request")).await.into_response();
         let status = response.status().as_u16();
-        let body = axum::body::to_bytes(response.into_body(), 1024)
-            .await
-            .expect("body");
-        (status, String::from_utf8_lossy(&body).into_owned())
+        let body = axum::body::to_bytes(response.into_body(), 1024).await;
+        (
+            status,
+            String::from_utf8_lossy(&body.expect("body")).into_owned(),
+        )
     };
     let with_layer = Router::new()
         .route("/", handler.clone())
