@@ -158,10 +158,10 @@ async fn no_request_fails_across_restarts_through_the_runner() {
         tokio::time::sleep(Duration::from_millis(50)).await;
         runner.signal(Signal::SIGINT);
         let status = runner.wait_exit(Duration::from_secs(10));
-        let status = status.unwrap_or_else(|| panic!("restart {restart}: no exit within 10 s"));
+        let clean = status.is_some_and(|status| status.success());
         assert!(
-            status.success(),
-            "restart {restart}: exit status {status:?}"
+            clean,
+            "restart {restart}: a clean exit within 10 s, not {status:?}"
         );
         runner = scratch.run(&socket);
     }

@@ -101,73 +101,64 @@ async fn port_env_sets_the_port() {
 }
 
 /// Runs the demo with `args` and `env` to its end, logging nothing.
-fn run(args: &[&str], env: &[(&str, &str)]) -> (Output, String) {
+fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut command = demo::command(args);
-    let output = command
-        .env("RUST_LOG", "off")
-        .envs(env.iter().copied())
-        .output()
-        .expect("run");
+    command.env("RUST_LOG", "off").envs(env.iter().copied());
+    command.output().expect("run")
+}
+
+/// Asserts that the run ended with `code` and its standard error holds `needles`.
+fn assert_fails(output: &Output, code: i32, needles: &[&str]) -> String {
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    (output, stderr)
+    assert_eq!(output.status.code(), Some(code), "stderr: {stderr}");
+    demo::assert_contains(&stderr, needles);
+    stderr
 }
 
 #[test]
 fn a_busy_port_gives_one_clear_error_line() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = taken.local_addr().expect("address").to_string();
-    let (output, stderr) = run(&["--addr", &addr], &[]);
-    assert_eq!(output.status.code(), Some(1), "stderr: {stderr}");
+    // It names the address and says what to do.
+    let stderr = assert_fails(&run(&["--addr", &addr], &[]), 1, &[&addr, "--addr or PORT"]);
     assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
     assert!(stderr.starts_with("error: cannot listen on "), "{stderr}");
-    assert!(stderr.contains(&addr), "names the address: {stderr}");
-    assert!(
-        stderr.contains("--addr or PORT"),
-        "says what to do: {stderr}"
-    );
 }
 
 #[test]
 fn a_passed_udp_socket_is_refused_clearly() {
-    let udp =
-        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).expect("socket");
+    let udp = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None);
+    let udp = udp.expect("socket");
     udp.set_cloexec(false).expect("clear close-on-exec");
     let fd = udp.as_raw_fd().to_string();
-    let (output, stderr) = run(&[], &[("LISTEN_FDS", "1"), ("LISTEN_FDS_FIRST_FD", &fd)]);
-    assert_eq!(output.status.code(), Some(1), "stderr: {stderr}");
-    assert!(stderr.contains("not a TCP listener"), "{stderr}");
+    let output = run(&[], &[("LISTEN_FDS", "1"), ("LISTEN_FDS_FIRST_FD", &fd)]);
+    let stderr = assert_fails(&output, 1, &["not a TCP listener"]);
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
 #[test]
 fn a_bad_flag_is_a_usage_error() {
-    let (output, stderr) = run(&["--addr", "localhost"], &[]);
-    assert_eq!(output.status.code(), Some(2));
-    assert!(
-        stderr.contains("invalid value 'localhost' for '--addr"),
-        "{stderr}"
-    );
+    let output = run(&["--addr", "localhost"], &[]);
+    assert_fails(&output, 2, &["invalid value 'localhost' for '--addr"]);
 }
 
 #[test]
 fn version_and_help() {
-    let (version, _) = run(&["--version"], &[]);
+    let version = run(&["--version"], &[]);
     assert!(version.status.success());
     assert_eq!(
         String::from_utf8_lossy(&version.stdout).trim(),
         format!("axum-autoreload-demo {}", env!("CARGO_PKG_VERSION"))
     );
-    let (help, _) = run(&["--help"], &[]);
-    let text = String::from_utf8_lossy(&help.stdout);
-    for flag in [
+    let help = String::from_utf8_lossy(&run(&["--help"], &[]).stdout).into_owned();
+    let flags = [
         "--addr",
         "--port",
         "[env: PORT",
         "--static-dir",
         "--drain-deadline",
-    ] {
-        assert!(text.contains(flag), "--help mentions {flag}: {text}");
-    }
+    ];
+    demo::assert_contains(&help, &flags);
 }
 
 #[tokio::test]

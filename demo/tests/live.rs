@@ -143,55 +143,46 @@ async fn a_write_right_after_watching_begins_is_announced() {
     live.expect_one_css_event("first.css").await;
 }
 
+/// `cp -p` and `rsync -a` put a file back with an older modification time;
+/// editors write a temporary file beside it and rename it over the file.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_file_put_back_with_an_older_modification_time_is_announced() {
+async fn a_file_put_back_with_an_older_time_or_saved_atomically_is_one_event() {
     let mut live = live().await;
-    live.write("restored.css", "a { color: red }");
-    live.expect_one_css_event("restored.css").await;
-    // `cp -p`, `rsync -a`: the content changes, the time goes back.
-    live.write("restored.css", "a { color: blue }");
-    let last_year = filetime::FileTime::from_unix_time(1_700_000_000, 0);
-    filetime::set_file_mtime(live.path("restored.css"), last_year).expect("set mtime");
-    live.expect_one_css_event("restored.css").await;
+    let put_back = |live: &Live| {
+        live.write("file.css", "a { color: blue }");
+        let last_year = filetime::FileTime::from_unix_time(1_700_000_000, 0);
+        filetime::set_file_mtime(live.path("file.css"), last_year).expect("set mtime");
+    };
+    let saved = |live: &Live| {
+        live.write("file.css.tmp-4711", "a { color: green }");
+        std::fs::rename(live.path("file.css.tmp-4711"), live.path("file.css")).expect("rename");
+    };
+    live.write("file.css", "a { color: red }");
+    live.expect_one_css_event("file.css").await;
+    for change in [put_back, saved] {
+        change(&live);
+        live.expect_one_css_event("file.css").await;
+    }
 }
 
+/// inotify reports each open, which is no change.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_atomic_save_is_one_event_for_the_file_itself() {
-    let mut live = live().await;
-    live.write("saved.css", "a { color: red }");
-    live.expect_one_css_event("saved.css").await;
-    // What editors do: write a temporary file beside it, rename it over the file.
-    live.write("saved.css.tmp-4711", "a { color: blue }");
-    std::fs::rename(live.path("saved.css.tmp-4711"), live.path("saved.css")).expect("rename");
-    live.expect_one_css_event("saved.css").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn opening_and_reading_a_file_announces_nothing() {
+async fn reading_or_serving_a_file_announces_nothing() {
     let mut live = live().await;
     live.write("read.css", "a { color: red }");
     live.expect_one_css_event("read.css").await;
+    live.write("read.html", "<h1>read</h1>");
+    assert_eq!(
+        live.next(EVENT).await.map(|e| e.0).as_deref(),
+        Some("reload")
+    );
     for _ in 0..3 {
         let content = std::fs::read_to_string(live.path("read.css")).expect("read");
         assert_eq!(content, "a { color: red }");
     }
-    let event = live.next(QUIET).await;
-    assert_eq!(event, None, "opening and reading is no change");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn serving_a_file_announces_nothing() {
-    let mut live = live().await;
-    live.write("read.css", "a { color: red }");
-    live.write("read.html", "<h1>read</h1>");
-    // Let those writes settle, and their events pass.
-    while live.next(QUIET).await.is_some() {}
+    assert_eq!(live.next(QUIET).await, None, "reading is no change");
     for path in ["/static/read.css", "/static/read.html", "/static/read.css"] {
         assert_eq!(http::get(live.addr, path).await.expect("GET").status, 200);
     }
-    let event = live.next(QUIET).await;
-    assert_eq!(
-        event, None,
-        "serving files is no change (inotify reports each open)"
-    );
+    assert_eq!(live.next(QUIET).await, None, "serving is no change");
 }
