@@ -101,7 +101,8 @@ async fn pages_get_the_tag_before_close_body_and_everything_else_is_left_alone()
     let tag = reload.script_tag();
     assert!(tag.contains(&format!("data-instance=\"{}\"", reload.instance_id())));
     assert!(tag.contains("src=\"/auto_refresh/client.js"));
-    let cases: [(&str, fn() -> Response<Body>, bool); 7] = [
+    type Make = fn() -> Response<Body>;
+    let cases: [(&str, Make, bool); 7] = [
         (
             "a page",
             || html("<html><body><p>hi</p></BODY></html>"),
