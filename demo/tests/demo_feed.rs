@@ -16,7 +16,7 @@ use nix::sys::signal::Signal;
 
 const EVENT: Duration = Duration::from_secs(5);
 
-/// How a post is sent.
+/// How a post is sent: its `Content-Type` and other header lines.
 #[derive(Clone, Copy, Debug)]
 enum Via {
     /// A form, as htmx sends it (`HX-Request: true`).
@@ -25,6 +25,8 @@ enum Via {
     Form,
     /// A JSON object.
     Json,
+    /// Plain text, which no form sends.
+    Text,
 }
 
 /// `POST /posts` with `username` and `message` (each left out when `None`).
@@ -35,41 +37,30 @@ async fn post(
     message: Option<&str>,
 ) -> Response {
     let fields = [("username", username), ("message", message)];
-    let fields: Vec<(&str, &str)> = (fields.into_iter())
-        .filter_map(|(name, value)| Some((name, value?)))
-        .collect();
+    let fields = fields
+        .into_iter()
+        .filter_map(|(name, value)| Some((name, value?)));
     let body = match via {
-        Via::Htmx | Via::Form => serde_urlencoded::to_string(&fields).expect("form encoding"),
-        Via::Json => serde_json::Value::Object(
-            (fields
-                .iter()
-                .map(|&(name, value)| (name.to_owned(), value.into())))
-            .collect(),
-        )
-        .to_string(),
+        Via::Json => serde_json::Value::Object(fields.map(|(k, v)| (k.into(), v.into())).collect())
+            .to_string(),
+        _ => serde_urlencoded::to_string(fields.collect::<Vec<_>>()).expect("form encoding"),
     };
     post_raw(addr, via, &body).await
 }
 
 /// `POST /posts` with `body` as it is, typed for `via`.
 async fn post_raw(addr: SocketAddr, via: Via, body: &str) -> Response {
-    let (content_type, extra) = match via {
-        Via::Htmx => (
-            "application/x-www-form-urlencoded",
-            "HX-Request: true\r\nHX-Target: post-form\r\n",
-        ),
-        Via::Form => ("application/x-www-form-urlencoded", ""),
-        Via::Json => ("application/json", ""),
+    let headers = match via {
+        Via::Htmx => {
+            "application/x-www-form-urlencoded\r\nHX-Request: true\r\nHX-Target: post-form"
+        }
+        Via::Form => "application/x-www-form-urlencoded",
+        Via::Json => "application/json",
+        Via::Text => "text/plain",
     };
-    post_typed(addr, content_type, extra, body).await
-}
-
-/// `POST /posts` with any `Content-Type` and extra header lines (each ending in
-/// `\r\n`).
-async fn post_typed(addr: SocketAddr, content_type: &str, extra: &str, body: &str) -> Response {
     let raw = format!(
         "POST /posts HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
-         Origin: http://localhost\r\nContent-Type: {content_type}\r\n{extra}\
+         Origin: http://localhost\r\nContent-Type: {headers}\r\n\
          Content-Length: {}\r\n\r\n{body}",
         body.len()
     );
@@ -230,7 +221,7 @@ async fn bad_input_gets_422_with_the_error_and_stores_nothing() {
     // Bodies that cannot be read at all.
     let malformed = post_raw(addr, Via::Json, "{\"username\": ").await;
     assert_eq!(malformed.status, 400, "{}", malformed.text());
-    let wrong_type = post_typed(addr, "text/plain", "", "username=a&message=b").await;
+    let wrong_type = post_raw(addr, Via::Text, "username=a&message=b").await;
     assert_eq!(wrong_type.status, 415, "{}", wrong_type.text());
 
     let update = stream.next_within(Duration::from_millis(300)).await;
