@@ -5,7 +5,13 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::{get, EventStream};
+use dev_support::http::{Load, Tally};
+use dev_support::sse::EventStream;
+use nix::sys::signal::Signal;
+use support::{assert_contains, get};
+
+/// How long an event may take.
+const EVENT: Duration = Duration::from_secs(5);
 
 /// How long a request may wait while the runner builds after the first build.
 const BUILD: Duration = Duration::from_secs(300);
@@ -19,29 +25,26 @@ const FORGED_HOST: &str = "Host: evil.example\r\nAccept: text/html\r\n";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_build_is_shown_to_pages_streams_and_other_requests() {
     // The page load waits in the backlog while cargo fails, then gets the report.
-    let (scratch, socket, mut runner, page) =
-        support::start("scratch-broken", "    let _ = undefined_name;\n").await;
-    let line = scratch.line_of("undefined_name");
+    let broken = "    let _ = undefined_name;\n";
+    let (scratch, socket, mut runner, page) = support::start("scratch-broken", broken).await;
     assert_eq!(page.status, 500, "{page:?}");
-    assert!(page
+    let html = page
         .header("content-type")
-        .is_some_and(|t| t.starts_with("text/html")));
-    let body = &page.body;
-    assert!(
-        body.contains(
-            r#"<a class="aar-code" href="https://doc.rust-lang.org/error_codes/E0425.html""#
-        ),
-        "the error code links to its explanation: {body}"
+        .is_some_and(|t| t.starts_with("text/html"));
+    assert!(html, "{page:?}");
+    let body = &page.text();
+    assert_contains(
+        body,
+        &[
+            // The error code links to its explanation.
+            r#"<a class="aar-code" href="https://doc.rust-lang.org/error_codes/E0425.html""#,
+            "cannot find value `undefined_name` in this scope",
+            // The client script, in its overlay mode.
+            "data-instance=",
+            " data-overlay",
+        ],
     );
-    assert!(
-        body.contains("cannot find value `undefined_name` in this scope"),
-        "{body}"
-    );
-    scratch.assert_links_to_main_rs(body, line, 13);
-    assert!(
-        body.contains("data-instance=") && body.contains(" data-overlay"),
-        "client script: {body}"
-    );
+    scratch.assert_links_to_main_rs(body, scratch.line_of("undefined_name"), 13);
 
     // Anything but a page load: 503 and one line.
     let api = get(socket.addr, "/api/posts", JSON_REQUEST, BUILD).await;
@@ -50,34 +53,24 @@ async fn a_broken_build_is_shown_to_pages_streams_and_other_requests() {
         api.header("content-type"),
         Some("text/plain; charset=utf-8")
     );
-    assert_eq!(
-        api.body,
-        "the build failed: 1 error; see the terminal or the browser\n"
-    );
+    let line = "the build failed: 1 error; see the terminal or the browser\n";
+    assert_eq!(api.text(), line);
 
     // The library's Host check guards the failure server too.
     let forged = get(socket.addr, "/", FORGED_HOST, BUILD).await;
     assert_eq!(forged.status, 403, "{forged:?}");
 
     // A reload stream opens with the overlay, then hello.
-    let mut stream = EventStream::open(socket.addr).await;
-    let (name, overlay) = stream.next_event().await.expect("first event");
+    let mut stream = EventStream::open(socket.addr).await.expect("open");
+    let (name, overlay) = stream.event(EVENT).await;
     assert_eq!(name, "overlay");
-    assert!(
-        overlay.contains("E0425") && overlay.contains("<style>"),
-        "{overlay}"
-    );
-    let (name, _) = stream.next_event().await.expect("second event");
-    assert_eq!(name, "hello");
+    assert_contains(&overlay, &["E0425", "<style>"]);
+    assert_eq!(stream.event(EVENT).await.0, "hello");
 
     // SIGINT: the stream gets restart and ends, the runner exits at once.
     let stopping = Instant::now();
-    runner.interrupt();
-    let (name, _) = tokio::time::timeout(Duration::from_secs(1), stream.next_event())
-        .await
-        .expect("an event within 1 s")
-        .expect("an event");
-    assert_eq!(name, "restart");
+    runner.signal(Signal::SIGINT);
+    assert_eq!(stream.event(Duration::from_secs(1)).await.0, "restart");
     let status = runner
         .wait_exit(Duration::from_secs(1))
         .expect("exited within 1 s");
@@ -91,19 +84,16 @@ async fn a_broken_build_is_shown_to_pages_streams_and_other_requests() {
 async fn a_good_build_serves_the_app_on_the_passed_socket() {
     let (_scratch, _socket, mut runner, page) = support::start("scratch-good", "").await;
     assert_eq!(page.status, 200, "{page:?}");
-    let body = &page.body;
-    assert!(
-        body.contains("<h1>scratch ok</h1>") && body.contains("data-instance="),
-        "{body}"
-    );
+    let body = &page.text();
+    assert_contains(body, &["<h1>scratch ok</h1>", "data-instance="]);
     assert!(
         !body.contains(" data-overlay"),
         "the app is no failure report: {body}"
     );
     let field = |id: &str| -> u128 {
-        let start = body.find(&format!("<p id={id}>")).expect(id) + id.len() + 7;
-        let end = start + body[start..].find('<').expect("end of the field");
-        body[start..end]
+        let (_, rest) = body.split_once(&format!("<p id={id}>")).expect(id);
+        let value = rest.split_once('<').expect("the end of the field").0;
+        value
             .parse()
             .unwrap_or_else(|_| panic!("{id} is a number: {body}"))
     };
@@ -114,25 +104,16 @@ async fn a_good_build_serves_the_app_on_the_passed_socket() {
     );
 
     let stopping = Instant::now();
-    runner.interrupt();
+    runner.signal(Signal::SIGINT);
     let status = runner
         .wait_exit(Duration::from_secs(5))
         .expect("exited within 5 s");
-    eprintln!(
-        "app through the runner: SIGINT to exit in {} ms",
-        stopping.elapsed().as_millis()
-    );
-    assert_eq!(
-        status.code(),
-        Some(0),
-        "the app's own status: {}",
-        runner.log()
-    );
-    assert!(
-        !std::path::Path::new(&format!("/proc/{app_pid}")).exists(),
-        "the app is gone"
-    );
-    let log = runner.log();
+    let ms = stopping.elapsed().as_millis();
+    eprintln!("app through the runner: SIGINT to exit in {ms} ms");
+    let log = runner.log_text();
+    assert_eq!(status.code(), Some(0), "the app's own status: {log}");
+    let gone = !std::path::Path::new(&format!("/proc/{app_pid}")).exists();
+    assert!(gone, "the app is gone");
     assert!(
         !log.contains("again"),
         "the app got one SIGINT, not two: {log}"
@@ -144,89 +125,50 @@ async fn a_panic_in_main_shows_its_message_and_location() {
     let panics = "    if std::env::var_os(\"SCRATCH_NEVER_SET\").is_none() {\n        \
                   panic!(\"no <config> & no luck\");\n    }\n";
     let (scratch, socket, mut runner, page) = support::start("scratch-panic", panics).await;
-    let line = scratch.line_of("no luck");
     assert_eq!(page.status, 500, "{page:?}");
-    let body = &page.body;
-    assert!(
-        body.contains("no &lt;config&gt; &amp; no luck"),
-        "the panic message, escaped: {body}"
+    let body = &page.text();
+    // The panic message, escaped.
+    assert_contains(
+        body,
+        &["no &lt;config&gt; &amp; no luck", "exit status: 101"],
     );
-    scratch.assert_links_to_main_rs(body, line, 9);
-    assert!(body.contains("exit status: 101"), "{body}");
+    scratch.assert_links_to_main_rs(body, scratch.line_of("no luck"), 9);
 
-    let mut stream = EventStream::open(socket.addr).await;
-    let (name, overlay) = stream.next_event().await.expect("first event");
+    let mut stream = EventStream::open(socket.addr).await.expect("open");
+    let (name, overlay) = stream.event(EVENT).await;
     assert_eq!(name, "overlay");
-    assert!(
-        overlay.contains("no &lt;config&gt; &amp; no luck"),
-        "{overlay}"
-    );
+    assert_contains(&overlay, &["no &lt;config&gt; &amp; no luck"]);
 
-    runner.interrupt();
-    assert!(
-        runner.wait_exit(Duration::from_secs(1)).is_some(),
-        "exited within 1 s"
-    );
+    runner.signal(Signal::SIGINT);
+    let exited = runner.wait_exit(Duration::from_secs(1));
+    assert!(exited.is_some(), "exited within 1 s");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_request_fails_across_restarts_through_the_runner() {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::Arc;
-
     const RESTARTS: usize = 8;
     const CLIENTS: usize = 3;
     let (scratch, socket, mut runner, page) = support::start("scratch-restarts", "").await;
     assert_eq!(page.status, 200, "{page:?}");
-    let stop = Arc::new(AtomicBool::new(false));
-    let clients: Vec<_> = (0..CLIENTS)
-        .map(|_| {
-            let stop = Arc::clone(&stop);
-            let addr = socket.addr;
-            tokio::spawn(async move {
-                let (mut ok, mut failures) = (0_usize, Vec::new());
-                while !stop.load(Ordering::Relaxed) {
-                    match tokio::time::timeout(BUILD, support::try_get(addr, "/", JSON_REQUEST))
-                        .await
-                    {
-                        Ok(Ok(response)) if response.status == 200 => ok += 1,
-                        Ok(Ok(response)) => failures.push(format!("{response:?}")),
-                        Ok(Err(err)) => failures.push(err.to_string()),
-                        Err(_) => failures.push(format!("no answer within {BUILD:?}")),
-                    }
-                }
-                (ok, failures)
-            })
-        })
-        .collect();
-
+    let load = Load::start(socket.addr, "/", JSON_REQUEST, CLIENTS, BUILD);
     for restart in 0..RESTARTS {
         // Signal a runner whose app serves (as watchexec does after an edit); the
         // next one is started at once, rebuilds (nothing to do) and takes over.
         assert_eq!(get(socket.addr, "/", JSON_REQUEST, BUILD).await.status, 200);
         tokio::time::sleep(Duration::from_millis(50)).await;
-        runner.interrupt();
-        let status = runner
-            .wait_exit(Duration::from_secs(10))
-            .unwrap_or_else(|| panic!("restart {restart}: the runner did not exit within 10 s"));
+        runner.signal(Signal::SIGINT);
+        let status = runner.wait_exit(Duration::from_secs(10));
+        let clean = status.is_some_and(|status| status.success());
         assert!(
-            status.success(),
-            "restart {restart}: exit status {status:?}"
+            clean,
+            "restart {restart}: a clean exit within 10 s, not {status:?}"
         );
-        runner = socket.run(&scratch, &[]);
+        runner = scratch.run(&socket);
     }
     assert_eq!(get(socket.addr, "/", JSON_REQUEST, BUILD).await.status, 200);
-    stop.store(true, Ordering::Relaxed);
-    let (mut ok, mut failures) = (0, Vec::new());
-    for client in clients {
-        let (served, failed) = client.await.expect("client task");
-        ok += served;
-        failures.extend(failed);
-    }
-    eprintln!(
-        "{RESTARTS} restarts through the runner, {CLIENTS} clients: {ok} requests ok, {} failed",
-        failures.len()
-    );
+    let Tally { ok, failures, .. } = load.stop().await;
+    let failed = failures.len();
+    eprintln!("{RESTARTS} restarts through the runner, {CLIENTS} clients: {} requests ok, {failed} failed", ok.len());
     assert!(failures.is_empty(), "failed requests: {failures:?}");
-    assert!(ok > RESTARTS, "the clients were served: {ok}");
+    assert!(ok.len() > RESTARTS, "the clients were served: {}", ok.len());
 }

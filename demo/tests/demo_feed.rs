@@ -2,105 +2,175 @@
 //! is escaped, bad input gets 422 (or 413) and stores nothing, posts survive a
 //! restart of the process, and the streams end on shutdown.
 
-mod common;
 #[path = "demo/support.rs"]
-mod support;
+mod demo;
 
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use dev_support::http::{self, Response};
+use dev_support::socket::PassedSocket;
+use dev_support::sse::EventStream;
 use nix::sys::signal::Signal;
-
-use common::PassedSocket;
-use support::{post, post_raw, post_typed, FeedStream, Via};
 
 const EVENT: Duration = Duration::from_secs(5);
 
-fn db_in(dir: &tempfile::TempDir) -> std::path::PathBuf {
-    dir.path().join("data/posts.sqlite3")
+/// How a post is sent: its `Content-Type` and other header lines.
+#[derive(Clone, Copy, Debug)]
+enum Via {
+    /// A form, as htmx sends it (`HX-Request: true`).
+    Htmx,
+    /// A form, as a browser without JavaScript sends it.
+    Form,
+    /// A JSON object.
+    Json,
+    /// Plain text, which no form sends.
+    Text,
+}
+
+/// `POST /posts` with `username` and `message` (each left out when `None`).
+async fn post(
+    addr: SocketAddr,
+    via: Via,
+    username: Option<&str>,
+    message: Option<&str>,
+) -> Response {
+    let fields = [("username", username), ("message", message)];
+    let fields = fields
+        .into_iter()
+        .filter_map(|(name, value)| Some((name, value?)));
+    let body = match via {
+        Via::Json => serde_json::Value::Object(fields.map(|(k, v)| (k.into(), v.into())).collect())
+            .to_string(),
+        _ => serde_urlencoded::to_string(fields.collect::<Vec<_>>()).expect("form encoding"),
+    };
+    post_raw(addr, via, &body).await
+}
+
+/// `POST /posts` with `body` as it is, typed for `via`.
+async fn post_raw(addr: SocketAddr, via: Via, body: &str) -> Response {
+    let headers = match via {
+        Via::Htmx => {
+            "application/x-www-form-urlencoded\r\nHX-Request: true\r\nHX-Target: post-form"
+        }
+        Via::Form => "application/x-www-form-urlencoded",
+        Via::Json => "application/json",
+        Via::Text => "text/plain",
+    };
+    let raw = format!(
+        "POST /posts HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
+         Origin: http://localhost\r\nContent-Type: {headers}\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    http::request(addr, &raw).await.expect("POST /posts")
+}
+
+/// `GET /posts/events`, a chunked 200 `text/event-stream`, and its first event:
+/// the current feed.
+async fn feed(addr: SocketAddr) -> (EventStream, String) {
+    let mut stream = EventStream::open_path(addr, "/posts/events")
+        .await
+        .expect("open");
+    let head = &stream.head;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(head.contains("content-type: text/event-stream"), "{head}");
+    assert!(head.contains("transfer-encoding: chunked"), "{head}");
+    let (name, feed) = stream.event(EVENT).await;
+    assert_eq!(name, "feed");
+    (stream, feed)
+}
+
+/// The next feed update on `stream`.
+async fn update(stream: &mut EventStream) -> String {
+    let (name, feed) = stream.event(EVENT).await;
+    assert_eq!(name, "feed");
+    feed
+}
+
+/// The posts' usernames on the feed page, newest first.
+async fn usernames_on_page(addr: SocketAddr) -> Vec<String> {
+    let page = http::get(addr, "/posts").await.expect("GET /posts");
+    assert_eq!(page.status, 200, "GET /posts: {}", page.text());
+    let text = page.text();
+    (text.split("<strong class=\"username\">").skip(1))
+        .filter_map(|rest| Some(rest.split_once("</strong>")?.0.to_owned()))
+        .collect()
+}
+
+/// The demo on a passed socket, its database in a directory that does not exist
+/// yet.
+async fn server(db: &Path) -> (SocketAddr, demo::Demo) {
+    let socket = PassedSocket::new();
+    let server = demo::start(&socket, &["--db", db.to_str().expect("UTF-8")]).await;
+    (socket.addr, server)
+}
+
+fn temp_db() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let db = dir.path().join("data/posts.sqlite3");
+    (dir, db)
 }
 
 #[tokio::test]
 async fn two_subscribers_get_each_new_post_with_user_text_escaped() {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let socket = PassedSocket::new();
-    let _server = support::start(&socket, &db_in(&dir)).await;
-
-    let mut first = FeedStream::open(socket.addr).await;
-    let mut second = FeedStream::open(socket.addr).await;
-    for stream in [&mut first, &mut second] {
-        let initial = stream.next_event(EVENT).await.expect("the current feed");
-        assert_eq!(initial.event, "feed");
-        assert!(initial.data.starts_with("<ol id=\"posts\">"), "{initial:?}");
-        assert!(initial.data.contains("No posts yet"), "{initial:?}");
+    let (_dir, db) = temp_db();
+    let (addr, _server) = server(&db).await;
+    let (mut first, initial) = feed(addr).await;
+    let (mut second, initial_too) = feed(addr).await;
+    for initial in [initial, initial_too] {
+        assert!(initial.starts_with("<ol id=\"posts\">"), "{initial}");
+        demo::assert_contains(&initial, &["No posts yet"]);
     }
 
     let message = "<script>alert(\"pwned\")</script> & more\nsecond line";
     let posted = Instant::now();
-    let response = post(
-        socket.addr,
-        Via::Htmx,
-        Some("<b>mallory</b>"),
-        Some(message),
-    )
-    .await;
+    let response = post(addr, Via::Htmx, Some("<b>mallory</b>"), Some(message)).await;
     assert_eq!(response.status, 201, "{}", response.text());
-
     for (name, stream) in [("first", &mut first), ("second", &mut second)] {
-        let update = stream.next_event(EVENT).await.expect("an update");
-        eprintln!(
-            "{name} stream got the post {:.1} ms after the POST began",
-            posted.elapsed().as_secs_f64() * 1000.0
+        let update = update(stream).await;
+        let ms = posted.elapsed().as_secs_f64() * 1000.0;
+        eprintln!("{name} stream got the post {ms:.1} ms after the POST began");
+        demo::assert_contains(
+            &update,
+            &[
+                "&lt;script&gt;alert(&quot;pwned&quot;)&lt;/script&gt; &amp; more\nsecond line",
+                "<strong class=\"username\">&lt;b&gt;mallory&lt;/b&gt;</strong>",
+            ],
         );
-        assert_eq!(update.event, "feed");
-        assert!(
-            update.data.contains(
-                "&lt;script&gt;alert(&quot;pwned&quot;)&lt;/script&gt; &amp; more\nsecond line"
-            ),
-            "the {name} stream should carry the escaped message: {update:?}"
-        );
-        assert!(
-            update
-                .data
-                .contains("<strong class=\"username\">&lt;b&gt;mallory&lt;/b&gt;</strong>"),
-            "{update:?}"
-        );
-        assert!(!update.data.contains("<script>"), "{update:?}");
-        assert!(!update.data.contains("No posts yet"), "{update:?}");
+        assert!(!update.contains("<script>"), "{update}");
+        assert!(!update.contains("No posts yet"), "{update}");
     }
 
     // A second post comes first in the next update, and a JSON post counts too.
-    let response = post(socket.addr, Via::Json, Some("bob"), Some("hello")).await;
+    let response = post(addr, Via::Json, Some("bob"), Some("hello")).await;
     assert_eq!(response.status, 201, "{}", response.text());
     let json: serde_json::Value = serde_json::from_slice(&response.body).expect("JSON");
-    assert_eq!(json["username"], "bob");
-    assert_eq!(json["message"], "hello");
+    assert_eq!(
+        (&json["username"], &json["message"]),
+        (&"bob".into(), &"hello".into())
+    );
     for stream in [&mut first, &mut second] {
-        let update = stream.next_event(EVENT).await.expect("an update");
-        let bob = update.data.find(">bob<").expect("bob's post");
-        let mallory = update.data.find("mallory").expect("the first post");
-        assert!(bob < mallory, "newest first: {update:?}");
+        let update = update(stream).await;
+        let bob = update.find(">bob<").expect("bob's post");
+        let mallory = update.find("mallory").expect("the first post");
+        assert!(bob < mallory, "newest first: {update}");
     }
 
     // The page shows the same, escaped too.
-    let page = common::get(socket.addr, "/posts")
-        .await
-        .expect("GET /posts");
-    let text = page.text();
-    assert!(text.contains("&lt;script&gt;alert("), "{text}");
-    assert!(!text.contains("<script>alert"), "{text}");
-    assert_eq!(
-        support::usernames_on_page(socket.addr).await,
-        ["bob", "&lt;b&gt;mallory&lt;/b&gt;"]
-    );
+    let page = http::get(addr, "/posts").await.expect("GET /posts").text();
+    demo::assert_contains(&page, &["&lt;script&gt;alert("]);
+    assert!(!page.contains("<script>alert"), "{page}");
+    let usernames = usernames_on_page(addr).await;
+    assert_eq!(usernames, ["bob", "&lt;b&gt;mallory&lt;/b&gt;"]);
 }
 
 #[tokio::test]
 async fn bad_input_gets_422_with_the_error_and_stores_nothing() {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let socket = PassedSocket::new();
-    let _server = support::start(&socket, &db_in(&dir)).await;
-    let mut stream = FeedStream::open(socket.addr).await;
-    stream.next_event(EVENT).await.expect("the current feed");
+    let (_dir, db) = temp_db();
+    let (addr, _server) = server(&db).await;
+    let (mut stream, _) = feed(addr).await;
 
     let long_message = "m".repeat(501);
     let long_name = "n".repeat(41);
@@ -117,30 +187,24 @@ async fn bad_input_gets_422_with_the_error_and_stores_nothing() {
     for (username, message, field, words) in cases {
         let what = format!("username {username:?}, message {message:?}");
 
-        let htmx = post(socket.addr, Via::Htmx, username, message).await;
+        let htmx = post(addr, Via::Htmx, username, message).await;
         assert_eq!(htmx.status, 422, "htmx, {what}: {}", htmx.text());
         assert_eq!(htmx.header("hx-retarget"), Some("#post-form"), "{what}");
         assert_eq!(htmx.header("hx-reswap"), Some("morph"), "{what}");
+        // The form alone, with the error.
         let fragment = htmx.text();
         assert!(
             fragment.starts_with("<form id=\"post-form\""),
-            "htmx gets the form alone, {what}: {fragment}"
-        );
-        assert!(
-            fragment.contains(&format!("id=\"{field}-error\"")) && fragment.contains(words),
-            "the form should show {words:?} for {field}, {what}: {fragment}"
+            "{what}: {fragment}"
         );
         assert!(!fragment.contains("<html"), "{what}: {fragment}");
+        demo::assert_contains(&fragment, &[&format!("id=\"{field}-error\""), words]);
 
-        let form = post(socket.addr, Via::Form, username, message).await;
+        let form = post(addr, Via::Form, username, message).await;
         assert_eq!(form.status, 422, "form, {what}: {}", form.text());
-        let page = form.text();
-        assert!(
-            page.contains("<html") && page.contains(words),
-            "{what}: {page}"
-        );
+        demo::assert_contains(&form.text(), &["<html", words]);
 
-        let json = post(socket.addr, Via::Json, username, message).await;
+        let json = post(addr, Via::Json, username, message).await;
         assert_eq!(json.status, 422, "JSON, {what}: {}", json.text());
         let body: serde_json::Value = serde_json::from_slice(&json.body).expect("JSON");
         let error = body["errors"][field].as_str().unwrap_or_default();
@@ -148,127 +212,89 @@ async fn bad_input_gets_422_with_the_error_and_stores_nothing() {
     }
 
     // What was typed comes back in the form, escaped.
-    let response = post(
-        socket.addr,
-        Via::Htmx,
-        Some("<i>eve</i>"),
-        Some(&format!("<script>{long_message}")),
-    )
-    .await;
+    let typed = format!("<script>{long_message}");
+    let response = post(addr, Via::Htmx, Some("<i>eve</i>"), Some(&typed)).await;
     assert_eq!(response.status, 422);
-    let fragment = response.text();
-    assert!(
-        fragment.contains("value=\"&lt;i&gt;eve&lt;/i&gt;\""),
-        "{fragment}"
-    );
-    assert!(fragment.contains(">&lt;script&gt;mmm"), "{fragment}");
+    let escaped = ["value=\"&lt;i&gt;eve&lt;/i&gt;\"", ">&lt;script&gt;mmm"];
+    demo::assert_contains(&response.text(), &escaped);
 
     // Bodies that cannot be read at all.
-    let malformed = post_raw(socket.addr, Via::Json, "{\"username\": ").await;
+    let malformed = post_raw(addr, Via::Json, "{\"username\": ").await;
     assert_eq!(malformed.status, 400, "{}", malformed.text());
-    let wrong_type = post_typed(socket.addr, "text/plain", "", "username=a&message=b").await;
+    let wrong_type = post_raw(addr, Via::Text, "username=a&message=b").await;
     assert_eq!(wrong_type.status, 415, "{}", wrong_type.text());
 
-    assert!(
-        stream
-            .event_within(Duration::from_millis(300))
-            .await
-            .is_none(),
-        "no update after bad input"
-    );
-    assert!(support::usernames_on_page(socket.addr).await.is_empty());
+    let update = stream.next_within(Duration::from_millis(300)).await;
+    assert!(update.is_none(), "no update after bad input: {update:?}");
+    assert!(usernames_on_page(addr).await.is_empty());
 }
 
 #[tokio::test]
 async fn a_body_over_16_kib_gets_413_and_stores_nothing() {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let socket = PassedSocket::new();
-    let _server = support::start(&socket, &db_in(&dir)).await;
-
+    let (_dir, db) = temp_db();
+    let (addr, _server) = server(&db).await;
     // At the limit the body is read (and this one is refused for its length).
     let at_limit = format!("username=ann&message={}", "m".repeat(16 * 1024 - 21));
     assert_eq!(at_limit.len(), 16 * 1024);
-    let response = post_raw(socket.addr, Via::Htmx, &at_limit).await;
+    let response = post_raw(addr, Via::Htmx, &at_limit).await;
     assert_eq!(response.status, 422, "{}", response.text());
 
     let over = format!("{at_limit}m");
-    for via in [Via::Htmx, Via::Form] {
-        let response = post_raw(socket.addr, via, &over).await;
-        assert_eq!(response.status, 413, "{via:?}: {}", response.text());
-    }
     let json = format!(
         "{{\"username\":\"ann\",\"message\":\"{}\"}}",
         "m".repeat(16 * 1024)
     );
-    let response = post_raw(socket.addr, Via::Json, &json).await;
-    assert_eq!(response.status, 413, "{}", response.text());
-    assert!(support::usernames_on_page(socket.addr).await.is_empty());
+    for (via, body) in [(Via::Htmx, &over), (Via::Form, &over), (Via::Json, &json)] {
+        let response = post_raw(addr, via, body).await;
+        assert_eq!(response.status, 413, "{via:?}: {}", response.text());
+    }
+    assert!(usernames_on_page(addr).await.is_empty());
 }
 
 #[tokio::test]
 async fn posts_survive_a_restart_of_the_process() {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let db = db_in(&dir);
-    let socket = PassedSocket::new();
-
-    let mut server = support::start(&socket, &db).await;
-    let response = post(
-        socket.addr,
-        Via::Form,
-        Some("ann"),
-        Some("kept across restarts"),
-    )
-    .await;
+    let (_dir, db) = temp_db();
+    let (socket, db_arg) = (PassedSocket::new(), ["--db", db.to_str().expect("UTF-8")]);
+    let addr = socket.addr;
+    let mut server = demo::start(&socket, &db_arg).await;
+    let response = post(addr, Via::Form, Some("ann"), Some("kept across restarts")).await;
     assert_eq!(response.status, 303, "{}", response.text());
     assert_eq!(response.header("location"), Some("/posts"));
-    let response = post(socket.addr, Via::Json, Some("bob"), Some("me too")).await;
+    let response = post(addr, Via::Json, Some("bob"), Some("me too")).await;
     assert_eq!(response.status, 201, "{}", response.text());
     assert!(db.exists(), "the database should be at {}", db.display());
 
     server.signal(Signal::SIGINT);
-    let status = server
-        .wait_exit(Duration::from_secs(5))
-        .expect("the server should exit after SIGINT");
+    let status = server.wait_exit(Duration::from_secs(5));
+    let status = status.expect("the server should exit after SIGINT");
     assert!(status.success(), "exit status {status}");
 
-    let _server = support::start(&socket, &db).await;
-    assert_eq!(
-        support::usernames_on_page(socket.addr).await,
-        ["bob", "ann"]
-    );
-    let mut stream = FeedStream::open(socket.addr).await;
-    let initial = stream.next_event(EVENT).await.expect("the current feed");
-    assert!(initial.data.contains("kept across restarts"), "{initial:?}");
+    let _server = demo::start(&socket, &db_arg).await;
+    assert_eq!(usernames_on_page(addr).await, ["bob", "ann"]);
+    let (_, initial) = feed(addr).await;
+    demo::assert_contains(&initial, &["kept across restarts"]);
 }
 
 #[tokio::test]
 async fn feed_streams_end_on_shutdown_so_the_process_exits_at_once() {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let socket = PassedSocket::new();
-    let mut server = support::start(&socket, &db_in(&dir)).await;
+    let (_dir, db) = temp_db();
+    let (addr, mut server) = server(&db).await;
     let mut streams = Vec::new();
     for _ in 0..3 {
-        let mut stream = FeedStream::open(socket.addr).await;
-        stream.next_event(EVENT).await.expect("the current feed");
-        streams.push(stream);
+        streams.push(feed(addr).await.0);
     }
 
     let signalled = Instant::now();
     server.signal(Signal::SIGINT);
     for stream in &mut streams {
-        assert!(
-            stream.ends_within(Duration::from_secs(1)).await,
-            "a feed stream should end on shutdown"
-        );
+        let ended = stream.ends_within(Duration::from_secs(1)).await;
+        assert!(ended, "a feed stream should end on shutdown");
     }
-    let status = server
-        .wait_exit(Duration::from_secs(1))
-        .expect("the server should exit well before its 2 s drain deadline");
+    let status = server.wait_exit(Duration::from_secs(1));
+    let status = status.expect("the server should exit well before its 2 s drain deadline");
     assert!(status.success(), "exit status {status}");
-    eprintln!(
-        "3 feed streams ended and the process exited {} ms after SIGINT",
-        signalled.elapsed().as_millis()
-    );
+    let ms = signalled.elapsed().as_millis();
+    eprintln!("3 feed streams ended and the process exited {ms} ms after SIGINT");
 }
 
 /// Several processes creating the same fresh database at once (tests side by side
@@ -277,30 +303,18 @@ async fn feed_streams_end_on_shutdown_so_the_process_exits_at_once() {
 fn processes_may_create_the_database_at_once() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("fresh/posts.sqlite3");
-    let mut children: Vec<_> = (0..6)
+    let db = db.to_str().expect("utf-8");
+    let mut processes: Vec<_> = (0..6)
         .map(|_| {
-            std::process::Command::new(common::BIN)
-                .args(["--addr", "127.0.0.1:0", "--db", db.to_str().expect("utf-8")])
-                .env("RUST_LOG", "off")
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .expect("spawn")
+            let mut command = demo::command(&["--addr", "127.0.0.1:0", "--db", db]);
+            command.env("RUST_LOG", "off");
+            demo::spawn(command)
         })
         .collect();
-    std::thread::sleep(std::time::Duration::from_millis(1500));
-    let mut failures = Vec::new();
-    for child in &mut children {
-        if let Some(status) = child.try_wait().expect("wait") {
-            let mut stderr = String::new();
-            if let Some(mut pipe) = child.stderr.take() {
-                let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
-            }
-            failures.push(format!("{status}: {stderr}"));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-    }
+    std::thread::sleep(Duration::from_millis(1500));
+    let failures: Vec<String> = (processes.iter_mut())
+        .filter_map(|process| Some(format!("{}: {}", process.exited()?, process.log_text())))
+        .collect();
     assert!(
         failures.is_empty(),
         "processes that did not start: {failures:?}"

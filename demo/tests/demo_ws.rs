@@ -2,37 +2,40 @@
 //! and binary round trips, Ping and Close answered, 1009 for a message over
 //! 64 KiB, 1012 for every socket when the server shuts down.
 
-mod common;
 #[path = "demo/support.rs"]
-mod support;
+mod demo;
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use dev_support::socket::PassedSocket;
 use futures_util::{SinkExt, StreamExt};
 use nix::sys::signal::Signal;
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::{frame::coding::CloseCode, CloseFrame};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-
-use common::PassedSocket;
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 const LIMIT: usize = 64 * 1024;
 const WAIT: Duration = Duration::from_secs(5);
 
-async fn connect(socket: &PassedSocket) -> Socket {
-    let url = format!("ws://{}/ws", socket.addr);
-    let (ws, response) = tokio_tungstenite::connect_async(&url)
-        .await
-        .unwrap_or_else(|err| panic!("connecting to {url}: {err}"));
+/// The demo on a passed socket.
+async fn server() -> (SocketAddr, demo::Demo) {
+    let socket = PassedSocket::new();
+    let server = demo::start(&socket, &[]).await;
+    (socket.addr, server)
+}
+
+async fn connect(addr: SocketAddr) -> Socket {
+    let connected = tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await;
+    let (ws, response) = connected.unwrap_or_else(|err| panic!("connecting to {addr}: {err}"));
     assert_eq!(response.status(), 101);
     ws
 }
 
-/// The next message, skipping nothing; `None` when the connection ended.
+/// The next message; `None` when the connection ended.
 async fn next(ws: &mut Socket) -> Option<Message> {
     match tokio::time::timeout(WAIT, ws.next()).await {
         Ok(Some(Ok(message))) => Some(message),
@@ -40,6 +43,17 @@ async fn next(ws: &mut Socket) -> Option<Message> {
         Ok(None) => None,
         Err(_) => panic!("nothing from the socket within {WAIT:?}"),
     }
+}
+
+/// Sends `message` and asserts that `answer` comes back.
+async fn answered(ws: &mut Socket, message: Message, answer: Message) {
+    ws.send(message).await.expect("send");
+    assert_eq!(next(ws).await, Some(answer));
+}
+
+/// Sends `message` and asserts that it comes back unchanged.
+async fn echoed(ws: &mut Socket, message: Message) {
+    answered(ws, message.clone(), message).await;
 }
 
 /// Reads until a Close frame and returns its code, then reads on (which sends
@@ -53,81 +67,57 @@ async fn close_code(ws: &mut Socket) -> u16 {
             None => panic!("the connection ended without a Close frame"),
         }
     };
-    assert_eq!(
-        next(ws).await,
-        None,
-        "the connection should end after the Close"
-    );
+    let end = next(ws).await;
+    assert_eq!(end, None, "the connection should end after the Close");
     code
-}
-
-async fn server(dir: &tempfile::TempDir) -> (PassedSocket, common::Server) {
-    let socket = PassedSocket::new();
-    let server = support::start(&socket, &dir.path().join("posts.sqlite3")).await;
-    (socket, server)
 }
 
 #[tokio::test]
 async fn text_and_binary_come_back_unchanged_and_ping_and_close_are_answered() {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let (socket, _server) = server(&dir).await;
-    let mut ws = connect(&socket).await;
-
+    let (addr, _server) = server().await;
+    let mut ws = connect(addr).await;
     for text in ["hello", "", "ünïcödé ✓ <script>", &"x".repeat(LIMIT)] {
-        ws.send(Message::text(text)).await.expect("send text");
-        assert_eq!(next(&mut ws).await, Some(Message::text(text)));
+        echoed(&mut ws, Message::text(text)).await;
     }
     let bytes: Vec<u8> = (0..=255).cycle().take(LIMIT).collect();
     for payload in [vec![0, 159, 146, 150, 255], Vec::new(), bytes] {
-        ws.send(Message::binary(payload.clone()))
-            .await
-            .expect("send binary");
-        assert_eq!(next(&mut ws).await, Some(Message::binary(payload)));
+        echoed(&mut ws, Message::binary(payload)).await;
     }
-
-    ws.send(Message::Ping(b"are you there".to_vec().into()))
-        .await
-        .expect("send a ping");
-    assert_eq!(
-        next(&mut ws).await,
-        Some(Message::Pong(b"are you there".to_vec().into()))
-    );
-
+    let ping = b"are you there".to_vec();
+    answered(
+        &mut ws,
+        Message::Ping(ping.clone().into()),
+        Message::Pong(ping.into()),
+    )
+    .await;
     // Still echoing after the ping.
-    ws.send(Message::text("after ping")).await.expect("send");
-    assert_eq!(next(&mut ws).await, Some(Message::text("after ping")));
+    echoed(&mut ws, Message::text("after ping")).await;
 
-    ws.close(Some(CloseFrame {
+    let bye = CloseFrame {
         code: CloseCode::Normal,
         reason: "bye".into(),
-    }))
-    .await
-    .expect("send a close");
+    };
+    ws.close(Some(bye)).await.expect("send a close");
     assert_eq!(close_code(&mut ws).await, 1000, "the Close is answered");
 }
 
 #[tokio::test]
 async fn a_message_over_64_kib_closes_the_socket_with_1009() {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let (socket, _server) = server(&dir).await;
-
-    let mut ws = connect(&socket).await;
-    ws.send(Message::text("x".repeat(LIMIT + 1)))
-        .await
-        .expect("send");
-    assert_eq!(close_code(&mut ws).await, 1009);
-
-    let mut ws = connect(&socket).await;
-    ws.send(Message::binary(vec![7; LIMIT + 1]))
-        .await
-        .expect("send");
-    assert_eq!(close_code(&mut ws).await, 1009);
+    let (addr, _server) = server().await;
+    for message in [
+        Message::text("x".repeat(LIMIT + 1)),
+        Message::binary(vec![7; LIMIT + 1]),
+    ] {
+        let mut ws = connect(addr).await;
+        ws.send(message).await.expect("send");
+        assert_eq!(close_code(&mut ws).await, 1009);
+    }
 
     // Far over the limit (over the 1 MiB that tungstenite reads at most): the
     // server stops reading and sends 1009, but the rest of the message is left
     // unread, so the kernel may reset the connection before the client reads the
     // Close. Either way the socket ends and the server goes on.
-    let mut ws = connect(&socket).await;
+    let mut ws = connect(addr).await;
     if ws
         .send(Message::binary(vec![7; 4 * 1024 * 1024]))
         .await
@@ -139,23 +129,17 @@ async fn a_message_over_64_kib_closes_the_socket_with_1009() {
             other => panic!("expected a 1009 close or a reset, got {other:?}"),
         }
     }
-
     // Others are unaffected.
-    let mut ws = connect(&socket).await;
-    ws.send(Message::text("still here")).await.expect("send");
-    assert_eq!(next(&mut ws).await, Some(Message::text("still here")));
+    echoed(&mut connect(addr).await, Message::text("still here")).await;
 }
 
 #[tokio::test]
 async fn shutdown_closes_every_socket_with_1012() {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let (socket, mut server) = server(&dir).await;
+    let (addr, mut server) = server().await;
     let mut sockets = Vec::new();
     for i in 0..3 {
-        let mut ws = connect(&socket).await;
-        let text = format!("socket {i}");
-        ws.send(Message::text(text.clone())).await.expect("send");
-        assert_eq!(next(&mut ws).await, Some(Message::text(text)));
+        let mut ws = connect(addr).await;
+        echoed(&mut ws, Message::text(format!("socket {i}"))).await;
         sockets.push(ws);
     }
 
@@ -164,12 +148,9 @@ async fn shutdown_closes_every_socket_with_1012() {
     for ws in &mut sockets {
         assert_eq!(close_code(ws).await, 1012, "service restart");
     }
-    let status = server
-        .wait_exit(Duration::from_secs(2))
-        .expect("the server should exit once the sockets are closed");
+    let status = server.wait_exit(Duration::from_secs(2));
+    let status = status.expect("the server should exit once the sockets are closed");
     assert!(status.success(), "exit status {status}");
-    eprintln!(
-        "3 WebSockets closed with 1012 and the process exited {} ms after SIGINT",
-        signalled.elapsed().as_millis()
-    );
+    let ms = signalled.elapsed().as_millis();
+    eprintln!("3 WebSockets closed with 1012 and the process exited {ms} ms after SIGINT");
 }

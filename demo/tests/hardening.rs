@@ -1,161 +1,112 @@
 //! Hardening: requests from other sites, path traversal, misbehaving clients and
 //! malformed requests. Each test fails without the protection it names.
 
-mod common;
+#[path = "demo/support.rs"]
+mod demo;
 
-use std::future::IntoFuture;
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum_autoreload::AutoReload;
-use common::{get, request, wait_ready, EventStream, PassedSocket};
+use dev_support::http::{get, request, wait_ready, Response};
+use dev_support::socket::{free_port, PassedSocket};
+use dev_support::sse::EventStream;
+use dev_support::wait;
 use nix::sys::signal::Signal;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-const READY: Duration = Duration::from_secs(20);
-
-async fn send(addr: SocketAddr, head: &str) -> common::Response {
-    request(addr, &format!("{head}\r\nConnection: close\r\n\r\n"))
-        .await
-        .expect("a response")
+async fn send(addr: SocketAddr, head: &str) -> Response {
+    let raw = format!("{head}\r\nConnection: close\r\n\r\n");
+    request(addr, &raw).await.expect("a response")
 }
 
 #[tokio::test]
 async fn other_hosts_and_cross_site_requests_get_403() {
     let socket = PassedSocket::new();
-    let _server = socket.spawn(&["--allowed-host", "dev.example"]);
-    wait_ready(socket.addr, READY).await;
+    let _server = demo::start(&socket, &["--allowed-host", "dev.example"]).await;
     let addr = socket.addr;
     let port = addr.port();
 
-    // DNS rebinding: another site's name pointed at 127.0.0.1.
+    // DNS rebinding: another site's name pointed at 127.0.0.1; the page says how
+    // to allow it.
     let rebound = send(addr, "GET / HTTP/1.1\r\nHost: evil.example").await;
     assert_eq!(rebound.status, 403);
-    assert!(
-        rebound.text().contains("allow_host(\"evil.example\")"),
-        "{}",
-        rebound.text()
-    );
-    let rebound_stream = send(
-        addr,
-        &format!("GET /auto_refresh HTTP/1.1\r\nHost: evil.example:{port}"),
-    )
-    .await;
-    assert_eq!(rebound_stream.status, 403);
-    for host in [
-        "dev.example",
-        "localhost",
-        "app.localhost",
-        "127.0.0.1",
-        "[::1]",
-    ] {
-        let page = send(addr, &format!("GET / HTTP/1.1\r\nHost: {host}:{port}")).await;
-        assert_eq!(page.status, 200, "Host {host}");
-    }
+    let text = rebound.text();
+    assert!(text.contains("allow_host(\"evil.example\")"), "{text}");
 
-    // Cross-site requests from a page on another site.
-    let foreign = "Origin: https://evil.example";
-    for head in [
-        format!("POST / HTTP/1.1\r\nHost: localhost:{port}\r\n{foreign}\r\nContent-Length: 0"),
-        format!("DELETE /static/style.css HTTP/1.1\r\nHost: localhost:{port}\r\n{foreign}"),
-        format!("POST / HTTP/1.1\r\nHost: localhost:{port}\r\nOrigin: null\r\nContent-Length: 0"),
-        format!("GET /auto_refresh HTTP/1.1\r\nHost: localhost:{port}\r\n{foreign}"),
-        format!("GET /auto_refresh/status HTTP/1.1\r\nHost: localhost:{port}\r\n{foreign}"),
-        format!(
-            "GET /ws HTTP/1.1\r\nHost: localhost:{port}\r\n{foreign}\r\nUpgrade: websocket\r\n\
-             Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=="
-        ),
-    ] {
-        assert_eq!(send(addr, &head).await.status, 403, "{head}");
+    // (status, request line, header lines): HOST is `Host: localhost:PORT`, EVIL
+    // an Origin on another site, OWN the app's own origin.
+    let ws = "HOST\r\nEVIL\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==";
+    let cases = [
+        (403, "GET /auto_refresh", "Host: evil.example:PORT"),
+        (200, "GET /", "Host: dev.example:PORT"),
+        (200, "GET /", "HOST"),
+        (200, "GET /", "Host: app.localhost:PORT"),
+        (200, "GET /", "Host: 127.0.0.1:PORT"),
+        (200, "GET /", "Host: [::1]:PORT"),
+        // Cross-site requests from a page on another site...
+        (403, "POST /", "HOST\r\nEVIL\r\nContent-Length: 0"),
+        (403, "DELETE /static/style.css", "HOST\r\nEVIL"),
+        (403, "POST /", "HOST\r\nOrigin: null\r\nContent-Length: 0"),
+        (403, "GET /auto_refresh", "HOST\r\nEVIL"),
+        (403, "GET /auto_refresh/status", "HOST\r\nEVIL"),
+        (403, "GET /ws", ws),
+        // ... and from the app's own pages, past the check (to the router, which
+        // has no POST /).
+        (405, "POST /", "HOST\r\nOWN\r\nContent-Length: 0"),
+        (200, "GET /auto_refresh/status", "HOST\r\nOWN"),
+    ];
+    for (status, line, headers) in cases {
+        let head = format!("{line} HTTP/1.1\r\n{headers}")
+            .replace("HOST", "Host: localhost:PORT")
+            .replace("EVIL", "Origin: https://evil.example")
+            .replace("OWN", "Origin: http://localhost:PORT")
+            .replace("PORT", &port.to_string());
+        assert_eq!(send(addr, &head).await.status, status, "{head}");
     }
-    // The same requests from the app's own pages pass the check.
-    let own = format!("Origin: http://localhost:{port}");
-    let post = send(
-        addr,
-        &format!("POST / HTTP/1.1\r\nHost: localhost:{port}\r\n{own}\r\nContent-Length: 0"),
-    )
-    .await;
-    assert_eq!(post.status, 405, "past the check, to the router");
-    let status = send(
-        addr,
-        &format!("GET /auto_refresh/status HTTP/1.1\r\nHost: localhost:{port}\r\n{own}"),
-    )
-    .await;
-    assert_eq!(status.status, 200);
-}
-
-/// Serves `root` at `/static` with the library's `static_files`, in this process.
-async fn serve_static(root: &std::path::Path) -> (SocketAddr, AutoReload) {
-    let reload = AutoReload::builder().enabled(false).build();
-    let app = Router::new().nest_service("/static", axum_autoreload::static_files(root));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("address");
-    tokio::spawn(
-        axum_autoreload::serve(listener, app, reload.clone())
-            .handle_signals(false)
-            .into_future(),
-    );
-    (addr, reload)
 }
 
 #[tokio::test]
 async fn static_files_never_leave_their_root() {
     let outside = tempfile::tempdir().expect("tempdir");
-    std::fs::write(outside.path().join("secret.txt"), "SECRET").expect("write");
+    let secret = outside.path().join("secret.txt");
+    std::fs::write(&secret, "SECRET").expect("write");
     let root = tempfile::tempdir().expect("tempdir");
-    std::fs::write(root.path().join("a.txt"), "public").expect("write");
-    std::os::unix::fs::symlink(
-        outside.path().join("secret.txt"),
-        root.path().join("leak.txt"),
-    )
-    .expect("symlink");
-    std::os::unix::fs::symlink(outside.path(), root.path().join("dir")).expect("symlink");
-    std::fs::create_dir(root.path().join("sub")).expect("mkdir");
-    std::os::unix::fs::symlink(
-        root.path().join("a.txt"),
-        root.path().join("sub/inside.txt"),
-    )
-    .expect("symlink");
-    let (addr, _reload) = serve_static(root.path()).await;
+    let root = root.path();
+    std::fs::write(root.join("a.txt"), "public").expect("write");
+    std::fs::create_dir(root.join("sub")).expect("mkdir");
+    for (target, link) in [
+        (secret.as_path(), "leak.txt"),
+        (outside.path(), "dir"),
+        (&root.join("a.txt"), "sub/inside.txt"),
+    ] {
+        std::os::unix::fs::symlink(target, root.join(link)).expect("symlink");
+    }
+    let reload = AutoReload::builder().enabled(false).build();
+    let app = Router::new().nest_service("/static", axum_autoreload::static_files(root));
+    let addr = demo::serve_here(app, reload).await;
 
     let public = get(addr, "/static/a.txt").await.expect("GET");
     assert_eq!((public.status, public.text().as_str()), (200, "public"));
     assert_eq!(public.header("cache-control"), Some("no-cache"));
     let inside = get(addr, "/static/sub/inside.txt").await.expect("GET");
-    assert_eq!(
-        (inside.status, inside.text().as_str()),
-        (200, "public"),
-        "a link inside the root is fine"
-    );
+    // A link inside the root is fine.
+    assert_eq!((inside.status, inside.text().as_str()), (200, "public"));
 
-    let secret_name = outside
-        .path()
-        .file_name()
-        .expect("name")
-        .to_string_lossy()
-        .into_owned();
+    let outside_name = outside.path().file_name().expect("name").to_string_lossy();
+    let absolute = secret.display().to_string();
     for path in [
         "/static/../secret.txt".to_owned(),
         "/static/%2e%2e/secret.txt".to_owned(),
         "/static/..%2fsecret.txt".to_owned(),
         "/static/%2e%2e%2fsecret.txt".to_owned(),
         "/static/%2E%2E%5csecret.txt".to_owned(),
-        format!("/static/..%2f..%2f{secret_name}/secret.txt"),
-        format!("/static/{}", outside.path().join("secret.txt").display()),
-        format!(
-            "/static/%2f{}",
-            outside
-                .path()
-                .join("secret.txt")
-                .display()
-                .to_string()
-                .trim_start_matches('/')
-        ),
+        format!("/static/..%2f..%2f{outside_name}/secret.txt"),
+        format!("/static/{absolute}"),
+        format!("/static/%2f{}", absolute.trim_start_matches('/')),
         "/static/leak.txt".to_owned(),
         "/static/dir/secret.txt".to_owned(),
     ] {
@@ -167,33 +118,29 @@ async fn static_files_never_leave_their_root() {
 
 fn rss_kib(pid: nix::unistd::Pid) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
-    status
-        .lines()
+    (status.lines())
         .find_map(|line| line.strip_prefix("VmRSS:"))
         .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
         .expect("VmRSS")
 }
 
-async fn open_streams(addr: SocketAddr) -> u64 {
-    let status = get(addr, "/auto_refresh/status")
-        .await
-        .expect("status")
-        .text();
-    let count = status
-        .split("\"open_streams\":")
-        .nth(1)
-        .expect("open_streams");
-    count.trim_end_matches('}').parse().expect("a number")
+/// Waits until the server counts no open stream, at most 5 s.
+async fn until_no_stream_is_open(addr: SocketAddr, after: &str) {
+    let what = format!("no stream counted open {after}");
+    wait::until(&what, Duration::from_secs(5), || async {
+        let status = get(addr, "/auto_refresh/status").await.ok()?.text();
+        status.ends_with("\"open_streams\":0}").then_some(())
+    })
+    .await;
 }
 
+/// `cycles` reload streams opened, greeted and dropped, by 8 clients at once.
 async fn stream_cycles(addr: SocketAddr, cycles: usize) {
     let workers: Vec<_> = (0..8)
         .map(|_| {
             tokio::spawn(async move {
                 for _ in 0..cycles / 8 {
-                    let mut stream = EventStream::open(addr).await.expect("open");
-                    let (name, _) = stream.next_event().await.expect("read").expect("hello");
-                    assert_eq!(name, "hello");
+                    EventStream::greeted(addr).await;
                 }
             })
         })
@@ -206,32 +153,13 @@ async fn stream_cycles(addr: SocketAddr, cycles: usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_stream_cycles_leave_nothing_behind() {
     let socket = PassedSocket::new();
-    let server = socket.spawn(&[]);
-    wait_ready(socket.addr, READY).await;
+    let server = demo::start(&socket, &[]).await;
     stream_cycles(socket.addr, 1_000).await; // warm up the allocator and buffers
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while open_streams(socket.addr).await != 0 {
-        assert!(
-            Instant::now() < deadline,
-            "streams still counted open after the warm-up"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_no_stream_is_open(socket.addr, "after the warm-up").await;
     let before = rss_kib(server.pid());
 
     stream_cycles(socket.addr, 10_000).await;
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let open = open_streams(socket.addr).await;
-        if open == 0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{open} streams still counted open 5 s after the clients left"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_no_stream_is_open(socket.addr, "5 s after the clients left").await;
     let after = rss_kib(server.pid());
     eprintln!("RSS before {before} KiB, after 10,000 stream cycles {after} KiB");
     assert!(
@@ -243,67 +171,52 @@ async fn ten_thousand_stream_cycles_leave_nothing_behind() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_client_delays_no_other_stream() {
     let socket = PassedSocket::new();
-    let server = socket.spawn(&[]);
-    wait_ready(socket.addr, READY).await;
-    // One client opens a stream and never reads it; another pipelines requests and
-    // never reads the answers, so the server's writes to it block.
+    let (_big, static_dir) = demo::big_file_dir();
+    let server = demo::start(&socket, &["--static-dir", &static_dir]).await;
+    // One client opens a stream and never reads it; another stops reading a large
+    // file, so the server's writes to it block.
     let _silent = EventStream::open(socket.addr).await.expect("open");
-    let mut pipelined = TcpStream::connect(socket.addr).await.expect("connect");
-    let stall = tokio::spawn(async move {
-        let requests = "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n".repeat(1000);
-        while pipelined.write_all(requests.as_bytes()).await.is_ok() {}
-    });
-    tokio::time::sleep(Duration::from_millis(300)).await;
-
-    let mut healthy = EventStream::open(socket.addr).await.expect("open");
-    assert_eq!(
-        healthy.next_event().await.expect("read").expect("hello").0,
-        "hello"
-    );
+    let stall = demo::stalled_reader(socket.addr).await;
+    let mut healthy = EventStream::greeted(socket.addr).await;
     server.signal(Signal::SIGUSR1);
-    let event = tokio::time::timeout(Duration::from_secs(1), healthy.next_event())
-        .await
-        .expect("the reload arrives at once")
-        .expect("read");
-    assert_eq!(event.map(|e| e.0).as_deref(), Some("reload"));
-    stall.abort();
+    let event = healthy.next_within(Duration::from_secs(1)).await;
+    assert_eq!(event.expect("the reload arrives at once").0, "reload");
+    drop(stall);
+}
+
+/// Sends one header byte every `every` (after a request line sent before) until
+/// the server closes the connection, at most 5 s; when it closed.
+async fn trickle(stream: &mut TcpStream, every: Duration) -> Instant {
+    let give_up = Instant::now() + Duration::from_secs(5);
+    for byte in b"X-Slow: ".iter().cycle() {
+        if stream.write_all(&[*byte]).await.is_err() || Instant::now() > give_up {
+            break;
+        }
+        let mut buf = [0u8; 1024];
+        if let Ok(Ok(0) | Err(_)) = tokio::time::timeout(every, stream.read(&mut buf)).await {
+            break;
+        }
+    }
+    Instant::now()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_clients_are_cut_off_and_hold_nobody() {
     let socket = PassedSocket::new();
-    let _server = socket.spawn(&["--header-read-timeout", "500"]);
-    wait_ready(socket.addr, READY).await;
+    let _server = demo::start(&socket, &["--header-read-timeout", "500"]).await;
     let mut loris = Vec::new();
     for _ in 0..50 {
         let mut stream = TcpStream::connect(socket.addr).await.expect("connect");
         stream.write_all(b"GET / HTTP/1.1\r\n").await.expect("send");
         loris.push(tokio::spawn(async move {
             let started = Instant::now();
-            // One header byte every 100 ms, forever: only the timeout ends it.
-            for byte in b"X-Slow: ".iter().cycle() {
-                if stream.write_all(&[*byte]).await.is_err() {
-                    break;
-                }
-                let mut buf = [0u8; 1024];
-                let read =
-                    tokio::time::timeout(Duration::from_millis(100), stream.read(&mut buf)).await;
-                if let Ok(Ok(0) | Err(_)) = read {
-                    break;
-                }
-                if started.elapsed() > Duration::from_secs(5) {
-                    break;
-                }
-            }
-            started.elapsed()
+            trickle(&mut stream, Duration::from_millis(100)).await - started
         }));
     }
     // Meanwhile everyone else is served.
-    let page = tokio::time::timeout(Duration::from_secs(1), get(socket.addr, "/"))
-        .await
-        .expect("served while 50 slow clients trickle")
-        .expect("GET");
-    assert_eq!(page.status, 200);
+    let page = tokio::time::timeout(Duration::from_secs(1), get(socket.addr, "/")).await;
+    let page = page.expect("served while 50 slow clients trickle");
+    assert_eq!(page.expect("GET").status, 200);
     for client in loris {
         let held = client.await.expect("client");
         assert!(
@@ -318,25 +231,12 @@ async fn slow_clients_are_cut_off_and_hold_nobody() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_header_read_timeout_counts_from_the_accept() {
     let socket = PassedSocket::new();
-    let _server = socket.spawn(&["--header-read-timeout", "600"]);
-    wait_ready(socket.addr, READY).await;
+    let _server = demo::start(&socket, &["--header-read-timeout", "600"]).await;
     let connected = Instant::now();
     let mut stream = TcpStream::connect(socket.addr).await.expect("connect");
     tokio::time::sleep(Duration::from_millis(500)).await;
     let _ = stream.write_all(b"GET / HTTP/1.1\r\n").await;
-    // Then one header byte every 20 ms: only the timeout ends it.
-    for byte in b"X-Slow: ".iter().cycle() {
-        if stream.write_all(&[*byte]).await.is_err() {
-            break;
-        }
-        let mut buf = [0u8; 1024];
-        let read = tokio::time::timeout(Duration::from_millis(20), stream.read(&mut buf)).await;
-        if let Ok(Ok(0) | Err(_)) = read {
-            break;
-        }
-        assert!(connected.elapsed() < Duration::from_secs(5), "never closed");
-    }
-    let held = connected.elapsed();
+    let held = trickle(&mut stream, Duration::from_millis(20)).await - connected;
     assert!(
         held >= Duration::from_millis(550) && held < Duration::from_millis(1000),
         "closed {} ms after connecting, for a 600 ms timeout (twice would be 1,100 ms)",
@@ -347,63 +247,33 @@ async fn the_header_read_timeout_counts_from_the_accept() {
 #[tokio::test]
 async fn malformed_requests_get_400_or_431_and_the_server_goes_on() {
     let socket = PassedSocket::new();
-    let _server = socket.spawn(&[]);
-    wait_ready(socket.addr, READY).await;
-    let garbage = request(socket.addr, "THIS IS NOT HTTP\r\n\r\n")
-        .await
-        .expect("an answer");
-    assert_eq!(garbage.status, 400);
-    let bad_version = request(socket.addr, "GET / HTTP/9.9\r\nHost: localhost\r\n\r\n")
-        .await
-        .expect("an answer");
-    assert!(
-        matches!(bad_version.status, 400 | 505),
-        "{}",
-        bad_version.status
-    );
+    let _server = demo::start(&socket, &[]).await;
     let huge = format!(
-        "GET / HTTP/1.1\r\nHost: localhost\r\nX-Big: {}\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: localhost\r\nX-Big: {}",
         "a".repeat(100 * 1024)
     );
-    let huge = request(socket.addr, &huge).await.expect("an answer");
-    assert_eq!(huge.status, 431);
-    assert_eq!(
-        get(socket.addr, "/").await.expect("GET").status,
-        200,
-        "still serving"
-    );
+    for (raw, statuses) in [
+        ("THIS IS NOT HTTP", &[400][..]),
+        ("GET / HTTP/9.9\r\nHost: localhost", &[400, 505]),
+        (&huge, &[431]),
+    ] {
+        let response = request(socket.addr, &format!("{raw}\r\n\r\n")).await;
+        let status = response.expect("an answer").status;
+        assert!(statuses.contains(&status), "{status} to {:.40}", raw);
+    }
+    let page = get(socket.addr, "/").await.expect("GET");
+    assert_eq!(page.status, 200, "still serving");
 }
 
 #[tokio::test]
 async fn binding_a_non_loopback_address_warns() {
-    let port = std::net::TcpListener::bind("0.0.0.0:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
-    let mut child = Command::new(common::BIN)
-        .args(["--addr", &format!("0.0.0.0:{port}")])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let mut stderr = child.stderr.take().expect("stderr");
-    // Read to the end (the kill closes the pipe): a pipe closed early would make the
-    // server's next log line fail.
-    let reader = std::thread::spawn(move || {
-        let mut text = Vec::new();
-        let _ = std::io::Read::read_to_end(&mut stderr, &mut text);
-        String::from_utf8_lossy(&text).into_owned()
+    let port = free_port();
+    let server = demo::spawn(demo::command(&["--addr", &format!("0.0.0.0:{port}")]));
+    wait_ready(([127, 0, 0, 1], port).into(), demo::READY).await;
+    wait::until_blocking("the warning", Duration::from_secs(5), || {
+        let log = server.log_text();
+        (log.contains("WARN") && log.contains("other machines can reach")).then_some(())
     });
-    wait_ready(format!("127.0.0.1:{port}").parse().expect("addr"), READY).await;
-    let _ = child.kill();
-    let _ = child.wait();
-    let text = reader.join().expect("reader");
-    assert!(
-        text.contains("WARN") && text.contains("other machines can reach"),
-        "{text}"
-    );
 }
 
 #[tokio::test]
@@ -413,10 +283,12 @@ async fn a_stream_that_falls_behind_gets_a_reload() {
 
     let reload = AutoReload::builder().enabled(true).build();
     let app: Router = reload.router();
-    let request = axum::http::Request::get("/auto_refresh")
-        .body(axum::body::Body::empty())
-        .expect("request");
-    let mut body = app.oneshot(request).await.expect("infallible").into_body();
+    let request = axum::http::Request::get("/auto_refresh").body(axum::body::Body::empty());
+    let response = app
+        .oneshot(request.expect("request"))
+        .await
+        .expect("infallible");
+    let mut body = response.into_body();
     async fn next(body: &mut axum::body::Body) -> String {
         let frame = body.frame().await.expect("a frame").expect("ok");
         String::from_utf8(frame.into_data().expect("data").to_vec()).expect("utf-8")
@@ -427,11 +299,8 @@ async fn a_stream_that_falls_behind_gets_a_reload() {
     for i in 0..100 {
         reload.changed(&format!("/static/{i}.css"));
     }
-    let first = next(&mut body).await;
-    assert_eq!(
-        first,
-        format!("event: reload\ndata: {}\n\n", reload.instance_id())
-    );
+    let reload_event = format!("event: reload\ndata: {}\n\n", reload.instance_id());
+    assert_eq!(next(&mut body).await, reload_event);
     // It goes on with the changes still kept, and is still open.
     assert!(next(&mut body)
         .await

@@ -1,16 +1,17 @@
 //! The binary's listener: socket activation (LISTEN_FDS), the raised backlog, the
 //! fallback bind and its errors.
 
-mod common;
+#[path = "demo/support.rs"]
+mod demo;
 
+use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
-use std::process::Command;
+use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::{get, wait_ready, PassedSocket, Server, BIN};
+use dev_support::http::{get, wait_ready};
+use dev_support::socket::{free_port, PassedSocket};
 use nix::sys::signal::Signal;
-
-const READY: Duration = Duration::from_secs(20);
 
 /// The listen backlog of the socket on `port`, as `ss` reports it (the Send-Q
 /// column of a listening socket), or `None` when `ss` is not installed.
@@ -20,24 +21,22 @@ fn backlog_reported_by_ss(port: u16) -> Option<u32> {
         .output()
         .ok()?;
     let text = String::from_utf8_lossy(&output.stdout);
-    let line = text.lines().next()?;
-    line.split_whitespace().nth(2)?.parse().ok()
+    text.lines().next()?.split_whitespace().nth(2)?.parse().ok()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serves_on_a_passed_socket_and_raises_its_backlog() {
     let socket = PassedSocket::new();
+    let backlog = backlog_reported_by_ss(socket.port());
     assert_eq!(
-        backlog_reported_by_ss(socket.port()).unwrap_or(1),
+        backlog.unwrap_or(1),
         1,
         "the test socket starts with a backlog of 1"
     );
-    let server = socket.spawn(&[]);
-    wait_ready(socket.addr, READY).await;
-
+    let server = demo::start(&socket, &[]).await;
     match backlog_reported_by_ss(socket.port()) {
         Some(backlog) => assert_eq!(backlog, 1024, "backlog after the server took the socket"),
-        None if std::env::var("CI").as_deref() == Ok("true") => {
+        None if dev_support::tools::under_ci() => {
             panic!("`ss` is missing: apt-get install -y iproute2")
         }
         None => {
@@ -50,51 +49,47 @@ async fn serves_on_a_passed_socket_and_raises_its_backlog() {
     server.signal(Signal::SIGSTOP);
     let connects: Vec<_> = (0..64)
         .map(|_| {
-            tokio::spawn(tokio::time::timeout(
-                Duration::from_millis(500),
-                tokio::net::TcpStream::connect(socket.addr),
-            ))
+            let connect = tokio::net::TcpStream::connect(socket.addr);
+            tokio::spawn(tokio::time::timeout(Duration::from_millis(500), connect))
         })
         .collect();
     let mut streams = Vec::new();
     for connect in connects {
-        let stream = connect
-            .await
-            .expect("task")
-            .expect("handshake completed in the backlog within 500 ms")
-            .expect("connected");
-        streams.push(stream);
+        let stream = connect.await.expect("task");
+        let stream = stream.expect("handshake completed in the backlog within 500 ms");
+        streams.push(stream.expect("connected"));
     }
     server.signal(Signal::SIGCONT);
 
     // Every queued connection is then served.
     for mut stream in streams {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        stream
-            .write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-            .await
-            .expect("send");
+        let raw = b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+        stream.write_all(raw).await.expect("send");
         let mut response = Vec::new();
         stream.read_to_end(&mut response).await.expect("read");
-        assert!(
-            response.starts_with(b"HTTP/1.1 200 OK"),
-            "{}",
-            String::from_utf8_lossy(&response)
-        );
+        let text = String::from_utf8_lossy(&response);
+        assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
     }
+}
+
+/// The demo started with `args` and `env` and no socket, once it answers on
+/// 127.0.0.1:`port`: the first page.
+async fn bound(port: u16, args: &[&str], env: &[(&str, &str)]) -> (demo::Demo, String) {
+    let mut command = demo::command(args);
+    command.envs(env.iter().copied());
+    let server = demo::spawn(command);
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    wait_ready(addr, demo::READY).await;
+    (server, get(addr, "/").await.expect("GET /").text())
 }
 
 #[tokio::test]
 async fn binds_addr_when_no_socket_is_passed() {
     let port = free_port();
-    let mut command = Command::new(BIN);
-    command.args(["--addr", &format!("127.0.0.1:{port}")]);
-    let _server = Server::spawn(command);
-    let addr = format!("127.0.0.1:{port}").parse().expect("address");
-    wait_ready(addr, READY).await;
-    let page = get(addr, "/").await.expect("GET /");
+    let (_server, page) = bound(port, &["--addr", &format!("127.0.0.1:{port}")], &[]).await;
     assert!(
-        page.text().contains("data-instance="),
+        page.contains("data-instance="),
         "the page carries the client script"
     );
 }
@@ -102,116 +97,84 @@ async fn binds_addr_when_no_socket_is_passed() {
 #[tokio::test]
 async fn port_env_sets_the_port() {
     let port = free_port();
-    let mut command = Command::new(BIN);
-    command.env("PORT", port.to_string());
-    let _server = Server::spawn(command);
-    wait_ready(format!("127.0.0.1:{port}").parse().expect("address"), READY).await;
+    bound(port, &[], &[("PORT", &port.to_string())]).await;
+}
+
+/// Runs the demo with `args` and `env` to its end, logging nothing.
+fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = demo::command(args);
+    command.env("RUST_LOG", "off").envs(env.iter().copied());
+    command.output().expect("run")
+}
+
+/// Asserts that the run ended with `code` and its standard error holds `needles`.
+fn assert_fails(output: &Output, code: i32, needles: &[&str]) -> String {
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(code), "stderr: {stderr}");
+    demo::assert_contains(&stderr, needles);
+    stderr
 }
 
 #[test]
 fn a_busy_port_gives_one_clear_error_line() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = taken.local_addr().expect("address");
-    let output = Command::new(BIN)
-        .args(["--addr", &addr.to_string()])
-        .env("RUST_LOG", "off")
-        .output()
-        .expect("run");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "stderr: {stderr}");
+    let addr = taken.local_addr().expect("address").to_string();
+    // It names the address and says what to do.
+    let stderr = assert_fails(&run(&["--addr", &addr], &[]), 1, &[&addr, "--addr or PORT"]);
     assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
     assert!(stderr.starts_with("error: cannot listen on "), "{stderr}");
-    assert!(
-        stderr.contains(&addr.to_string()),
-        "names the address: {stderr}"
-    );
-    assert!(
-        stderr.contains("--addr or PORT"),
-        "says what to do: {stderr}"
-    );
 }
 
 #[test]
 fn a_passed_udp_socket_is_refused_clearly() {
-    let udp =
-        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).expect("socket");
+    let udp = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None);
+    let udp = udp.expect("socket");
     udp.set_cloexec(false).expect("clear close-on-exec");
-    let output = Command::new(BIN)
-        .env("LISTEN_FDS", "1")
-        .env("LISTEN_FDS_FIRST_FD", udp.as_raw_fd().to_string())
-        .env("RUST_LOG", "off")
-        .output()
-        .expect("run");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "stderr: {stderr}");
-    assert!(stderr.contains("not a TCP listener"), "{stderr}");
+    let fd = udp.as_raw_fd().to_string();
+    let output = run(&[], &[("LISTEN_FDS", "1"), ("LISTEN_FDS_FIRST_FD", &fd)]);
+    let stderr = assert_fails(&output, 1, &["not a TCP listener"]);
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
 #[test]
 fn a_bad_flag_is_a_usage_error() {
-    let output = Command::new(BIN)
-        .args(["--addr", "localhost"])
-        .output()
-        .expect("run");
-    assert_eq!(output.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("invalid value 'localhost' for '--addr"),
-        "{stderr}"
-    );
+    let output = run(&["--addr", "localhost"], &[]);
+    assert_fails(&output, 2, &["invalid value 'localhost' for '--addr"]);
 }
 
 #[test]
 fn version_and_help() {
-    let version = Command::new(BIN).arg("--version").output().expect("run");
+    let version = run(&["--version"], &[]);
     assert!(version.status.success());
     assert_eq!(
         String::from_utf8_lossy(&version.stdout).trim(),
         format!("axum-autoreload-demo {}", env!("CARGO_PKG_VERSION"))
     );
-    let help = Command::new(BIN).arg("--help").output().expect("run");
-    let text = String::from_utf8_lossy(&help.stdout);
-    for flag in [
+    let help = String::from_utf8_lossy(&run(&["--help"], &[]).stdout).into_owned();
+    let flags = [
         "--addr",
         "--port",
         "[env: PORT",
         "--static-dir",
         "--drain-deadline",
-    ] {
-        assert!(text.contains(flag), "--help mentions {flag}: {text}");
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("address")
-        .port()
+    ];
+    demo::assert_contains(&help, &flags);
 }
 
 #[tokio::test]
 async fn switched_off_there_is_no_script_and_no_stream() {
     let socket = PassedSocket::new();
-    let mut command = Command::new(BIN);
-    command
-        .env("AXUM_AUTORELOAD", "0")
-        .env("LISTEN_FDS", "1")
-        .env("LISTEN_FDS_FIRST_FD", socket.std_fd().to_string());
-    let _server = Server::spawn(command);
-    wait_ready(socket.addr, READY).await;
-    let page = get(socket.addr, "/").await.expect("GET /");
-    assert!(!page.text().contains("<script"), "{}", page.text());
-    assert_eq!(
-        get(socket.addr, "/auto_refresh").await.expect("GET").status,
-        404
-    );
-    assert_eq!(
-        get(socket.addr, "/auto_refresh/client.js")
-            .await
-            .expect("GET")
-            .status,
-        404
-    );
+    let mut command = demo::command(&[]);
+    socket.pass_to(&mut command).env("AXUM_AUTORELOAD", "0");
+    let _server = demo::spawn(command);
+    wait_ready(socket.addr, demo::READY).await;
+    let page = get(socket.addr, "/").await.expect("GET /").text();
+    assert!(!page.contains("<script"), "{page}");
+    for path in ["/auto_refresh", "/auto_refresh/client.js"] {
+        assert_eq!(
+            get(socket.addr, path).await.expect("GET").status,
+            404,
+            "{path}"
+        );
+    }
 }

@@ -1,11 +1,17 @@
-//! Live-server mode: `axum-autoreload --root DIR` serves a folder of HTML with the
-//! client script, index pages, MIME types, a 404 page, and watches it.
+//! Live-server mode: `axum-autoreload-demo --root DIR` serves a folder of HTML with
+//! the client script, index pages, MIME types, a 404 page, and watches it.
 
-mod common;
+#[path = "demo/support.rs"]
+mod demo;
 
 use std::time::Duration;
 
-use common::{get, wait_ready, EventStream, PassedSocket};
+use dev_support::http::{get, request};
+use dev_support::socket::PassedSocket;
+use dev_support::sse::EventStream;
+
+const HOME: &str =
+    "<!doctype html><html><head><link rel=stylesheet href=style.css></head><body><h1>Home</h1>";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serves_and_watches_a_folder() {
@@ -13,7 +19,7 @@ async fn serves_and_watches_a_folder() {
     let root = site.path();
     std::fs::create_dir(root.join("docs")).expect("mkdir");
     for (name, body) in [
-        ("index.html", "<!doctype html><html><head><link rel=stylesheet href=style.css></head><body><h1>Home</h1></body></html>"),
+        ("index.html", &format!("{HOME}</body></html>")[..]),
         ("docs/index.html", "<h1>Docs</h1>"),
         ("style.css", "h1 { color: red }"),
         ("logo.svg", "<svg xmlns='http://www.w3.org/2000/svg'/>"),
@@ -23,46 +29,33 @@ async fn serves_and_watches_a_folder() {
         std::fs::write(root.join(name), body).expect("write");
     }
     let socket = PassedSocket::new();
-    let root_arg = root.to_str().expect("utf-8 path");
-    let _server = socket.spawn(&["--root", root_arg]);
-    wait_ready(socket.addr, Duration::from_secs(20)).await;
+    let _server = demo::start(&socket, &["--root", root.to_str().expect("UTF-8")]).await;
+    let addr = socket.addr;
 
-    let home = get(socket.addr, "/").await.expect("GET /");
+    let home = get(addr, "/").await.expect("GET /");
     assert_eq!(home.status, 200);
     assert_eq!(home.header("content-type"), Some("text/html"));
     assert_eq!(home.header("cache-control"), Some("no-cache"));
     let text = home.text();
-    assert!(text.starts_with("<!doctype html><html><head><link rel=stylesheet href=style.css></head><body><h1>Home</h1><script async src=\"/auto_refresh/client.js"), "{text}");
+    let injected = format!("{HOME}<script async src=\"/auto_refresh/client.js");
+    assert!(text.starts_with(&injected), "{text}");
     assert_eq!(text.matches("<script").count(), 1);
-    assert_eq!(
-        home.header("content-length"),
-        Some(text.len().to_string().as_str())
-    );
+    let length = text.len().to_string();
+    assert_eq!(home.header("content-length"), Some(length.as_str()));
 
-    let head = common::request(
-        socket.addr,
-        "HEAD / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
-    )
-    .await
-    .expect("HEAD /");
+    let head = "HEAD / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    let head = request(addr, head).await.expect("HEAD /");
     assert_eq!(head.status, 200);
-    assert_eq!(
-        head.header("content-length"),
-        Some(text.len().to_string().as_str())
-    );
+    assert_eq!(head.header("content-length"), Some(length.as_str()));
     assert!(head.header("last-modified").is_none() && head.header("etag").is_none());
 
-    let docs = get(socket.addr, "/docs/").await.expect("GET /docs/");
+    let docs = get(addr, "/docs/").await.expect("GET /docs/");
     assert!(
         docs.status == 200 && docs.text().starts_with("<h1>Docs</h1><script"),
         "{docs:?}"
     );
-    let redirect = get(socket.addr, "/docs").await.expect("GET /docs");
-    assert!(
-        matches!(redirect.status, 301 | 307 | 308),
-        "{}",
-        redirect.status
-    );
+    let redirect = get(addr, "/docs").await.expect("GET /docs");
+    assert!(matches!(redirect.status, 301 | 307 | 308), "{redirect:?}");
     assert_eq!(redirect.header("location"), Some("/docs/"));
 
     for (path, mime) in [
@@ -71,42 +64,34 @@ async fn serves_and_watches_a_folder() {
         ("/data.json", "application/json"),
         ("/app.js", "text/javascript"),
     ] {
-        let response = get(socket.addr, path).await.expect("GET");
+        let response = get(addr, path).await.expect("GET");
         assert_eq!(response.status, 200, "{path}");
         assert_eq!(response.header("content-type"), Some(mime), "{path}");
+        let text = response.text();
         assert!(
-            !response.text().contains("src=\"/auto_refresh/client.js"),
+            !text.contains("src=\"/auto_refresh/client.js"),
             "{path}: nothing injected"
         );
     }
 
-    let missing = get(socket.addr, "/nope.html").await.expect("GET");
+    let missing = get(addr, "/nope.html").await.expect("GET");
     assert_eq!(missing.status, 404);
+    let text = missing.text();
     assert!(
-        missing.text().contains("404 Not Found")
-            && missing.text().contains("/auto_refresh/client.js"),
-        "{}",
-        missing.text()
+        text.contains("404 Not Found") && text.contains("/auto_refresh/client.js"),
+        "{text}"
     );
 
     // Watched: a stylesheet edit is announced for a hot swap.
-    let mut stream = EventStream::open(socket.addr).await.expect("open");
-    assert_eq!(
-        stream.next_event().await.expect("read").expect("hello").0,
-        "hello"
-    );
+    let mut stream = EventStream::greeted(addr).await;
     std::fs::write(root.join("style.css"), "h1 { color: blue }").expect("write");
-    let event = tokio::time::timeout(Duration::from_secs(1), stream.next_event())
-        .await
-        .expect("an event within 1 s")
-        .expect("read");
-    assert_eq!(event, Some(("css".to_owned(), "/style.css".to_owned())));
+    let event = stream.event(Duration::from_secs(1)).await;
+    assert_eq!(event, ("css".to_owned(), "/style.css".to_owned()));
 }
 
 #[test]
 fn a_missing_root_is_one_clear_error() {
-    let output = std::process::Command::new(common::BIN)
-        .args(["--root", "/definitely/not/here", "--addr", "127.0.0.1:0"])
+    let output = demo::command(&["--root", "/definitely/not/here", "--addr", "127.0.0.1:0"])
         .env("RUST_LOG", "off")
         .output()
         .expect("run");

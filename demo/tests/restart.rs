@@ -2,124 +2,86 @@
 //! inherited socket, as watchexec does, while clients send requests on fresh
 //! connections. No request may fail.
 
-mod common;
+#[path = "demo/support.rs"]
+mod demo;
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{get, wait_ready, PassedSocket};
+use dev_support::http::{wait_ready, Load};
+use dev_support::socket::PassedSocket;
 use nix::sys::signal::Signal;
 
 /// How many restarts; `RESTARTS=50 cargo test --test restart -- --nocapture` runs more
 /// and prints the figures.
 fn restarts() -> usize {
-    std::env::var("RESTARTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(30)
+    let restarts = std::env::var("RESTARTS").ok();
+    restarts.and_then(|v| v.parse().ok()).unwrap_or(30)
 }
 const CLIENTS: usize = 4;
-
-#[derive(Default)]
-struct Tally {
-    ok: usize,
-    failures: Vec<String>,
-    worst: Duration,
-    instances: BTreeSet<String>,
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_request_fails_across_restarts() {
     let socket = PassedSocket::new();
-    let mut server = socket.spawn(&[]);
-    wait_ready(socket.addr, Duration::from_secs(20)).await;
-
-    let stop = Arc::new(AtomicBool::new(false));
-    let clients: Vec<_> = (0..CLIENTS)
-        .map(|_| {
-            let stop = Arc::clone(&stop);
-            let addr = socket.addr;
-            tokio::spawn(async move {
-                let mut tally = Tally::default();
-                while !stop.load(Ordering::Relaxed) {
-                    let started = Instant::now();
-                    let result =
-                        tokio::time::timeout(Duration::from_secs(10), get(addr, "/")).await;
-                    tally.worst = tally.worst.max(started.elapsed());
-                    match result {
-                        Ok(Ok(page)) if page.status == 200 && page.text().ends_with("</html>") => {
-                            tally.ok += 1;
-                            if let Some(id) = instance_of(&page.text()) {
-                                tally.instances.insert(id);
-                            }
-                        }
-                        Ok(Ok(page)) => {
-                            tally
-                                .failures
-                                .push(format!("{}: {}", page.status, page.text()))
-                        }
-                        Ok(Err(err)) => tally.failures.push(err.to_string()),
-                        Err(_) => tally.failures.push("no answer in 10 s".to_owned()),
-                    }
-                }
-                tally
-            })
-        })
-        .collect();
-
+    let mut server = demo::start(&socket, &[]).await;
+    let load = Load::start(
+        socket.addr,
+        "/",
+        "Host: localhost\r\n",
+        CLIENTS,
+        Duration::from_secs(10),
+    );
     let restarts = restarts();
     for restart in 0..restarts {
         // Signal a process that serves: one still starting has no handler yet and
         // dies of the SIGINT (slow starts happen on a loaded machine). Only one
         // process holds the socket at a time, so any answer is the new one's.
-        wait_ready(socket.addr, Duration::from_secs(20)).await;
+        wait_ready(socket.addr, demo::READY).await;
         tokio::time::sleep(Duration::from_millis(50)).await;
         server.signal(Signal::SIGINT);
-        let status = server
-            .wait_exit(Duration::from_secs(5))
-            .unwrap_or_else(|| panic!("restart {restart}: the server did not exit within 5 s"));
+        let status = server.wait_exit(Duration::from_secs(5));
+        // A clean exit within 5 s.
         assert!(
-            status.success(),
-            "restart {restart}: exit status {status:?}"
+            status.is_some_and(|s| s.success()),
+            "restart {restart}: {status:?}"
         );
         // As watchexec does: start the next one on the same socket at once.
-        server = socket.spawn(&[]);
+        server = demo::spawn_on(&socket, &[]);
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
-    stop.store(true, Ordering::Relaxed);
+    let tally = load.stop().await;
 
-    let mut total = Tally::default();
-    for client in clients {
-        let tally = client.await.expect("client task");
-        total.ok += tally.ok;
-        total.failures.extend(tally.failures);
-        total.worst = total.worst.max(tally.worst);
-        total.instances.extend(tally.instances);
-    }
+    let whole = tally
+        .ok
+        .iter()
+        .filter(|page| page.ends_with("</html>"))
+        .count();
+    let instances: BTreeSet<&str> = tally
+        .ok
+        .iter()
+        .filter_map(|page| instance_of(page))
+        .collect();
     eprintln!(
         "{restarts} restarts, {CLIENTS} clients: {} requests ok, {} failed, worst latency {} ms, {} instances seen",
-        total.ok,
-        total.failures.len(),
-        total.worst.as_millis(),
-        total.instances.len(),
+        tally.ok.len(),
+        tally.failures.len(),
+        tally.worst.as_millis(),
+        instances.len(),
     );
     assert!(
-        total.failures.is_empty(),
+        tally.failures.is_empty(),
         "failed requests: {:?}",
-        total.failures
+        tally.failures
     );
+    assert_eq!(whole, tally.ok.len(), "every page is whole");
     assert!(
-        total.instances.len() > restarts / 2,
-        "the clients were served by many of the {} processes, not one: {:?}",
+        instances.len() > restarts / 2,
+        "the clients were served by many of the {} processes, not one: {instances:?}",
         restarts + 1,
-        total.instances
     );
 }
 
-fn instance_of(page: &str) -> Option<String> {
-    let start = page.find("data-instance=\"")? + "data-instance=\"".len();
-    let end = start + page[start..].find('"')?;
-    Some(page[start..end].to_owned())
+fn instance_of(page: &str) -> Option<&str> {
+    let (_, rest) = page.split_once("data-instance=\"")?;
+    Some(rest.split_once('"')?.0)
 }

@@ -1,15 +1,13 @@
 //! The server and the layers in this process: the app's event streams end at
 //! shutdown under any server, upgraded connections are waited for, the drain
-//! deadline names what held it, a panicking handler is logged, and the reload
-//! routes carry the Host and Origin checks under `axum::serve` too.
-
-mod common;
+//! deadline names what held it, a panic in a body is logged, and the reload routes
+//! carry the Host and Origin checks under `axum::serve` too.
 
 use std::convert::Infallible;
 use std::future::IntoFuture;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocketUpgrade};
@@ -18,50 +16,31 @@ use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use axum::Router;
 use axum_autoreload::{AutoReload, KeepStreamOpen, ShutdownSignal};
-use common::{request, EventStream};
+use dev_support::http::{self, request};
+use dev_support::sse::EventStream;
 use futures_util::{Stream, StreamExt};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite;
 
-/// What the server logs, for the tests that read it.
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
+#[path = "demo/support.rs"]
+mod demo;
 
-impl io::Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().expect("logs").extend_from_slice(buf);
-        Ok(buf.len())
-    }
+const EVENT: Duration = Duration::from_secs(5);
 
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
+/// Collects what this thread logs (the tests run on one thread, tasks included)
+/// in a file, until the guard is dropped; read it with [`text`].
+fn capture_logs() -> (tempfile::NamedTempFile, tracing::subscriber::DefaultGuard) {
+    let file = tempfile::NamedTempFile::new().expect("a log file");
+    let writer = std::sync::Mutex::new(file.reopen().expect("the log file"));
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(writer)
+        .with_ansi(false);
+    (file, tracing::subscriber::set_default(subscriber.finish()))
 }
 
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
-    type Writer = Self;
-
-    fn make_writer(&'a self) -> Self {
-        self.clone()
-    }
-}
-
-impl Logs {
-    /// Collect this thread's logs (the tests run on one thread, tasks included)
-    /// until the guard is dropped.
-    fn capture() -> (Self, tracing::subscriber::DefaultGuard) {
-        let logs = Self::default();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(logs.clone())
-            .with_ansi(false)
-            .finish();
-        (logs, tracing::subscriber::set_default(subscriber))
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().expect("logs")).into_owned()
-    }
+fn text(logs: &tempfile::NamedTempFile) -> String {
+    std::fs::read_to_string(logs.path()).expect("the logs")
 }
 
 /// An event stream that sends one event, then nothing, forever.
@@ -97,12 +76,11 @@ async fn serve(
     let (listener, addr) = listen().await;
     let server = axum_autoreload::serve(listener, app, reload.clone())
         .handle_signals(false)
-        .drain_deadline(drain)
-        .into_future();
-    (addr, tokio::spawn(server))
+        .drain_deadline(drain);
+    (addr, tokio::spawn(server.into_future()))
 }
 
-/// Trigger the shutdown and wait for the server to return; how long it took.
+/// Triggers the shutdown and waits for the server to return; how long it took.
 async fn shut_down(reload: &AutoReload, server: JoinHandle<io::Result<()>>) -> Duration {
     let started = Instant::now();
     reload.shutdown_signal().trigger();
@@ -110,88 +88,80 @@ async fn shut_down(reload: &AutoReload, server: JoinHandle<io::Result<()>>) -> D
     started.elapsed()
 }
 
-/// Wait for the server to return without an error, at most `limit`.
+/// Waits for the server to return without an error, at most `limit`.
 async fn returns_within(limit: Duration, server: JoinHandle<io::Result<()>>) {
-    tokio::time::timeout(limit, server)
-        .await
-        .unwrap_or_else(|_| panic!("the server did not return within {limit:?}"))
-        .expect("no panic")
-        .expect("no error");
+    let returned = tokio::time::timeout(limit, server).await;
+    let returned =
+        returned.unwrap_or_else(|_| panic!("the server did not return within {limit:?}"));
+    returned.expect("no panic").expect("no error");
 }
 
-async fn first_event(stream: &mut EventStream) -> String {
-    let (name, _) = stream.next_event().await.expect("read").expect("an event");
-    name
+/// The event stream at `path`, its first event read.
+async fn opened(addr: SocketAddr, path: &str, first: &str) -> EventStream {
+    let mut stream = EventStream::open_path(addr, path).await.expect("open");
+    assert_eq!(stream.event(EVENT).await.0, first, "{path}");
+    stream
 }
 
+/// Under this crate's `serve` and under `axum::serve` with the shutdown signal.
 #[tokio::test]
 async fn the_apps_event_streams_end_when_the_shutdown_begins() {
-    let reload = AutoReload::builder().enabled(true).build();
-    let (addr, server) = serve(app(&reload), &reload, Duration::from_secs(5)).await;
-    let mut events = EventStream::open_path(addr, "/events").await.expect("open");
-    assert_eq!(first_event(&mut events).await, "tick");
-    let mut reload_stream = EventStream::open(addr).await.expect("open");
-    assert_eq!(first_event(&mut reload_stream).await, "hello");
-
-    let took = shut_down(&reload, server).await;
-    assert!(
-        took < Duration::from_secs(1),
-        "the stream held the shutdown: {took:?}"
-    );
-    assert!(
-        events.ends_within(Duration::from_secs(1)).await,
-        "the app's stream ends"
-    );
-    assert_eq!(
-        first_event(&mut reload_stream).await,
-        "restart",
-        "the reload stream is not cut before its restart"
-    );
+    for ours in [true, false] {
+        let reload = AutoReload::builder().enabled(true).build();
+        let (addr, server) = if ours {
+            serve(app(&reload), &reload, Duration::from_secs(5)).await
+        } else {
+            let (listener, addr) = listen().await;
+            let server = axum::serve(listener, app(&reload))
+                .with_graceful_shutdown(reload.shutdown_signal().triggered_owned());
+            (addr, tokio::spawn(server.into_future()))
+        };
+        let mut events = opened(addr, "/events", "tick").await;
+        let mut reload_stream = opened(addr, "/auto_refresh", "hello").await;
+        let took = shut_down(&reload, server).await;
+        // At once: no stream holds it.
+        assert!(
+            took < Duration::from_secs(1),
+            "held, ours: {ours}, {took:?}"
+        );
+        let ended = events.ends_within(Duration::from_secs(1)).await;
+        assert!(ended, "the app's stream ends");
+        if ours {
+            // The reload stream is not cut before its restart.
+            assert_eq!(reload_stream.event(EVENT).await.0, "restart");
+        }
+    }
 }
 
+/// A stream that opted out, and an upgraded connection the app never closes.
 #[tokio::test]
-async fn under_axum_serve_too() {
+async fn what_holds_the_drain_past_its_deadline_is_named() {
+    let (logs, _guard) = capture_logs();
     let reload = AutoReload::builder().enabled(true).build();
-    let (listener, addr) = listen().await;
-    let server = tokio::spawn(
-        axum::serve(listener, app(&reload))
-            .with_graceful_shutdown(reload.shutdown_signal().triggered_owned())
-            .into_future(),
-    );
-    let mut events = EventStream::open_path(addr, "/events").await.expect("open");
-    assert_eq!(first_event(&mut events).await, "tick");
-    let started = Instant::now();
-    reload.shutdown_signal().trigger();
-    assert!(
-        events.ends_within(Duration::from_secs(1)).await,
-        "the app's stream ends"
-    );
-    // At once: no stream holds it.
-    returns_within(Duration::from_secs(1), server).await;
-    eprintln!(
-        "axum::serve returned {} ms after the trigger",
-        started.elapsed().as_millis()
-    );
-}
-
-#[tokio::test]
-async fn a_stream_kept_open_holds_the_drain_and_the_warning_names_it() {
-    let (logs, _guard) = Logs::capture();
-    let reload = AutoReload::builder().enabled(true).build();
-    let (addr, server) = serve(app(&reload), &reload, Duration::from_millis(300)).await;
-    let mut tail = EventStream::open_path(addr, "/tail").await.expect("open");
-    assert_eq!(first_event(&mut tail).await, "tick");
+    let ws = get(|upgrade: WebSocketUpgrade| async move {
+        upgrade.on_upgrade(|socket| async move {
+            std::future::pending::<()>().await;
+            drop(socket);
+        })
+    });
+    let app = app(&reload).route("/ws", ws);
+    let (addr, server) = serve(app, &reload, Duration::from_millis(300)).await;
+    let _tail = opened(addr, "/tail", "tick").await;
+    let client = tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await;
+    let _client = client.expect("connect");
 
     let took = shut_down(&reload, server).await;
     assert!(
         took >= Duration::from_millis(300),
         "the drain waited: {took:?}"
     );
-    let logs = logs.text();
-    assert!(
-        logs.contains("drain deadline of 300 ms passed") && logs.contains("held by: GET /tail"),
-        "{logs}"
-    );
+    let logs = text(&logs);
+    let named = [
+        "drain deadline of 300 ms passed",
+        "held by: GET /tail",
+        "GET /ws (upgraded)",
+    ];
+    demo::assert_contains(&logs, &named);
 }
 
 #[tokio::test]
@@ -213,92 +183,42 @@ async fn an_upgraded_connection_is_waited_for_until_the_app_closes_it() {
     );
     let app = Router::new().route("/ws", ws).layer(reload.layer());
     let (addr, server) = serve(app, &reload, Duration::from_secs(5)).await;
-    let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
-        .await
-        .expect("connect");
+    let client = tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await;
+    let (mut client, _) = client.expect("connect");
 
     let took = shut_down(&reload, server).await;
     assert!(
         took >= Duration::from_millis(200) && took < Duration::from_secs(2),
         "the server waited for the socket, and no longer: {took:?}"
     );
-    let message = tokio::time::timeout(Duration::from_secs(1), client.next())
-        .await
-        .expect("a message");
+    let message = tokio::time::timeout(Duration::from_secs(1), client.next()).await;
+    let message = message.expect("a message");
     let Some(Ok(tungstenite::Message::Close(Some(frame)))) = message else {
         panic!("expected the app's Close, got {message:?}");
     };
     assert_eq!(u16::from(frame.code), 1012);
 }
 
+/// A panic in a handler is `panic.rs`'s: a 500 page through `serve`.
 #[tokio::test]
-async fn an_upgraded_connection_left_open_is_named_at_the_deadline() {
-    let (logs, _guard) = Logs::capture();
+async fn a_panic_in_a_body_is_logged_and_the_server_goes_on() {
+    let (logs, _guard) = capture_logs();
     let reload = AutoReload::builder().enabled(true).build();
-    let ws = get(|upgrade: WebSocketUpgrade| async move {
-        upgrade.on_upgrade(|socket| async move {
-            std::future::pending::<()>().await;
-            drop(socket);
-        })
+    let panics = get(|| async {
+        type Chunk = Option<Result<bytes::Bytes, Infallible>>;
+        let chunks =
+            futures_util::stream::poll_fn(|_| -> Poll<Chunk> { panic!("boom in the body") });
+        axum::body::Body::from_stream(chunks)
     });
-    let app = Router::new().route("/ws", ws);
-    let (addr, server) = serve(app, &reload, Duration::from_millis(300)).await;
-    let _client = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
-        .await
-        .expect("connect");
-
-    let took = shut_down(&reload, server).await;
-    assert!(took >= Duration::from_millis(300), "{took:?}");
-    let logs = logs.text();
-    assert!(logs.contains("held by: GET /ws (upgraded)"), "{logs}");
-}
-
-#[tokio::test]
-async fn panics_become_a_500_page_or_are_logged_and_the_server_goes_on() {
-    let (logs, _guard) = Logs::capture();
-    let reload = AutoReload::builder().enabled(true).build();
-    let app = app(&reload)
-        .route(
-            "/panic",
-            get(|| async {
-                if true {
-                    panic!("boom in the handler");
-                }
-                "unreachable"
-            }),
-        )
-        .route(
-            "/panic-in-body",
-            get(|| async {
-                let chunks = futures_util::stream::once(async {
-                    if true {
-                        panic!("boom in the body");
-                    }
-                    Ok::<_, Infallible>(bytes::Bytes::new())
-                });
-                axum::body::Body::from_stream(chunks)
-            }),
-        );
+    let app = app(&reload).route("/panic-in-body", panics);
     let (addr, server) = serve(app, &reload, Duration::from_secs(1)).await;
-    // In the handler: serve applies catch_panic, the page says what panicked.
-    let page = common::get(addr, "/panic").await.expect("GET /panic");
-    assert_eq!(page.status, 500);
-    assert!(
-        page.text().contains("boom in the handler"),
-        "{}",
-        page.text()
-    );
-    // In the body, past catch_panic: the connection ends, the panic is logged.
-    let raw = "GET /panic-in-body HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
-    let _ = request(addr, raw).await;
-    let page = common::get(addr, "/").await.expect("GET /");
+    // Past catch_panic: the connection ends, the panic is logged.
+    let _ = http::get(addr, "/panic-in-body").await;
+    let page = http::get(addr, "/").await.expect("GET /");
     assert_eq!(page.status, 200, "still serving");
     shut_down(&reload, server).await;
-    let logs = logs.text();
-    assert!(
-        logs.contains("ended in a panic: boom in the body"),
-        "{logs}"
-    );
+    let logs = text(&logs);
+    demo::assert_contains(&logs, &["ended in a panic: boom in the body"]);
 }
 
 #[tokio::test]
@@ -306,18 +226,15 @@ async fn with_graceful_shutdown_begins_the_shutdown() {
     let reload = AutoReload::builder().enabled(true).build();
     let (listener, addr) = listen().await;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(
-        axum_autoreload::serve(listener, app(&reload), reload.clone())
-            .handle_signals(false)
-            .with_graceful_shutdown(async move {
-                let _ = stopped.await;
-            })
-            .into_future(),
-    );
-    let mut stream = EventStream::open(addr).await.expect("open");
-    assert_eq!(first_event(&mut stream).await, "hello");
+    let server = axum_autoreload::serve(listener, app(&reload), reload.clone())
+        .handle_signals(false)
+        .with_graceful_shutdown(async move {
+            let _ = stopped.await;
+        });
+    let server = tokio::spawn(server.into_future());
+    let mut stream = EventStream::greeted(addr).await;
     stop.send(()).expect("the server listens");
-    assert_eq!(first_event(&mut stream).await, "restart");
+    assert_eq!(stream.event(EVENT).await.0, "restart");
     assert!(reload.shutdown_signal().is_triggered());
     returns_within(Duration::from_secs(2), server).await;
 }
@@ -330,52 +247,25 @@ async fn the_reload_routes_carry_the_guard_under_axum_serve() {
         tokio::spawn(axum::serve(listener, app).into_future());
         addr
     };
-    let send = |addr: SocketAddr, head: &str| {
-        let raw = format!("{head}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-        async move { request(addr, &raw).await.expect("an answer").status }
-    };
-    let addr = start(app(&reload)).await;
+    let plain = start(app(&reload)).await;
+    let guarded = start(app(&reload).layer(reload.guard())).await;
     let foreign = "Host: localhost\r\nOrigin: https://evil.example";
-    assert_eq!(
-        send(
-            addr,
-            &format!("POST /auto_refresh/reload HTTP/1.1\r\n{foreign}")
-        )
-        .await,
-        403
-    );
-    assert_eq!(
-        send(addr, &format!("GET /auto_refresh HTTP/1.1\r\n{foreign}")).await,
-        403
-    );
-    assert_eq!(
-        send(
-            addr,
-            "GET /auto_refresh/status HTTP/1.1\r\nHost: evil.example"
-        )
-        .await,
-        403
-    );
-    assert_eq!(
-        send(
-            addr,
-            "POST /auto_refresh/reload HTTP/1.1\r\nHost: localhost"
-        )
-        .await,
-        200
-    );
-    // The app's own routes are the app's to guard...
-    assert_eq!(
-        send(addr, "GET / HTTP/1.1\r\nHost: evil.example").await,
-        200
-    );
-    // ... with the same layer.
-    let addr = start(app(&reload).layer(reload.guard())).await;
-    assert_eq!(
-        send(addr, "GET / HTTP/1.1\r\nHost: evil.example").await,
-        403
-    );
-    assert_eq!(send(addr, "GET / HTTP/1.1\r\nHost: localhost").await, 200);
+    for (addr, status, line, headers) in [
+        (plain, 403, "POST /auto_refresh/reload", foreign),
+        (plain, 403, "GET /auto_refresh", foreign),
+        (plain, 403, "GET /auto_refresh/status", "Host: evil.example"),
+        (plain, 200, "POST /auto_refresh/reload", "Host: localhost"),
+        // The app's own routes are the app's to guard...
+        (plain, 200, "GET /", "Host: evil.example"),
+        // ... with the same layer.
+        (guarded, 403, "GET /", "Host: evil.example"),
+        (guarded, 200, "GET /", "Host: localhost"),
+    ] {
+        let head = format!("{line} HTTP/1.1\r\n{headers}");
+        let raw = format!("{head}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        let response = request(addr, &raw).await.expect("an answer");
+        assert_eq!(response.status, status, "{head}");
+    }
 }
 
 #[tokio::test]
@@ -387,29 +277,24 @@ async fn handlers_take_the_shutdown_signal_as_an_extractor() {
         format!("triggered: {}", shutdown.is_triggered())
     });
     let call = |app: Router| async move {
-        let request = axum::http::Request::get("/")
-            .body(axum::body::Body::empty())
-            .expect("request");
-        let response = app
-            .oneshot(request)
-            .await
-            .expect("infallible")
-            .into_response();
+        let request = axum::http::Request::get("/").body(axum::body::Body::empty());
+        let response = app.oneshot(request.expect("request")).await.into_response();
         let status = response.status().as_u16();
-        let body = axum::body::to_bytes(response.into_body(), 1024)
-            .await
-            .expect("body");
-        (status, String::from_utf8_lossy(&body).into_owned())
+        let body = axum::body::to_bytes(response.into_body(), 1024).await;
+        (
+            status,
+            String::from_utf8_lossy(&body.expect("body")).into_owned(),
+        )
     };
     let with_layer = Router::new()
         .route("/", handler.clone())
         .layer(reload.layer());
     assert_eq!(
         call(with_layer.clone()).await,
-        (200, "triggered: false".to_owned())
+        (200, "triggered: false".into())
     );
     reload.shutdown_signal().trigger();
-    assert_eq!(call(with_layer).await, (200, "triggered: true".to_owned()));
+    assert_eq!(call(with_layer).await, (200, "triggered: true".into()));
     let (status, text) = call(Router::new().route("/", handler)).await;
     assert_eq!(status, 500);
     assert!(text.contains("AutoReload::layer()"), "{text}");

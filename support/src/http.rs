@@ -8,11 +8,14 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use memchr::memmem;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
 
 /// A response read off the wire, its body complete.
 #[derive(Debug, Clone)]
@@ -185,5 +188,80 @@ fn dechunk(mut raw: &[u8]) -> Option<Vec<u8>> {
         }
         body.extend_from_slice(raw.get(..size)?);
         raw = raw.get(size + 2..)?;
+    }
+}
+
+/// Clients that each ask `GET path` (with these header lines) on fresh
+/// connections, one request after another, until [`Load::stop`]: the traffic a
+/// server restarts under.
+#[derive(Debug)]
+pub struct Load {
+    stop: Arc<AtomicBool>,
+    clients: Vec<JoinHandle<Tally>>,
+}
+
+/// What the clients of a [`Load`] got.
+#[derive(Debug, Default)]
+pub struct Tally {
+    /// The bodies of the answers with status 200.
+    pub ok: Vec<String>,
+    /// Other answers, errors, and requests with no answer within the limit.
+    pub failures: Vec<String>,
+    /// The longest wait for an answer.
+    pub worst: Duration,
+}
+
+impl Load {
+    /// Starts `clients` clients; each request may wait up to `limit`.
+    pub fn start(
+        addr: SocketAddr,
+        path: &str,
+        headers: &str,
+        clients: usize,
+        limit: Duration,
+    ) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let clients = (0..clients)
+            .map(|_| {
+                let (stop, path, headers) =
+                    (Arc::clone(&stop), path.to_owned(), headers.to_owned());
+                tokio::spawn(async move {
+                    let mut tally = Tally::default();
+                    while !stop.load(Ordering::Relaxed) {
+                        let started = Instant::now();
+                        let answer =
+                            tokio::time::timeout(limit, get_with(addr, &path, &headers)).await;
+                        tally.worst = tally.worst.max(started.elapsed());
+                        match answer {
+                            Ok(Ok(response)) if response.status == 200 => {
+                                tally.ok.push(response.text())
+                            }
+                            Ok(Ok(response)) => tally.failures.push(format!(
+                                "{}: {}",
+                                response.status,
+                                response.text()
+                            )),
+                            Ok(Err(err)) => tally.failures.push(err.to_string()),
+                            Err(_) => tally.failures.push(format!("no answer within {limit:?}")),
+                        }
+                    }
+                    tally
+                })
+            })
+            .collect();
+        Self { stop, clients }
+    }
+
+    /// Stops the clients after their requests in flight; what they all got.
+    pub async fn stop(self) -> Tally {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut total = Tally::default();
+        for client in self.clients {
+            let tally = client.await.expect("a client of the load");
+            total.ok.extend(tally.ok);
+            total.failures.extend(tally.failures);
+            total.worst = total.worst.max(tally.worst);
+        }
+        total
     }
 }

@@ -94,6 +94,27 @@ impl EventStream {
         }
     }
 
+    /// The reload stream on a new connection, its first event (`hello`) read.
+    pub async fn greeted(addr: SocketAddr) -> Self {
+        let mut stream = Self::open(addr).await.expect("opening the reload stream");
+        assert_eq!(stream.event(Duration::from_secs(5)).await.0, "hello");
+        stream
+    }
+
+    /// The next event within `limit`; `None` when none came in time or the stream
+    /// ended. Panics on a read error.
+    pub async fn next_within(&mut self, limit: Duration) -> Option<(String, String)> {
+        let next = tokio::time::timeout(limit, self.next_event()).await.ok()?;
+        next.unwrap_or_else(|err| panic!("reading the event stream: {err}"))
+    }
+
+    /// The next event; panics when none comes within `limit`.
+    pub async fn event(&mut self, limit: Duration) -> (String, String) {
+        self.next_within(limit)
+            .await
+            .unwrap_or_else(|| panic!("no event within {limit:?}"))
+    }
+
     /// The next event called `name`, skipping others; panics after `limit` or at
     /// the end of the stream.
     pub async fn next_named(&mut self, name: &str, limit: Duration) -> String {
