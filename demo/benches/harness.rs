@@ -23,7 +23,6 @@ mod scenarios;
 #[path = "harness/server.rs"]
 mod server;
 
-use std::fmt::Write as _;
 use std::fs;
 use std::future::Future;
 use std::io;
@@ -150,13 +149,19 @@ fn main() -> std::process::ExitCode {
     options.scenarios.retain(|s| *s != Scenario::All);
     options.scenarios.sort();
     options.scenarios.dedup();
-    match run(&options) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("error: {err}");
-            std::process::ExitCode::FAILURE
-        }
+    if let Err(err) = run(options) {
+        eprintln!("error: {err}");
+        return std::process::ExitCode::FAILURE;
     }
+    std::process::ExitCode::SUCCESS
+}
+
+/// What every scenario gets: the options, where the servers run, and the report
+/// to add its figures to.
+pub(crate) struct Bench {
+    options: Options,
+    work: Workspace,
+    report: Report,
 }
 
 /// Runs `scenario` and gives its error or panic as text.
@@ -171,152 +176,170 @@ async fn caught(scenario: impl Future<Output = io::Result<()>>) -> Result<(), St
     }
 }
 
-fn run(options: &Options) -> io::Result<()> {
+fn run(options: Options) -> io::Result<()> {
     // The workspace root: the library, the demo and the runner, and BENCHMARKS.md.
     let root = dev_support::scratch::workspace();
-    let target_dir =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), Into::into);
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR").map_or(root.join("target"), Into::into);
     let bench_dir = target_dir.join("bench");
+    let page = bench_dir.join("work/static/page.html");
     let work = Workspace {
         dir: bench_dir.join("work"),
         bin_dir: bench_dir.join("bin"),
         static_dir: bench_dir.join("work/static"),
-        page: bench_dir.join("work/static/page.html"),
+        page_len: server::write_page(&page)?,
+        page,
     };
     fs::create_dir_all(&work.bin_dir)?;
-    let page_len = server::write_page(&work.page)?;
     let files = raise_file_limit();
-
-    let started_at = SystemTime::now();
-    let needs_servers = options
+    let date = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+    let servers = options
         .scenarios
         .iter()
         .any(|s| !matches!(s, Scenario::Injector | Scenario::Edit));
-    if !options.no_build && needs_servers {
+    if !options.no_build && servers {
         build(&root, &target_dir, &work.bin_dir, &options.targets)?;
     }
-    let source = source_state(&root);
-    let load = load_average();
-    println!(
-        "axum-autoreload benchmarks: scenarios {:?}, targets {:?}; open-file limit {files}; load {load}",
-        options.scenarios,
-        options.target_names()
-    );
+    let (load, targets) = (load_average(), options.target_names());
+    let scenarios = options.scenarios.clone();
+    println!("scenarios {scenarios:?}, targets {targets:?}; open-file limit {files}; load {load}");
 
-    let mut report = Report::default();
-    let mut loads = vec![format!("start {load}")];
-    let run_cpu = CpuSample::now();
-    let mut others: Vec<(String, f64)> = Vec::new();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let started = Instant::now();
-    let first_stream_scenario = options
-        .scenarios
-        .iter()
-        .find(|s| STREAM_SCENARIOS.contains(s));
-    for scenario in &options.scenarios {
+    let mut bench = Bench {
+        options,
+        work,
+        report: Report::default(),
+    };
+    let (mut loads, mut others) = (vec![format!("start {load}")], Vec::new());
+    let run_cpu = cpu_sample();
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    let runtime = runtime.worker_threads(2).enable_all().build()?;
+    let first_stream_scenario = scenarios.iter().find(|s| STREAM_SCENARIOS.contains(s));
+    macro_rules! attempt {
+        ($what:expr, $scenario:expr) => {{
+            let outcome = caught($scenario).await;
+            bench.report.failed(&$what, outcome);
+        }};
+    }
+    for scenario in &scenarios {
         // shutdown, fanout and memory share one server session per target and N.
         if STREAM_SCENARIOS.contains(scenario) && Some(scenario) != first_stream_scenario {
             continue;
         }
-        let name = format!("{scenario:?}").to_lowercase();
-        let load = load_average();
+        let (name, load) = (format!("{scenario:?}").to_lowercase(), load_average());
         println!("== {name} (load {load})");
         loads.push(format!("{name} {load}"));
-        let scenario_cpu = CpuSample::now();
+        let scenario_cpu = cpu_sample();
+        let (targets, streams) = (bench.options.targets.clone(), bench.options.streams.clone());
         runtime.block_on(async {
             match scenario {
                 Scenario::Restarts => {
-                    for &target in &options.targets {
-                        let outcome =
-                            caught(scenarios::restarts(target, &work, options, &mut report)).await;
-                        report.failed(&format!("restarts ({})", target.name()), outcome);
+                    for target in targets {
+                        let what = format!("restarts ({})", target.name());
+                        attempt!(what, scenarios::restarts(&mut bench, target));
                     }
                 }
                 Scenario::Shutdown | Scenario::Fanout | Scenario::Memory => {
-                    let largest = options.streams.iter().copied().max();
-                    if let Some(n) = largest.filter(|_| options.wants(Scenario::Memory)) {
-                        for &target in &options.targets {
-                            let outcome =
-                                caught(scenarios::memory_breakdown(target, &work, n, &mut report))
-                                    .await;
-                            report.failed(&format!("memory ({}, {n})", target.name()), outcome);
+                    let largest = streams.iter().copied().max();
+                    if let Some(n) = largest.filter(|_| bench.options.wants(Scenario::Memory)) {
+                        for &target in &targets {
+                            let what = format!("memory ({}, {n})", target.name());
+                            attempt!(what, scenarios::memory_breakdown(&mut bench, target, n));
                         }
                     }
-                    for &n in &options.streams {
-                        for &target in &options.targets {
-                            let outcome =
-                                caught(scenarios::streams(target, &work, n, options, &mut report))
-                                    .await;
-                            report.failed(&format!("streams ({}, {n})", target.name()), outcome);
+                    for &n in &streams {
+                        for &target in &targets {
+                            let what = format!("streams ({}, {n})", target.name());
+                            attempt!(what, scenarios::streams(&mut bench, target, n));
                         }
                     }
                 }
                 Scenario::Inject => {
-                    for &target in &options.targets {
-                        let cost =
-                            scenarios::inject_cost(target, &work, page_len, options, &mut report);
-                        let outcome = caught(cost).await;
-                        report.failed(&format!("inject ({})", target.name()), outcome);
+                    for target in targets {
+                        let what = format!("inject ({})", target.name());
+                        attempt!(what, scenarios::inject_cost(&mut bench, target));
                     }
                 }
                 Scenario::Injector => {
-                    let criterion = bench_dir.join("criterion");
-                    let outcome =
-                        caught(async { scenarios::injector(&root, &criterion, &mut report) }).await;
-                    report.failed("injector", outcome);
+                    let home = bench_dir.join("criterion");
+                    attempt!("injector", async {
+                        scenarios::injector(&mut bench, &root, &home)
+                    });
                 }
                 Scenario::Edit => {
-                    let outcome = caught(edit::edit_to_page(
-                        &target_dir,
-                        options.edits,
-                        options.tabs,
-                        &mut report,
-                    ))
-                    .await;
-                    report.failed("edit", outcome);
+                    let (edits, tabs, report) =
+                        (bench.options.edits, bench.options.tabs, &mut bench.report);
+                    attempt!("edit", edit::edit_to_page(&target_dir, edits, tabs, report));
                 }
                 Scenario::All => {}
             }
         });
-        let other = scenario_cpu.others_share();
+        let other = others_share(scenario_cpu);
         println!(
             "  (other processes used {:.0}% of the machine)",
             other * 100.0
         );
         others.push((name, other));
     }
-    others.push(("whole run".to_owned(), run_cpu.others_share()));
+    others.push(("whole run".to_owned(), others_share(run_cpu)));
     runtime.shutdown_timeout(Duration::from_secs(5));
     loads.push(format!("end {}", load_average()));
 
-    let table = report.markdown(&options.target_names());
-    println!("\n{table}");
-    for note in &report.notes {
-        println!("- {note}");
+    // The section: what the run measured, how and where, then its figures.
+    let date = format!("{} {} UTC", &date[..10], &date[11..16]);
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    let command = match args.is_empty() {
+        true => "cargo bench --bench harness".to_owned(),
+        false => format!("cargo bench --bench harness -- {}", args.join(" ")),
+    };
+    let scenarios: Vec<String> = scenarios
+        .iter()
+        .map(|s| format!("{s:?}").to_lowercase())
+        .collect();
+    let shares: Vec<String> = others
+        .iter()
+        .map(|(what, share)| format!("{what} {:.0}%", share * 100.0))
+        .collect();
+    let mut section = format!(
+        "## {} — {}\n\n- date: {date}\n- command: `{command}`\n- machine: {}\n- sources: {}\n\
+         - open-file limit: {files}\n- load average (1, 5, 15 min) as the run went: {}\n\
+         - CPU time used by processes other than the harness and what it ran, as a share of the \
+         machine (approximate: on a quiet machine it reads 5–10%, kernel time spent on the \
+         benchmark's own connections; in `edit` it counts Chromium): {}\n",
+        &date[..10],
+        scenarios.join(", "),
+        machine(),
+        source_state(&root),
+        loads.join("; "),
+        shares.join(", "),
+    );
+    if others
+        .iter()
+        .any(|(what, share)| what != "edit" && what != "whole run" && *share >= 0.25)
+    {
+        section.push_str(
+            "- **the machine was shared**: other work (builds, tests) took a quarter of the CPU or \
+             more during some scenarios, so their timings are pessimistic\n",
+        );
     }
-    let misses = report.misses();
-    match misses.is_empty() {
-        true => println!("\nevery goal met by the demo (debug and release)"),
-        false => println!("\ngoals missed:\n- {}", misses.join("\n- ")),
+    let report = &bench.report;
+    section = section + "\n" + &report.markdown(&targets);
+    if !report.notes.is_empty() {
+        section = section + "\n- " + &report.notes.join("\n- ") + "\n";
     }
-    println!("took {:.0} s", started.elapsed().as_secs_f64());
-
-    if !options.no_record {
-        let run = Run {
-            started_at,
-            table,
-            loads,
-            others,
-            source,
-            files,
-        };
-        record(
-            &root.join("BENCHMARKS.md"),
-            &section(options, &run, &report),
-        )?;
+    section.push_str(&match report.misses() {
+        misses if misses.is_empty() => {
+            "\nEvery goal met by the demo (debug and release).\n".to_owned()
+        }
+        misses => format!(
+            "\nGoals missed by the demo (the baseline columns are for comparison):\n\n- {}\n",
+            misses.join("\n- ")
+        ),
+    });
+    println!("\n{section}");
+    if !bench.options.no_record {
+        record(&root.join("BENCHMARKS.md"), &section)?;
         println!("recorded in BENCHMARKS.md");
     }
     Ok(())
@@ -327,17 +350,15 @@ fn build(root: &Path, target_dir: &Path, bin_dir: &Path, targets: &[Target]) -> 
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     for &target in targets {
         let (args, built) = target.build(target_dir);
-        println!("building {}: cargo build {}", target.name(), args.join(" "));
+        let args = args.join(" ");
+        println!("building {}: cargo build {args}", target.name());
         let status = Command::new(&cargo)
             .arg("build")
-            .args(args)
+            .args(args.split(' '))
             .current_dir(root)
             .status()?;
         if !status.success() {
-            return Err(io::Error::other(format!(
-                "cargo build {}: {status}",
-                args.join(" ")
-            )));
+            return Err(io::Error::other(format!("cargo build {args}: {status}")));
         }
         let staged = bin_dir.join(format!("{}.new", target.name()));
         fs::copy(&built, &staged)?;
@@ -352,73 +373,45 @@ fn raise_file_limit() -> u64 {
     let Ok((soft, hard)) = rlimit::Resource::NOFILE.get() else {
         return 0;
     };
-    if soft < hard && rlimit::Resource::NOFILE.set(hard, hard).is_ok() {
-        return hard;
+    match soft < hard && rlimit::Resource::NOFILE.set(hard, hard).is_ok() {
+        true => hard,
+        false => soft,
     }
-    soft
 }
 
-/// The numbers after the first `skip` fields of a `/proc` line.
-fn numbers(line: &str, skip: usize) -> Vec<u64> {
-    line.split_whitespace()
-        .skip(skip)
-        .filter_map(|f| f.parse().ok())
-        .collect()
-}
+/// When, and the clock ticks (100 a second) that the machine spent running
+/// processes, and that this process and the children it waited for spent.
+type CpuSample = (Instant, u64, u64);
 
-/// CPU time, for telling how much of it other processes took.
-struct CpuSample {
-    at: Instant,
-    /// Time the whole machine spent running processes, in clock ticks.
-    busy: u64,
-    /// This process and the children it waited for, in clock ticks.
-    own: u64,
-}
-
-impl CpuSample {
-    fn now() -> Self {
-        let stat = fs::read_to_string("/proc/stat").unwrap_or_default();
-        // user nice system: time charged to processes. Interrupts and softirqs
-        // (where loopback TCP is processed) are charged to no process, so they are
-        // left out on both sides.
-        let busy = numbers(stat.lines().next().unwrap_or_default(), 1)
-            .iter()
-            .take(3)
-            .sum();
-        // utime stime cutime cstime: fields 14–17 of stat, 11–14 after comm (whose
-        // text may hold spaces and parentheses). Fields are counted as they come:
-        // some before them may be -1.
-        let own = fs::read_to_string("/proc/self/stat").unwrap_or_default();
-        let after_comm = own.rsplit_once(')').map_or("", |(_, after)| after);
-        let own = after_comm
-            .split_whitespace()
-            .skip(11)
-            .take(4)
+fn cpu_sample() -> CpuSample {
+    let ticks = |text: &str, skip, take| -> u64 {
+        text.split_whitespace()
+            .skip(skip)
+            .take(take)
             .filter_map(|f| f.parse::<u64>().ok())
-            .sum();
-        Self {
-            at: Instant::now(),
-            busy,
-            own,
-        }
-    }
+            .sum()
+    };
+    // user nice system: time charged to processes. Interrupts and softirqs (where
+    // loopback TCP is processed) are charged to no process, so they are left out on
+    // both sides.
+    let stat = fs::read_to_string("/proc/stat").unwrap_or_default();
+    let busy = ticks(stat.lines().next().unwrap_or_default(), 1, 3);
+    // utime stime cutime cstime: fields 14–17, 11–14 after comm (whose text may
+    // hold spaces and parentheses).
+    let own = fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let own = ticks(own.rsplit_once(')').map_or("", |(_, after)| after), 11, 4);
+    (Instant::now(), busy, own)
+}
 
-    /// The share of the machine's CPU (0–1) that processes other than this one and
-    /// its waited-for children used since the sample. Children killed without a
-    /// wait of their own (Chromium's helpers) count as others.
-    fn others_share(&self) -> f64 {
-        let now = Self::now();
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-        // 100 clock ticks per second.
-        let capacity = self.at.elapsed().as_secs_f64() * 100.0 * cores;
-        let others =
-            now.busy.saturating_sub(self.busy) as f64 - now.own.saturating_sub(self.own) as f64;
-        if capacity > 0.0 {
-            (others / capacity).clamp(0.0, 1.0)
-        } else {
-            0.0
-        }
-    }
+/// The share of the machine's CPU (0–1) that processes other than this one and
+/// its waited-for children used since `since`. Children killed without a wait of
+/// their own (Chromium's helpers) count as others.
+fn others_share((at, busy, own): CpuSample) -> f64 {
+    let (_, busy_now, own_now) = cpu_sample();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let capacity = at.elapsed().as_secs_f64() * 100.0 * cores;
+    let others = busy_now.saturating_sub(busy) as f64 - own_now.saturating_sub(own) as f64;
+    (others / capacity.max(1.0)).clamp(0.0, 1.0)
 }
 
 fn load_average() -> String {
@@ -429,11 +422,11 @@ fn load_average() -> String {
         .join(" ")
 }
 
-/// The standard output of a command, trimmed, if it succeeded.
-fn output(program: &str, args: &[&str], dir: &Path) -> Option<String> {
+/// The standard output of a command run in `root`, trimmed, if it succeeded.
+fn output(program: &str, args: &[&str], root: &Path) -> Option<String> {
     let out = Command::new(program)
         .args(args)
-        .current_dir(dir)
+        .current_dir(root)
         .output()
         .ok()?;
     out.status
@@ -448,8 +441,8 @@ fn source_state(root: &Path) -> String {
     if let Ok(described) = std::env::var("BENCH_SOURCES") {
         return described;
     }
-    let commit =
-        output("git", &["rev-parse", "--short", "HEAD"], root).unwrap_or_else(|| "unknown".into());
+    let commit = output("git", &["rev-parse", "--short", "HEAD"], root);
+    let commit = commit.unwrap_or_else(|| "unknown".into());
     let sources = [
         "status",
         "--porcelain",
@@ -460,168 +453,59 @@ fn source_state(root: &Path) -> String {
         "Cargo.lock",
     ];
     let dirty = output("git", &sources, root).unwrap_or_default();
-    if dirty.is_empty() {
-        return format!("commit {commit}");
-    }
     let files: Vec<&str> = dirty.lines().map(|l| l.get(3..).unwrap_or(l)).collect();
-    format!(
-        "commit {commit} plus uncommitted changes to {}",
-        files.join(", ")
-    )
+    match files.is_empty() {
+        true => format!("commit {commit}"),
+        false => format!(
+            "commit {commit} plus uncommitted changes to {}",
+            files.join(", ")
+        ),
+    }
 }
 
 /// The machine: CPU, cores, memory, kernel, rustc, wrk.
 fn machine() -> String {
-    let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let cpu = cpuinfo
-        .lines()
-        .find_map(|l| l.strip_prefix("model name"))
-        .map(|l| l.trim_start_matches([' ', '\t', ':']));
+    let read = |path| fs::read_to_string(path).unwrap_or_default();
+    let field = |text: &str, name| {
+        let line = text.lines().find_map(|l| l.strip_prefix(name))?;
+        Some(line.trim_start_matches([' ', '\t', ':']).to_owned())
+    };
+    let cpu = field(&read("/proc/cpuinfo"), "model name").unwrap_or_else(|| "unknown CPU".into());
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let meminfo = fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    let kib = meminfo
-        .lines()
-        .find_map(|l| l.strip_prefix("MemTotal:"))
-        .map(|l| numbers(l, 0));
-    let memory = kib.and_then(|kib| {
-        Some(format!(
-            ", {:.0} GiB",
-            *kib.first()? as f64 / 1024.0 / 1024.0
-        ))
+    let kib = field(&read("/proc/meminfo"), "MemTotal")
+        .and_then(|m| m.trim_end_matches(" kB").parse().ok());
+    let memory = kib.map_or(String::new(), |kib: f64| {
+        format!(", {:.0} GiB", kib / 1024.0 / 1024.0)
     });
-    let kernel = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let rustc = output(
-        &std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into()),
-        &["-V"],
-        Path::new("."),
-    );
-    let wrk = output("wrk", &["--version"], Path::new("."));
+    let kernel = read("/proc/sys/kernel/osrelease");
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let rustc = output(&rustc, &["-V"], Path::new(".")).unwrap_or_default();
+    let wrk = output("wrk", &["--version"], Path::new(".")).unwrap_or_default();
+    let wrk = wrk.split_whitespace().nth(1).unwrap_or("not installed");
     format!(
-        "{}, {cores} cores{}; Linux {}; {}; wrk {}",
-        cpu.unwrap_or("unknown CPU"),
-        memory.unwrap_or_default(),
-        kernel.trim(),
-        rustc.unwrap_or_default(),
-        wrk.as_deref()
-            .and_then(|v| v.split_whitespace().nth(1))
-            .unwrap_or("not installed"),
+        "{cpu}, {cores} cores{memory}; Linux {}; {rustc}; wrk {wrk}",
+        kernel.trim()
     )
 }
 
-/// What a run saw besides its figures.
-struct Run {
-    started_at: SystemTime,
-    table: String,
-    loads: Vec<String>,
-    others: Vec<(String, f64)>,
-    source: String,
-    files: u64,
-}
-
-/// The section of BENCHMARKS.md for this run.
-fn section(options: &Options, run: &Run, report: &Report) -> String {
-    // `2026-11-30T10:19:00Z` → `2026-11-30 10:19 UTC`.
-    let stamp = humantime::format_rfc3339_seconds(run.started_at).to_string();
-    let date = format!("{} {} UTC", &stamp[..10], &stamp[11..16]);
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| a != "--bench")
-        .collect();
-    let mut command = String::from("cargo bench --bench harness");
-    if !args.is_empty() {
-        let _ = write!(command, " -- {}", args.join(" "));
-    }
-    let scenarios: Vec<String> = options
-        .scenarios
-        .iter()
-        .map(|s| format!("{s:?}").to_lowercase())
-        .collect();
-    let shares: Vec<String> = run
-        .others
-        .iter()
-        .map(|(what, share)| format!("{what} {:.0}%", share * 100.0))
-        .collect();
-    let mut out = format!(
-        "## {} — {}\n\n- date: {date}\n- command: `{command}`\n- machine: {}\n- sources: {}\n\
-         - open-file limit: {}\n- load average (1, 5, 15 min) as the run went: {}\n\
-         - CPU time used by processes other than the harness and what it ran, as a share of the \
-         machine (approximate: on a quiet machine it reads 5–10%, kernel time spent on the \
-         benchmark's own connections; in `edit` it counts Chromium): {}\n",
-        &date[..10],
-        scenarios.join(", "),
-        machine(),
-        run.source,
-        run.files,
-        run.loads.join("; "),
-        shares.join(", "),
-    );
-    let shared = run
-        .others
-        .iter()
-        .any(|(what, share)| what != "edit" && what != "whole run" && *share >= 0.25);
-    if shared {
-        out.push_str(
-            "- **the machine was shared**: other work (builds, tests) took a quarter of the CPU or \
-             more during some scenarios, so their timings are pessimistic\n",
-        );
-    }
-    out.push('\n');
-    out.push_str(&run.table);
-    if !report.notes.is_empty() {
-        out.push('\n');
-        for note in &report.notes {
-            let _ = writeln!(out, "- {note}");
-        }
-    }
-    let misses = report.misses();
-    out.push('\n');
-    if misses.is_empty() {
-        out.push_str("Every goal met by the demo (debug and release).\n");
-    } else {
-        out.push_str("Goals missed by the demo (the baseline columns are for comparison):\n\n");
-        for miss in misses {
-            let _ = writeln!(out, "- {miss}");
-        }
-    }
-    out
-}
-
-const PREAMBLE: &str = "# Benchmarks
-
-Figures from `cargo bench --bench harness` (see `benches/harness.rs` for what each
-scenario does, and README.md's Benchmarks section for how to run it). Each run writes
-a dated section below; a run with the same date and scenarios replaces its own.
-Columns: `debug` is `target/debug/axum-autoreload` (what `cargo run` gives),
-`release` is `cargo build --release` with `AXUM_AUTORELOAD=1`, `baseline` and
-`baseline-release` are `examples/baseline.rs` (listenfd, `axum::serve` with graceful
-shutdown, a naive reload stream), built the same two ways.
-
-<!-- The harness appends a section per run; a later run with the same heading (date and scenarios) replaces it. Other sections are kept. -->
-";
-
 /// Replaces the section with the same heading in `path`, or appends it.
 fn record(path: &Path, section: &str) -> io::Result<()> {
-    let existing = fs::read_to_string(path).unwrap_or_else(|_| PREAMBLE.to_owned());
-    let heading = section.lines().next().unwrap_or_default();
-    let mut parts: Vec<String> = Vec::new();
-    let mut current = String::new();
-    for line in existing.split_inclusive('\n') {
-        if line.starts_with("## ") && !current.is_empty() {
-            parts.push(std::mem::take(&mut current));
-        }
-        current.push_str(line);
+    let existing = fs::read_to_string(path).unwrap_or_else(|_| "# Benchmarks\n".to_owned());
+    // The preamble, then each section without its `## `.
+    let mut parts: Vec<String> = existing
+        .trim_end()
+        .split("\n## ")
+        .map(|p| p.trim_end().to_owned() + "\n")
+        .collect();
+    let section = section.trim_start_matches("## ").trim_end().to_owned() + "\n";
+    let heading = section.lines().next();
+    match parts
+        .iter()
+        .skip(1)
+        .position(|p| p.lines().next() == heading)
+    {
+        Some(at) => parts[at + 1] = section,
+        None => parts.push(section),
     }
-    parts.push(current);
-    let body = section.trim_end().to_owned() + "\n";
-    match parts.iter().position(|p| p.lines().next() == Some(heading)) {
-        Some(at) => parts[at] = body + "\n",
-        None => {
-            let last = parts.len() - 1;
-            if !parts[last].ends_with("\n\n") {
-                parts[last].push('\n');
-            }
-            parts.push(body);
-        }
-    }
-    fs::write(path, parts.concat().trim_end().to_owned() + "\n")
+    fs::write(path, parts.join("\n## "))
 }

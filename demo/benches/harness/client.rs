@@ -2,7 +2,6 @@
 //! many reload streams opened at once.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -16,49 +15,26 @@ use futures_util::stream::{self, StreamExt};
 /// drops connection attempts, which then wait for SYN retransmits).
 const OPEN_LIMIT: Duration = Duration::from_secs(120);
 
-/// Why a request failed, as the load figures count it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) enum Failure {
-    Refused,
-    Reset,
-    /// The connection ended before the whole response.
-    Incomplete,
-    Status(u16),
-    Timeout,
-    Other,
-}
-
-impl fmt::Display for Failure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Refused => f.write_str("connection refused"),
-            Self::Reset => f.write_str("connection reset"),
-            Self::Incomplete => f.write_str("incomplete response"),
-            Self::Status(code) => write!(f, "status {code}"),
-            Self::Timeout => f.write_str("timeout"),
-            Self::Other => f.write_str("other error"),
-        }
-    }
-}
-
 /// `GET path` on a fresh connection within `limit`: how long it took, and why it
 /// failed if it did.
 pub(crate) async fn timed_get(
     addr: SocketAddr,
     path: &str,
     limit: Duration,
-) -> (Duration, Result<(), Failure>) {
+) -> (Duration, Result<(), String>) {
     let started = Instant::now();
     let outcome = match tokio::time::timeout(limit, http::get(addr, path)).await {
         Ok(Ok(response)) if response.status == 200 => Ok(()),
-        Ok(Ok(response)) => Err(Failure::Status(response.status)),
+        Ok(Ok(response)) => Err(format!("status {}", response.status)),
         Ok(Err(err)) => Err(match err.kind() {
-            io::ErrorKind::ConnectionRefused => Failure::Refused,
-            io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe => Failure::Reset,
-            io::ErrorKind::UnexpectedEof | io::ErrorKind::InvalidData => Failure::Incomplete,
-            _ => Failure::Other,
+            io::ErrorKind::ConnectionRefused => "connection refused".into(),
+            io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe => "connection reset".into(),
+            io::ErrorKind::UnexpectedEof | io::ErrorKind::InvalidData => {
+                "incomplete response".into()
+            }
+            _ => "other error".into(),
         }),
-        Err(_) => Err(Failure::Timeout),
+        Err(_) => Err("timeout".into()),
     };
     (started.elapsed(), outcome)
 }

@@ -28,7 +28,6 @@ use serde_json::Value;
 use crate::report::{median, Report};
 use crate::server::new_instance;
 
-const TITLE_PREFIX: &str = "const TITLE: &str = \"";
 /// How long the first build of the copy may take (it may compile every dependency).
 const FIRST_BUILD: Duration = Duration::from_secs(30 * 60);
 /// How long one edit may take to reach every tab.
@@ -50,78 +49,36 @@ const READ_TIMES: &str = r#"
         : null;
 "#;
 
-/// How watchexec starts the demo.
-#[derive(Debug, Clone, Copy)]
-enum Way<'a> {
-    /// `cargo run`, as without the runner.
-    CargoRun,
-    /// `axum-autoreload run` (the runner at this path).
-    Runner(&'a Path),
-}
-
-impl Way<'_> {
-    fn name(self) -> &'static str {
-        match self {
-            Way::CargoRun => "cargo run",
-            Way::Runner(_) => "the runner",
-        }
-    }
-}
-
-/// What the edits of one [`Way`] took, in milliseconds.
-#[derive(Debug, Default)]
-struct Times {
-    /// Edit → every tab shows the new page.
-    totals: Vec<f64>,
-    /// Edit → the new server started.
-    to_server: Vec<f64>,
-    /// The new server started → the last tab shows the page.
-    server_to_tabs: Vec<f64>,
-}
-
 fn epoch_ms() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    let now = SystemTime::now().duration_since(UNIX_EPOCH);
+    now.map_or(0.0, |d| d.as_secs_f64() * 1000.0)
 }
 
-/// The title in `pages`.
-fn read_title(pages: &Path) -> io::Result<String> {
-    let source = fs::read_to_string(pages)?;
-    let start = source.find(TITLE_PREFIX).map(|at| at + TITLE_PREFIX.len());
-    let title = start.and_then(|start| Some(&source[start..start + source[start..].find('"')?]));
-    title
-        .map(str::to_owned)
-        .ok_or_else(|| io::Error::other(format!("no `{TITLE_PREFIX}…\"` in {}", pages.display())))
-}
-
-/// Replaces the title with a new one, atomically (written beside, renamed in), as
-/// an editor saves; returns it.
+/// Gives the page a new title, atomically (written beside, renamed in) as an
+/// editor saves; returns it.
 fn new_title(pages: &Path, what: &str) -> io::Result<String> {
-    let new = format!(
-        "bench {what} {}",
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos())
-    );
+    const LITERAL: &str = "const TITLE: &str = \"";
     let source = fs::read_to_string(pages)?;
-    let old = format!("{TITLE_PREFIX}{}\";", read_title(pages)?);
+    let start = source.find(LITERAL).map(|at| at + LITERAL.len());
+    let end = start.and_then(|start| Some(start + source[start..].find('"')?));
+    let (Some(start), Some(end)) = (start, end) else {
+        return Err(io::Error::other(format!(
+            "no `{LITERAL}…\"` in {}",
+            pages.display()
+        )));
+    };
+    let new = format!("bench {what} {:.3}", epoch_ms());
     let staged = pages.with_extension("rs.edited");
     fs::write(
         &staged,
-        source.replacen(&old, &format!("{TITLE_PREFIX}{new}\";"), 1),
+        format!("{}{new}{}", &source[..start], &source[end..]),
     )?;
     fs::rename(&staged, pages)?;
     Ok(new)
 }
 
 /// `cargo build ARGS` in `app`, timed; fails when the build fails or overruns `limit`.
-fn cargo_build(
-    app: &Path,
-    target_dir: &Path,
-    args: &[&str],
-    limit: Duration,
-) -> io::Result<Duration> {
+fn cargo_build(app: &Path, target_dir: &Path, args: &[&str], limit: Duration) -> io::Result<f64> {
     let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     command
         .arg("build")
@@ -131,19 +88,10 @@ fn cargo_build(
     let started = Instant::now();
     let mut build = Proc::spawn("cargo build", command);
     match build.wait_exit(limit) {
-        Some(status) if status.success() => Ok(started.elapsed()),
-        Some(status) => Err(io::Error::other(format!(
-            "cargo build failed ({status})\n{}",
-            build.tail(30)
-        ))),
+        Some(status) if status.success() => Ok(started.elapsed().as_secs_f64() * 1000.0),
+        Some(status) => Err(io::Error::other(format!("{status}\n{}", build.tail(30)))),
         None => Err(io::Error::other(format!("cargo build overran {limit:?}"))),
     }
-}
-
-/// The server start time in an instance id `<start ms hex>-<random>`.
-fn instance_start_ms(instance: &str) -> Option<f64> {
-    let start = instance.split('-').next()?;
-    u64::from_str_radix(start, 16).ok().map(|ms| ms as f64)
 }
 
 /// The figures, recorded in `report` under the debug column: `cargo build` alone,
@@ -154,16 +102,12 @@ pub(crate) async fn edit_to_page(
     tab_count: usize,
     report: &mut Report,
 ) -> io::Result<()> {
-    let Some([watchexec, chromium, chromedriver]) =
-        find_or_skip([WATCHEXEC, CHROMIUM, CHROMEDRIVER])
-    else {
-        report.note(
-            "edit to new page: skipped, watchexec, chromium or chromedriver missing on PATH".into(),
-        );
+    let tools = find_or_skip([WATCHEXEC, CHROMIUM, CHROMEDRIVER]);
+    let Some([watchexec, chromium, chromedriver]) = tools else {
+        report.note("edit to new page: skipped, a tool is missing on PATH".into());
         return Ok(());
     };
-    let work = std::env::temp_dir().join("axum-autoreload-bench-e2e");
-    let app = work.join("app");
+    let app = std::env::temp_dir().join("axum-autoreload-bench-e2e/app");
     if app.exists() {
         fs::remove_dir_all(&app)?;
     }
@@ -183,7 +127,7 @@ pub(crate) async fn edit_to_page(
 
     // The build alone, for the same kind of edit.
     println!(
-        "  edit: first build of the copy into {} (may compile every dependency)",
+        "  edit: first build of the copy into {}",
         target_dir.display()
     );
     let first = cargo_build(&app, &target_dir, &[], FIRST_BUILD)?;
@@ -195,49 +139,53 @@ pub(crate) async fn edit_to_page(
         FIRST_BUILD,
     )?;
     let runner = target_dir.join("debug/axum-autoreload");
-    println!("  edit: first build took {:.1} s", first.as_secs_f64());
+    println!("  edit: first build took {:.1} s", first / 1000.0);
     let mut builds = Vec::new();
     for k in 0..edits {
         new_title(&pages, &format!("build {k}"))?;
-        let took = cargo_build(&app, &target_dir, &[], EDIT_LIMIT)?.as_secs_f64() * 1000.0;
-        println!("  edit: cargo build alone after an edit: {took:.0} ms");
-        builds.push(took);
+        builds.push(cargo_build(&app, &target_dir, &[], EDIT_LIMIT)?);
+        println!(
+            "  edit: cargo build alone after an edit: {:.0} ms",
+            builds[k]
+        );
     }
-    report.info(
-        "edit to new page: `cargo build` alone for the same edit (median)",
-        "debug",
-        format!("{:.0} ms", median(&builds)),
-    );
+    let build = median(&builds);
+    let figure = "edit to new page: `cargo build` alone for the same edit (median)";
+    report.info(figure, "debug", format!("{build:.0} ms"));
 
-    // watchexec, Chromium, the tabs, the same edits, alternating the two ways.
+    // watchexec, Chromium, the tabs, the same edits, alternating the two ways:
+    // `cargo run` as without the runner, and `axum-autoreload run`.
     let mut browser = Browser::start(&chromium, &chromedriver, Options::default()).await;
-    let ways = [Way::CargoRun, Way::Runner(&runner)];
-    let mut times = [Times::default(), Times::default()];
+    let ways = [("cargo run", None), ("the runner", Some(&runner))];
+    // Per way: edit → every tab shows the new page, edit → the new server started,
+    // the new server started → the last tab shows the page; in ms.
+    let mut times: [[Vec<f64>; 3]; 2] = Default::default();
     for k in 0..edits {
-        for (way, times) in ways.iter().zip(&mut times) {
+        for ((name, runner), times) in ways.iter().zip(&mut times) {
             let port = free_port();
             let mut command = Command::new(&watchexec);
-            command
-                .args([
-                    "--socket",
-                    &format!("127.0.0.1:{port}"),
-                    "--restart",
-                    "--stop-signal",
-                    "SIGINT",
-                ])
-                .args(["-w", "src", "-w", "demo/src", "--"]);
-            match way {
-                Way::CargoRun => command.args(["cargo", "run"]),
-                Way::Runner(runner) => command.arg(runner).arg("run"),
+            command.args(["--socket", &format!("127.0.0.1:{port}"), "--restart"]);
+            command.args([
+                "--stop-signal",
+                "SIGINT",
+                "-w",
+                "src",
+                "-w",
+                "demo/src",
+                "--",
+            ]);
+            match runner {
+                None => command.args(["cargo", "run"]),
+                Some(runner) => command.arg(runner).arg("run"),
             };
             command
                 .current_dir(&app)
                 .env("CARGO_TARGET_DIR", &target_dir)
                 .env("RUST_LOG", "info");
             let watchexec = Proc::spawn("watchexec", command);
-            let what = format!("edit {k} ({})", way.name());
             let addr = SocketAddr::from(([127, 0, 0, 1], port));
-            let (total, to_server, to_tabs) = one_edit(
+            let what = format!("edit {k} ({name})");
+            let run = one_edit(
                 &mut browser,
                 watchexec,
                 addr,
@@ -245,36 +193,34 @@ pub(crate) async fn edit_to_page(
                 tab_count,
                 &what,
                 report,
-            )
-            .await?;
-            times.totals.push(total);
-            times.to_server.push(to_server);
-            times.server_to_tabs.push(to_tabs);
+            );
+            for (time, took) in times.iter_mut().zip(run.await?) {
+                time.push(took);
+            }
         }
     }
     browser.close(Ok(())).await;
 
-    let mut medians = [0.0; 2];
-    for ((way, times), median_total) in ways.iter().zip(&times).zip(&mut medians) {
-        let name = way.name();
-        let total = median(&times.totals);
-        *median_total = total;
-        let overhead = total - median(&builds);
-        let figure = format!(
-            "edit to new page ({name}): edit → all {tab_count} tabs show it (median of {edits})"
+    let medians = times.each_ref().map(|[totals, _, _]| median(totals));
+    for ((name, _), [totals, to_server, to_tabs]) in ways.iter().zip(&times) {
+        let total = median(totals);
+        let figure = format!("edit to new page ({name}): edit → all {tab_count} tabs show it");
+        report.info(
+            &format!("{figure} (median of {edits})"),
+            "debug",
+            format!("{total:.0} ms"),
         );
-        report.info(&figure, "debug", format!("{total:.0} ms"));
-        let (to_server, to_tabs) = (median(&times.to_server), median(&times.server_to_tabs));
+        let (overhead, server, tabs) = (total - build, median(to_server), median(to_tabs));
         report.set(
             &format!("edit to new page ({name}): overhead beyond the build"),
             "≤ 150 ms",
             "debug",
-            format!("{overhead:.0} ms (edit → new server up {to_server:.0} ms, server up → last tab {to_tabs:.0} ms)"),
+            format!("{overhead:.0} ms (edit → new server up {server:.0} ms, server up → last tab {tabs:.0} ms)"),
             Some(overhead <= 150.0),
         );
         report.note(format!(
-            "edit to new page ({name}): edit → all tabs {:.0?} ms; edit → server start {:.0?} ms; server start → last tab {:.0?} ms",
-            times.totals, times.to_server, times.server_to_tabs
+            "edit to new page ({name}): edit → all tabs {totals:.0?} ms; \
+             edit → server start {to_server:.0?} ms; server start → last tab {to_tabs:.0?} ms"
         ));
     }
     let ratio = medians[1] / medians[0];
@@ -299,7 +245,7 @@ async fn one_edit(
     tab_count: usize,
     what: &str,
     report: &mut Report,
-) -> io::Result<(f64, f64, f64)> {
+) -> io::Result<[f64; 3]> {
     let old = new_instance(addr, None, SETTLE + Duration::from_secs(60)).await?;
     let url = format!("http://{addr}/");
     for i in 0..tab_count {
@@ -311,14 +257,10 @@ async fn one_edit(
         }
         .map_err(io::Error::other)?;
     }
-    let mut watchexec_runs = || assert!(watchexec.exited().is_none(), "watchexec exited");
+    let mut running = || assert!(watchexec.exited().is_none(), "watchexec exited");
+    let live = |_: usize, tab: &TabState| tab.is_live();
     browser
-        .wait_all_checking(
-            "every tab live",
-            SETTLE,
-            |_, tab| tab.is_live(),
-            &mut watchexec_runs,
-        )
+        .wait_all_checking("every tab live", SETTLE, live, &mut running)
         .await;
 
     let edited = epoch_ms();
@@ -329,65 +271,55 @@ async fn one_edit(
     // alone while they reload: they record their own times.
     new_instance(addr, Some(&old), EDIT_LIMIT).await?;
     tokio::time::sleep(UNTOUCHED).await;
-    let done = |_: usize, tab: &TabState| tab.title == new && tab.is_live();
+    let shown = |_: usize, tab: &TabState| tab.title == new && tab.is_live();
     let states = browser
-        .wait_all_checking(
-            "every tab on the new title",
-            EDIT_LIMIT,
-            done,
-            &mut watchexec_runs,
-        )
+        .wait_all_checking("the new title", EDIT_LIMIT, shown, &mut running)
         .await;
     let mut navigations = Vec::new();
     for i in 0..tab_count {
         browser.switch(i).await;
-        let times = browser
-            .client
-            .execute(READ_TIMES, Vec::new())
-            .await
-            .map_err(io::Error::other)?;
+        let times = browser.client.execute(READ_TIMES, Vec::new()).await;
+        let times = times.map_err(io::Error::other)?;
         let times: Vec<f64> = times
             .as_array()
             .into_iter()
             .flatten()
             .filter_map(Value::as_f64)
             .collect();
-        navigations.push(
-            <[f64; 6]>::try_from(times).map_err(|_| io::Error::other("a tab without its times"))?,
-        );
+        let times =
+            <[f64; 6]>::try_from(times).map_err(|_| io::Error::other("no times in a tab"))?;
+        navigations.push(times);
     }
+    // The server's start, from its instance id `<start ms hex>-<random>`.
     let started = states
         .iter()
-        .filter_map(|tab| tab.instance.as_deref().and_then(instance_start_ms))
-        .fold(f64::MIN, f64::max);
-    let shown: Vec<f64> = navigations.iter().map(|n| n[0] + n[5]).collect();
-    let began: Vec<f64> = navigations.iter().map(|n| n[0]).collect();
+        .filter_map(|tab| u64::from_str_radix(tab.instance.as_deref()?.split('-').next()?, 16).ok())
+        .max()
+        .unwrap_or_default() as f64;
+    let fold = |at: fn(&[f64; 6]) -> f64, pick: fn(f64, f64) -> f64| {
+        navigations.iter().map(at).reduce(pick).unwrap_or_default()
+    };
     let (first, last) = (
-        shown.iter().copied().fold(f64::MAX, f64::min),
-        shown.iter().copied().fold(f64::MIN, f64::max),
+        fold(|n| n[0] + n[5], f64::min),
+        fold(|n| n[0] + n[5], f64::max),
     );
-    let began_first = began.iter().copied().fold(f64::MAX, f64::min);
-    let began_last = began.iter().copied().fold(f64::MIN, f64::max);
-    let loads: Vec<f64> = navigations.iter().map(|n| n[5]).collect();
+    let (began_first, began_last) = (fold(|n| n[0], f64::min), fold(|n| n[0], f64::max));
     let phase = |i: usize| median(&navigations.iter().map(|n| n[i]).collect::<Vec<_>>());
     report.note(format!(
-        "{what}: server up → tabs began reloading {:.0}–{:.0} ms; reload → DOM ready per tab median {:.0} ms, max {:.0} ms \
-         (median per tab from the reload: request sent {:.0} ms, first byte {:.0} ms, last byte {:.0} ms, DOM interactive {:.0} ms, DOMContentLoaded {:.0} ms)",
+        "{what}: server up → tabs began reloading {:.0}–{:.0} ms; reload → DOM ready per tab \
+         median {:.0} ms, max {:.0} ms (median per tab from the reload: request sent {:.0} ms, \
+         first byte {:.0} ms, last byte {:.0} ms, DOM interactive {:.0} ms, DOMContentLoaded {:.0} ms)",
         began_first - started,
         began_last - started,
-        median(&loads),
-        loads.iter().copied().fold(0.0, f64::max),
+        phase(5),
+        fold(|n| n[5], f64::max),
         phase(1),
         phase(2),
         phase(3),
         phase(4),
         phase(5),
     ));
-    println!(
-        "  {what}: every tab after {:.0} ms (first {:.0} ms); new server started {:.0} ms after the edit",
-        last - edited,
-        first - edited,
-        started - edited
-    );
-    Ok((last - edited, started - edited, last - started))
+    let (total, first, to_server) = (last - edited, first - edited, started - edited);
+    println!("  {what}: every tab after {total:.0} ms (first {first:.0} ms); new server started {to_server:.0} ms after the edit");
+    Ok([total, to_server, last - started])
 }

@@ -116,22 +116,25 @@ impl Report {
 #[derive(Debug, Clone)]
 pub(crate) struct Latencies(Histogram<u64>);
 
-impl Latencies {
-    pub(crate) fn new() -> Self {
-        Self(Histogram::new(3).expect("3 significant figures"))
+impl Default for Latencies {
+    fn default() -> Self {
+        // 1 µs to an hour, to 3 significant figures.
+        Self(Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds"))
     }
+}
 
+impl Latencies {
     pub(crate) fn record(&mut self, took: Duration) {
         let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
         self.0.saturating_record(micros.max(1));
     }
 
     pub(crate) fn add(&mut self, other: &Self) {
-        self.0.add(&other.0).expect("histograms that grow");
+        self.0.add(&other.0).expect("histograms of the same bounds");
     }
 
-    pub(crate) fn len(&self) -> u64 {
-        self.0.len()
+    pub(crate) fn len(&self) -> usize {
+        usize::try_from(self.0.len()).unwrap_or(usize::MAX)
     }
 
     /// The `p`-th percentile (0–100).
@@ -166,7 +169,7 @@ pub(crate) fn median(values: &[f64]) -> f64 {
 }
 
 /// A whole number with thousands separators: 12,345.
-pub(crate) fn thousands(n: u64) -> String {
+pub(crate) fn thousands(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
@@ -176,4 +179,13 @@ pub(crate) fn thousands(n: u64) -> String {
         out.push(c);
     }
     out
+}
+
+/// `text` if `cond`, else nothing.
+pub(crate) fn when(cond: bool, text: &str) -> &str {
+    if cond {
+        text
+    } else {
+        ""
+    }
 }

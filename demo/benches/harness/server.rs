@@ -77,6 +77,8 @@ pub(crate) struct Workspace {
     pub(crate) bin_dir: PathBuf,
     pub(crate) static_dir: PathBuf,
     pub(crate) page: PathBuf,
+    /// The size of `page`.
+    pub(crate) page_len: usize,
 }
 
 /// A running server: SIGINT and up to [`EXIT_CAP`] when dropped, then SIGKILL.
