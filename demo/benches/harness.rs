@@ -275,7 +275,7 @@ fn run(options: Options) -> io::Result<()> {
         let other = others_share(scenario_cpu);
         println!(
             "  (other processes used {:.0}% of the machine)",
-            other * 100.0
+            100.0 * other
         );
         others.push((name, other));
     }
@@ -285,22 +285,17 @@ fn run(options: Options) -> io::Result<()> {
 
     // The section: what the run measured, how and where, then its figures.
     let date = format!("{} {} UTC", &date[..10], &date[11..16]);
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| a != "--bench")
-        .collect();
-    let command = match args.is_empty() {
-        true => "cargo bench --bench harness".to_owned(),
-        false => format!("cargo bench --bench harness -- {}", args.join(" ")),
-    };
-    let scenarios: Vec<String> = scenarios
+    let mut command = String::from("cargo bench --bench harness --");
+    for arg in std::env::args().skip(1).filter(|a| a != "--bench") {
+        command = command + " " + &arg;
+    }
+    let command = command.trim_end_matches(" --");
+    let scenarios = format!("{scenarios:?}")
+        .to_lowercase()
+        .replace(['[', ']'], "");
+    let shares = others
         .iter()
-        .map(|s| format!("{s:?}").to_lowercase())
-        .collect();
-    let shares: Vec<String> = others
-        .iter()
-        .map(|(what, share)| format!("{what} {:.0}%", share * 100.0))
-        .collect();
+        .map(|(what, share)| format!("{what} {:.0}%", share * 100.0));
     let mut section = format!(
         "## {} — {}\n\n- date: {date}\n- command: `{command}`\n- machine: {}\n- sources: {}\n\
          - open-file limit: {files}\n- load average (1, 5, 15 min) as the run went: {}\n\
@@ -308,35 +303,20 @@ fn run(options: Options) -> io::Result<()> {
          machine (approximate: on a quiet machine it reads 5–10%, kernel time spent on the \
          benchmark's own connections; in `edit` it counts Chromium): {}\n",
         &date[..10],
-        scenarios.join(", "),
+        scenarios,
         machine(),
         source_state(&root),
         loads.join("; "),
-        shares.join(", "),
+        shares.collect::<Vec<_>>().join(", "),
     );
-    if others
-        .iter()
-        .any(|(what, share)| what != "edit" && what != "whole run" && *share >= 0.25)
-    {
+    let shared = |(what, share): &(String, f64)| *share >= 0.25 && what != "edit";
+    if others[..others.len() - 1].iter().any(shared) {
         section.push_str(
             "- **the machine was shared**: other work (builds, tests) took a quarter of the CPU or \
              more during some scenarios, so their timings are pessimistic\n",
         );
     }
-    let report = &bench.report;
-    section = section + "\n" + &report.markdown(&targets);
-    if !report.notes.is_empty() {
-        section = section + "\n- " + &report.notes.join("\n- ") + "\n";
-    }
-    section.push_str(&match report.misses() {
-        misses if misses.is_empty() => {
-            "\nEvery goal met by the demo (debug and release).\n".to_owned()
-        }
-        misses => format!(
-            "\nGoals missed by the demo (the baseline columns are for comparison):\n\n- {}\n",
-            misses.join("\n- ")
-        ),
-    });
+    section = section + "\n" + &bench.report.figures(&targets);
     println!("\n{section}");
     if !bench.options.no_record {
         record(&root.join("BENCHMARKS.md"), &section)?;
@@ -350,9 +330,9 @@ fn build(root: &Path, target_dir: &Path, bin_dir: &Path, targets: &[Target]) -> 
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     for &target in targets {
         let (args, built) = target.build(target_dir);
-        let args = args.join(" ");
         println!("building {}: cargo build {args}", target.name());
-        let status = Command::new(&cargo)
+        let mut cargo = Command::new(&cargo);
+        let status = cargo
             .arg("build")
             .args(args.split(' '))
             .current_dir(root)
@@ -443,24 +423,15 @@ fn source_state(root: &Path) -> String {
     }
     let commit = output("git", &["rev-parse", "--short", "HEAD"], root);
     let commit = commit.unwrap_or_else(|| "unknown".into());
-    let sources = [
-        "status",
-        "--porcelain",
-        "--",
-        "src",
-        "demo",
-        "Cargo.toml",
-        "Cargo.lock",
-    ];
-    let dirty = output("git", &sources, root).unwrap_or_default();
+    let status = "status --porcelain -- src demo Cargo.toml Cargo.lock";
+    let status = status.split(' ').collect::<Vec<_>>();
+    let dirty = output("git", &status, root).unwrap_or_default();
     let files: Vec<&str> = dirty.lines().map(|l| l.get(3..).unwrap_or(l)).collect();
-    match files.is_empty() {
-        true => format!("commit {commit}"),
-        false => format!(
-            "commit {commit} plus uncommitted changes to {}",
-            files.join(", ")
-        ),
-    }
+    let changes = format!(" plus uncommitted changes to {}", files.join(", "));
+    format!(
+        "commit {commit}{}",
+        report::when(!files.is_empty(), &changes)
+    )
 }
 
 /// The machine: CPU, cores, memory, kernel, rustc, wrk.
@@ -472,31 +443,28 @@ fn machine() -> String {
     };
     let cpu = field(&read("/proc/cpuinfo"), "model name").unwrap_or_else(|| "unknown CPU".into());
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let kib = field(&read("/proc/meminfo"), "MemTotal")
-        .and_then(|m| m.trim_end_matches(" kB").parse().ok());
-    let memory = kib.map_or(String::new(), |kib: f64| {
-        format!(", {:.0} GiB", kib / 1024.0 / 1024.0)
-    });
+    let kib = field(&read("/proc/meminfo"), "MemTotal").unwrap_or_default();
+    let gib = kib
+        .trim_end_matches(" kB")
+        .parse::<f64>()
+        .ok()
+        .map(|kib| kib / 1024.0 / 1024.0);
+    let memory = gib.map_or(String::new(), |gib| format!(", {gib:.0} GiB"));
     let kernel = read("/proc/sys/kernel/osrelease");
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
     let rustc = output(&rustc, &["-V"], Path::new(".")).unwrap_or_default();
     let wrk = output("wrk", &["--version"], Path::new(".")).unwrap_or_default();
     let wrk = wrk.split_whitespace().nth(1).unwrap_or("not installed");
-    format!(
-        "{cpu}, {cores} cores{memory}; Linux {}; {rustc}; wrk {wrk}",
-        kernel.trim()
-    )
+    let kernel = kernel.trim();
+    format!("{cpu}, {cores} cores{memory}; Linux {kernel}; {rustc}; wrk {wrk}")
 }
 
 /// Replaces the section with the same heading in `path`, or appends it.
 fn record(path: &Path, section: &str) -> io::Result<()> {
     let existing = fs::read_to_string(path).unwrap_or_else(|_| "# Benchmarks\n".to_owned());
     // The preamble, then each section without its `## `.
-    let mut parts: Vec<String> = existing
-        .trim_end()
-        .split("\n## ")
-        .map(|p| p.trim_end().to_owned() + "\n")
-        .collect();
+    let parts = existing.trim_end().split("\n## ");
+    let mut parts: Vec<String> = parts.map(|p| p.trim_end().to_owned() + "\n").collect();
     let section = section.trim_start_matches("## ").trim_end().to_owned() + "\n";
     let heading = section.lines().next();
     match parts

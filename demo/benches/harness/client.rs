@@ -1,7 +1,6 @@
 //! The clients' side: requests classified as the load figures count them, and
 //! many reload streams opened at once.
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -23,20 +22,19 @@ pub(crate) async fn timed_get(
     limit: Duration,
 ) -> (Duration, Result<(), String>) {
     let started = Instant::now();
-    let outcome = match tokio::time::timeout(limit, http::get(addr, path)).await {
-        Ok(Ok(response)) if response.status == 200 => Ok(()),
-        Ok(Ok(response)) => Err(format!("status {}", response.status)),
-        Ok(Err(err)) => Err(match err.kind() {
-            io::ErrorKind::ConnectionRefused => "connection refused".into(),
-            io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe => "connection reset".into(),
-            io::ErrorKind::UnexpectedEof | io::ErrorKind::InvalidData => {
-                "incomplete response".into()
-            }
-            _ => "other error".into(),
-        }),
-        Err(_) => Err("timeout".into()),
+    let failure = match tokio::time::timeout(limit, http::get(addr, path)).await {
+        Ok(Ok(response)) if response.status == 200 => return (started.elapsed(), Ok(())),
+        Ok(Ok(response)) => format!("status {}", response.status),
+        Ok(Err(err)) => match err.kind() {
+            io::ErrorKind::ConnectionRefused => "connection refused",
+            io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe => "connection reset",
+            io::ErrorKind::UnexpectedEof | io::ErrorKind::InvalidData => "incomplete response",
+            _ => "other error",
+        }
+        .to_owned(),
+        Err(_) => "timeout".to_owned(),
     };
-    (started.elapsed(), outcome)
+    (started.elapsed(), Err(failure))
 }
 
 /// Reads `stream` until an event called `name`: when it arrived.
@@ -54,37 +52,29 @@ pub(crate) async fn next_named(stream: &mut EventStream, name: &str) -> io::Resu
 pub(crate) async fn open_streams(
     addr: SocketAddr,
     n: usize,
-    concurrency: usize,
+    at_once: usize,
 ) -> io::Result<Vec<EventStream>> {
-    let opened = open_all(n, concurrency, || async move {
+    let opened = open_all(n, at_once, || async move {
         let mut stream = EventStream::open(addr).await?;
         next_named(&mut stream, "hello").await?;
         Ok(stream)
     })
     .await;
-    let mut streams = Vec::with_capacity(n);
-    let mut errors = BTreeMap::<String, usize>::new();
-    for result in opened {
-        match result {
-            Ok(stream) => streams.push(stream),
-            Err(err) => *errors.entry(err.to_string()).or_default() += 1,
-        }
+    let (streams, failed): (Vec<_>, Vec<_>) = opened.into_iter().partition(Result::is_ok);
+    if let Some(Err(first)) = failed.first() {
+        let failed = failed.len();
+        return Err(io::Error::other(format!(
+            "{failed} of {n} streams did not open: {first}"
+        )));
     }
-    if errors.is_empty() {
-        Ok(streams)
-    } else {
-        Err(io::Error::other(format!(
-            "{} of {n} streams did not open: {errors:?}",
-            n - streams.len()
-        )))
-    }
+    Ok(streams.into_iter().flatten().collect())
 }
 
-/// Makes `n` connections with `connect`, at most `concurrency` at a time, each
+/// Makes `n` connections with `connect`, at most `at_once` at a time, each
 /// within 20 s and all within [`OPEN_LIMIT`].
 pub(crate) async fn open_all<T, F>(
     n: usize,
-    concurrency: usize,
+    at_once: usize,
     connect: impl Fn() -> F,
 ) -> Vec<io::Result<T>>
 where
@@ -103,7 +93,7 @@ where
                     .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
             }
         })
-        .buffer_unordered(concurrency)
+        .buffer_unordered(at_once)
         .collect()
         .await
 }

@@ -69,7 +69,7 @@ impl Report {
     }
 
     /// The table in Markdown, with the columns of `targets` that have a figure.
-    pub(crate) fn markdown(&self, targets: &[&str]) -> String {
+    fn markdown(&self, targets: &[&str]) -> String {
         let columns: Vec<&str> = targets
             .iter()
             .copied()
@@ -95,8 +95,22 @@ impl Report {
         out
     }
 
+    /// The table, the notes, and the goals missed.
+    pub(crate) fn figures(&self, targets: &[&str]) -> String {
+        let mut out = self.markdown(targets);
+        if !self.notes.is_empty() {
+            out = out + "\n- " + &self.notes.join("\n- ") + "\n";
+        }
+        let misses = self.misses();
+        if misses.is_empty() {
+            return out + "\nEvery goal met by the demo (debug and release).\n";
+        }
+        let missed = "Goals missed by the demo (the baseline columns are for comparison)";
+        out + "\n" + missed + ":\n\n- " + &misses.join("\n- ") + "\n"
+    }
+
     /// The goals missed by the demo (debug or release), one line each.
-    pub(crate) fn misses(&self) -> Vec<String> {
+    fn misses(&self) -> Vec<String> {
         let mut misses = Vec::new();
         for row in &self.rows {
             for (target, (text, met)) in &row.cells {
@@ -137,18 +151,19 @@ impl Latencies {
         usize::try_from(self.0.len()).unwrap_or(usize::MAX)
     }
 
-    /// The `p`-th percentile (0–100).
-    pub(crate) fn percentile(&self, p: f64) -> Duration {
+    /// The `p`-th percentile (0–100; 100 is the largest).
+    pub(crate) fn at(&self, p: f64) -> Duration {
         Duration::from_micros(self.0.value_at_percentile(p))
     }
 
-    pub(crate) fn max(&self) -> Duration {
-        Duration::from_micros(self.0.max())
+    /// [`Self::at`] in milliseconds.
+    pub(crate) fn ms(&self, p: f64) -> String {
+        ms(self.at(p))
     }
 
     /// `median, max` in milliseconds.
     pub(crate) fn median_max(&self) -> String {
-        format!("{}, {}", ms(self.percentile(50.0)), ms(self.max()))
+        format!("{}, {}", self.ms(50.0), self.ms(100.0))
     }
 }
 

@@ -48,20 +48,22 @@ impl Target {
     }
 
     /// The `cargo build` arguments and the binary they make, under `target_dir`.
-    pub(crate) fn build(self, target_dir: &Path) -> ([&'static str; 3], PathBuf) {
-        let (profile, dir) = if matches!(self, Self::Debug | Self::Baseline) {
-            ("--profile=dev", "debug")
+    pub(crate) fn build(self, target_dir: &Path) -> (String, PathBuf) {
+        let release = matches!(self, Self::Release | Self::BaselineRelease);
+        let (profile, dir) = if release {
+            ("--release ", "release")
         } else {
-            ("--release", "release")
+            ("", "debug")
         };
+        let dir = target_dir.join(dir);
         match self.is_baseline() {
             false => (
-                [profile, "--bin", "axum-autoreload-demo"],
-                target_dir.join(dir).join("axum-autoreload-demo"),
+                format!("{profile}--bin axum-autoreload-demo"),
+                dir.join("axum-autoreload-demo"),
             ),
             true => (
-                [profile, "--example", "baseline"],
-                target_dir.join(dir).join("examples/baseline"),
+                format!("{profile}--example baseline"),
+                dir.join("examples/baseline"),
             ),
         }
     }
@@ -111,9 +113,8 @@ impl Server {
         command
             .args(args)
             .current_dir(&work.dir)
-            .env("RUST_LOG", log)
-            .envs(env.iter().copied());
-        socket.pass_to(&mut command);
+            .env("RUST_LOG", log);
+        socket.pass_to(command.envs(env.iter().copied()));
         let spawned = Instant::now();
         let proc = Proc::spawn(target.name(), command).stop_with(Signal::SIGINT, EXIT_CAP);
         Self { proc, spawned }
@@ -141,11 +142,9 @@ impl Server {
     /// Resident memory (`VmRSS` of /proc/PID/status), in KiB.
     pub(crate) fn rss_kib(&self) -> io::Result<u64> {
         let status = fs::read_to_string(format!("/proc/{}/status", self.proc.pid()))?;
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .ok_or_else(|| io::Error::other("no VmRSS"))
+        let rss = status.lines().find_map(|line| line.strip_prefix("VmRSS:"));
+        let kib = rss.and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok());
+        kib.ok_or_else(|| io::Error::other("no VmRSS"))
     }
 }
 
@@ -156,38 +155,29 @@ pub(crate) async fn new_instance(
     previous: Option<&str>,
     limit: Duration,
 ) -> io::Result<String> {
+    let instance = || async {
+        let response = http::get(addr, "/auto_refresh/status").await.ok()?;
+        let instance = json(&response.text(), "instance")?.as_str()?.to_owned();
+        (response.status == 200 && previous != Some(&instance)).then_some(instance)
+    };
     let poll = async {
         loop {
-            let status = tokio::time::timeout(
-                Duration::from_secs(5),
-                http::get(addr, "/auto_refresh/status"),
-            );
-            if let Ok(Ok(response)) = status.await {
-                let instance =
-                    json(&response.text(), "instance").and_then(|v| v.as_str().map(str::to_owned));
-                if let Some(instance) =
-                    instance.filter(|i| response.status == 200 && previous != Some(i.as_str()))
-                {
-                    return instance;
-                }
+            let answer = tokio::time::timeout(Duration::from_secs(5), instance());
+            if let Ok(Some(instance)) = answer.await {
+                return instance;
             }
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
     };
-    tokio::time::timeout(limit, poll).await.map_err(|_| {
-        io::Error::new(
-            io::ErrorKind::TimedOut,
-            format!("no new server answered on {addr} within {limit:?}"),
-        )
-    })
+    let late = format!("no new server answered on {addr} within {limit:?}");
+    let late = |_| io::Error::new(io::ErrorKind::TimedOut, late);
+    tokio::time::timeout(limit, poll).await.map_err(late)
 }
 
 /// The value of `key` in a JSON object.
 pub(crate) fn json(text: &str, key: &str) -> Option<serde_json::Value> {
-    serde_json::from_str::<serde_json::Value>(text)
-        .ok()?
-        .get(key)
-        .cloned()
+    let mut object: serde_json::Value = serde_json::from_str(text).ok()?;
+    Some(object.get_mut(key)?.take())
 }
 
 /// Writes 20 KiB of HTML (a page of paragraphs and closing tags, `</body>` near
