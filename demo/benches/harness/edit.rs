@@ -23,7 +23,6 @@ use dev_support::chromium::{Browser, Options, TabState};
 use dev_support::process::Proc;
 use dev_support::socket::free_port;
 use dev_support::tools::{find_or_skip, CHROMEDRIVER, CHROMIUM, WATCHEXEC};
-use serde_json::Value;
 
 use crate::report::{median, Report};
 use crate::server::new_instance;
@@ -62,17 +61,13 @@ fn new_title(pages: &Path, what: &str) -> io::Result<String> {
     let start = source.find(LITERAL).map(|at| at + LITERAL.len());
     let end = start.and_then(|start| Some(start + source[start..].find('"')?));
     let (Some(start), Some(end)) = (start, end) else {
-        return Err(io::Error::other(format!(
-            "no `{LITERAL}…\"` in {}",
-            pages.display()
-        )));
+        let pages = pages.display();
+        return Err(io::Error::other(format!("no `{LITERAL}…\"` in {pages}")));
     };
     let new = format!("bench {what} {:.3}", epoch_ms());
     let staged = pages.with_extension("rs.edited");
-    fs::write(
-        &staged,
-        format!("{}{new}{}", &source[..start], &source[end..]),
-    )?;
+    let (before, after) = (&source[..start], &source[end..]);
+    fs::write(&staged, format!("{before}{new}{after}"))?;
     fs::rename(&staged, pages)?;
     Ok(new)
 }
@@ -80,11 +75,8 @@ fn new_title(pages: &Path, what: &str) -> io::Result<String> {
 /// `cargo build ARGS` in `app`, timed; fails when the build fails or overruns `limit`.
 fn cargo_build(app: &Path, target_dir: &Path, args: &[&str], limit: Duration) -> io::Result<f64> {
     let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    command
-        .arg("build")
-        .args(args)
-        .current_dir(app)
-        .env("CARGO_TARGET_DIR", target_dir);
+    command.arg("build").args(args).current_dir(app);
+    command.env("CARGO_TARGET_DIR", target_dir);
     let started = Instant::now();
     let mut build = Proc::spawn("cargo build", command);
     match build.wait_exit(limit) {
@@ -115,10 +107,8 @@ pub(crate) async fn edit_to_page(
     match std::env::var_os("BENCH_E2E_SOURCE").map(PathBuf::from) {
         Some(source) => {
             dev_support::scratch::copy_dir(&source, &app);
-            report.note(format!(
-                "edit to new page: measured the tree at {}",
-                source.display()
-            ));
+            let source = source.display();
+            report.note(format!("edit to new page: measured the tree at {source}"));
         }
         None => dev_support::scratch::copy_workspace(&app),
     }
@@ -132,22 +122,16 @@ pub(crate) async fn edit_to_page(
     );
     let first = cargo_build(&app, &target_dir, &[], FIRST_BUILD)?;
     // The runner, built from the copy as `cargo install --path cli` would.
-    cargo_build(
-        &app,
-        &target_dir,
-        &["-p", "axum-autoreload-cli"],
-        FIRST_BUILD,
-    )?;
+    let runner = ["-p", "axum-autoreload-cli"];
+    cargo_build(&app, &target_dir, &runner, FIRST_BUILD)?;
     let runner = target_dir.join("debug/axum-autoreload");
     println!("  edit: first build took {:.1} s", first / 1000.0);
     let mut builds = Vec::new();
     for k in 0..edits {
         new_title(&pages, &format!("build {k}"))?;
-        builds.push(cargo_build(&app, &target_dir, &[], EDIT_LIMIT)?);
-        println!(
-            "  edit: cargo build alone after an edit: {:.0} ms",
-            builds[k]
-        );
+        let build = cargo_build(&app, &target_dir, &[], EDIT_LIMIT)?;
+        println!("  edit: cargo build alone after an edit: {build:.0} ms");
+        builds.push(build);
     }
     let build = median(&builds);
     let figure = "edit to new page: `cargo build` alone for the same edit (median)";
@@ -165,30 +149,19 @@ pub(crate) async fn edit_to_page(
             let port = free_port();
             let mut command = Command::new(&watchexec);
             command.args(["--socket", &format!("127.0.0.1:{port}"), "--restart"]);
-            command.args([
-                "--stop-signal",
-                "SIGINT",
-                "-w",
-                "src",
-                "-w",
-                "demo/src",
-                "--",
-            ]);
+            command.args("--stop-signal SIGINT -w src -w demo/src --".split(' '));
             match runner {
                 None => command.args(["cargo", "run"]),
                 Some(runner) => command.arg(runner).arg("run"),
             };
-            command
-                .current_dir(&app)
-                .env("CARGO_TARGET_DIR", &target_dir)
-                .env("RUST_LOG", "info");
+            command.current_dir(&app).env("RUST_LOG", "info");
+            command.env("CARGO_TARGET_DIR", &target_dir);
             let watchexec = Proc::spawn("watchexec", command);
-            let addr = SocketAddr::from(([127, 0, 0, 1], port));
             let what = format!("edit {k} ({name})");
             let run = one_edit(
                 &mut browser,
                 watchexec,
-                addr,
+                port,
                 &pages,
                 tab_count,
                 &what,
@@ -205,47 +178,40 @@ pub(crate) async fn edit_to_page(
     for ((name, _), [totals, to_server, to_tabs]) in ways.iter().zip(&times) {
         let total = median(totals);
         let figure = format!("edit to new page ({name}): edit → all {tab_count} tabs show it");
-        report.info(
-            &format!("{figure} (median of {edits})"),
-            "debug",
-            format!("{total:.0} ms"),
-        );
+        let text = format!("{total:.0} ms");
+        report.info(&format!("{figure} (median of {edits})"), "debug", text);
         let (overhead, server, tabs) = (total - build, median(to_server), median(to_tabs));
-        report.set(
-            &format!("edit to new page ({name}): overhead beyond the build"),
-            "≤ 150 ms",
-            "debug",
-            format!("{overhead:.0} ms (edit → new server up {server:.0} ms, server up → last tab {tabs:.0} ms)"),
-            Some(overhead <= 150.0),
-        );
+        let figure = format!("edit to new page ({name}): overhead beyond the build");
+        let parts =
+            format!("edit → new server up {server:.0} ms, server up → last tab {tabs:.0} ms");
+        let text = format!("{overhead:.0} ms ({parts})");
+        report.set(&figure, "≤ 150 ms", "debug", text, Some(overhead <= 150.0));
         report.note(format!(
             "edit to new page ({name}): edit → all tabs {totals:.0?} ms; \
              edit → server start {to_server:.0?} ms; server start → last tab {to_tabs:.0?} ms"
         ));
     }
-    let ratio = medians[1] / medians[0];
-    report.set(
-        "edit to new page: through the runner ÷ under `cargo run` (medians, same run)",
-        "≤ 1.0",
-        "debug",
-        format!("{ratio:.2} ({:.0} ms ÷ {:.0} ms)", medians[1], medians[0]),
-        Some(ratio <= 1.0),
-    );
+    let [cargo_run, through_runner] = medians;
+    let ratio = through_runner / cargo_run;
+    let figure = "edit to new page: through the runner ÷ under `cargo run` (medians, same run)";
+    let text = format!("{ratio:.2} ({through_runner:.0} ms ÷ {cargo_run:.0} ms)");
+    report.set(figure, "≤ 1.0", "debug", text, Some(ratio <= 1.0));
     Ok(())
 }
 
-/// One edit under a `watchexec` just started on `addr`: the tabs pointed at it and
+/// One edit under a `watchexec` just started on `port`: the tabs pointed at it and
 /// live, the title edited, the new server up, then every tab on the new title.
 /// Edit → last tab, edit → new server, new server → last tab, in ms.
 async fn one_edit(
     browser: &mut Browser,
     mut watchexec: Proc,
-    addr: SocketAddr,
+    port: u16,
     pages: &Path,
     tab_count: usize,
     what: &str,
     report: &mut Report,
 ) -> io::Result<[f64; 3]> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let old = new_instance(addr, None, SETTLE + Duration::from_secs(60)).await?;
     let url = format!("http://{addr}/");
     for i in 0..tab_count {
@@ -259,9 +225,8 @@ async fn one_edit(
     }
     let mut running = || assert!(watchexec.exited().is_none(), "watchexec exited");
     let live = |_: usize, tab: &TabState| tab.is_live();
-    browser
-        .wait_all_checking("every tab live", SETTLE, live, &mut running)
-        .await;
+    let all_live = browser.wait_all_checking("every tab live", SETTLE, live, &mut running);
+    all_live.await;
 
     let edited = epoch_ms();
     let new = new_title(pages, what)?;
@@ -272,37 +237,24 @@ async fn one_edit(
     new_instance(addr, Some(&old), EDIT_LIMIT).await?;
     tokio::time::sleep(UNTOUCHED).await;
     let shown = |_: usize, tab: &TabState| tab.title == new && tab.is_live();
-    let states = browser
-        .wait_all_checking("the new title", EDIT_LIMIT, shown, &mut running)
-        .await;
+    let all_shown = browser.wait_all_checking("the new title", EDIT_LIMIT, shown, &mut running);
+    let states = all_shown.await;
     let mut navigations = Vec::new();
     for i in 0..tab_count {
         browser.switch(i).await;
         let times = browser.client.execute(READ_TIMES, Vec::new()).await;
-        let times = times.map_err(io::Error::other)?;
-        let times: Vec<f64> = times
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_f64)
-            .collect();
-        let times =
-            <[f64; 6]>::try_from(times).map_err(|_| io::Error::other("no times in a tab"))?;
-        navigations.push(times);
+        let times = serde_json::from_value::<[f64; 6]>(times.map_err(io::Error::other)?);
+        navigations.push(times.map_err(io::Error::other)?);
     }
     // The server's start, from its instance id `<start ms hex>-<random>`.
-    let started = states
-        .iter()
-        .filter_map(|tab| u64::from_str_radix(tab.instance.as_deref()?.split('-').next()?, 16).ok())
-        .max()
-        .unwrap_or_default() as f64;
+    let start =
+        |tab: &TabState| u64::from_str_radix(tab.instance.as_ref()?.split('-').next()?, 16).ok();
+    let started = states.iter().filter_map(start).max().unwrap_or_default() as f64;
     let fold = |at: fn(&[f64; 6]) -> f64, pick: fn(f64, f64) -> f64| {
         navigations.iter().map(at).reduce(pick).unwrap_or_default()
     };
-    let (first, last) = (
-        fold(|n| n[0] + n[5], f64::min),
-        fold(|n| n[0] + n[5], f64::max),
-    );
+    let first = fold(|n| n[0] + n[5], f64::min);
+    let last = fold(|n| n[0] + n[5], f64::max);
     let (began_first, began_last) = (fold(|n| n[0], f64::min), fold(|n| n[0], f64::max));
     let phase = |i: usize| median(&navigations.iter().map(|n| n[i]).collect::<Vec<_>>());
     report.note(format!(

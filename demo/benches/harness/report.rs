@@ -33,22 +33,21 @@ impl Report {
         &mut self,
         figure: &str,
         goal: &str,
-        target: &str,
+        col: &str,
         text: String,
         met: Option<bool>,
     ) {
-        let at = match self.rows.iter().position(|row| row.figure == figure) {
-            Some(at) => at,
-            None => {
-                self.rows.push(Row {
-                    figure: figure.to_owned(),
-                    goal: goal.to_owned(),
-                    cells: BTreeMap::new(),
-                });
-                self.rows.len() - 1
-            }
-        };
-        self.rows[at].cells.insert(target.to_owned(), (text, met));
+        let row = self.rows.iter().position(|row| row.figure == figure);
+        let at = row.unwrap_or_else(|| {
+            let (figure, goal, cells) = (figure.to_owned(), goal.to_owned(), BTreeMap::new());
+            self.rows.push(Row {
+                figure,
+                goal,
+                cells,
+            });
+            self.rows.len() - 1
+        });
+        self.rows[at].cells.insert(col.to_owned(), (text, met));
     }
 
     /// A figure without a goal.
@@ -70,16 +69,11 @@ impl Report {
 
     /// The table in Markdown, with the columns of `targets` that have a figure.
     fn markdown(&self, targets: &[&str]) -> String {
-        let columns: Vec<&str> = targets
-            .iter()
-            .copied()
-            .filter(|t| self.rows.iter().any(|row| row.cells.contains_key(*t)))
-            .collect();
+        let used = |t: &&&str| self.rows.iter().any(|row| row.cells.contains_key(**t));
+        let columns: Vec<&str> = targets.iter().filter(used).copied().collect();
         let heads: String = columns.iter().map(|c| format!(" {c} |")).collect();
-        let mut out = format!(
-            "| figure | goal |{heads}\n| --- | --- |{}\n",
-            " --- |".repeat(columns.len())
-        );
+        let rules = " --- |".repeat(columns.len());
+        let mut out = format!("| figure | goal |{heads}\n| --- | --- |{rules}\n");
         for row in &self.rows {
             let _ = write!(out, "| {} | {} |", row.figure, row.goal);
             for column in &columns {
@@ -115,10 +109,8 @@ impl Report {
         for row in &self.rows {
             for (target, (text, met)) in &row.cells {
                 if *met == Some(false) && !target.starts_with("baseline") {
-                    misses.push(format!(
-                        "{} ({target}): {text} against {}",
-                        row.figure, row.goal
-                    ));
+                    let (figure, goal) = (&row.figure, &row.goal);
+                    misses.push(format!("{figure} ({target}): {text} against {goal}"));
                 }
             }
         }
