@@ -1,33 +1,12 @@
-//! The benchmark harness: `cargo bench --bench harness [-- SCENARIO… [OPTION…]]`.
+//! The benchmark harness: `cargo bench --bench harness [-- SCENARIO… [OPTION…]]`
+//! (`-- --help` lists the scenarios and options).
 //!
 //! Builds the demo binary (debug and release) and the baseline example
 //! (`examples/baseline.rs`, debug and release), runs each scenario against each,
 //! prints a table and writes it, with the machine, date and command, to a dated
 //! section of BENCHMARKS.md (a run with the same date and scenarios replaces its
 //! section). These are measurements, not tests: nothing here fails on a missed
-//! goal.
-//!
-//! Scenarios (all by default):
-//!
-//! - `restarts`: the binary restarted 100 times on one passed socket (SIGINT, wait
-//!   for the exit, spawn the next at once, as watchexec does) while 4 clients send
-//!   `GET /`, each on a fresh connection: failed requests, worst latency.
-//! - `shutdown`: N reload streams open, SIGINT: time to exit; every stream got
-//!   `restart`.
-//! - `fanout`: N reload streams open, SIGUSR1: time until the last one has `reload`.
-//! - `memory`: server RSS with N open streams minus idle RSS, per stream.
-//! - `inject`: requests per second (wrk, 64 keep-alive connections) for a 20 KiB
-//!   HTML page with the script injected and without.
-//! - `injector`: `cargo bench --bench inject` (criterion), the rewriter's throughput.
-//! - `edit`: real watchexec and headless Chromium, 10 tabs, an edit of the title:
-//!   time until every tab shows it, next to `cargo build` alone.
-//!
-//! Options: `--targets debug,release,baseline,baseline-release`, `--streams
-//! 1000,10000`, `--restarts 100`, `--clients 4`, `--dwell-ms 20`, `--wrk-seconds 5`,
-//! `--rounds 3`, `--edits 3`, `--tabs 10`, `--fanout-rounds 5`, `--no-static-watch`
-//! (restarts: give the demo a static directory that does not exist, so it runs no
-//! file watcher), `--no-record` (print only), `--no-build` (use the binaries copied
-//! by the last run).
+//! goal; a scenario that fails is noted in the section, and the others go on.
 
 #![allow(clippy::print_stdout)]
 
@@ -37,698 +16,464 @@ mod client;
 mod edit;
 #[path = "harness/page.rs"]
 mod page;
-#[path = "../tests/common/procs.rs"]
-mod procs;
 #[path = "harness/report.rs"]
 mod report;
 #[path = "harness/scenarios.rs"]
 mod scenarios;
 #[path = "harness/server.rs"]
 mod server;
-#[path = "../tests/common/wire.rs"]
-mod wire;
 
-use std::fmt::Write as _;
 use std::fs;
+use std::future::Future;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
+
+use clap::{Parser, ValueEnum};
+use futures_util::FutureExt;
 
 use report::Report;
-use scenarios::StreamFigures;
-use server::{Target, Workspace, TARGET_NAMES};
+use server::{Target, Workspace};
 
-const SCENARIOS: [&str; 7] = [
-    "restarts", "shutdown", "fanout", "memory", "inject", "injector", "edit",
-];
-
-/// What to run.
-#[derive(Debug)]
-struct Options {
-    scenarios: Vec<&'static str>,
-    targets: Vec<&'static str>,
-    streams: Vec<usize>,
-    restarts: usize,
-    clients: usize,
-    dwell: Duration,
-    wrk_seconds: u64,
-    rounds: usize,
-    edits: usize,
-    tabs: usize,
-    fanout_rounds: usize,
-    static_watch: bool,
-    record: bool,
-    build: bool,
+/// What the harness measures; all by default.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
+pub(crate) enum Scenario {
+    /// The binary restarted `--restarts` times on one passed socket (SIGINT, wait
+    /// for the exit, spawn the next at once, as watchexec does) while `--clients`
+    /// clients send `GET /`, each on a fresh connection: failed requests, worst
+    /// latency.
+    Restarts,
+    /// N reload streams open, SIGINT: time to exit; every stream got `restart`.
+    Shutdown,
+    /// N reload streams open, SIGUSR1: time until the last one has `reload`.
+    Fanout,
+    /// Server RSS with N open streams minus idle RSS, per stream; and per silent
+    /// and per idle keep-alive connection.
+    Memory,
+    /// Requests per second (wrk, 64 keep-alive connections) for a 20 KiB HTML page
+    /// with the script injected and without.
+    Inject,
+    /// `cargo bench --bench inject` (criterion): the rewriter's throughput.
+    Injector,
+    /// Real watchexec and headless Chromium, `--tabs` tabs, edits of the title:
+    /// time until every tab shows it, under `cargo run` and through the runner
+    /// (alternated), next to `cargo build` alone.
+    Edit,
+    /// Every scenario.
+    All,
 }
 
-fn parse_options() -> Result<Options, String> {
-    let mut options = Options {
-        scenarios: Vec::new(),
-        targets: TARGET_NAMES.to_vec(),
-        streams: vec![1_000, 10_000],
-        restarts: 100,
-        clients: 4,
-        dwell: Duration::from_millis(20),
-        wrk_seconds: 5,
-        rounds: 3,
-        edits: 3,
-        tabs: 10,
-        fanout_rounds: 5,
-        static_watch: true,
-        record: true,
-        build: true,
-    };
-    let mut args = std::env::args().skip(1);
-    let number = |value: Option<String>, name: &str| -> Result<u64, String> {
-        value
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| format!("{name} needs a number"))
-    };
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            // cargo bench passes --bench to harness = false targets.
-            "--bench" => {}
-            "--targets" => {
-                let list = args.next().ok_or("--targets needs a list")?;
-                options.targets = list
-                    .split(',')
-                    .map(|name| {
-                        TARGET_NAMES
-                            .into_iter()
-                            .find(|t| *t == name)
-                            .ok_or_else(|| format!("unknown target {name:?}: {TARGET_NAMES:?}"))
-                    })
-                    .collect::<Result<_, _>>()?;
-            }
-            "--streams" => {
-                let list = args.next().ok_or("--streams needs a list")?;
-                options.streams = list
-                    .split(',')
-                    .map(|n| {
-                        n.parse()
-                            .map_err(|_| format!("--streams: bad number {n:?}"))
-                    })
-                    .collect::<Result<_, _>>()?;
-            }
-            "--restarts" => options.restarts = number(args.next(), "--restarts")? as usize,
-            "--clients" => options.clients = number(args.next(), "--clients")? as usize,
-            "--dwell-ms" => {
-                options.dwell = Duration::from_millis(number(args.next(), "--dwell-ms")?)
-            }
-            "--wrk-seconds" => options.wrk_seconds = number(args.next(), "--wrk-seconds")?,
-            "--rounds" => options.rounds = number(args.next(), "--rounds")? as usize,
-            "--edits" => options.edits = number(args.next(), "--edits")? as usize,
-            "--tabs" => options.tabs = number(args.next(), "--tabs")? as usize,
-            "--fanout-rounds" => {
-                options.fanout_rounds = number(args.next(), "--fanout-rounds")? as usize;
-            }
-            "--no-static-watch" => options.static_watch = false,
-            "--no-record" => options.record = false,
-            "--no-build" => options.build = false,
-            "all" => options.scenarios.extend(SCENARIOS),
-            name => match SCENARIOS.into_iter().find(|s| *s == name) {
-                Some(scenario) => options.scenarios.push(scenario),
-                None => {
-                    return Err(format!(
-                        "unknown scenario or option {name:?}; scenarios: {SCENARIOS:?}"
-                    ))
-                }
-            },
-        }
+/// Scenarios that share one server session per target and stream count.
+const STREAM_SCENARIOS: [Scenario; 3] = [Scenario::Shutdown, Scenario::Fanout, Scenario::Memory];
+
+/// A count within `MIN..=MAX`.
+fn count<const MIN: usize, const MAX: usize>(text: &str) -> Result<usize, String> {
+    let n: usize = text.parse().map_err(|err| format!("{err}"))?;
+    (MIN..=MAX)
+        .contains(&n)
+        .then_some(n)
+        .ok_or_else(|| format!("not within {MIN}..={MAX}"))
+}
+
+/// `cargo bench --bench harness -- [SCENARIO…] [OPTION…]`
+#[derive(Debug, Parser)]
+#[command(about = "The axum-autoreload benchmarks, recorded in BENCHMARKS.md")]
+pub(crate) struct Options {
+    #[arg(value_enum)]
+    scenarios: Vec<Scenario>,
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "debug,release,baseline,baseline-release"
+    )]
+    targets: Vec<Target>,
+    /// Open streams of shutdown, fanout and memory.
+    #[arg(long, value_delimiter = ',', default_value = "1000,10000", value_parser = count::<1, 50_000>)]
+    streams: Vec<usize>,
+    #[arg(long, default_value_t = 100, value_parser = count::<0, 10_000>)]
+    pub(crate) restarts: usize,
+    #[arg(long, default_value_t = 4, value_parser = count::<1, 256>)]
+    pub(crate) clients: usize,
+    /// How long each server serves before its restart.
+    #[arg(long, default_value_t = 20)]
+    dwell_ms: u64,
+    #[arg(long, default_value_t = 5, value_parser = count::<1, 120>)]
+    pub(crate) wrk_seconds: usize,
+    /// wrk runs of each server, interleaved.
+    #[arg(long, default_value_t = 3, value_parser = count::<1, 20>)]
+    pub(crate) rounds: usize,
+    /// Edits under each way of running the demo.
+    #[arg(long, default_value_t = 3, value_parser = count::<1, 20>)]
+    edits: usize,
+    #[arg(long, default_value_t = 10, value_parser = count::<1, 30>)]
+    tabs: usize,
+    /// Reload broadcasts that the fan-out figure takes the median of.
+    #[arg(long, default_value_t = 5, value_parser = count::<1, 100>)]
+    pub(crate) fanout_rounds: usize,
+    /// Restarts: give the demo a static directory that does not exist, so it runs
+    /// no file watcher.
+    #[arg(long)]
+    pub(crate) no_static_watch: bool,
+    /// Print only, record nothing in BENCHMARKS.md.
+    #[arg(long)]
+    no_record: bool,
+    /// Use the binaries copied by the last run.
+    #[arg(long)]
+    no_build: bool,
+    /// Passed by `cargo bench` to every bench binary; ignored.
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
+impl Options {
+    pub(crate) fn wants(&self, scenario: Scenario) -> bool {
+        self.scenarios.contains(&scenario)
     }
-    if options.scenarios.is_empty() {
-        options.scenarios = SCENARIOS.to_vec();
+
+    pub(crate) fn dwell(&self) -> Duration {
+        Duration::from_millis(self.dwell_ms)
     }
-    options
-        .scenarios
-        .sort_by_key(|s| SCENARIOS.iter().position(|x| x == s));
-    options.scenarios.dedup();
-    options.streams.retain(|&n| n > 0 && n <= 50_000);
-    options.restarts = options.restarts.min(10_000);
-    options.clients = options.clients.clamp(1, 256);
-    options.rounds = options.rounds.clamp(1, 20);
-    options.wrk_seconds = options.wrk_seconds.clamp(1, 120);
-    options.edits = options.edits.clamp(1, 20);
-    options.tabs = options.tabs.clamp(1, 30);
-    options.fanout_rounds = options.fanout_rounds.clamp(1, 100);
-    Ok(options)
+
+    fn target_names(&self) -> Vec<&'static str> {
+        self.targets.iter().map(|t| t.name()).collect()
+    }
 }
 
 fn main() -> std::process::ExitCode {
-    let options = match parse_options() {
-        Ok(options) => options,
-        Err(err) => {
-            eprintln!("error: {err}");
-            return std::process::ExitCode::from(2);
-        }
-    };
-    match run(&options) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("error: {err}");
-            std::process::ExitCode::FAILURE
-        }
+    let mut options = Options::parse();
+    if options.scenarios.is_empty() || options.wants(Scenario::All) {
+        options.scenarios = Scenario::value_variants().to_vec();
+    }
+    options.scenarios.retain(|s| *s != Scenario::All);
+    options.scenarios.sort();
+    options.scenarios.dedup();
+    if let Err(err) = run(options) {
+        eprintln!("error: {err}");
+        return std::process::ExitCode::FAILURE;
+    }
+    std::process::ExitCode::SUCCESS
+}
+
+/// What every scenario gets: the options, where the servers run, and the report
+/// to add its figures to.
+pub(crate) struct Bench {
+    options: Options,
+    work: Workspace,
+    report: Report,
+}
+
+/// Runs `scenario` and gives its error or panic as text.
+async fn caught(scenario: impl Future<Output = io::Result<()>>) -> Result<(), String> {
+    match std::panic::AssertUnwindSafe(scenario).catch_unwind().await {
+        Ok(outcome) => outcome.map_err(|err| err.to_string()),
+        Err(panic) => Err(panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+            .unwrap_or_else(|| "panicked".into())),
     }
 }
 
-fn run(options: &Options) -> io::Result<()> {
+fn run(options: Options) -> io::Result<()> {
     // The workspace root: the library, the demo and the runner, and BENCHMARKS.md.
-    let manifest_dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
-    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| manifest_dir.join("target"));
+    let root = dev_support::scratch::workspace();
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR").map_or(root.join("target"), Into::into);
     let bench_dir = target_dir.join("bench");
-    let bin_dir = bench_dir.join("bin");
+    let page = bench_dir.join("work/static/page.html");
     let work = Workspace {
         dir: bench_dir.join("work"),
+        bin_dir: bench_dir.join("bin"),
         static_dir: bench_dir.join("work/static"),
-        logs: bench_dir.join("logs"),
+        page_len: server::write_page(&page)?,
+        page,
     };
-    fs::create_dir_all(&bin_dir)?;
-    fs::create_dir_all(&work.logs)?;
-    let page_len = server::write_page(&work.static_dir)?;
+    fs::create_dir_all(&work.bin_dir)?;
     let files = raise_file_limit();
-
-    let started_at = SystemTime::now();
-    let load_before = load_average();
-    let needs_servers = options
+    let date = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+    let servers = options
         .scenarios
         .iter()
-        .any(|s| !matches!(*s, "injector" | "edit"));
-    if options.build && needs_servers {
-        build(&manifest_dir, &target_dir, &bin_dir, &options.targets)?;
+        .any(|s| !matches!(s, Scenario::Injector | Scenario::Edit));
+    if !options.no_build && servers {
+        build(&root, &target_dir, &work.bin_dir, &options.targets)?;
     }
-    let targets: Vec<Target> = options
-        .targets
-        .iter()
-        .map(|name| Target::new(name, &bin_dir))
-        .collect();
-    let source = source_state(&manifest_dir);
-    println!(
-        "axum-autoreload benchmarks: scenarios {:?}, targets {:?}; open-file limit {files}; load {load_before}",
-        options.scenarios, options.targets
-    );
+    let (load, targets) = (load_average(), options.target_names());
+    let scenarios = options.scenarios.clone();
+    println!("scenarios {scenarios:?}, targets {targets:?}; open-file limit {files}; load {load}");
 
-    let mut report = Report::default();
-    let mut loads = vec![format!("start {load_before}")];
-    let run_cpu = CpuSample::now();
-    let mut others: Vec<(String, f64)> = Vec::new();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let started = Instant::now();
-    let want = StreamFigures {
-        memory: options.scenarios.contains(&"memory"),
-        fanout: options.scenarios.contains(&"fanout"),
-        shutdown: options.scenarios.contains(&"shutdown"),
-        fanout_rounds: options.fanout_rounds,
+    let mut bench = Bench {
+        options,
+        work,
+        report: Report::default(),
     };
-    for &scenario in &options.scenarios {
+    let (mut loads, mut others) = (vec![format!("start {load}")], Vec::new());
+    let run_cpu = cpu_sample();
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    let runtime = runtime.worker_threads(2).enable_all().build()?;
+    let first_stream_scenario = scenarios.iter().find(|s| STREAM_SCENARIOS.contains(s));
+    macro_rules! attempt {
+        ($what:expr, $scenario:expr) => {{
+            let outcome = caught($scenario).await;
+            bench.report.failed(&$what, outcome);
+        }};
+    }
+    for scenario in &scenarios {
         // shutdown, fanout and memory share one server session per target and N.
-        let streams = matches!(scenario, "shutdown" | "fanout" | "memory");
-        if streams && !is_first_stream_scenario(options, scenario) {
+        if STREAM_SCENARIOS.contains(scenario) && Some(scenario) != first_stream_scenario {
             continue;
         }
-        let load = load_average();
-        println!("== {scenario} (load {load})");
-        loads.push(format!("{scenario} {load}"));
-        let scenario_cpu = CpuSample::now();
-        let outcome = runtime.block_on(async {
+        let (name, load) = (format!("{scenario:?}").to_lowercase(), load_average());
+        println!("== {name} (load {load})");
+        loads.push(format!("{name} {load}"));
+        let scenario_cpu = cpu_sample();
+        let (targets, streams) = (bench.options.targets.clone(), bench.options.streams.clone());
+        runtime.block_on(async {
             match scenario {
-                "restarts" => {
-                    for target in &targets {
-                        if let Err(err) = scenarios::restarts(
-                            target,
-                            &work,
-                            options.restarts,
-                            options.clients,
-                            options.dwell,
-                            options.static_watch,
-                            &mut report,
-                        )
-                        .await
-                        {
-                            println!("  restarts {} failed: {err}", target.name);
-                            report.note(format!("restarts ({}): failed: {err}", target.name));
+                Scenario::Restarts => {
+                    for target in targets {
+                        let what = format!("restarts ({})", target.name());
+                        attempt!(what, scenarios::restarts(&mut bench, target));
+                    }
+                }
+                Scenario::Shutdown | Scenario::Fanout | Scenario::Memory => {
+                    let largest = streams.iter().copied().max();
+                    if let Some(n) = largest.filter(|_| bench.options.wants(Scenario::Memory)) {
+                        for &target in &targets {
+                            let what = format!("memory ({}, {n})", target.name());
+                            attempt!(what, scenarios::memory_breakdown(&mut bench, target, n));
                         }
                     }
-                    Ok(())
-                }
-                "shutdown" | "fanout" | "memory" => {
-                    let largest = options.streams.iter().copied().max();
-                    if let Some(n) = largest.filter(|_| want.memory) {
-                        for target in &targets {
-                            let outcome =
-                                scenarios::memory_breakdown(target, &work, n, &mut report).await;
-                            if let Err(err) = outcome {
-                                println!("  memory {} n={n} failed: {err}", target.name);
-                                report
-                                    .note(format!("memory ({}, {n}): failed: {err}", target.name));
-                            }
+                    for &n in &streams {
+                        for &target in &targets {
+                            let what = format!("streams ({}, {n})", target.name());
+                            attempt!(what, scenarios::streams(&mut bench, target, n));
                         }
                     }
-                    for &n in &options.streams {
-                        for target in &targets {
-                            let outcome =
-                                scenarios::streams(target, &work, n, want, &mut report).await;
-                            if let Err(err) = outcome {
-                                println!("  streams {} n={n} failed: {err}", target.name);
-                                report
-                                    .note(format!("streams ({}, {n}): failed: {err}", target.name));
-                            }
-                        }
+                }
+                Scenario::Inject => {
+                    for target in targets {
+                        let what = format!("inject ({})", target.name());
+                        attempt!(what, scenarios::inject_cost(&mut bench, target));
                     }
-                    Ok(())
                 }
-                "inject" => {
-                    for target in &targets {
-                        if let Err(err) = scenarios::inject_cost(
-                            target,
-                            &work,
-                            page_len,
-                            options.wrk_seconds,
-                            options.rounds,
-                            &mut report,
-                        )
-                        .await
-                        {
-                            println!("  inject {} failed: {err}", target.name);
-                            report.note(format!("inject ({}): failed: {err}", target.name));
-                        }
-                    }
-                    Ok(())
+                Scenario::Injector => {
+                    let home = bench_dir.join("criterion");
+                    attempt!("injector", async {
+                        scenarios::injector(&mut bench, &root, &home)
+                    });
                 }
-                "injector" => {
-                    scenarios::injector(&manifest_dir, &bench_dir.join("criterion"), &mut report)
+                Scenario::Edit => {
+                    let (edits, tabs, report) =
+                        (bench.options.edits, bench.options.tabs, &mut bench.report);
+                    attempt!("edit", edit::edit_to_page(&target_dir, edits, tabs, report));
                 }
-                "edit" => {
-                    edit::edit_to_page(
-                        &manifest_dir,
-                        &target_dir,
-                        options.edits,
-                        options.tabs,
-                        &mut report,
-                    )
-                    .await
-                }
-                _ => Ok(()),
+                Scenario::All => {}
             }
         });
-        if let Err(err) = outcome {
-            println!("  {scenario} failed: {err}");
-            report.note(format!("{scenario}: failed: {err}"));
-        }
-        let other = scenario_cpu.others_share();
+        let other = others_share(scenario_cpu);
         println!(
             "  (other processes used {:.0}% of the machine)",
-            other * 100.0
+            100.0 * other
         );
-        others.push((scenario.to_owned(), other));
+        others.push((name, other));
     }
-    others.push(("whole run".to_owned(), run_cpu.others_share()));
+    others.push(("whole run".to_owned(), others_share(run_cpu)));
     runtime.shutdown_timeout(Duration::from_secs(5));
-    let load_after = load_average();
-    loads.push(format!("end {load_after}"));
+    loads.push(format!("end {}", load_average()));
 
-    let table = report.markdown(&options.targets);
-    println!("\n{table}");
-    for note in &report.notes {
-        println!("- {note}");
+    // The section: what the run measured, how and where, then its figures.
+    let date = format!("{} {} UTC", &date[..10], &date[11..16]);
+    let mut command = String::from("cargo bench --bench harness --");
+    for arg in std::env::args().skip(1).filter(|a| a != "--bench") {
+        command = command + " " + &arg;
     }
-    let misses = report.misses();
-    if misses.is_empty() {
-        println!("\nevery goal met by the demo (debug and release)");
-    } else {
-        println!("\ngoals missed:");
-        for miss in &misses {
-            println!("- {miss}");
-        }
-    }
-    println!("took {:.0} s", started.elapsed().as_secs_f64());
-
-    if options.record {
-        let section = section(
-            options, started_at, &table, &report, &loads, &others, &source, files,
+    let command = command.trim_end_matches(" --");
+    let scenarios = format!("{scenarios:?}")
+        .to_lowercase()
+        .replace(['[', ']'], "");
+    let shares = others
+        .iter()
+        .map(|(what, share)| format!("{what} {:.0}%", share * 100.0));
+    let mut section = format!(
+        "## {} — {}\n\n- date: {date}\n- command: `{command}`\n- machine: {}\n- sources: {}\n\
+         - open-file limit: {files}\n- load average (1, 5, 15 min) as the run went: {}\n\
+         - CPU time used by processes other than the harness and what it ran, as a share of the \
+         machine (approximate: on a quiet machine it reads 5–10%, kernel time spent on the \
+         benchmark's own connections; in `edit` it counts Chromium): {}\n",
+        &date[..10],
+        scenarios,
+        machine(),
+        source_state(&root),
+        loads.join("; "),
+        shares.collect::<Vec<_>>().join(", "),
+    );
+    let shared = |(what, share): &(String, f64)| *share >= 0.25 && what != "edit";
+    if others[..others.len() - 1].iter().any(shared) {
+        section.push_str(
+            "- **the machine was shared**: other work (builds, tests) took a quarter of the CPU or \
+             more during some scenarios, so their timings are pessimistic\n",
         );
-        record(&manifest_dir.join("BENCHMARKS.md"), &section)?;
+    }
+    section = section + "\n" + &bench.report.figures(&targets);
+    println!("\n{section}");
+    if !bench.options.no_record {
+        record(&root.join("BENCHMARKS.md"), &section)?;
         println!("recorded in BENCHMARKS.md");
     }
     Ok(())
 }
 
-/// Whether `scenario` is the first of shutdown, fanout and memory asked for: the
-/// one after which their shared sessions run.
-fn is_first_stream_scenario(options: &Options, scenario: &str) -> bool {
-    options
-        .scenarios
-        .iter()
-        .find(|s| matches!(**s, "shutdown" | "fanout" | "memory"))
-        .is_some_and(|first| *first == scenario)
-}
-
-/// Build the binaries and copy them to `bin_dir` under their target names.
-fn build(
-    manifest_dir: &Path,
-    target_dir: &Path,
-    bin_dir: &Path,
-    targets: &[&str],
-) -> io::Result<()> {
+/// Builds the binaries and copies them to `bin_dir` under their target names.
+fn build(root: &Path, target_dir: &Path, bin_dir: &Path, targets: &[Target]) -> io::Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     for &target in targets {
-        let (args, built): (&[&str], PathBuf) = match target {
-            "debug" => (
-                &["build", "--bin", "axum-autoreload-demo"],
-                target_dir.join("debug/axum-autoreload-demo"),
-            ),
-            "release" => (
-                &["build", "--release", "--bin", "axum-autoreload-demo"],
-                target_dir.join("release/axum-autoreload-demo"),
-            ),
-            "baseline" => (
-                &["build", "--example", "baseline"],
-                target_dir.join("debug/examples/baseline"),
-            ),
-            _ => (
-                &["build", "--release", "--example", "baseline"],
-                target_dir.join("release/examples/baseline"),
-            ),
-        };
-        println!("building {target}: cargo {}", args.join(" "));
-        let status = Command::new(&cargo)
-            .args(args)
-            .current_dir(manifest_dir)
+        let (args, built) = target.build(target_dir);
+        println!("building {}: cargo build {args}", target.name());
+        let mut cargo = Command::new(&cargo);
+        let status = cargo
+            .arg("build")
+            .args(args.split(' '))
+            .current_dir(root)
             .status()?;
         if !status.success() {
-            return Err(io::Error::other(format!(
-                "cargo {}: {status}",
-                args.join(" ")
-            )));
+            return Err(io::Error::other(format!("cargo build {args}: {status}")));
         }
-        let copy = bin_dir.join(target);
-        let staged = bin_dir.join(format!("{target}.new"));
+        let staged = bin_dir.join(format!("{}.new", target.name()));
         fs::copy(&built, &staged)?;
-        fs::rename(&staged, &copy)?;
+        fs::rename(&staged, bin_dir.join(target.name()))?;
     }
     Ok(())
 }
 
-/// Raise the soft limit on open files to the hard limit (10,000 streams need
+/// Raises the soft limit on open files to the hard limit (10,000 streams need
 /// 10,000 sockets here and 10,000 in the server, which inherits the limit).
 fn raise_file_limit() -> u64 {
     let Ok((soft, hard)) = rlimit::Resource::NOFILE.get() else {
         return 0;
     };
-    if soft < hard && rlimit::Resource::NOFILE.set(hard, hard).is_ok() {
-        return hard;
+    match soft < hard && rlimit::Resource::NOFILE.set(hard, hard).is_ok() {
+        true => hard,
+        false => soft,
     }
-    soft
 }
 
-/// CPU time, for telling how much of it other processes took.
-struct CpuSample {
-    at: Instant,
-    /// Time the whole machine spent running processes, in clock ticks.
-    busy: u64,
-    /// This process and the children it waited for, in clock ticks.
-    own: u64,
+/// When, and the clock ticks (100 a second) that the machine spent running
+/// processes, and that this process and the children it waited for spent.
+type CpuSample = (Instant, u64, u64);
+
+fn cpu_sample() -> CpuSample {
+    let ticks = |text: &str, skip, take| -> u64 {
+        text.split_whitespace()
+            .skip(skip)
+            .take(take)
+            .filter_map(|f| f.parse::<u64>().ok())
+            .sum()
+    };
+    // user nice system: time charged to processes. Interrupts and softirqs (where
+    // loopback TCP is processed) are charged to no process, so they are left out on
+    // both sides.
+    let stat = fs::read_to_string("/proc/stat").unwrap_or_default();
+    let busy = ticks(stat.lines().next().unwrap_or_default(), 1, 3);
+    // utime stime cutime cstime: fields 14–17, 11–14 after comm (whose text may
+    // hold spaces and parentheses).
+    let own = fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let own = ticks(own.rsplit_once(')').map_or("", |(_, after)| after), 11, 4);
+    (Instant::now(), busy, own)
 }
 
-impl CpuSample {
-    fn now() -> Self {
-        let busy = fs::read_to_string("/proc/stat")
-            .ok()
-            .and_then(|stat| {
-                let line = stat.lines().next()?.to_owned();
-                let fields: Vec<u64> = line
-                    .split_whitespace()
-                    .skip(1)
-                    .filter_map(|f| f.parse().ok())
-                    .collect();
-                // user nice system: time charged to processes. Interrupts and
-                // softirqs (where loopback TCP is processed) are charged to no
-                // process, so they are left out on both sides.
-                Some(fields.get(..3)?.iter().sum())
-            })
-            .unwrap_or(0);
-        let own = fs::read_to_string("/proc/self/stat")
-            .ok()
-            .and_then(|stat| {
-                let after_comm = stat.rsplit_once(')')?.1.to_owned();
-                let fields: Vec<u64> = after_comm
-                    .split_whitespace()
-                    .filter_map(|f| f.parse().ok())
-                    .collect();
-                // utime stime cutime cstime: fields 14–17 of stat, 12–15 after comm.
-                Some(fields.get(11..15)?.iter().sum())
-            })
-            .unwrap_or(0);
-        Self {
-            at: Instant::now(),
-            busy,
-            own,
-        }
-    }
-
-    /// The share of the machine's CPU (0–1) that processes other than this one and
-    /// its waited-for children used since the sample. Children killed without a
-    /// wait of their own (Chromium's helpers) count as others.
-    fn others_share(&self) -> f64 {
-        let now = Self::now();
-        let ticks_per_s = 100.0;
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-        let capacity = self.at.elapsed().as_secs_f64() * ticks_per_s * cores;
-        let others =
-            now.busy.saturating_sub(self.busy) as f64 - now.own.saturating_sub(self.own) as f64;
-        if capacity > 0.0 {
-            (others / capacity).clamp(0.0, 1.0)
-        } else {
-            0.0
-        }
-    }
+/// The share of the machine's CPU (0–1) that processes other than this one and
+/// its waited-for children used since `since`. Children killed without a wait of
+/// their own (Chromium's helpers) count as others.
+fn others_share((at, busy, own): CpuSample) -> f64 {
+    let (_, busy_now, own_now) = cpu_sample();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let capacity = at.elapsed().as_secs_f64() * 100.0 * cores;
+    let others = busy_now.saturating_sub(busy) as f64 - own_now.saturating_sub(own) as f64;
+    (others / capacity.max(1.0)).clamp(0.0, 1.0)
 }
 
 fn load_average() -> String {
-    fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
+    let load = fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    load.split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The standard output of a command run in `root`, trimmed, if it succeeded.
+fn output(program: &str, args: &[&str], root: &Path) -> Option<String> {
+    let out = Command::new(program)
+        .args(args)
+        .current_dir(root)
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
 /// The commit and whether the sources measured differ from it.
-fn source_state(manifest_dir: &Path) -> String {
+fn source_state(root: &Path) -> String {
     // BENCH_SOURCES: say what was measured when it is not this checkout's state
     // (a copy of a commit, say).
     if let Ok(described) = std::env::var("BENCH_SOURCES") {
         return described;
     }
-    let git = |args: &[&str]| {
-        Command::new("git")
-            .args(args)
-            .current_dir(manifest_dir)
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-    };
-    let commit = git(&["rev-parse", "--short", "HEAD"]).unwrap_or_else(|| "unknown".into());
-    let dirty = git(&[
-        "status",
-        "--porcelain",
-        "--",
-        "src",
-        "demo",
-        "Cargo.toml",
-        "Cargo.lock",
-    ])
-    .unwrap_or_default();
-    if dirty.is_empty() {
-        format!("commit {commit}")
-    } else {
-        let files: Vec<&str> = dirty.lines().map(|l| l.get(3..).unwrap_or(l)).collect();
-        format!(
-            "commit {commit} plus uncommitted changes to {}",
-            files.join(", ")
-        )
-    }
-}
-
-/// The machine: CPU, cores, memory, kernel, rustc.
-fn machine() -> String {
-    let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let cpu = cpuinfo
-        .lines()
-        .find_map(|l| l.strip_prefix("model name"))
-        .map(|l| l.trim_start_matches([' ', '\t', ':']).to_owned())
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let memory = fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            m.lines()
-                .find_map(|l| l.strip_prefix("MemTotal:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        })
-        .map_or_else(String::new, |kib| {
-            format!(", {:.0} GiB", kib as f64 / 1024.0 / 1024.0)
-        });
-    let kernel = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let rustc = Command::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into()))
-        .arg("-V")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_default();
-    let wrk = Command::new("wrk")
-        .arg("--version")
-        .output()
-        .ok()
-        .and_then(|o| {
-            let text = String::from_utf8_lossy(&o.stdout).into_owned();
-            text.split_whitespace().nth(1).map(str::to_owned)
-        })
-        .unwrap_or_else(|| "not installed".into());
+    let commit = output("git", &["rev-parse", "--short", "HEAD"], root);
+    let commit = commit.unwrap_or_else(|| "unknown".into());
+    let status = "status --porcelain -- src demo Cargo.toml Cargo.lock";
+    let status = status.split(' ').collect::<Vec<_>>();
+    let dirty = output("git", &status, root).unwrap_or_default();
+    let files: Vec<&str> = dirty.lines().map(|l| l.get(3..).unwrap_or(l)).collect();
+    let changes = format!(" plus uncommitted changes to {}", files.join(", "));
     format!(
-        "{cpu}, {cores} cores{memory}; Linux {}; {rustc}; wrk {wrk}",
-        kernel.trim()
+        "commit {commit}{}",
+        report::when(!files.is_empty(), &changes)
     )
 }
 
-/// `YYYY-MM-DD HH:MM UTC`.
-fn utc(time: SystemTime) -> String {
-    let secs = time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let days = (secs / 86_400) as i64;
-    let (hour, minute) = ((secs % 86_400) / 3600, (secs % 3600) / 60);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02} {hour:02}:{minute:02} UTC")
+/// The machine: CPU, cores, memory, kernel, rustc, wrk.
+fn machine() -> String {
+    let read = |path| fs::read_to_string(path).unwrap_or_default();
+    let field = |text: &str, name| {
+        let line = text.lines().find_map(|l| l.strip_prefix(name))?;
+        Some(line.trim_start_matches([' ', '\t', ':']).to_owned())
+    };
+    let cpu = field(&read("/proc/cpuinfo"), "model name").unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let kib = field(&read("/proc/meminfo"), "MemTotal").unwrap_or_default();
+    let gib = kib
+        .trim_end_matches(" kB")
+        .parse::<f64>()
+        .ok()
+        .map(|kib| kib / 1024.0 / 1024.0);
+    let memory = gib.map_or(String::new(), |gib| format!(", {gib:.0} GiB"));
+    let kernel = read("/proc/sys/kernel/osrelease");
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let rustc = output(&rustc, &["-V"], Path::new(".")).unwrap_or_default();
+    let wrk = output("wrk", &["--version"], Path::new(".")).unwrap_or_default();
+    let wrk = wrk.split_whitespace().nth(1).unwrap_or("not installed");
+    let kernel = kernel.trim();
+    format!("{cpu}, {cores} cores{memory}; Linux {kernel}; {rustc}; wrk {wrk}")
 }
 
-/// The section of BENCHMARKS.md for this run.
-#[allow(clippy::too_many_arguments)]
-fn section(
-    options: &Options,
-    started_at: SystemTime,
-    table: &str,
-    report: &Report,
-    loads: &[String],
-    others: &[(String, f64)],
-    source: &str,
-    files: u64,
-) -> String {
-    let date = utc(started_at);
-    let mut command = String::from("cargo bench --bench harness");
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| a != "--bench")
-        .collect();
-    if !args.is_empty() {
-        let _ = write!(command, " -- {}", args.join(" "));
-    }
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "## {} — {}\n",
-        &date[..10],
-        options.scenarios.join(", ")
-    );
-    let _ = writeln!(out, "- date: {date}");
-    let _ = writeln!(out, "- command: `{command}`");
-    let _ = writeln!(out, "- machine: {}", machine());
-    let _ = writeln!(out, "- sources: {source}");
-    let _ = writeln!(out, "- open-file limit: {files}");
-    let _ = writeln!(
-        out,
-        "- load average (1, 5, 15 min) as the run went: {}",
-        loads.join("; ")
-    );
-    let shares: Vec<String> = others
-        .iter()
-        .map(|(what, share)| format!("{what} {:.0}%", share * 100.0))
-        .collect();
-    let _ = writeln!(
-        out,
-        "- CPU time used by processes other than the harness and what it ran, as a \
-         share of the machine (approximate: on a quiet machine it reads 5–10%, kernel \
-         time spent on the benchmark's own connections; in `edit` it counts Chromium): {}",
-        shares.join(", ")
-    );
-    let shared = others
-        .iter()
-        .filter(|(what, _)| what != "edit" && what != "whole run")
-        .any(|(_, share)| *share >= 0.25);
-    if shared {
-        let _ = writeln!(
-            out,
-            "- **the machine was shared**: other work (builds, tests) took a quarter of \
-             the CPU or more during some scenarios, so their timings are pessimistic"
-        );
-    }
-    out.push('\n');
-    out.push_str(table);
-    if !report.notes.is_empty() {
-        out.push('\n');
-        for note in &report.notes {
-            let _ = writeln!(out, "- {note}");
-        }
-    }
-    let misses = report.misses();
-    out.push('\n');
-    if misses.is_empty() {
-        out.push_str("Every goal met by the demo (debug and release).\n");
-    } else {
-        out.push_str("Goals missed by the demo (the baseline columns are for comparison):\n\n");
-        for miss in misses {
-            let _ = writeln!(out, "- {miss}");
-        }
-    }
-    out
-}
-
-const PREAMBLE: &str = "# Benchmarks
-
-Figures from `cargo bench --bench harness` (see `benches/harness.rs` for what each
-scenario does, and README.md's Benchmarks section for how to run it). Each run writes
-a dated section below; a run with the same date and scenarios replaces its own.
-Columns: `debug` is `target/debug/axum-autoreload` (what `cargo run` gives),
-`release` is `cargo build --release` with `AXUM_AUTORELOAD=1`, `baseline` and
-`baseline-release` are `examples/baseline.rs` (listenfd, `axum::serve` with graceful
-shutdown, a naive reload stream), built the same two ways.
-
-<!-- The harness appends a section per run; a later run with the same heading (date and scenarios) replaces it. Other sections are kept. -->
-";
-
-/// Replace the section with the same heading in `path`, or append it.
+/// Replaces the section with the same heading in `path`, or appends it.
 fn record(path: &Path, section: &str) -> io::Result<()> {
-    let existing = fs::read_to_string(path).unwrap_or_else(|_| PREAMBLE.to_owned());
-    let heading = section.lines().next().unwrap_or_default();
-    let mut parts: Vec<String> = Vec::new();
-    let mut current = String::new();
-    for line in existing.split_inclusive('\n') {
-        if line.starts_with("## ") && !current.is_empty() {
-            parts.push(std::mem::take(&mut current));
-        }
-        current.push_str(line);
+    let existing = fs::read_to_string(path).unwrap_or_else(|_| "# Benchmarks\n".to_owned());
+    // The preamble, then each section without its `## `.
+    let parts = existing.trim_end().split("\n## ");
+    let mut parts: Vec<String> = parts.map(|p| p.trim_end().to_owned() + "\n").collect();
+    let section = section.trim_start_matches("## ").trim_end().to_owned() + "\n";
+    let heading = section.lines().next();
+    match parts
+        .iter()
+        .skip(1)
+        .position(|p| p.lines().next() == heading)
+    {
+        Some(at) => parts[at + 1] = section,
+        None => parts.push(section),
     }
-    parts.push(current);
-    let body = section.trim_end().to_owned() + "\n";
-    match parts.iter().position(|p| p.lines().next() == Some(heading)) {
-        Some(at) => parts[at] = body + "\n",
-        None => {
-            let last = parts.len() - 1;
-            if !parts[last].ends_with("\n\n") {
-                parts[last].push('\n');
-            }
-            parts.push(body);
-        }
-    }
-    let text = parts.concat();
-    fs::write(path, text.trim_end().to_owned() + "\n")
+    fs::write(path, parts.join("\n## "))
 }

@@ -22,16 +22,11 @@ use http_body::Frame;
 use http_body_util::{BodyExt, StreamBody};
 use tower::{Layer, Service, ServiceExt};
 
-/// The body size.
+/// The body's size and its chunks'.
 const SIZE: usize = 1024 * 1024;
-/// The chunk size.
 const CHUNK: usize = 4 * 1024;
 
 type Chunks = stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, Infallible>>>;
-
-fn html_page(size: usize) -> Bytes {
-    Bytes::from(page::html_page(size))
-}
 
 /// The page as a streamed body of `CHUNK`-byte frames (slices of one buffer: no
 /// copy).
@@ -51,35 +46,28 @@ where
     B: http_body::Body<Data = Bytes>,
     B::Error: std::fmt::Debug,
 {
-    let response = service
-        .clone()
-        .oneshot(Request::new(()))
-        .await
-        .unwrap_or_else(|never| match never {});
-    let body = response
-        .into_body()
+    let response = service.clone().oneshot(Request::new(())).await;
+    let body = response.unwrap_or_else(|never| match never {}).into_body();
+    let body = body
         .collect()
         .await
-        .expect("the body streams without error")
-        .to_bytes();
-    body.len()
+        .expect("the body streams without error");
+    body.to_bytes().len()
 }
 
 fn inject(c: &mut Criterion) {
-    let page = html_page(SIZE);
+    let page = Bytes::from(page::html_page(SIZE));
     assert_eq!(page.len(), SIZE);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .expect("a Tokio runtime");
+    let runtime = tokio::runtime::Builder::new_current_thread().build();
+    let runtime = runtime.expect("a Tokio runtime");
     let app = tower::service_fn(move |_request: Request<()>| {
         let body = chunked(&page);
         async move {
-            let mut response = Response::new(body);
-            response.headers_mut().insert(
-                header::CONTENT_TYPE,
-                header::HeaderValue::from_static("text/html; charset=utf-8"),
-            );
-            Ok::<_, Infallible>(response)
+            let html = "text/html; charset=utf-8";
+            let response = Response::builder()
+                .header(header::CONTENT_TYPE, html)
+                .body(body);
+            Ok::<_, Infallible>(response.expect("a response"))
         }
     });
     let on = AutoReload::builder().enabled(true).build();
@@ -97,7 +85,7 @@ fn inject(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(5));
     group.bench_function("layer", |b| b.iter(|| runtime.block_on(run(&with_layer))));
     group.bench_function("layer_off", |b| {
-        b.iter(|| runtime.block_on(run(&layer_off)));
+        b.iter(|| runtime.block_on(run(&layer_off)))
     });
     group.bench_function("no_layer", |b| b.iter(|| runtime.block_on(run(&app))));
     group.finish();

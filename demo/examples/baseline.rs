@@ -57,36 +57,23 @@ impl Drop for Open {
     }
 }
 
-/// The command line: `[--layer] [--static-dir DIR] [--page FILE]`.
+/// The command line.
+#[derive(clap::Parser)]
 struct Args {
+    /// Wrap everything in this crate's layer, turned on.
+    #[arg(long)]
     layer: bool,
+    /// Serve `/static/*` from this directory.
+    #[arg(long, default_value = "static")]
     static_dir: PathBuf,
+    /// Serve `GET /page` with this file, held in memory.
+    #[arg(long)]
     page: Option<PathBuf>,
-}
-
-fn parse_args() -> Result<Args, String> {
-    let mut args = Args {
-        layer: false,
-        static_dir: PathBuf::from("static"),
-        page: None,
-    };
-    let mut given = std::env::args().skip(1);
-    while let Some(arg) = given.next() {
-        match arg.as_str() {
-            "--layer" => args.layer = true,
-            "--static-dir" => {
-                args.static_dir = given.next().ok_or("--static-dir needs a directory")?.into();
-            }
-            "--page" => args.page = Some(given.next().ok_or("--page needs a file")?.into()),
-            other => return Err(format!("unknown argument {other:?}")),
-        }
-    }
-    Ok(args)
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args = parse_args()?;
+    let args = <Args as clap::Parser>::parse();
     let listener = match listenfd::ListenFd::from_env().take_tcp_listener(0)? {
         Some(passed) => {
             passed.set_nonblocking(true)?;

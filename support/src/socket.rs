@@ -54,6 +54,12 @@ impl PassedSocket {
         self.socket.as_raw_fd()
     }
 
+    /// Listens with another `backlog` (Linux sets the backlog of a socket that
+    /// already listens): a benchmark's many connections at once.
+    pub fn listen(&self, backlog: i32) {
+        self.socket.listen(backlog).expect("listen");
+    }
+
     /// Passes this socket to `command` as watchexec does: `LISTEN_FDS=1`,
     /// `LISTEN_FDS_FIRST_FD`, and no `LISTEN_PID`.
     pub fn pass_to<'a>(&self, command: &'a mut Command) -> &'a mut Command {

@@ -1,161 +1,99 @@
-//! A plain HTTP/1.1 client over real TCP: one request per fresh connection, and
-//! reload streams (server-sent events) read as raw bytes.
+//! The clients' side: requests classified as the load figures count them, and
+//! many reload streams opened at once.
 
-use std::fmt;
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use memchr::memmem;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use dev_support::http;
+use dev_support::sse::EventStream;
+use futures_util::stream::{self, StreamExt};
 
-use crate::wire::parse;
-pub(crate) use crate::wire::Response;
+/// How long opening N connections may take in all (the baseline's backlog of 1
+/// drops connection attempts, which then wait for SYN retransmits).
+const OPEN_LIMIT: Duration = Duration::from_secs(120);
 
-/// Why a request failed, as the load figures count it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) enum Failure {
-    Refused,
-    Reset,
-    /// The connection ended before the whole response.
-    Incomplete,
-    Status(u16),
-    Timeout,
-    Other,
-}
-
-impl fmt::Display for Failure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Refused => f.write_str("connection refused"),
-            Self::Reset => f.write_str("connection reset"),
-            Self::Incomplete => f.write_str("incomplete response"),
-            Self::Status(code) => write!(f, "status {code}"),
-            Self::Timeout => f.write_str("timeout"),
-            Self::Other => f.write_str("other error"),
-        }
-    }
-}
-
-impl From<&io::Error> for Failure {
-    fn from(err: &io::Error) -> Self {
-        match err.kind() {
-            io::ErrorKind::ConnectionRefused => Self::Refused,
-            io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe => Self::Reset,
-            io::ErrorKind::UnexpectedEof | io::ErrorKind::InvalidData => Self::Incomplete,
-            io::ErrorKind::TimedOut => Self::Timeout,
-            _ => Self::Other,
-        }
-    }
-}
-
-/// `GET path` on a fresh connection with `Connection: close`, read to the end; the
-/// body must be complete (Content-Length or the last chunk).
-pub(crate) async fn get(addr: SocketAddr, path: &str) -> io::Result<Response> {
-    let mut stream = TcpStream::connect(addr).await?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await?;
-    let mut bytes = Vec::with_capacity(4096);
-    stream.read_to_end(&mut bytes).await?;
-    parse(&bytes, false)
-}
-
-/// One request with a time limit, classified.
+/// `GET path` on a fresh connection within `limit`: how long it took, and why it
+/// failed if it did.
 pub(crate) async fn timed_get(
     addr: SocketAddr,
     path: &str,
     limit: Duration,
-) -> (Duration, Result<(), Failure>) {
+) -> (Duration, Result<(), String>) {
     let started = Instant::now();
-    let outcome = match tokio::time::timeout(limit, get(addr, path)).await {
-        Ok(Ok(response)) if response.status == 200 => Ok(()),
-        Ok(Ok(response)) => Err(Failure::Status(response.status)),
-        Ok(Err(err)) => Err(Failure::from(&err)),
-        Err(_) => Err(Failure::Timeout),
+    let failure = match tokio::time::timeout(limit, http::get(addr, path)).await {
+        Ok(Ok(response)) if response.status == 200 => return (started.elapsed(), Ok(())),
+        Ok(Ok(response)) => format!("status {}", response.status),
+        Ok(Err(err)) => match err.kind() {
+            io::ErrorKind::ConnectionRefused => "connection refused",
+            io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe => "connection reset",
+            io::ErrorKind::UnexpectedEof | io::ErrorKind::InvalidData => "incomplete response",
+            _ => "other error",
+        }
+        .to_owned(),
+        Err(_) => "timeout".to_owned(),
     };
-    (started.elapsed(), outcome)
+    (started.elapsed(), Err(failure))
 }
 
-/// An open reload stream whose `hello` has arrived.
-pub(crate) struct EventStream {
-    stream: TcpStream,
-    /// Bytes read and not yet matched.
-    buf: Vec<u8>,
-}
-
-/// How a stream ended, after a shutdown.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct StreamEnd {
-    /// When the `restart` event arrived, if it did.
-    pub(crate) restart: Option<Instant>,
-    /// When the connection ended, and whether cleanly (EOF rather than a reset).
-    pub(crate) ended: Option<(Instant, bool)>,
-}
-
-impl EventStream {
-    /// Open `GET /auto_refresh` and wait for its `hello`.
-    pub(crate) async fn open(addr: SocketAddr) -> io::Result<Self> {
-        let mut stream = TcpStream::connect(addr).await?;
-        stream
-            .write_all(
-                b"GET /auto_refresh HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n",
-            )
-            .await?;
-        let mut this = Self {
-            stream,
-            buf: Vec::with_capacity(512),
-        };
-        this.wait_event(b"hello").await?;
-        Ok(this)
-    }
-
-    /// Read until `event: <name>` has arrived; returns when.
-    pub(crate) async fn wait_event(&mut self, name: &[u8]) -> io::Result<Instant> {
-        let mut needle = b"event: ".to_vec();
-        needle.extend_from_slice(name);
-        let mut chunk = [0_u8; 1024];
-        loop {
-            if let Some(at) = memmem::find(&self.buf, &needle) {
-                self.buf.drain(..at + needle.len());
-                return Ok(Instant::now());
-            }
-            // Keep only what could start a match.
-            let keep = needle.len().min(self.buf.len());
-            self.buf.drain(..self.buf.len() - keep);
-            let read = self.stream.read(&mut chunk).await?;
-            if read == 0 {
-                return Err(io::ErrorKind::UnexpectedEof.into());
-            }
-            self.buf.extend_from_slice(&chunk[..read]);
+/// Reads `stream` until an event called `name`: when it arrived.
+pub(crate) async fn next_named(stream: &mut EventStream, name: &str) -> io::Result<Instant> {
+    loop {
+        match stream.next_event().await? {
+            Some((event, _)) if event == name => return Ok(Instant::now()),
+            Some(_) => {}
+            None => return Err(io::ErrorKind::UnexpectedEof.into()),
         }
     }
+}
 
-    /// Read until the connection ends, noting when `restart` arrived.
-    pub(crate) async fn read_to_end(mut self) -> StreamEnd {
-        let mut end = StreamEnd {
-            restart: None,
-            ended: None,
-        };
-        let needle: &[u8] = b"event: restart";
-        let mut chunk = [0_u8; 1024];
-        loop {
-            if end.restart.is_none() && memmem::find(&self.buf, needle).is_some() {
-                end.restart = Some(Instant::now());
-            }
-            let keep = needle.len().min(self.buf.len());
-            self.buf.drain(..self.buf.len() - keep);
-            match self.stream.read(&mut chunk).await {
-                Ok(0) => {
-                    end.ended = Some((Instant::now(), true));
-                    return end;
-                }
-                Ok(read) => self.buf.extend_from_slice(&chunk[..read]),
-                Err(_) => {
-                    end.ended = Some((Instant::now(), false));
-                    return end;
-                }
-            }
-        }
+/// Opens `n` reload streams, each with its `hello` read; fails unless all opened.
+pub(crate) async fn open_streams(
+    addr: SocketAddr,
+    n: usize,
+    at_once: usize,
+) -> io::Result<Vec<EventStream>> {
+    let opened = open_all(n, at_once, || async move {
+        let mut stream = EventStream::open(addr).await?;
+        next_named(&mut stream, "hello").await?;
+        Ok(stream)
+    })
+    .await;
+    let (streams, failed): (Vec<_>, Vec<_>) = opened.into_iter().partition(Result::is_ok);
+    if let Some(Err(first)) = failed.first() {
+        let failed = failed.len();
+        return Err(io::Error::other(format!(
+            "{failed} of {n} streams did not open: {first}"
+        )));
     }
+    Ok(streams.into_iter().flatten().collect())
+}
+
+/// Makes `n` connections with `connect`, at most `at_once` at a time, each
+/// within 20 s and all within [`OPEN_LIMIT`].
+pub(crate) async fn open_all<T, F>(
+    n: usize,
+    at_once: usize,
+    connect: impl Fn() -> F,
+) -> Vec<io::Result<T>>
+where
+    F: Future<Output = io::Result<T>>,
+{
+    let deadline = Instant::now() + OPEN_LIMIT;
+    stream::iter(0..n)
+        .map(|_| {
+            let connect = connect();
+            async move {
+                if Instant::now() > deadline {
+                    return Err(io::ErrorKind::TimedOut.into());
+                }
+                tokio::time::timeout(Duration::from_secs(20), connect)
+                    .await
+                    .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
+            }
+        })
+        .buffer_unordered(at_once)
+        .collect()
+        .await
 }

@@ -1,114 +1,161 @@
 //! The figures: a table with one column per target, printed and written to
-//! BENCHMARKS.md.
+//! BENCHMARKS.md, and the numbers that go into its cells.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-/// One figure of one target.
-#[derive(Clone, Debug)]
-pub(crate) struct Cell {
-    pub(crate) text: String,
-    /// Whether the goal is met; `None` where the figure has no goal.
-    pub(crate) met: Option<bool>,
-}
+use hdrhistogram::Histogram;
+
+/// One figure of one target: its text, and whether it meets its goal (`None`
+/// where the figure has none).
+type Cell = (String, Option<bool>);
 
 /// One line of the table: a figure, its goal, and a cell per target.
-#[derive(Clone, Debug)]
-pub(crate) struct Row {
-    pub(crate) figure: String,
-    pub(crate) goal: String,
-    pub(crate) cells: BTreeMap<String, Cell>,
+#[derive(Debug)]
+struct Row {
+    figure: String,
+    goal: String,
+    cells: BTreeMap<String, Cell>,
 }
 
 /// Everything a run found.
 #[derive(Debug, Default)]
 pub(crate) struct Report {
-    pub(crate) rows: Vec<Row>,
+    rows: Vec<Row>,
     pub(crate) notes: Vec<String>,
 }
 
 impl Report {
-    /// Record `text` for `target` in the row for `figure`, made if new.
+    /// Records `text` for `target` in the row of `figure` (made if new), marked
+    /// against `goal` when `met` says whether it is met.
     pub(crate) fn set(
         &mut self,
         figure: &str,
         goal: &str,
-        target: &str,
+        col: &str,
         text: String,
         met: Option<bool>,
     ) {
-        let row = match self.rows.iter_mut().position(|row| row.figure == figure) {
-            Some(at) => &mut self.rows[at],
-            None => {
-                self.rows.push(Row {
-                    figure: figure.to_owned(),
-                    goal: goal.to_owned(),
-                    cells: BTreeMap::new(),
-                });
-                let last = self.rows.len() - 1;
-                &mut self.rows[last]
-            }
-        };
-        row.cells.insert(target.to_owned(), Cell { text, met });
+        let row = self.rows.iter().position(|row| row.figure == figure);
+        let at = row.unwrap_or_else(|| {
+            let (figure, goal, cells) = (figure.to_owned(), goal.to_owned(), BTreeMap::new());
+            self.rows.push(Row {
+                figure,
+                goal,
+                cells,
+            });
+            self.rows.len() - 1
+        });
+        self.rows[at].cells.insert(col.to_owned(), (text, met));
+    }
+
+    /// A figure without a goal.
+    pub(crate) fn info(&mut self, figure: &str, target: &str, text: String) {
+        self.set(figure, "", target, text, None);
     }
 
     pub(crate) fn note(&mut self, note: String) {
         self.notes.push(note);
     }
 
+    /// Prints and notes `what` failed, when it did.
+    pub(crate) fn failed(&mut self, what: &str, outcome: Result<(), String>) {
+        if let Err(err) = outcome {
+            println!("  {what} failed: {err}");
+            self.note(format!("{what}: failed: {err}"));
+        }
+    }
+
     /// The table in Markdown, with the columns of `targets` that have a figure.
-    pub(crate) fn markdown(&self, targets: &[&str]) -> String {
-        let columns: Vec<&str> = targets
-            .iter()
-            .copied()
-            .filter(|t| self.rows.iter().any(|row| row.cells.contains_key(*t)))
-            .collect();
-        let mut out = String::new();
-        let _ = write!(out, "| figure | goal |");
-        for column in &columns {
-            let _ = write!(out, " {column} |");
-        }
-        out.push('\n');
-        out.push_str("| --- | --- |");
-        for _ in &columns {
-            out.push_str(" --- |");
-        }
-        out.push('\n');
+    fn markdown(&self, targets: &[&str]) -> String {
+        let used = |t: &&&str| self.rows.iter().any(|row| row.cells.contains_key(**t));
+        let columns: Vec<&str> = targets.iter().filter(used).copied().collect();
+        let heads: String = columns.iter().map(|c| format!(" {c} |")).collect();
+        let rules = " --- |".repeat(columns.len());
+        let mut out = format!("| figure | goal |{heads}\n| --- | --- |{rules}\n");
         for row in &self.rows {
             let _ = write!(out, "| {} | {} |", row.figure, row.goal);
             for column in &columns {
-                match row.cells.get(*column) {
-                    Some(cell) => {
-                        let mark = match cell.met {
-                            Some(true) => " (met)",
-                            Some(false) => " (**missed**)",
-                            None => "",
-                        };
-                        let _ = write!(out, " {}{mark} |", cell.text);
-                    }
-                    None => out.push_str(" – |"),
-                }
+                let _ = match row.cells.get(*column) {
+                    Some((text, Some(true))) => write!(out, " {text} (met) |"),
+                    Some((text, Some(false))) => write!(out, " {text} (**missed**) |"),
+                    Some((text, None)) => write!(out, " {text} |"),
+                    None => write!(out, " – |"),
+                };
             }
             out.push('\n');
         }
         out
     }
 
+    /// The table, the notes, and the goals missed.
+    pub(crate) fn figures(&self, targets: &[&str]) -> String {
+        let mut out = self.markdown(targets);
+        if !self.notes.is_empty() {
+            out = out + "\n- " + &self.notes.join("\n- ") + "\n";
+        }
+        let misses = self.misses();
+        if misses.is_empty() {
+            return out + "\nEvery goal met by the demo (debug and release).\n";
+        }
+        let missed = "Goals missed by the demo (the baseline columns are for comparison)";
+        out + "\n" + missed + ":\n\n- " + &misses.join("\n- ") + "\n"
+    }
+
     /// The goals missed by the demo (debug or release), one line each.
-    pub(crate) fn misses(&self) -> Vec<String> {
+    fn misses(&self) -> Vec<String> {
         let mut misses = Vec::new();
         for row in &self.rows {
-            for (target, cell) in &row.cells {
-                if cell.met == Some(false) && !target.starts_with("baseline") {
-                    misses.push(format!(
-                        "{} ({target}): {} against {}",
-                        row.figure, cell.text, row.goal
-                    ));
+            for (target, (text, met)) in &row.cells {
+                if *met == Some(false) && !target.starts_with("baseline") {
+                    let (figure, goal) = (&row.figure, &row.goal);
+                    misses.push(format!("{figure} ({target}): {text} against {goal}"));
                 }
             }
         }
         misses
+    }
+}
+
+/// Durations, to the microsecond, for their percentiles.
+#[derive(Debug, Clone)]
+pub(crate) struct Latencies(Histogram<u64>);
+
+impl Default for Latencies {
+    fn default() -> Self {
+        // 1 µs to an hour, to 3 significant figures.
+        Self(Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds"))
+    }
+}
+
+impl Latencies {
+    pub(crate) fn record(&mut self, took: Duration) {
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.0.saturating_record(micros.max(1));
+    }
+
+    pub(crate) fn add(&mut self, other: &Self) {
+        self.0.add(&other.0).expect("histograms of the same bounds");
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        usize::try_from(self.0.len()).unwrap_or(usize::MAX)
+    }
+
+    /// The `p`-th percentile (0–100; 100 is the largest).
+    pub(crate) fn at(&self, p: f64) -> Duration {
+        Duration::from_micros(self.0.value_at_percentile(p))
+    }
+
+    /// [`Self::at`] in milliseconds.
+    pub(crate) fn ms(&self, p: f64) -> String {
+        ms(self.at(p))
+    }
+
+    /// `median, max` in milliseconds.
+    pub(crate) fn median_max(&self) -> String {
+        format!("{}, {}", self.ms(50.0), self.ms(100.0))
     }
 }
 
@@ -117,32 +164,19 @@ pub(crate) fn ms(duration: Duration) -> String {
     format!("{:.1} ms", duration.as_secs_f64() * 1000.0)
 }
 
-/// The `p`-th percentile (0–100) of sorted durations.
-pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = (p / 100.0 * (sorted.len() - 1) as f64).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
-}
-
-/// The median of unsorted values.
+/// The median of a few values (the mean of the middle two for an even count).
 pub(crate) fn median(values: &[f64]) -> f64 {
-    if values.is_empty() {
-        return 0.0;
-    }
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
-    let mid = sorted.len() / 2;
-    if sorted.len() % 2 == 1 {
-        sorted[mid]
-    } else {
-        (sorted[mid - 1] + sorted[mid]) / 2.0
+    match sorted.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
     }
 }
 
 /// A whole number with thousands separators: 12,345.
-pub(crate) fn thousands(n: u64) -> String {
+pub(crate) fn thousands(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
@@ -152,4 +186,13 @@ pub(crate) fn thousands(n: u64) -> String {
         out.push(c);
     }
     out
+}
+
+/// `text` if `cond`, else nothing.
+pub(crate) fn when(cond: bool, text: &str) -> &str {
+    if cond {
+        text
+    } else {
+        ""
+    }
 }

@@ -3,85 +3,80 @@
 use std::collections::BTreeMap;
 use std::io;
 use std::path::Path;
-use std::process::Command as StdCommand;
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::stream::{self, StreamExt};
+use dev_support::socket::PassedSocket;
+use dev_support::sse::EventStream;
+use dev_support::tools::{find_or_skip, WRK};
 use nix::sys::signal::Signal;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 
-use crate::client::{self, EventStream, Failure};
-use crate::report::{median, ms, percentile, thousands, Report};
-use crate::server::{self, App, PassedSocket, Server, Target, Workspace};
+use crate::client::{next_named, open_all, open_streams, timed_get};
+use crate::report::{median, ms, thousands, when, Latencies};
+use crate::server::{json, new_instance, Server, Target, Workspace, EXIT_CAP};
+use crate::{Bench, Scenario};
 
 /// How long a server may take to answer after it was spawned.
 const READY: Duration = Duration::from_secs(20);
-/// How long a server may take to exit after SIGINT before it counts as hung and is
-/// killed: half of watchexec's stop timeout.
-const EXIT_CAP: Duration = Duration::from_secs(5);
-/// How long opening N connections may take in all (the baseline's backlog of 1
-/// drops connection attempts, which then wait for SYN retransmits).
-const OPEN_LIMIT: Duration = Duration::from_secs(120);
-/// The time limit of one request of the load.
-const REQUEST_LIMIT: Duration = Duration::from_secs(5);
 
-/// Arguments that every run gets: the static files, and for the baseline the page
-/// it holds in memory.
-fn base_args(target: &Target, work: &Workspace) -> Vec<String> {
-    let mut args = vec![
-        "--static-dir".to_owned(),
-        work.static_dir.display().to_string(),
-    ];
-    if target.app == App::Baseline {
-        args.push("--page".to_owned());
-        args.push(work.static_dir.join("page.html").display().to_string());
+/// How many connections the harness opens at once: the baseline keeps the
+/// socket's backlog of 1, and more connections at once than it accepts would wait
+/// for SYN retransmits (1 s, 3 s, …).
+fn concurrency(target: Target) -> usize {
+    if target.is_baseline() {
+        2
+    } else {
+        128
     }
-    args
 }
 
-fn as_strs(args: &[String]) -> Vec<&str> {
-    args.iter().map(String::as_str).collect()
+/// A server of `target` on a new passed socket, answering; its instance.
+async fn ready(work: &Workspace, target: Target) -> io::Result<(Server, PassedSocket, String)> {
+    let socket = PassedSocket::new();
+    let server = Server::spawn(target, &socket, work, &[], &[]);
+    let instance = new_instance(socket.addr, None, READY).await?;
+    Ok((server, socket, instance))
 }
 
-// ---- restarts under load -------------------------------------------------------
-
-/// What the load clients saw.
+/// What load clients saw: every request's latency, the failures by kind, the
+/// slowest failure.
 #[derive(Default)]
 struct Load {
-    latencies: Vec<Duration>,
-    failures: BTreeMap<Failure, usize>,
-    worst_failure_after: Option<Duration>,
+    latencies: Latencies,
+    failures: BTreeMap<String, usize>,
+    slowest_failure: Option<Duration>,
 }
 
-/// The binary restarted `count` times on one passed socket (SIGINT, wait for the
-/// exit, spawn the next at once, as watchexec does) while `clients` clients send
-/// `GET /`, each request on a fresh connection.
-pub(crate) async fn restarts(
-    target: &Target,
-    work: &Workspace,
-    count: usize,
-    clients: usize,
-    dwell: Duration,
-    static_watch: bool,
-    report: &mut Report,
-) -> io::Result<()> {
-    let socket = PassedSocket::new(1)?;
-    let addr = socket.addr;
-    let mut args = base_args(target, work);
-    if !static_watch {
-        // A static directory that does not exist: the demo then watches nothing
-        // (it warns and goes on); `GET /` does not need it.
-        args[1] = work.dir.join("no-static-dir").display().to_string();
+impl Load {
+    fn add(&mut self, other: Self) {
+        self.latencies.add(&other.latencies);
+        for (failure, n) in other.failures {
+            *self.failures.entry(failure).or_default() += n;
+        }
+        self.slowest_failure = self.slowest_failure.max(other.slowest_failure);
     }
-    let log = format!("restarts-{}", target.name);
-    let mut server = Server::spawn(target, &socket, &as_strs(&args), &[], work, &log)?;
-    let mut instance = server::wait_ready(addr, None, READY).await?;
+}
 
+/// The binary restarted `--restarts` times on one passed socket (SIGINT, wait for
+/// the exit, spawn the next at once, as watchexec does) while `--clients` clients
+/// send `GET /`, each request on a fresh connection.
+pub(crate) async fn restarts(bench: &mut Bench, target: Target) -> io::Result<()> {
+    let (name, options, mut work) = (target.name(), &bench.options, bench.work.clone());
+    if options.no_static_watch {
+        // A static directory that does not exist: the demo then watches nothing (it
+        // warns and goes on); `GET /` does not need it.
+        work.static_dir = work.dir.join("no-static-dir");
+    }
+    let (mut server, socket, mut instance) = ready(&work, target).await?;
+    let addr = socket.addr;
     let stop = Arc::new(AtomicBool::new(false));
     let mut load = JoinSet::new();
-    for _ in 0..clients {
+    for _ in 0..options.clients {
         let stop = Arc::clone(&stop);
         load.spawn(async move {
             let mut seen = Load::default();
@@ -90,274 +85,127 @@ pub(crate) async fn restarts(
                 if stop.load(Ordering::Relaxed) {
                     break;
                 }
-                let (took, outcome) = client::timed_get(addr, "/", REQUEST_LIMIT).await;
-                seen.latencies.push(took);
+                let (took, outcome) = timed_get(addr, "/", Duration::from_secs(5)).await;
+                seen.latencies.record(took);
                 if let Err(failure) = outcome {
                     *seen.failures.entry(failure).or_default() += 1;
-                    seen.worst_failure_after = seen.worst_failure_after.max(Some(took));
+                    seen.slowest_failure = seen.slowest_failure.max(Some(took));
                 }
             }
             seen
         });
     }
 
-    let mut exits = Vec::with_capacity(count);
-    let mut starts = Vec::with_capacity(count);
-    let mut hung = 0_usize;
-    let mut not_ready = 0_usize;
+    let (mut exits, mut starts) = (Latencies::default(), Latencies::default());
+    let (mut hung, mut not_ready) = (0, 0);
     let started = Instant::now();
-    for _ in 0..count {
-        tokio::time::sleep(dwell).await;
+    for _ in 0..options.restarts {
+        tokio::time::sleep(options.dwell()).await;
         let signalled = Instant::now();
         server.signal(Signal::SIGINT);
         match server.exit_within(signalled, EXIT_CAP).await {
-            Some(took) => exits.push(took),
+            Some(took) => exits.record(took),
             None => hung += 1,
         }
-        server = Server::spawn(target, &socket, &as_strs(&args), &[], work, &log)?;
-        match server::wait_ready(addr, Some(&instance), READY).await {
+        let next = Server::spawn(target, &socket, &work, &[], &[]);
+        let old = std::mem::replace(&mut server, next);
+        // Dropping it reaps it and looks for what it left: not on the clients' threads.
+        tokio::task::spawn_blocking(move || drop(old));
+        match new_instance(addr, Some(&instance), READY).await {
             Ok(new) => {
-                starts.push(server.spawned.elapsed());
+                starts.record(server.spawned.elapsed());
                 instance = new;
             }
             Err(err) => {
                 not_ready += 1;
-                report.note(format!("restarts ({}): {err}", target.name));
+                bench.report.note(format!("restarts ({name}): {err}"));
             }
         }
         if started.elapsed() > Duration::from_secs(600) {
-            report.note(format!(
-                "restarts ({}): stopped after {} restarts, 10 minutes",
-                target.name,
-                exits.len() + hung
-            ));
+            let done = exits.len() + hung;
+            let note = format!("restarts ({name}): stopped after {done} restarts, 10 minutes");
+            bench.report.note(note);
             break;
         }
     }
-    tokio::time::sleep(dwell).await;
+    tokio::time::sleep(options.dwell()).await;
     stop.store(true, Ordering::Relaxed);
     let mut all = Load::default();
     while let Some(joined) = load.join_next().await {
-        let seen = joined.map_err(io::Error::other)?;
-        all.latencies.extend(seen.latencies);
-        for (failure, n) in seen.failures {
-            *all.failures.entry(failure).or_default() += n;
-        }
-        all.worst_failure_after = all.worst_failure_after.max(seen.worst_failure_after);
+        all.add(joined.map_err(io::Error::other)?);
     }
-    server.stop(EXIT_CAP).await;
-    let restarted = exits.len() + hung;
+    drop(server);
 
-    all.latencies.sort_unstable();
-    exits.sort_unstable();
-    starts.sort_unstable();
+    let restarted = exits.len() + hung;
     let failed: usize = all.failures.values().sum();
-    let total = all.latencies.len();
-    let worst = all.latencies.last().copied().unwrap_or_default();
-    let name = target.name;
-    let label = |figure: &str| {
-        if static_watch {
-            figure.to_owned()
-        } else {
-            format!("{figure} [no static watcher]")
-        }
-    };
-    report.set(
-        &label("restarts under load: failed requests"),
-        "0",
-        name,
-        format!(
-            "{failed} of {} in {restarted} restarts",
-            thousands(total as u64)
-        ),
-        Some(failed == 0 && hung == 0 && not_ready == 0),
-    );
-    report.set(
-        &label("restarts under load: worst request latency"),
-        "≤ 25 ms",
-        name,
-        format!(
-            "{} (p50 {}, p99 {})",
-            ms(worst),
-            ms(percentile(&all.latencies, 50.0)),
-            ms(percentile(&all.latencies, 99.0))
-        ),
-        Some(worst <= Duration::from_millis(25)),
-    );
-    report.set(
-        &label("restarts: SIGINT → exit (median, max)"),
-        "",
-        name,
-        format!(
-            "{}, {}{}",
-            ms(percentile(&exits, 50.0)),
-            ms(exits.last().copied().unwrap_or_default()),
-            if hung > 0 {
-                format!("; {hung} did not exit in {} s", EXIT_CAP.as_secs())
-            } else {
-                String::new()
-            }
-        ),
-        None,
-    );
-    report.set(
-        &label("restarts: spawn → first answer (median, max)"),
-        "",
-        name,
-        format!(
-            "{}, {}",
-            ms(percentile(&starts, 50.0)),
-            ms(starts.last().copied().unwrap_or_default())
-        ),
-        None,
-    );
+    let (total, worst) = (all.latencies.len(), all.latencies.at(100.0));
+    let suffix = when(options.no_static_watch, " [no static watcher]");
+    let label = |figure| format!("{figure}{suffix}");
+    let report = &mut bench.report;
+    let figure = label("restarts under load: failed requests");
+    let text = format!("{failed} of {} in {restarted} restarts", thousands(total));
+    let met = failed == 0 && hung == 0 && not_ready == 0;
+    report.set(&figure, "0", name, text, Some(met));
+    let figure = label("restarts under load: worst request latency");
+    let (p50, p99) = (all.latencies.ms(50.0), all.latencies.ms(99.0));
+    let text = format!("{} (p50 {p50}, p99 {p99})", ms(worst));
+    let met = worst <= Duration::from_millis(25);
+    report.set(&figure, "≤ 25 ms", name, text, Some(met));
+    let hung_text = format!("; {hung} did not exit in {} s", EXIT_CAP.as_secs());
+    let text = exits.median_max() + when(hung > 0, &hung_text);
+    report.info(&label("restarts: SIGINT → exit (median, max)"), name, text);
+    let figure = label("restarts: spawn → first answer (median, max)");
+    report.info(&figure, name, starts.median_max());
     if failed > 0 {
-        let kinds: Vec<String> = all
-            .failures
-            .iter()
-            .map(|(failure, n)| format!("{n} × {failure}"))
-            .collect();
-        report.note(format!(
-            "restarts ({name}): failures: {}; the slowest failure took {}",
-            kinds.join(", "),
-            ms(all.worst_failure_after.unwrap_or_default())
-        ));
+        let kinds = all.failures.iter().map(|(kind, n)| format!("{n} × {kind}"));
+        let kinds = kinds.collect::<Vec<_>>().join(", ");
+        let slowest = ms(all.slowest_failure.unwrap_or_default());
+        let note = format!("failures: {kinds}; the slowest failure took {slowest}");
+        report.note(format!("restarts ({name}): {note}"));
     }
-    println!(
-        "  restarts {name}: {restarted} restarts, {total} requests, {failed} failed, worst {}, exit median {}",
-        ms(worst),
-        ms(percentile(&exits, 50.0))
-    );
+    let exit_median = exits.ms(50.0);
+    println!("  restarts {name}: {restarted} restarts, {total} requests, {failed} failed, worst {}, exit median {exit_median}", ms(worst));
     Ok(())
 }
 
-// ---- open streams: memory, fan-out, shutdown ---------------------------------------
-
-/// Which measurements a session with open streams makes.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct StreamFigures {
-    pub(crate) memory: bool,
-    pub(crate) fanout: bool,
-    pub(crate) shutdown: bool,
-    /// How many broadcasts the fan-out figure takes the median of.
-    pub(crate) fanout_rounds: usize,
-}
-
-/// Open `n` reload streams at most `concurrency` at a time; every one has its
-/// `hello`.
-async fn open_streams(
-    addr: std::net::SocketAddr,
-    n: usize,
-    concurrency: usize,
-) -> io::Result<Vec<EventStream>> {
-    // Bounded in time as a whole too: past the deadline the rest fail at once.
-    let deadline = Instant::now() + OPEN_LIMIT;
-    let opened: Vec<io::Result<EventStream>> = stream::iter(0..n)
-        .map(|_| async move {
-            if Instant::now() > deadline {
-                return Err(io::ErrorKind::TimedOut.into());
-            }
-            tokio::time::timeout(Duration::from_secs(20), EventStream::open(addr))
-                .await
-                .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
-        })
-        .buffer_unordered(concurrency)
-        .collect()
-        .await;
-    let mut streams = Vec::with_capacity(n);
-    let mut errors = BTreeMap::<String, usize>::new();
-    for result in opened {
-        match result {
-            Ok(stream) => streams.push(stream),
-            Err(err) => *errors.entry(err.to_string()).or_default() += 1,
-        }
-    }
-    if !errors.is_empty() {
-        return Err(io::Error::other(format!(
-            "{} of {n} streams did not open: {errors:?}",
-            n - streams.len()
-        )));
-    }
-    Ok(streams)
-}
-
-/// One server with `n` open reload streams: its memory, one reload broadcast to
-/// all (SIGUSR1), then its shutdown (SIGINT).
-pub(crate) async fn streams(
-    target: &Target,
-    work: &Workspace,
-    n: usize,
-    want: StreamFigures,
-    report: &mut Report,
-) -> io::Result<()> {
-    let name = target.name;
-    let socket = PassedSocket::new(1)?;
-    let addr = socket.addr;
-    let args = base_args(target, work);
-    let mut server = Server::spawn(
-        target,
-        &socket,
-        &as_strs(&args),
-        &[],
-        work,
-        &format!("streams-{n}-{name}"),
-    )?;
-    server::wait_ready(addr, None, READY).await?;
+/// One server with `n` open reload streams: its memory (scenario `memory`),
+/// `--fanout-rounds` reload broadcasts to all (SIGUSR1, `fanout`), then its
+/// shutdown (SIGINT, `shutdown`).
+pub(crate) async fn streams(bench: &mut Bench, target: Target, n: usize) -> io::Result<()> {
+    let (name, n_label) = (target.name(), thousands(n));
+    let (server, socket, _) = ready(&bench.work, target).await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let idle = server.rss_kib()?;
-
-    // The baseline keeps the socket's backlog of 1: more connections at once than
-    // it accepts would wait for SYN retransmits (1 s, 3 s, …).
-    let concurrency = match target.app {
-        App::Demo => 128,
-        App::Baseline => 2,
-    };
     let opening = Instant::now();
-    let streams = open_streams(addr, n, concurrency).await?;
-    let opened_in = opening.elapsed();
-    let status = client::get(addr, "/auto_refresh/status").await?;
-    let counted = server::json_number(&status.text(), "open_streams");
+    let mut streams = open_streams(socket.addr, n, concurrency(target)).await?;
+    let opened_in = ms(opening.elapsed());
+    let status = dev_support::http::get(socket.addr, "/auto_refresh/status").await?;
+    let counted = json(&status.text(), "open_streams").unwrap_or_default();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let loaded = server.rss_kib()?;
-    println!(
-        "  streams {name} n={n}: opened in {}, server counts {counted:?}, RSS {idle} → {loaded} KiB",
-        ms(opened_in)
-    );
-    let n_label = thousands(n as u64);
-
-    if want.memory {
+    println!("  streams {name} n={n}: opened in {opened_in}, server counts {counted}, RSS {idle} → {loaded} KiB");
+    let (options, report) = (&bench.options, &mut bench.report);
+    if options.wants(Scenario::Memory) {
         // Information, not a goal: a developer holds one to three streams (one per
         // browser, shared by its tabs).
         let per_stream = (loaded.saturating_sub(idle)) as f64 / n as f64;
-        report.set(
-            &format!("memory per stream, {n_label} streams"),
-            "",
-            name,
-            format!("{per_stream:.1} KiB (RSS {idle} → {loaded} KiB)"),
-            None,
-        );
+        let text = format!("{per_stream:.1} KiB (RSS {idle} → {loaded} KiB)");
+        report.info(&format!("memory per stream, {n_label} streams"), name, text);
     }
-    report.set(
-        &format!("opening {n_label} streams (demo 128 at a time, baseline 2)"),
-        "",
-        name,
-        ms(opened_in),
-        None,
-    );
+    let figure = format!("opening {n_label} streams (demo 128 at a time, baseline 2)");
+    report.info(&figure, name, opened_in);
 
-    let mut streams = streams;
-    if want.fanout {
+    if options.wants(Scenario::Fanout) {
         // Each round: every stream waits for `reload`, one SIGUSR1, all arrivals.
-        let mut lasts = Vec::with_capacity(want.fanout_rounds);
-        let mut medians = Vec::with_capacity(want.fanout_rounds);
-        let mut missing = 0_usize;
-        for _ in 0..want.fanout_rounds {
+        let rounds = options.fanout_rounds;
+        let (mut lasts, mut medians) = (Latencies::default(), Latencies::default());
+        let mut missing = 0;
+        for _ in 0..rounds {
             let mut waiting = JoinSet::new();
             for mut stream in streams.drain(..) {
                 waiting.spawn(async move {
-                    let got =
-                        tokio::time::timeout(Duration::from_secs(5), stream.wait_event(b"reload"))
-                            .await;
+                    let reload = next_named(&mut stream, "reload");
+                    let got = tokio::time::timeout(Duration::from_secs(5), reload).await;
                     (stream, got.ok().and_then(Result::ok))
                 });
             }
@@ -365,485 +213,325 @@ pub(crate) async fn streams(
             tokio::time::sleep(Duration::from_millis(300)).await;
             let signalled = Instant::now();
             server.signal(Signal::SIGUSR1);
-            let mut arrivals = Vec::with_capacity(n);
+            let mut arrivals = Latencies::default();
             while let Some(joined) = waiting.join_next().await {
                 let (stream, got) = joined.map_err(io::Error::other)?;
                 if let Some(at) = got {
-                    arrivals.push(at.saturating_duration_since(signalled));
+                    arrivals.record(at.saturating_duration_since(signalled));
                 }
                 streams.push(stream);
             }
-            arrivals.sort_unstable();
             missing += n - arrivals.len();
-            lasts.push(arrivals.last().copied().unwrap_or_default());
-            medians.push(percentile(&arrivals, 50.0));
+            lasts.record(arrivals.at(100.0));
+            medians.record(arrivals.at(50.0));
         }
-        lasts.sort_unstable();
-        medians.sort_unstable();
-        let last = percentile(&lasts, 50.0);
-        let worst = lasts.last().copied().unwrap_or_default();
-        let rounds = want.fanout_rounds;
-        let goal_ms = (n >= 10_000).then_some(100);
+        let (last, worst, p50) = (lasts.ms(50.0), lasts.ms(100.0), medians.ms(50.0));
+        let missing_text = format!("; {missing} arrivals missing after 5 s");
+        let missing_text = when(missing > 0, &missing_text);
+        let text = format!("{last}; worst {worst} (p50 arrival {p50}){missing_text}");
+        let figure = format!("fan-out to {n_label} streams: last `reload`");
+        let figure = format!("{figure} (median of {rounds} broadcasts; worst)");
+        let met = missing == 0 && lasts.at(50.0) <= Duration::from_millis(100);
+        let goal = n >= 10_000;
         report.set(
-            &format!("fan-out to {n_label} streams: last `reload` (median of {rounds} broadcasts; worst)"),
-            if goal_ms.is_some() { "≤ 100 ms" } else { "" },
+            &figure,
+            when(goal, "≤ 100 ms"),
             name,
-            format!(
-                "{}; worst {} (p50 arrival {}){}",
-                ms(last),
-                ms(worst),
-                ms(percentile(&medians, 50.0)),
-                if missing == 0 {
-                    String::new()
-                } else {
-                    format!("; {missing} arrivals missing after 5 s")
-                }
-            ),
-            goal_ms.map(|g| missing == 0 && last <= Duration::from_millis(g)),
+            text,
+            goal.then_some(met),
         );
-        println!(
-            "  fan-out {name} n={n}: last arrival per broadcast {:?}",
-            lasts.iter().map(|d| ms(*d)).collect::<Vec<_>>()
-        );
+        println!("  fan-out {name} n={n}: last arrival, median of {rounds} broadcasts {last}, worst {worst}");
     }
-
-    if want.shutdown {
-        let mut reading = JoinSet::new();
-        for stream in streams.drain(..) {
-            reading.spawn(async move {
-                tokio::time::timeout(EXIT_CAP + Duration::from_secs(3), stream.read_to_end()).await
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let signalled = Instant::now();
-        server.signal(Signal::SIGINT);
-        let exit = server.exit_within(signalled, EXIT_CAP).await;
-        let mut restarts = Vec::with_capacity(n);
-        let mut clean = 0_usize;
-        let mut reset = 0_usize;
-        let mut open = 0_usize;
-        while let Some(joined) = reading.join_next().await {
-            match joined.map_err(io::Error::other)? {
-                Ok(end) => {
-                    if let Some(at) = end.restart {
-                        restarts.push(at.saturating_duration_since(signalled));
-                    }
-                    match end.ended {
-                        Some((_, true)) => clean += 1,
-                        Some((_, false)) => reset += 1,
-                        None => open += 1,
-                    }
-                }
-                Err(_) => open += 1,
-            }
-        }
-        restarts.sort_unstable();
-        let goal = match n {
-            1_000 => Some(Duration::from_millis(50)),
-            10_000 => Some(Duration::from_millis(500)),
-            _ => None,
-        };
-        let exit_text = match exit {
-            Some(took) => ms(took),
-            None => format!("did not exit in {} s (killed)", EXIT_CAP.as_secs()),
-        };
-        report.set(
-            &format!("shutdown with {n_label} streams: SIGINT → exit"),
-            &goal.map_or(String::new(), |g| format!("≤ {} ms", g.as_millis())),
-            name,
-            format!(
-                "{exit_text}; {}/{n} got `restart`{}",
-                restarts.len(),
-                if reset > 0 {
-                    format!(", {reset} reset")
-                } else {
-                    String::new()
-                }
-            ),
-            goal.map(|g| exit.is_some_and(|took| took <= g) && restarts.len() == n),
-        );
-        report.set(
-            &format!("shutdown with {n_label} streams: last `restart` (from SIGINT)"),
-            "",
-            name,
-            if restarts.is_empty() {
-                "none".into()
-            } else {
-                format!(
-                    "{} (p50 {})",
-                    ms(restarts.last().copied().unwrap_or_default()),
-                    ms(percentile(&restarts, 50.0))
-                )
-            },
-            None,
-        );
-        println!(
-            "  shutdown {name} n={n}: exit {exit_text}, {} restart events, {clean} clean ends, {reset} resets, {open} open",
-            restarts.len()
-        );
-    } else {
-        drop(streams);
-        server.stop(EXIT_CAP).await;
+    if options.wants(Scenario::Shutdown) {
+        shutdown(bench, target, server, streams).await?;
     }
     Ok(())
 }
 
-/// What an open connection holds while the memory is read.
-#[derive(Clone, Copy, Debug)]
-enum Idle {
-    /// Connected, nothing sent: the server waits for a request head.
-    Silent,
-    /// One small request answered (`GET /auto_refresh/status`), kept alive.
-    KeepAlive,
+/// What one stream saw after SIGINT: when `restart` came, and whether the stream
+/// then ended cleanly.
+async fn read_to_end(mut stream: EventStream) -> (Option<Instant>, bool) {
+    let mut restart = None;
+    loop {
+        match stream.next_event().await {
+            Ok(Some((event, _))) if event == "restart" => {
+                restart = restart.or(Some(Instant::now()))
+            }
+            Ok(Some(_)) => {}
+            Ok(None) => return (restart, true),
+            Err(_) => return (restart, false),
+        }
+    }
+}
+
+/// SIGINT to a server with open `streams`: when it exits, and when each stream
+/// got `restart` and ended.
+async fn shutdown(
+    bench: &mut Bench,
+    target: Target,
+    server: Server,
+    streams: Vec<EventStream>,
+) -> io::Result<()> {
+    let (name, n) = (target.name(), streams.len());
+    let mut reading = JoinSet::new();
+    for stream in streams {
+        reading.spawn(tokio::time::timeout(
+            EXIT_CAP + Duration::from_secs(3),
+            read_to_end(stream),
+        ));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let signalled = Instant::now();
+    server.signal(Signal::SIGINT);
+    let exit = server.exit_within(signalled, EXIT_CAP).await;
+    let mut restarts = Latencies::default();
+    let (mut clean, mut reset, mut open) = (0, 0, 0);
+    while let Some(joined) = reading.join_next().await {
+        let Ok((restart, ended_cleanly)) = joined.map_err(io::Error::other)? else {
+            open += 1;
+            continue;
+        };
+        if let Some(at) = restart {
+            restarts.record(at.saturating_duration_since(signalled));
+        }
+        *(if ended_cleanly {
+            &mut clean
+        } else {
+            &mut reset
+        }) += 1;
+    }
+    drop(server);
+    let (got, n_label) = (restarts.len(), thousands(n));
+    let goal = match n {
+        1_000 => Some(Duration::from_millis(50)),
+        10_000 => Some(Duration::from_millis(500)),
+        _ => None,
+    };
+    let killed = format!("did not exit in {} s (killed)", EXIT_CAP.as_secs());
+    let exit_text = exit.map_or(killed, ms);
+    let resets = format!(", {reset} reset");
+    let text = format!(
+        "{exit_text}; {got}/{n} got `restart`{}",
+        when(reset > 0, &resets)
+    );
+    let goal_text = goal.map_or(String::new(), |g| format!("≤ {} ms", g.as_millis()));
+    let met = goal.map(|g| exit.is_some_and(|took| took <= g) && got == n);
+    let figure = format!("shutdown with {n_label} streams: SIGINT → exit");
+    bench.report.set(&figure, &goal_text, name, text, met);
+    let last = format!("{} (p50 {})", restarts.ms(100.0), restarts.ms(50.0));
+    let last = if got == 0 { "none".to_owned() } else { last };
+    let figure = format!("shutdown with {n_label} streams: last `restart` (from SIGINT)");
+    bench.report.info(&figure, name, last);
+    println!("  shutdown {name} n={n}: exit {exit_text}, {got} restart events, {clean} clean ends, {reset} resets, {open} open");
+    Ok(())
+}
+
+/// A connection that stays open, idle, after one small request was answered.
+/// Hand-written: it is the connection that is measured, kept as it is.
+async fn keep_alive(addr: std::net::SocketAddr) -> io::Result<TcpStream> {
+    let mut stream = TcpStream::connect(addr).await?;
+    let request = b"GET /auto_refresh/status HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    stream.write_all(request).await?;
+    let (mut got, mut chunk) = (Vec::new(), [0_u8; 512]);
+    while !got.ends_with(b"}") {
+        let read = stream.read(&mut chunk).await?;
+        if read == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        got.extend_from_slice(&chunk[..read]);
+    }
+    Ok(stream)
 }
 
 /// Memory per connection that is not a stream, for comparison with the streams:
-/// `n` silent connections, then `n` idle keep-alive connections, each against a
-/// fresh server.
+/// `n` silent connections (accepted, nothing sent: the server waits for a request
+/// head), then `n` idle keep-alive connections, each against a fresh server.
 pub(crate) async fn memory_breakdown(
-    target: &Target,
-    work: &Workspace,
+    bench: &mut Bench,
+    target: Target,
     n: usize,
-    report: &mut Report,
 ) -> io::Result<()> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let name = target.name;
-    let n_label = thousands(n as u64);
-    for idle in [Idle::Silent, Idle::KeepAlive] {
-        let socket = PassedSocket::new(1)?;
-        let addr = socket.addr;
-        let args = base_args(target, work);
-        let server = Server::spawn(
-            target,
-            &socket,
-            &as_strs(&args),
-            &[],
-            work,
-            &format!("memory-{name}"),
-        )?;
-        server::wait_ready(addr, None, READY).await?;
+    for idle in [false, true] {
+        let (server, socket, _) = ready(&bench.work, target).await?;
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let before = server.rss_kib()?;
-        let concurrency = match target.app {
-            App::Demo => 128,
-            App::Baseline => 2,
+        let (before, addr) = (server.rss_kib()?, socket.addr);
+        let opened = match idle {
+            false => open_all(n, concurrency(target), || TcpStream::connect(addr)).await,
+            true => open_all(n, concurrency(target), || keep_alive(addr)).await,
         };
-        let deadline = Instant::now() + OPEN_LIMIT;
-        let opened: Vec<io::Result<tokio::net::TcpStream>> = stream::iter(0..n)
-            .map(|_| async move {
-                if Instant::now() > deadline {
-                    return Err(io::ErrorKind::TimedOut.into());
-                }
-                let connect = async {
-                    let mut stream = tokio::net::TcpStream::connect(addr).await?;
-                    if let Idle::KeepAlive = idle {
-                        stream
-                            .write_all(
-                                b"GET /auto_refresh/status HTTP/1.1\r\nHost: localhost\r\n\r\n",
-                            )
-                            .await?;
-                        let mut got = Vec::new();
-                        let mut chunk = [0_u8; 512];
-                        while !got.ends_with(b"}") {
-                            let read = stream.read(&mut chunk).await?;
-                            if read == 0 {
-                                return Err(io::ErrorKind::UnexpectedEof.into());
-                            }
-                            got.extend_from_slice(&chunk[..read]);
-                        }
-                    }
-                    Ok(stream)
-                };
-                tokio::time::timeout(Duration::from_secs(20), connect)
-                    .await
-                    .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
-            })
-            .buffer_unordered(concurrency)
-            .collect()
-            .await;
         let open = opened.iter().filter(|r| r.is_ok()).count();
         // Silent connections are closed by the header read timeout (10 s): read
         // well before.
         tokio::time::sleep(Duration::from_millis(500)).await;
         let after = server.rss_kib()?;
-        drop(opened);
-        server.stop(EXIT_CAP).await;
+        drop((opened, server));
         let per = after.saturating_sub(before) as f64 / open.max(1) as f64;
         let what = match idle {
-            Idle::Silent => "silent connections (accepted, no request yet)",
-            Idle::KeepAlive => "idle keep-alive connections (one request answered)",
+            false => "silent connections (accepted, no request yet)",
+            true => "idle keep-alive connections (one request answered)",
         };
-        report.set(
-            &format!("memory per connection, {n_label} {what}"),
-            "",
-            name,
-            format!("{per:.1} KiB (RSS {before} → {after} KiB, {open} open)"),
-            None,
+        let figure = format!("memory per connection, {} {what}", thousands(n));
+        let text = format!("{per:.1} KiB (RSS {before} → {after} KiB, {open} open)");
+        bench.report.info(&figure, target.name(), text);
+        println!(
+            "  memory {} {what}, n={n}: {per:.1} KiB per connection",
+            target.name()
         );
-        println!("  memory {name} {idle:?} n={n}: {per:.1} KiB per connection");
     }
     Ok(())
 }
 
-// ---- injection cost (wrk) ---------------------------------------------------------
-
-/// What wrk measured.
-#[derive(Clone, Copy, Debug, Default)]
-struct WrkRun {
-    requests_per_s: f64,
-    errors: u64,
-}
-
-fn wrk(url: &str, seconds: u64, connections: u32) -> io::Result<WrkRun> {
-    let output = StdCommand::new("wrk")
-        .args(["-t2", &format!("-c{connections}"), &format!("-d{seconds}s")])
-        .arg(url)
-        .output()?;
+/// `wrk` for `seconds` on 64 keep-alive connections, on a blocking thread:
+/// requests per second, and the non-2xx answers and socket errors.
+async fn wrk(wrk: &Path, url: &str, seconds: usize) -> io::Result<(f64, u64)> {
+    let mut command = Command::new(wrk);
+    command.args(["-t2", "-c64", &format!("-d{seconds}s"), url]);
+    let output = tokio::task::spawn_blocking(move || command.output()).await??;
     let text = String::from_utf8_lossy(&output.stdout);
     if !output.status.success() {
-        return Err(io::Error::other(format!(
-            "wrk failed: {text}{}",
-            String::from_utf8_lossy(&output.stderr)
-        )));
+        let err = String::from_utf8_lossy(&output.stderr);
+        return Err(io::Error::other(format!("wrk failed: {text}{err}")));
     }
-    let mut run = WrkRun::default();
-    for line in text.lines() {
-        let line = line.trim();
+    let number = |value: &str| value.trim().parse::<u64>().unwrap_or(0);
+    let (mut requests_per_s, mut errors) = (0.0, 0);
+    for line in text.lines().map(str::trim) {
         if let Some(value) = line.strip_prefix("Requests/sec:") {
-            run.requests_per_s = value.trim().parse().unwrap_or(0.0);
+            requests_per_s = value.trim().parse().unwrap_or(0.0);
         } else if let Some(value) = line.strip_prefix("Non-2xx or 3xx responses:") {
-            run.errors += value.trim().parse::<u64>().unwrap_or(0);
+            errors += number(value);
         } else if let Some(value) = line.strip_prefix("Socket errors:") {
-            run.errors += value
+            let counts = value
                 .split(',')
-                .filter_map(|part| part.split_whitespace().last()?.parse::<u64>().ok())
-                .sum::<u64>();
+                .filter_map(|part| part.split_whitespace().last());
+            errors += counts.map(number).sum::<u64>();
         }
     }
-    Ok(run)
+    Ok((requests_per_s, errors))
 }
 
-/// One server configuration of the injection-cost runs.
-struct Config {
-    label: &'static str,
-    args: Vec<String>,
-    env: Vec<(&'static str, &'static str)>,
-    path: &'static str,
-    /// Whether the script must be in the page.
-    injected: bool,
-}
+/// One server of the injection-cost runs: its arguments and environment, the
+/// page asked for, and whether the script must be in it. By pairs: with, without.
+type Config = (
+    &'static [&'static str],
+    &'static [(&'static str, &'static str)],
+    &'static str,
+    bool,
+);
+
+const DEMO_CONFIGS: [Config; 2] = [
+    (&[], &[("AXUM_AUTORELOAD", "1")], "/static/page.html", true),
+    (&[], &[("AXUM_AUTORELOAD", "0")], "/static/page.html", false),
+];
+const BASELINE_CONFIGS: [Config; 4] = [
+    (&["--layer"], &[], "/static/page.html", true),
+    (&[], &[], "/static/page.html", false),
+    (&["--layer"], &[], "/page", true),
+    (&[], &[], "/page", false),
+];
 
 /// Requests per second for the 20 KiB page with the layer injecting and without,
-/// `rounds` interleaved runs of `seconds` each, 64 keep-alive connections.
-pub(crate) async fn inject_cost(
-    target: &Target,
-    work: &Workspace,
-    page_len: usize,
-    seconds: u64,
-    rounds: usize,
-    report: &mut Report,
-) -> io::Result<()> {
-    if which("wrk").is_none() {
-        report.note(
-            "injection cost: wrk is not installed (`apt-get install -y wrk`): skipped".into(),
-        );
+/// `--rounds` interleaved runs of `--wrk-seconds` each, 64 keep-alive connections.
+pub(crate) async fn inject_cost(bench: &mut Bench, target: Target) -> io::Result<()> {
+    let Some([wrk_path]) = find_or_skip([WRK]) else {
+        let note = "injection cost: wrk is not installed (`apt-get install -y wrk`): skipped";
+        bench.report.note(note.into());
         return Ok(());
-    }
-    let name = target.name;
-    let base = base_args(target, work);
-    let config = |label, layer: bool, env, path, injected| Config {
-        label,
-        args: if layer {
-            vec!["--layer".to_owned()]
-        } else {
-            Vec::new()
-        },
-        env,
-        path,
-        injected,
     };
-    let configs = match target.app {
-        App::Demo => vec![
-            config(
-                "on",
-                false,
-                vec![("AXUM_AUTORELOAD", "1")],
-                "/static/page.html",
-                true,
-            ),
-            config(
-                "off",
-                false,
-                vec![("AXUM_AUTORELOAD", "0")],
-                "/static/page.html",
-                false,
-            ),
-        ],
-        App::Baseline => vec![
-            config("layer", true, vec![], "/static/page.html", true),
-            config("none", false, vec![], "/static/page.html", false),
-            config("layer", true, vec![], "/page", true),
-            config("none", false, vec![], "/page", false),
-        ],
+    let (name, baseline) = (target.name(), target.is_baseline());
+    let configs: &[Config] = if baseline {
+        &BASELINE_CONFIGS
+    } else {
+        &DEMO_CONFIGS
     };
-    // Servers on sockets with a large backlog: wrk's 64 connections at once must
-    // not wait for SYN retransmits, which would measure the backlog, not the layer.
     let mut running = Vec::new();
-    for Config {
-        label,
-        args: extra,
-        env,
-        path,
-        injected,
-    } in &configs
-    {
-        let socket = PassedSocket::new(1024)?;
-        let mut args = base.clone();
-        args.extend(extra.iter().cloned());
-        let server = Server::spawn(
-            target,
-            &socket,
-            &as_strs(&args),
-            env,
-            work,
-            &format!("inject-{name}"),
-        )?;
-        server::wait_answer(socket.addr, path, READY).await?;
-        let page = client::get(socket.addr, path).await?;
-        let has_script = page.text().contains("data-instance=");
-        if page.status != 200 || has_script != *injected || page.body.len() < page_len {
-            return Err(io::Error::other(format!(
-                "{name} {label} {path}: status {}, {} bytes, script {has_script}, expected {injected}",
-                page.status,
-                page.body.len()
-            )));
+    for &(args, env, path, injected) in configs {
+        let socket = PassedSocket::new();
+        // wrk's 64 connections at once must not wait for SYN retransmits, which
+        // would measure the backlog, not the layer.
+        socket.listen(1024);
+        let server = Server::spawn(target, &socket, &bench.work, args, env);
+        new_instance(socket.addr, None, READY).await?;
+        let page = dev_support::http::get(socket.addr, path).await?;
+        let (status, len) = (page.status, page.body.len());
+        let script = page.text().contains("data-instance=");
+        if status != 200 || script != injected || len < bench.work.page_len {
+            let what = format!("{name} {args:?} {path}: status {status}, {len} bytes");
+            let expected = format!("script {script}, expected {injected}");
+            return Err(io::Error::other(format!("{what}, {expected}")));
         }
         let url = format!("http://{}{path}", socket.addr);
-        // Warm up (connections, caches) once.
-        tokio::task::spawn_blocking({
-            let url = url.clone();
-            move || wrk(&url, 1, 64)
-        })
-        .await
-        .map_err(io::Error::other)??;
-        running.push((*label, *path, url, server, socket, Vec::<f64>::new(), 0_u64));
+        wrk(&wrk_path, &url, 1).await?; // Warms up (connections, caches) once.
+        running.push((url, server, socket, Vec::new(), 0));
     }
-    for _ in 0..rounds {
-        for (_, _, url, _, _, results, errors) in &mut running {
-            let url = url.clone();
-            let run = tokio::task::spawn_blocking(move || wrk(&url, seconds, 64))
-                .await
-                .map_err(io::Error::other)??;
-            results.push(run.requests_per_s);
-            *errors += run.errors;
+    for _ in 0..bench.options.rounds {
+        for (url, _, _, results, errors) in &mut running {
+            let (rate, failed) = wrk(&wrk_path, url, bench.options.wrk_seconds).await?;
+            results.push(rate);
+            *errors += failed;
         }
     }
-    let mut by_path: BTreeMap<&str, Vec<(&str, f64, u64)>> = BTreeMap::new();
-    for (label, path, _, server, _, results, errors) in running {
-        server.stop(EXIT_CAP).await;
-        by_path
-            .entry(path)
-            .or_default()
-            .push((label, median(&results), errors));
-        println!("  inject {name} {label} {path}: {results:.0?} req/s, {errors} errors");
+    let measured: Vec<(f64, u64)> = running.iter().map(|run| (median(&run.3), run.4)).collect();
+    for ((url, _, _, results, errors), (args, ..)) in running.iter().zip(configs) {
+        println!("  inject {name} {args:?} {url}: {results:.0?} req/s, {errors} errors");
     }
-    for (path, runs) in by_path {
-        let [(with_label, with, with_errors), (without_label, without, without_errors)] = runs[..]
-        else {
+    drop(running);
+    for (pair, runs) in configs.chunks(2).zip(measured.chunks(2)) {
+        let [(with, with_errors), (without, without_errors)] = runs else {
             continue;
         };
-        let ratio = if without > 0.0 { with / without } else { 0.0 };
-        let what = if path == "/page" {
+        let ratio = Some(with / without)
+            .filter(|r| r.is_finite())
+            .unwrap_or(0.0);
+        let what = if pair[0].2 == "/page" {
             "in-memory page"
         } else {
             "static file"
         };
-        let figure = match target.app {
-            App::Demo => format!("injection cost: 20 KiB {what}, req/s reload on ÷ off"),
-            App::Baseline => {
-                format!("injection cost: 20 KiB {what}, req/s with ÷ without the layer")
-            }
+        let compared = if baseline {
+            "with ÷ without the layer"
+        } else {
+            "reload on ÷ off"
         };
         let errors = with_errors + without_errors;
-        report.set(
-            &figure,
-            "≥ 0.95×",
-            name,
-            format!(
-                "{ratio:.3}× ({} vs {} req/s{})",
-                thousands(with as u64),
-                thousands(without as u64),
-                if errors > 0 {
-                    format!(", {errors} errors")
-                } else {
-                    String::new()
-                }
-            ),
-            Some(ratio >= 0.95 && errors == 0),
-        );
-        let _ = (with_label, without_label);
+        let (with, without) = (thousands(*with as usize), thousands(*without as usize));
+        let errors_text = format!(", {errors} errors");
+        let errors_text = when(errors > 0, &errors_text);
+        let text = format!("{ratio:.3}× ({with} vs {without} req/s{errors_text})");
+        let figure = format!("injection cost: 20 KiB {what}, req/s {compared}");
+        let met = ratio >= 0.95 && errors == 0;
+        bench.report.set(&figure, "≥ 0.95×", name, text, Some(met));
     }
     Ok(())
 }
 
-/// The first executable called `name` on PATH.
-pub(crate) fn which(name: &str) -> Option<std::path::PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|candidate| {
-            std::fs::metadata(candidate)
-                .map(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
-                .unwrap_or(false)
-        })
-}
-
-// ---- injector throughput (criterion) ------------------------------------------------
-
-/// Run `cargo bench --bench inject` and read criterion's estimates.
-pub(crate) fn injector(
-    manifest_dir: &Path,
-    criterion_home: &Path,
-    report: &mut Report,
-) -> io::Result<()> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = StdCommand::new(cargo)
+/// Runs `cargo bench --bench inject` (criterion) in `root` and reads its estimates.
+pub(crate) fn injector(bench: &mut Bench, root: &Path, criterion: &Path) -> io::Result<()> {
+    let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cargo
         .args(["bench", "--bench", "inject", "--", "--noplot"])
-        .current_dir(manifest_dir)
-        .env("CRITERION_HOME", criterion_home)
-        .status()?;
+        .current_dir(root);
+    let status = cargo.env("CRITERION_HOME", criterion).status()?;
     if !status.success() {
         return Err(io::Error::other(format!(
             "cargo bench --bench inject: {status}"
         )));
     }
-    const MIB: f64 = 1024.0 * 1024.0;
-    let mut cells = Vec::new();
-    for (bench, label) in [
+    for (name, label) in [
         ("layer", "through InjectLayer (reload on)"),
         ("layer_off", "through InjectLayer (reload off)"),
         ("no_layer", "the service alone"),
     ] {
-        let estimates = criterion_home.join(format!("inject/{bench}/new/estimates.json"));
-        let text = std::fs::read_to_string(&estimates)?;
-        let json: serde_json::Value = serde_json::from_str(&text).map_err(io::Error::other)?;
-        let ns = json
-            .pointer("/mean/point_estimate")
-            .and_then(serde_json::Value::as_f64)
-            .ok_or_else(|| io::Error::other(format!("no mean in {}", estimates.display())))?;
-        let gib_per_s = MIB / (ns * 1e-9) / (1024.0 * MIB);
-        cells.push((bench, label, gib_per_s, ns));
-    }
-    for (bench, label, gib_per_s, ns) in &cells {
-        let goal = if *bench == "layer" { "≥ 1 GiB/s" } else { "" };
-        report.set(
-            &format!("injector throughput, 1 MiB in 4 KiB chunks, {label}"),
-            goal,
-            "release",
-            format!("{gib_per_s:.2} GiB/s ({:.0} µs per MiB)", ns / 1000.0),
-            (*bench == "layer").then_some(*gib_per_s >= 1.0),
-        );
+        let estimates = criterion.join(format!("inject/{name}/new/estimates.json"));
+        let mean = json(&std::fs::read_to_string(&estimates)?, "mean");
+        let ns = mean.and_then(|mean| mean.get("point_estimate")?.as_f64());
+        let no_mean = || io::Error::other(format!("no mean in {}", estimates.display()));
+        let ns = ns.ok_or_else(no_mean)?;
+        let gib_per_s = 1.0 / 1024.0 / (ns * 1e-9); // 1 MiB an iteration.
+        let figure = format!("injector throughput, 1 MiB in 4 KiB chunks, {label}");
+        let text = format!("{gib_per_s:.2} GiB/s ({:.0} µs per MiB)", ns / 1000.0);
+        let goal = name == "layer";
+        let (goal_text, met) = (when(goal, "≥ 1 GiB/s"), goal.then_some(gib_per_s >= 1.0));
+        bench.report.set(&figure, goal_text, "release", text, met);
     }
     Ok(())
 }
