@@ -139,40 +139,37 @@ pub(crate) async fn edit_to_page(
 
     // watchexec, Chromium, the tabs, the same edits, alternating the two ways:
     // `cargo run` as without the runner, and `axum-autoreload run`.
-    let mut browser = Browser::start(&chromium, &chromedriver, Options::default()).await;
+    let browser = Browser::start(&chromium, &chromedriver, Options::default()).await;
     let ways = [("cargo run", None), ("the runner", Some(&runner))];
     // Per way: edit → every tab shows the new page, edit → the new server started,
     // the new server started → the last tab shows the page; in ms.
     let mut times: [[Vec<f64>; 3]; 2] = Default::default();
-    for k in 0..edits {
-        for ((name, runner), times) in ways.iter().zip(&mut times) {
-            let port = free_port();
-            let mut command = Command::new(&watchexec);
-            command.args(["--socket", &format!("127.0.0.1:{port}"), "--restart"]);
-            command.args("--stop-signal SIGINT -w src -w demo/src --".split(' '));
-            match runner {
-                None => command.args(["cargo", "run"]),
-                Some(runner) => command.arg(runner).arg("run"),
-            };
-            command.current_dir(&app).env("RUST_LOG", "info");
-            command.env("CARGO_TARGET_DIR", &target_dir);
-            let watchexec = Proc::spawn("watchexec", command);
-            let what = format!("edit {k} ({name})");
-            let run = one_edit(
-                &mut browser,
-                watchexec,
-                port,
-                &pages,
-                tab_count,
-                &what,
-                report,
-            );
-            for (time, took) in times.iter_mut().zip(run.await?) {
-                time.push(took);
+    let edited = browser
+        .run(async |browser| -> io::Result<()> {
+            for k in 0..edits {
+                for ((name, runner), times) in ways.iter().zip(&mut times) {
+                    let port = free_port();
+                    let mut command = Command::new(&watchexec);
+                    command.args(["--socket", &format!("127.0.0.1:{port}"), "--restart"]);
+                    command.args("--stop-signal SIGINT -w src -w demo/src --".split(' '));
+                    match runner {
+                        None => command.args(["cargo", "run"]),
+                        Some(runner) => command.arg(runner).arg("run"),
+                    };
+                    command.current_dir(&app).env("RUST_LOG", "info");
+                    command.env("CARGO_TARGET_DIR", &target_dir);
+                    let watchexec = Proc::spawn("watchexec", command);
+                    let what = format!("edit {k} ({name})");
+                    let run = one_edit(browser, watchexec, port, &pages, tab_count, &what, report);
+                    for (time, took) in times.iter_mut().zip(run.await?) {
+                        time.push(took);
+                    }
+                }
             }
-        }
-    }
-    browser.close(Ok(())).await;
+            Ok(())
+        })
+        .await;
+    edited?;
 
     let medians = times.each_ref().map(|[totals, _, _]| median(totals));
     for ((name, _), [totals, to_server, to_tabs]) in ways.iter().zip(&times) {
@@ -224,9 +221,11 @@ async fn one_edit(
         .map_err(io::Error::other)?;
     }
     let mut running = || assert!(watchexec.exited().is_none(), "watchexec exited");
-    let live = |_: usize, tab: &TabState| tab.is_live();
-    let all_live = browser.wait_all_checking("every tab live", SETTLE, live, &mut running);
-    all_live.await;
+    let live = |_: usize, tab: &TabState| {
+        running();
+        tab.is_live()
+    };
+    browser.wait_all("every tab live", SETTLE, live).await;
 
     let edited = epoch_ms();
     let new = new_title(pages, what)?;
@@ -236,9 +235,11 @@ async fn one_edit(
     // alone while they reload: they record their own times.
     new_instance(addr, Some(&old), EDIT_LIMIT).await?;
     tokio::time::sleep(UNTOUCHED).await;
-    let shown = |_: usize, tab: &TabState| tab.title == new && tab.is_live();
-    let all_shown = browser.wait_all_checking("the new title", EDIT_LIMIT, shown, &mut running);
-    let states = all_shown.await;
+    let shown = |_: usize, tab: &TabState| {
+        running();
+        tab.title == new && tab.is_live()
+    };
+    let states = browser.wait_all("the new title", EDIT_LIMIT, shown).await;
     let mut navigations = Vec::new();
     for i in 0..tab_count {
         browser.switch(i).await;
