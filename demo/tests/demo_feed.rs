@@ -6,7 +6,6 @@
 mod demo;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use dev_support::http::{self, Response};
@@ -50,7 +49,7 @@ async fn post(
 
 /// `POST /posts` with `body` as it is, typed for `via`.
 async fn post_raw(addr: SocketAddr, via: Via, body: &str) -> Response {
-    let headers = match via {
+    let content_type = match via {
         Via::Htmx => {
             "application/x-www-form-urlencoded\r\nHX-Request: true\r\nHX-Target: post-form"
         }
@@ -58,28 +57,19 @@ async fn post_raw(addr: SocketAddr, via: Via, body: &str) -> Response {
         Via::Json => "application/json",
         Via::Text => "text/plain",
     };
-    let raw = format!(
-        "POST /posts HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
-         Origin: http://localhost\r\nContent-Type: {headers}\r\n\
-         Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    http::request(addr, &raw).await.expect("POST /posts")
+    let headers =
+        format!("Host: localhost\r\nOrigin: http://localhost\r\nContent-Type: {content_type}\r\n");
+    http::send(addr, "POST /posts", &headers, body).await
 }
 
 /// `GET /posts/events`, a chunked 200 `text/event-stream`, and its first event:
 /// the current feed.
 async fn feed(addr: SocketAddr) -> (EventStream, String) {
-    let mut stream = EventStream::open_path(addr, "/posts/events")
-        .await
-        .expect("open");
-    let head = &stream.head;
-    assert!(head.starts_with("http/1.1 200"), "{head}");
-    assert!(head.contains("content-type: text/event-stream"), "{head}");
-    assert!(head.contains("transfer-encoding: chunked"), "{head}");
-    let (name, feed) = stream.event(EVENT).await;
-    assert_eq!(name, "feed");
-    (stream, feed)
+    let stream = EventStream::open_path(addr, "/posts/events").await;
+    let mut stream = stream.expect("open");
+    stream.assert_head();
+    let first = update(&mut stream).await;
+    (stream, first)
 }
 
 /// The next feed update on `stream`.
@@ -99,24 +89,9 @@ async fn usernames_on_page(addr: SocketAddr) -> Vec<String> {
         .collect()
 }
 
-/// The demo on a passed socket, its database in a directory that does not exist
-/// yet.
-async fn server(db: &Path) -> (SocketAddr, demo::Demo) {
-    let socket = PassedSocket::new();
-    let server = demo::start(&socket, &["--db", db.to_str().expect("UTF-8")]).await;
-    (socket.addr, server)
-}
-
-fn temp_db() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let db = dir.path().join("data/posts.sqlite3");
-    (dir, db)
-}
-
 #[tokio::test]
 async fn two_subscribers_get_each_new_post_with_user_text_escaped() {
-    let (_dir, db) = temp_db();
-    let (addr, _server) = server(&db).await;
+    let (addr, _server) = demo::serving(&[]).await;
     let (mut first, initial) = feed(addr).await;
     let (mut second, initial_too) = feed(addr).await;
     for initial in [initial, initial_too] {
@@ -168,8 +143,7 @@ async fn two_subscribers_get_each_new_post_with_user_text_escaped() {
 
 #[tokio::test]
 async fn bad_input_gets_422_with_the_error_and_stores_nothing() {
-    let (_dir, db) = temp_db();
-    let (addr, _server) = server(&db).await;
+    let (addr, _server) = demo::serving(&[]).await;
     let (mut stream, _) = feed(addr).await;
 
     let long_message = "m".repeat(501);
@@ -231,8 +205,7 @@ async fn bad_input_gets_422_with_the_error_and_stores_nothing() {
 
 #[tokio::test]
 async fn a_body_over_16_kib_gets_413_and_stores_nothing() {
-    let (_dir, db) = temp_db();
-    let (addr, _server) = server(&db).await;
+    let (addr, _server) = demo::serving(&[]).await;
     // At the limit the body is read (and this one is refused for its length).
     let at_limit = format!("username=ann&message={}", "m".repeat(16 * 1024 - 21));
     assert_eq!(at_limit.len(), 16 * 1024);
@@ -253,7 +226,9 @@ async fn a_body_over_16_kib_gets_413_and_stores_nothing() {
 
 #[tokio::test]
 async fn posts_survive_a_restart_of_the_process() {
-    let (_dir, db) = temp_db();
+    // In a directory that does not exist yet.
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let db = dir.path().join("data/posts.sqlite3");
     let (socket, db_arg) = (PassedSocket::new(), ["--db", db.to_str().expect("UTF-8")]);
     let addr = socket.addr;
     let mut server = demo::start(&socket, &db_arg).await;
@@ -265,9 +240,7 @@ async fn posts_survive_a_restart_of_the_process() {
     assert!(db.exists(), "the database should be at {}", db.display());
 
     server.signal(Signal::SIGINT);
-    let status = server.wait_exit(Duration::from_secs(5));
-    let status = status.expect("the server should exit after SIGINT");
-    assert!(status.success(), "exit status {status}");
+    demo::assert_exits_cleanly(&mut server, Duration::from_secs(5), "after SIGINT");
 
     let _server = demo::start(&socket, &db_arg).await;
     assert_eq!(usernames_on_page(addr).await, ["bob", "ann"]);
@@ -277,8 +250,7 @@ async fn posts_survive_a_restart_of_the_process() {
 
 #[tokio::test]
 async fn feed_streams_end_on_shutdown_so_the_process_exits_at_once() {
-    let (_dir, db) = temp_db();
-    let (addr, mut server) = server(&db).await;
+    let (addr, mut server) = demo::serving(&[]).await;
     let mut streams = Vec::new();
     for _ in 0..3 {
         streams.push(feed(addr).await.0);
@@ -290,9 +262,8 @@ async fn feed_streams_end_on_shutdown_so_the_process_exits_at_once() {
         let ended = stream.ends_within(Duration::from_secs(1)).await;
         assert!(ended, "a feed stream should end on shutdown");
     }
-    let status = server.wait_exit(Duration::from_secs(1));
-    let status = status.expect("the server should exit well before its 2 s drain deadline");
-    assert!(status.success(), "exit status {status}");
+    let why = "well before its 2 s drain deadline";
+    demo::assert_exits_cleanly(&mut server, Duration::from_secs(1), why);
     let ms = signalled.elapsed().as_millis();
     eprintln!("3 feed streams ended and the process exited {ms} ms after SIGINT");
 }

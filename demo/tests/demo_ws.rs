@@ -8,7 +8,6 @@ mod demo;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use dev_support::socket::PassedSocket;
 use futures_util::{SinkExt, StreamExt};
 use nix::sys::signal::Signal;
 use tokio::net::TcpStream;
@@ -20,13 +19,6 @@ type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 const LIMIT: usize = 64 * 1024;
 const WAIT: Duration = Duration::from_secs(5);
-
-/// The demo on a passed socket.
-async fn server() -> (SocketAddr, demo::Demo) {
-    let socket = PassedSocket::new();
-    let server = demo::start(&socket, &[]).await;
-    (socket.addr, server)
-}
 
 async fn connect(addr: SocketAddr) -> Socket {
     let connected = tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await;
@@ -74,7 +66,7 @@ async fn close_code(ws: &mut Socket) -> u16 {
 
 #[tokio::test]
 async fn text_and_binary_come_back_unchanged_and_ping_and_close_are_answered() {
-    let (addr, _server) = server().await;
+    let (addr, _server) = demo::serving(&[]).await;
     let mut ws = connect(addr).await;
     for text in ["hello", "", "ünïcödé ✓ <script>", &"x".repeat(LIMIT)] {
         echoed(&mut ws, Message::text(text)).await;
@@ -103,7 +95,7 @@ async fn text_and_binary_come_back_unchanged_and_ping_and_close_are_answered() {
 
 #[tokio::test]
 async fn a_message_over_64_kib_closes_the_socket_with_1009() {
-    let (addr, _server) = server().await;
+    let (addr, _server) = demo::serving(&[]).await;
     for message in [
         Message::text("x".repeat(LIMIT + 1)),
         Message::binary(vec![7; LIMIT + 1]),
@@ -135,7 +127,7 @@ async fn a_message_over_64_kib_closes_the_socket_with_1009() {
 
 #[tokio::test]
 async fn shutdown_closes_every_socket_with_1012() {
-    let (addr, mut server) = server().await;
+    let (addr, mut server) = demo::serving(&[]).await;
     let mut sockets = Vec::new();
     for i in 0..3 {
         let mut ws = connect(addr).await;
@@ -148,9 +140,8 @@ async fn shutdown_closes_every_socket_with_1012() {
     for ws in &mut sockets {
         assert_eq!(close_code(ws).await, 1012, "service restart");
     }
-    let status = server.wait_exit(Duration::from_secs(2));
-    let status = status.expect("the server should exit once the sockets are closed");
-    assert!(status.success(), "exit status {status}");
+    let why = "once the sockets are closed";
+    demo::assert_exits_cleanly(&mut server, Duration::from_secs(2), why);
     let ms = signalled.elapsed().as_millis();
     eprintln!("3 WebSockets closed with 1012 and the process exited {ms} ms after SIGINT");
 }

@@ -12,12 +12,6 @@ use dev_support::http::{wait_ready, Load};
 use dev_support::socket::PassedSocket;
 use nix::sys::signal::Signal;
 
-/// How many restarts; `RESTARTS=50 cargo test --test restart -- --nocapture` runs more
-/// and prints the figures.
-fn restarts() -> usize {
-    let restarts = std::env::var("RESTARTS").ok();
-    restarts.and_then(|v| v.parse().ok()).unwrap_or(30)
-}
 const CLIENTS: usize = 4;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -31,7 +25,10 @@ async fn no_request_fails_across_restarts() {
         CLIENTS,
         Duration::from_secs(10),
     );
-    let restarts = restarts();
+    // `RESTARTS=50 cargo test --test restart -- --nocapture` runs more and prints
+    // the figures.
+    let restarts = std::env::var("RESTARTS").ok();
+    let restarts = restarts.and_then(|v| v.parse().ok()).unwrap_or(30);
     for restart in 0..restarts {
         // Signal a process that serves: one still starting has no handler yet and
         // dies of the SIGINT (slow starts happen on a loaded machine). Only one
@@ -39,28 +36,17 @@ async fn no_request_fails_across_restarts() {
         wait_ready(socket.addr, demo::READY).await;
         tokio::time::sleep(Duration::from_millis(50)).await;
         server.signal(Signal::SIGINT);
-        let status = server.wait_exit(Duration::from_secs(5));
-        // A clean exit within 5 s.
-        assert!(
-            status.is_some_and(|s| s.success()),
-            "restart {restart}: {status:?}"
-        );
+        let restart = format!("restart {restart}");
+        demo::assert_exits_cleanly(&mut server, Duration::from_secs(5), &restart);
         // As watchexec does: start the next one on the same socket at once.
         server = demo::spawn_on(&socket, &[]);
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     let tally = load.stop().await;
 
-    let whole = tally
-        .ok
-        .iter()
-        .filter(|page| page.ends_with("</html>"))
-        .count();
-    let instances: BTreeSet<&str> = tally
-        .ok
-        .iter()
-        .filter_map(|page| instance_of(page))
-        .collect();
+    let whole = tally.ok.iter().filter(|page| page.ends_with("</html>"));
+    let whole = whole.count();
+    let instances: BTreeSet<&str> = tally.ok.iter().filter_map(|p| instance_of(p)).collect();
     eprintln!(
         "{restarts} restarts, {CLIENTS} clients: {} requests ok, {} failed, worst latency {} ms, {} instances seen",
         tally.ok.len(),

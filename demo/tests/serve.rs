@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocketUpgrade};
 use axum::response::sse::{Event, Sse};
-use axum::response::{Html, IntoResponse};
+use axum::response::Html;
 use axum::routing::get;
 use axum::Router;
 use axum_autoreload::{AutoReload, KeepStreamOpen, ShutdownSignal};
-use dev_support::http::{self, request};
+use dev_support::http;
 use dev_support::sse::EventStream;
 use futures_util::{Stream, StreamExt};
 use tokio::net::TcpListener;
@@ -261,41 +261,7 @@ async fn the_reload_routes_carry_the_guard_under_axum_serve() {
         (guarded, 403, "GET /", "Host: evil.example"),
         (guarded, 200, "GET /", "Host: localhost"),
     ] {
-        let head = format!("{line} HTTP/1.1\r\n{headers}");
-        let raw = format!("{head}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-        let response = request(addr, &raw).await.expect("an answer");
-        assert_eq!(response.status, status, "{head}");
+        let response = http::send(addr, line, &format!("{headers}\r\n"), "").await;
+        assert_eq!(response.status, status, "{line} {headers}");
     }
-}
-
-#[tokio::test]
-async fn handlers_take_the_shutdown_signal_as_an_extractor() {
-    use tower::ServiceExt;
-
-    let reload = AutoReload::builder().enabled(true).build();
-    let handler = get(|shutdown: ShutdownSignal| async move {
-        format!("triggered: {}", shutdown.is_triggered())
-    });
-    let call = |app: Router| async move {
-        let request = axum::http::Request::get("/").body(axum::body::Body::empty());
-        let response = app.oneshot(request.expect("request")).await.into_response();
-        let status = response.status().as_u16();
-        let body = axum::body::to_bytes(response.into_body(), 1024).await;
-        (
-            status,
-            String::from_utf8_lossy(&body.expect("body")).into_owned(),
-        )
-    };
-    let with_layer = Router::new()
-        .route("/", handler.clone())
-        .layer(reload.layer());
-    assert_eq!(
-        call(with_layer.clone()).await,
-        (200, "triggered: false".into())
-    );
-    reload.shutdown_signal().trigger();
-    assert_eq!(call(with_layer).await, (200, "triggered: true".into()));
-    let (status, text) = call(Router::new().route("/", handler)).await;
-    assert_eq!(status, 500);
-    assert!(text.contains("AutoReload::layer()"), "{text}");
 }

@@ -94,6 +94,18 @@ impl EventStream {
         }
     }
 
+    /// Asserts a `200` with `content-type: text/event-stream` and a chunked body.
+    pub fn assert_head(&self) {
+        let head = &self.head;
+        assert!(head.starts_with("http/1.1 200"), "{head}");
+        for field in [
+            "content-type: text/event-stream",
+            "transfer-encoding: chunked",
+        ] {
+            assert!(head.contains(field), "no {field:?} in {head}");
+        }
+    }
+
     /// The reload stream on a new connection, its first event (`hello`) read.
     pub async fn greeted(addr: SocketAddr) -> Self {
         let mut stream = Self::open(addr).await.expect("opening the reload stream");
@@ -113,24 +125,6 @@ impl EventStream {
         self.next_within(limit)
             .await
             .unwrap_or_else(|| panic!("no event within {limit:?}"))
-    }
-
-    /// The next event called `name`, skipping others; panics after `limit` or at
-    /// the end of the stream.
-    pub async fn next_named(&mut self, name: &str, limit: Duration) -> String {
-        let wanted = async {
-            loop {
-                match self.next_event().await {
-                    Ok(Some((event, data))) if event == name => return data,
-                    Ok(Some(_)) => {}
-                    Ok(None) => panic!("the stream ended before a {name:?} event"),
-                    Err(err) => panic!("reading the stream for a {name:?} event: {err}"),
-                }
-            }
-        };
-        tokio::time::timeout(limit, wanted)
-            .await
-            .unwrap_or_else(|_| panic!("no {name:?} event within {limit:?}"))
     }
 
     /// Reads events until the server ends the stream; whether it did, cleanly,

@@ -26,19 +26,3 @@ where
         tokio::time::sleep(POLL).await;
     }
 }
-
-/// [`until`] for a condition that is checked without waiting (a process's exit, a
-/// file's contents): blocks the thread.
-pub fn until_blocking<T>(what: &str, limit: Duration, mut poll: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(value) = poll() {
-            return value;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
