@@ -15,50 +15,34 @@ use nix::sys::signal::Signal;
 
 const EVENT: Duration = Duration::from_secs(5);
 
-/// How a post is sent: its `Content-Type` and other header lines.
-#[derive(Clone, Copy, Debug)]
-enum Via {
-    /// A form, as htmx sends it (`HX-Request: true`).
-    Htmx,
-    /// A form, as a browser without JavaScript sends it.
-    Form,
-    /// A JSON object.
-    Json,
-    /// Plain text, which no form sends.
-    Text,
-}
+/// How a post is sent, its `Content-Type` and other header lines: a form as htmx
+/// sends it, a form as a browser without JavaScript sends it, a JSON object, and
+/// plain text, which no form sends.
+const HTMX: &str = "application/x-www-form-urlencoded\r\nHX-Request: true\r\nHX-Target: post-form";
+const FORM: &str = "application/x-www-form-urlencoded";
+const JSON: &str = "application/json";
+const TEXT: &str = "text/plain";
 
 /// `POST /posts` with `username` and `message` (each left out when `None`).
-async fn post(
-    addr: SocketAddr,
-    via: Via,
-    username: Option<&str>,
-    message: Option<&str>,
-) -> Response {
-    let fields = [("username", username), ("message", message)];
+async fn post(addr: SocketAddr, via: &str, name: Option<&str>, message: Option<&str>) -> Response {
+    let fields = [("username", name), ("message", message)];
     let fields = fields
         .into_iter()
-        .filter_map(|(name, value)| Some((name, value?)));
-    let body = match via {
-        Via::Json => serde_json::Value::Object(fields.map(|(k, v)| (k.into(), v.into())).collect())
-            .to_string(),
-        _ => serde_urlencoded::to_string(fields.collect::<Vec<_>>()).expect("form encoding"),
+        .filter_map(|(key, value)| Some((key, value?)));
+    let body = if via == JSON {
+        let object = fields
+            .map(|(key, value)| (key.into(), value.into()))
+            .collect();
+        serde_json::Value::Object(object).to_string()
+    } else {
+        serde_urlencoded::to_string(fields.collect::<Vec<_>>()).expect("form encoding")
     };
     post_raw(addr, via, &body).await
 }
 
-/// `POST /posts` with `body` as it is, typed for `via`.
-async fn post_raw(addr: SocketAddr, via: Via, body: &str) -> Response {
-    let content_type = match via {
-        Via::Htmx => {
-            "application/x-www-form-urlencoded\r\nHX-Request: true\r\nHX-Target: post-form"
-        }
-        Via::Form => "application/x-www-form-urlencoded",
-        Via::Json => "application/json",
-        Via::Text => "text/plain",
-    };
-    let headers =
-        format!("Host: localhost\r\nOrigin: http://localhost\r\nContent-Type: {content_type}\r\n");
+/// `POST /posts` with `body` as it is, typed `via`.
+async fn post_raw(addr: SocketAddr, via: &str, body: &str) -> Response {
+    let headers = format!("Host: localhost\r\nOrigin: http://localhost\r\nContent-Type: {via}\r\n");
     http::send(addr, "POST /posts", &headers, body).await
 }
 
@@ -101,7 +85,7 @@ async fn two_subscribers_get_each_new_post_with_user_text_escaped() {
 
     let message = "<script>alert(\"pwned\")</script> & more\nsecond line";
     let posted = Instant::now();
-    let response = post(addr, Via::Htmx, Some("<b>mallory</b>"), Some(message)).await;
+    let response = post(addr, HTMX, Some("<b>mallory</b>"), Some(message)).await;
     assert_eq!(response.status, 201, "{}", response.text());
     for (name, stream) in [("first", &mut first), ("second", &mut second)] {
         let update = update(stream).await;
@@ -119,13 +103,11 @@ async fn two_subscribers_get_each_new_post_with_user_text_escaped() {
     }
 
     // A second post comes first in the next update, and a JSON post counts too.
-    let response = post(addr, Via::Json, Some("bob"), Some("hello")).await;
+    let response = post(addr, JSON, Some("bob"), Some("hello")).await;
     assert_eq!(response.status, 201, "{}", response.text());
     let json: serde_json::Value = serde_json::from_slice(&response.body).expect("JSON");
-    assert_eq!(
-        (&json["username"], &json["message"]),
-        (&"bob".into(), &"hello".into())
-    );
+    assert_eq!(json["username"], "bob");
+    assert_eq!(json["message"], "hello");
     for stream in [&mut first, &mut second] {
         let update = update(stream).await;
         let bob = update.find(">bob<").expect("bob's post");
@@ -161,24 +143,22 @@ async fn bad_input_gets_422_with_the_error_and_stores_nothing() {
     for (username, message, field, words) in cases {
         let what = format!("username {username:?}, message {message:?}");
 
-        let htmx = post(addr, Via::Htmx, username, message).await;
+        let htmx = post(addr, HTMX, username, message).await;
         assert_eq!(htmx.status, 422, "htmx, {what}: {}", htmx.text());
         assert_eq!(htmx.header("hx-retarget"), Some("#post-form"), "{what}");
         assert_eq!(htmx.header("hx-reswap"), Some("morph"), "{what}");
         // The form alone, with the error.
         let fragment = htmx.text();
-        assert!(
-            fragment.starts_with("<form id=\"post-form\""),
-            "{what}: {fragment}"
-        );
+        let form = fragment.starts_with("<form id=\"post-form\"");
+        assert!(form, "{what}: {fragment}");
         assert!(!fragment.contains("<html"), "{what}: {fragment}");
         demo::assert_contains(&fragment, &[&format!("id=\"{field}-error\""), words]);
 
-        let form = post(addr, Via::Form, username, message).await;
+        let form = post(addr, FORM, username, message).await;
         assert_eq!(form.status, 422, "form, {what}: {}", form.text());
         demo::assert_contains(&form.text(), &["<html", words]);
 
-        let json = post(addr, Via::Json, username, message).await;
+        let json = post(addr, JSON, username, message).await;
         assert_eq!(json.status, 422, "JSON, {what}: {}", json.text());
         let body: serde_json::Value = serde_json::from_slice(&json.body).expect("JSON");
         let error = body["errors"][field].as_str().unwrap_or_default();
@@ -187,15 +167,15 @@ async fn bad_input_gets_422_with_the_error_and_stores_nothing() {
 
     // What was typed comes back in the form, escaped.
     let typed = format!("<script>{long_message}");
-    let response = post(addr, Via::Htmx, Some("<i>eve</i>"), Some(&typed)).await;
+    let response = post(addr, HTMX, Some("<i>eve</i>"), Some(&typed)).await;
     assert_eq!(response.status, 422);
     let escaped = ["value=\"&lt;i&gt;eve&lt;/i&gt;\"", ">&lt;script&gt;mmm"];
     demo::assert_contains(&response.text(), &escaped);
 
     // Bodies that cannot be read at all.
-    let malformed = post_raw(addr, Via::Json, "{\"username\": ").await;
+    let malformed = post_raw(addr, JSON, "{\"username\": ").await;
     assert_eq!(malformed.status, 400, "{}", malformed.text());
-    let wrong_type = post_raw(addr, Via::Text, "username=a&message=b").await;
+    let wrong_type = post_raw(addr, TEXT, "username=a&message=b").await;
     assert_eq!(wrong_type.status, 415, "{}", wrong_type.text());
 
     let update = stream.next_within(Duration::from_millis(300)).await;
@@ -209,7 +189,7 @@ async fn a_body_over_16_kib_gets_413_and_stores_nothing() {
     // At the limit the body is read (and this one is refused for its length).
     let at_limit = format!("username=ann&message={}", "m".repeat(16 * 1024 - 21));
     assert_eq!(at_limit.len(), 16 * 1024);
-    let response = post_raw(addr, Via::Htmx, &at_limit).await;
+    let response = post_raw(addr, HTMX, &at_limit).await;
     assert_eq!(response.status, 422, "{}", response.text());
 
     let over = format!("{at_limit}m");
@@ -217,7 +197,7 @@ async fn a_body_over_16_kib_gets_413_and_stores_nothing() {
         "{{\"username\":\"ann\",\"message\":\"{}\"}}",
         "m".repeat(16 * 1024)
     );
-    for (via, body) in [(Via::Htmx, &over), (Via::Form, &over), (Via::Json, &json)] {
+    for (via, body) in [(HTMX, &over), (FORM, &over), (JSON, &json)] {
         let response = post_raw(addr, via, body).await;
         assert_eq!(response.status, 413, "{via:?}: {}", response.text());
     }
@@ -232,10 +212,10 @@ async fn posts_survive_a_restart_of_the_process() {
     let (socket, db_arg) = (PassedSocket::new(), ["--db", db.to_str().expect("UTF-8")]);
     let addr = socket.addr;
     let mut server = demo::start(&socket, &db_arg).await;
-    let response = post(addr, Via::Form, Some("ann"), Some("kept across restarts")).await;
+    let response = post(addr, FORM, Some("ann"), Some("kept across restarts")).await;
     assert_eq!(response.status, 303, "{}", response.text());
     assert_eq!(response.header("location"), Some("/posts"));
-    let response = post(addr, Via::Json, Some("bob"), Some("me too")).await;
+    let response = post(addr, JSON, Some("bob"), Some("me too")).await;
     assert_eq!(response.status, 201, "{}", response.text());
     assert!(db.exists(), "the database should be at {}", db.display());
 
@@ -286,8 +266,5 @@ fn processes_may_create_the_database_at_once() {
     let failures: Vec<String> = (processes.iter_mut())
         .filter_map(|process| Some(format!("{}: {}", process.exited()?, process.log_text())))
         .collect();
-    assert!(
-        failures.is_empty(),
-        "processes that did not start: {failures:?}"
-    );
+    assert!(failures.is_empty(), "did not start: {failures:?}");
 }

@@ -155,10 +155,8 @@ async fn ten_thousand_stream_cycles_leave_nothing_behind() {
     until_no_stream_is_open(addr, "5 s after the clients left").await;
     let after = rss_kib(server.pid());
     eprintln!("RSS before {before} KiB, after 10,000 stream cycles {after} KiB");
-    assert!(
-        after <= before + 4096,
-        "RSS grew from {before} KiB to {after} KiB"
-    );
+    let grew = format!("RSS grew from {before} KiB to {after} KiB");
+    assert!(after <= before + 4096, "{grew}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -210,10 +208,8 @@ async fn slow_clients_are_cut_off_and_hold_nobody() {
     assert_eq!(page.expect("GET").status, 200);
     for client in loris {
         let held = client.await.expect("client");
-        assert!(
-            held < Duration::from_secs(3),
-            "a slow client held its connection for {held:?}"
-        );
+        let held_long = held >= Duration::from_secs(3);
+        assert!(!held_long, "a slow client held its connection for {held:?}");
     }
 }
 
@@ -227,11 +223,9 @@ async fn the_header_read_timeout_counts_from_the_accept() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let _ = stream.write_all(b"GET / HTTP/1.1\r\n").await;
     let held = trickle(&mut stream, Duration::from_millis(20)).await - connected;
-    assert!(
-        held >= Duration::from_millis(550) && held < Duration::from_millis(1000),
-        "closed {} ms after connecting, for a 600 ms timeout (twice would be 1,100 ms)",
-        held.as_millis()
-    );
+    // For a 600 ms timeout; counted twice, it would be 1,100 ms.
+    let ms = held.as_millis();
+    assert!((550..1000).contains(&ms), "closed after {ms} ms");
 }
 
 #[tokio::test]

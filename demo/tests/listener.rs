@@ -30,11 +30,7 @@ fn backlog_reported_by_ss(port: u16) -> Option<u32> {
 async fn serves_on_a_passed_socket_and_raises_its_backlog() {
     let socket = PassedSocket::new();
     let backlog = backlog_reported_by_ss(socket.port());
-    assert_eq!(
-        backlog.unwrap_or(1),
-        1,
-        "the test socket starts with a backlog of 1"
-    );
+    assert_eq!(backlog.unwrap_or(1), 1, "the test socket's backlog");
     let server = demo::start(&socket, &[]).await;
     match backlog_reported_by_ss(socket.port()) {
         Some(backlog) => assert_eq!(backlog, 1024, "backlog after the server took the socket"),
@@ -147,10 +143,8 @@ fn a_bad_flag_is_a_usage_error() {
 fn version_and_help() {
     let version = demo::run(&["--version"], &[]);
     assert!(version.status.success());
-    assert_eq!(
-        String::from_utf8_lossy(&version.stdout).trim(),
-        format!("axum-autoreload-demo {}", env!("CARGO_PKG_VERSION"))
-    );
+    let expected = format!("axum-autoreload-demo {}", env!("CARGO_PKG_VERSION"));
+    assert_eq!(String::from_utf8_lossy(&version.stdout).trim(), expected);
     let help = String::from_utf8_lossy(&demo::run(&["--help"], &[]).stdout).into_owned();
     let flags = [
         "--addr",

@@ -50,11 +50,8 @@ impl Live {
     async fn expect_one_css_event(&mut self, file: &str) {
         let css = ("css".to_owned(), format!("/static/{file}"));
         assert_eq!(self.stream.next_within(EVENT).await, Some(css), "{file}");
-        assert_eq!(
-            self.stream.next_within(QUIET).await,
-            None,
-            "one event for {file}"
-        );
+        let more = self.stream.next_within(QUIET).await;
+        assert_eq!(more, None, "one event for {file}");
     }
 }
 
@@ -171,17 +168,11 @@ async fn reading_or_serving_a_file_announces_nothing() {
         let content = std::fs::read_to_string(live.path("read.css")).expect("read");
         assert_eq!(content, "a { color: red }");
     }
-    assert_eq!(
-        live.stream.next_within(QUIET).await,
-        None,
-        "reading is no change"
-    );
+    let event = live.stream.next_within(QUIET).await;
+    assert_eq!(event, None, "reading is no change");
     for path in ["/static/read.css", "/static/read.html", "/static/read.css"] {
         assert_eq!(http::get(live.addr, path).await.expect("GET").status, 200);
     }
-    assert_eq!(
-        live.stream.next_within(QUIET).await,
-        None,
-        "serving is no change"
-    );
+    let event = live.stream.next_within(QUIET).await;
+    assert_eq!(event, None, "serving is no change");
 }

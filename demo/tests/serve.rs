@@ -29,7 +29,7 @@ mod demo;
 const EVENT: Duration = Duration::from_secs(5);
 
 /// Collects what this thread logs (the tests run on one thread, tasks included)
-/// in a file, until the guard is dropped; read it with [`text`].
+/// in a file, until the guard is dropped.
 fn capture_logs() -> (tempfile::NamedTempFile, tracing::subscriber::DefaultGuard) {
     let file = tempfile::NamedTempFile::new().expect("a log file");
     let writer = std::sync::Mutex::new(file.reopen().expect("the log file"));
@@ -37,10 +37,6 @@ fn capture_logs() -> (tempfile::NamedTempFile, tracing::subscriber::DefaultGuard
         .with_writer(writer)
         .with_ansi(false);
     (file, tracing::subscriber::set_default(subscriber.finish()))
-}
-
-fn text(logs: &tempfile::NamedTempFile) -> String {
-    std::fs::read_to_string(logs.path()).expect("the logs")
 }
 
 /// An event stream that sends one event, then nothing, forever.
@@ -67,12 +63,11 @@ async fn listen() -> (TcpListener, SocketAddr) {
     (listener, addr)
 }
 
+/// A server running in a task of this process.
+type Server = JoinHandle<io::Result<()>>;
+
 /// `app` served by this crate's `serve`, without signal handling.
-async fn serve(
-    app: Router,
-    reload: &AutoReload,
-    drain: Duration,
-) -> (SocketAddr, JoinHandle<io::Result<()>>) {
+async fn serve(app: Router, reload: &AutoReload, drain: Duration) -> (SocketAddr, Server) {
     let (listener, addr) = listen().await;
     let server = axum_autoreload::serve(listener, app, reload.clone())
         .handle_signals(false)
@@ -81,7 +76,7 @@ async fn serve(
 }
 
 /// Triggers the shutdown and waits for the server to return; how long it took.
-async fn shut_down(reload: &AutoReload, server: JoinHandle<io::Result<()>>) -> Duration {
+async fn shut_down(reload: &AutoReload, server: Server) -> Duration {
     let started = Instant::now();
     reload.shutdown_signal().trigger();
     returns_within(Duration::from_secs(10), server).await;
@@ -89,10 +84,9 @@ async fn shut_down(reload: &AutoReload, server: JoinHandle<io::Result<()>>) -> D
 }
 
 /// Waits for the server to return without an error, at most `limit`.
-async fn returns_within(limit: Duration, server: JoinHandle<io::Result<()>>) {
+async fn returns_within(limit: Duration, server: Server) {
     let returned = tokio::time::timeout(limit, server).await;
-    let returned =
-        returned.unwrap_or_else(|_| panic!("the server did not return within {limit:?}"));
+    let returned = returned.unwrap_or_else(|_| panic!("no return within {limit:?}"));
     returned.expect("no panic").expect("no error");
 }
 
@@ -120,10 +114,7 @@ async fn the_apps_event_streams_end_when_the_shutdown_begins() {
         let mut reload_stream = opened(addr, "/auto_refresh", "hello").await;
         let took = shut_down(&reload, server).await;
         // At once: no stream holds it.
-        assert!(
-            took < Duration::from_secs(1),
-            "held, ours: {ours}, {took:?}"
-        );
+        assert!(took < Duration::from_secs(1), "ours: {ours}, {took:?}");
         let ended = events.ends_within(Duration::from_secs(1)).await;
         assert!(ended, "the app's stream ends");
         if ours {
@@ -151,11 +142,9 @@ async fn what_holds_the_drain_past_its_deadline_is_named() {
     let _client = client.expect("connect");
 
     let took = shut_down(&reload, server).await;
-    assert!(
-        took >= Duration::from_millis(300),
-        "the drain waited: {took:?}"
-    );
-    let logs = text(&logs);
+    let waited = took >= Duration::from_millis(300);
+    assert!(waited, "the drain waited: {took:?}");
+    let logs = std::fs::read_to_string(logs.path()).expect("the logs");
     let named = [
         "drain deadline of 300 ms passed",
         "held by: GET /tail",
@@ -187,10 +176,8 @@ async fn an_upgraded_connection_is_waited_for_until_the_app_closes_it() {
     let (mut client, _) = client.expect("connect");
 
     let took = shut_down(&reload, server).await;
-    assert!(
-        took >= Duration::from_millis(200) && took < Duration::from_secs(2),
-        "the server waited for the socket, and no longer: {took:?}"
-    );
+    let waited = took >= Duration::from_millis(200) && took < Duration::from_secs(2);
+    assert!(waited, "waited for the socket, no longer: {took:?}");
     let message = tokio::time::timeout(Duration::from_secs(1), client.next()).await;
     let message = message.expect("a message");
     let Some(Ok(tungstenite::Message::Close(Some(frame)))) = message else {
@@ -217,7 +204,7 @@ async fn a_panic_in_a_body_is_logged_and_the_server_goes_on() {
     let page = http::get(addr, "/").await.expect("GET /");
     assert_eq!(page.status, 200, "still serving");
     shut_down(&reload, server).await;
-    let logs = text(&logs);
+    let logs = std::fs::read_to_string(logs.path()).expect("the logs");
     demo::assert_contains(&logs, &["ended in a panic: boom in the body"]);
 }
 

@@ -40,10 +40,8 @@ async fn every_stream_hears_restart_and_ends_then_the_process_exits() {
     let restart = ("restart".to_owned(), instance.expect("an id"));
     for (i, stream) in streams.iter_mut().enumerate() {
         assert_eq!(stream.event(EVENT).await, restart, "stream {i}");
-        assert!(
-            stream.ends_within(Duration::from_secs(1)).await,
-            "stream {i} ends"
-        );
+        let ended = stream.ends_within(Duration::from_secs(1)).await;
+        assert!(ended, "stream {i} ends");
     }
 }
 
@@ -58,14 +56,11 @@ async fn sigusr1_reloads_every_stream_on_a_used_connection_too() {
     let mut routed = routed.expect("open after a request");
     // The heads as hyper's client read them, lower-cased; hyper keeps the framing
     // field, so `transfer-encoding: chunked` is still pinned.
-    let head_fields = |head: &str| {
-        let mut fields: Vec<String> = (head.lines())
-            .filter(|line| !line.starts_with("date:"))
-            .map(str::to_owned)
-            .collect();
-        fields.sort();
+    fn head_fields(head: &str) -> Vec<&str> {
+        let mut fields: Vec<_> = head.lines().filter(|l| !l.starts_with("date:")).collect();
+        fields.sort_unstable();
         fields
-    };
+    }
     assert_eq!(head_fields(&own.head), head_fields(&routed.head));
     for stream in [&mut own, &mut routed] {
         stream.assert_head();
@@ -92,10 +87,7 @@ async fn a_second_sigint_exits_at_once_and_the_deadline_bounds_the_drain() {
     let stalled = demo::stalled_reader(socket.addr).await;
     server.signal(Signal::SIGINT);
     let exited = server.wait_exit(Duration::from_millis(500));
-    assert!(
-        exited.is_none(),
-        "the drain waits for the response in flight"
-    );
+    assert!(exited.is_none(), "the drain waits for the response");
     server.signal(Signal::SIGINT);
     let exited = server.wait_exit(Duration::from_secs(2));
     assert!(exited.is_some(), "a second SIGINT exits at once");
@@ -107,11 +99,8 @@ async fn a_second_sigint_exits_at_once_and_the_deadline_bounds_the_drain() {
     server.signal(Signal::SIGINT);
     let why = "the drain deadline (300 ms) ends the drain";
     demo::assert_exits_cleanly(&mut server, Duration::from_secs(3), why);
-    let drained = started.elapsed();
-    assert!(
-        drained >= Duration::from_millis(300),
-        "the drain waited for the stalled reader"
-    );
+    let drained = started.elapsed() >= Duration::from_millis(300);
+    assert!(drained, "the drain waited for the stalled reader");
     drop(stalled);
 }
 
@@ -134,10 +123,8 @@ async fn idle_keep_alive_connections_do_not_hold_the_shutdown() {
     server.signal(Signal::SIGINT);
     let exited = server.wait_exit(Duration::from_secs(2));
     exited.expect("idle connections are closed, not waited for until the deadline");
-    eprintln!(
-        "exit {} ms after SIGINT with idle connections",
-        started.elapsed().as_millis()
-    );
+    let ms = started.elapsed().as_millis();
+    eprintln!("exit {ms} ms after SIGINT with idle connections");
 
     // And an old page still gets its answer from the next process on the same socket.
     let _next = demo::spawn_on(&socket, &[]);

@@ -19,10 +19,8 @@ where
         if let Ok(Some(value)) = tokio::time::timeout(left, poll()).await {
             return value;
         }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {limit:?} waiting for {what}"
-        );
+        let late = Instant::now() >= deadline;
+        assert!(!late, "timed out after {limit:?} waiting for {what}");
         tokio::time::sleep(POLL).await;
     }
 }

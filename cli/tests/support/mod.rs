@@ -4,7 +4,6 @@
 
 use std::fs;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -48,7 +47,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// A scratch crate in a temporary directory: a tiny axum app on the library.
 pub struct Scratch {
     dir: tempfile::TempDir,
-    pub main_rs: String,
+    main_rs: String,
 }
 
 impl Scratch {
@@ -81,20 +80,17 @@ tokio = {{ version = "1", features = ["macros", "rt-multi-thread"] }}
         Self { dir, main_rs }
     }
 
-    pub fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// The 1-based line of `main.rs` that contains `needle`.
-    pub fn line_of(&self, needle: &str) -> usize {
-        let at = self.main_rs.lines().position(|line| line.contains(needle));
-        at.unwrap_or_else(|| panic!("{needle:?} is not in main.rs")) + 1
-    }
-
-    /// Asserts that `html` shows `src/main.rs:line:col` as a link that opens
-    /// VS Code (the default editor) at the absolute path.
-    pub fn assert_links_to_main_rs(&self, html: &str, line: usize, col: usize) {
-        let root = self.path().canonicalize().expect("the scratch directory");
+    /// Asserts that `html` shows `src/main.rs:LINE:col`, LINE the line that holds
+    /// `needle`, as a link that opens VS Code (the default editor) at the absolute
+    /// path.
+    pub fn assert_links_to_main_rs(&self, html: &str, needle: &str, col: usize) {
+        let line = self.main_rs.lines().position(|line| line.contains(needle));
+        let line = line.unwrap_or_else(|| panic!("{needle:?} is not in main.rs")) + 1;
+        let root = self
+            .dir
+            .path()
+            .canonicalize()
+            .expect("the scratch directory");
         let main_rs = root.join("src/main.rs");
         let link = format!(r#"href="vscode://file/{}:{line}:{col}""#, main_rs.display());
         assert!(html.contains(&link), "{link} in {html}");
@@ -110,7 +106,7 @@ tokio = {{ version = "1", features = ["macros", "rt-multi-thread"] }}
         socket
             .pass_to(&mut command)
             .arg("run")
-            .current_dir(self.path())
+            .current_dir(self.dir.path())
             .env_remove("AXUM_AUTORELOAD_EDITOR")
             // One target directory for every scratch app of every test run: their
             // dependencies are built once.
@@ -141,11 +137,4 @@ pub async fn get(addr: SocketAddr, path: &str, headers: &str, limit: Duration) -
         .await
         .unwrap_or_else(|_| panic!("no answer to GET {path} within {limit:?}"))
         .unwrap_or_else(|err| panic!("GET {path}: {err}"))
-}
-
-/// Asserts that `text` holds each of `needles`, saying which one it lacks.
-pub fn assert_contains(text: &str, needles: &[&str]) {
-    for needle in needles {
-        assert!(text.contains(needle), "no {needle:?} in {text}");
-    }
 }
