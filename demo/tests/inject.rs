@@ -4,7 +4,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::{header, Request, Response, StatusCode};
+use axum::http::{header, HeaderName, Request, Response, StatusCode};
 use axum_autoreload::AutoReload;
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -51,37 +51,29 @@ fn through_layer(
     make: impl Fn() -> Response<Body> + Clone + Send + 'static,
 ) -> impl Service<Request<Body>, Response = Response<Body>, Error = Infallible> {
     let inner = service_fn(move |_req: Request<Body>| std::future::ready(Ok(make())));
-    reload
-        .layer()
-        .layer(inner)
-        .map_response(|r| r.map(Body::new))
+    let service = reload.layer().layer(inner);
+    service.map_response(|r| r.map(Body::new))
 }
 
 /// A page sent in these chunks, of unknown length.
 fn streamed(chunks: Vec<impl Into<Bytes> + Send + 'static>) -> Response<Body> {
-    let chunks = chunks
-        .into_iter()
-        .map(|chunk| Ok::<_, Infallible>(chunk.into()));
+    let chunks = chunks.into_iter().map(|c| Ok::<_, Infallible>(c.into()));
     let body = Body::from_stream(futures_util::stream::iter(chunks));
     with(Response::new(body), header::CONTENT_TYPE, "text/html")
 }
 
 /// A page with `status` and no length.
 fn with_status(status: u16, body: &'static str) -> Response<Body> {
-    let response = Response::builder().status(status);
+    let response = Response::builder().status(status).body(body.into());
     with(
-        response.body(body.into()).expect("response"),
+        response.expect("response"),
         header::CONTENT_TYPE,
         "text/html",
     )
 }
 
 /// `response` with the header field `name` set to `value`.
-fn with(
-    mut response: Response<Body>,
-    name: header::HeaderName,
-    value: &'static str,
-) -> Response<Body> {
+fn with(mut response: Response<Body>, name: HeaderName, value: &'static str) -> Response<Body> {
     let value = header::HeaderValue::from_static(value);
     response.headers_mut().insert(name, value);
     response
@@ -154,11 +146,8 @@ async fn htmx_requests_get_no_tag() {
 async fn two_layers_inject_once() {
     let reload = reload();
     let once = through_layer(&reload, || html("<body></body>"));
-    let twice = reload
-        .layer()
-        .layer(once)
-        .map_response(|r| r.map(Body::new));
-    let (response, body) = call(twice, get("/")).await;
+    let twice = reload.layer().layer(once);
+    let (response, body) = call(twice.map_response(|r| r.map(Body::new)), get("/")).await;
     assert_eq!(body, format!("<body>{}</body>", reload.script_tag()));
     let length = body.len().to_string();
     assert_eq!(content_length(&response), Some(length.as_str()));
@@ -171,9 +160,8 @@ async fn off_means_untouched_and_no_routes() {
     let (_, body) = call(through_layer(&reload, || html("<body></body>")), get("/")).await;
     assert_eq!(body, "<body></body>");
 
-    let app = axum::Router::new()
-        .merge(reload.router())
-        .layer(reload.layer());
+    let app: axum::Router = reload.router();
+    let app = app.layer(reload.layer());
     for path in ["/auto_refresh", "/auto_refresh/client.js"] {
         let response = app.clone().oneshot(get(path)).await.expect("infallible");
         assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
@@ -289,11 +277,8 @@ fn event_stream() -> Response<Body> {
         Ok::<_, Infallible>(Bytes::from_static(b"data: 1\n\n"))
     });
     let body = Body::from_stream(first.chain(futures_util::stream::pending()));
-    with(
-        Response::new(body),
-        header::CONTENT_TYPE,
-        "text/event-stream",
-    )
+    let response = Response::new(body);
+    with(response, header::CONTENT_TYPE, "text/event-stream")
 }
 
 #[tokio::test(start_paused = true)]

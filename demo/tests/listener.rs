@@ -45,12 +45,11 @@ async fn serves_on_a_passed_socket_and_raises_its_backlog() {
     // With the server stopped, the kernel must still complete 64 handshakes at once:
     // with a backlog of 1 all but two would wait for a SYN retransmit (1 s).
     server.signal(Signal::SIGSTOP);
-    let connects: Vec<_> = (0..64)
-        .map(|_| {
-            let connect = tokio::net::TcpStream::connect(socket.addr);
-            tokio::spawn(tokio::time::timeout(Duration::from_millis(500), connect))
-        })
-        .collect();
+    let connect = |_| {
+        let connect = tokio::net::TcpStream::connect(socket.addr);
+        tokio::spawn(tokio::time::timeout(Duration::from_millis(500), connect))
+    };
+    let connects: Vec<_> = (0..64).map(connect).collect();
     let mut streams = Vec::new();
     for connect in connects {
         let stream = connect.await.expect("task");
@@ -115,13 +114,9 @@ fn startup_errors_are_one_clear_line() {
     let fd = udp.as_raw_fd().to_string();
     let udp_passed = [("LISTEN_FDS", "1"), ("LISTEN_FDS_FIRST_FD", fd.as_str())];
     let missing_root = ["--root", "/definitely/not/here", "--addr", "127.0.0.1:0"];
+    let busy = ["--addr", &addr];
     let cases: [(&[&str], &[(&str, &str)], &str, &[&str]); 3] = [
-        (
-            &["--addr", &addr],
-            &[],
-            "cannot listen on ",
-            &[&addr, "--addr or PORT"],
-        ),
+        (&busy, &[], "cannot listen on ", &[&addr, "--addr or PORT"]),
         (&[], &udp_passed, "", &["not a TCP listener"]),
         (&missing_root, &[], "cannot watch /definitely/not/here", &[]),
     ];
@@ -146,14 +141,8 @@ fn version_and_help() {
     let expected = format!("axum-autoreload-demo {}", env!("CARGO_PKG_VERSION"));
     assert_eq!(String::from_utf8_lossy(&version.stdout).trim(), expected);
     let help = String::from_utf8_lossy(&demo::run(&["--help"], &[]).stdout).into_owned();
-    let flags = [
-        "--addr",
-        "--port",
-        "[env: PORT",
-        "--static-dir",
-        "--drain-deadline",
-    ];
-    demo::assert_contains(&help, &flags);
+    demo::assert_contains(&help, &["--addr", "--port", "[env: PORT"]);
+    demo::assert_contains(&help, &["--static-dir", "--drain-deadline"]);
 }
 
 #[tokio::test]
@@ -163,10 +152,7 @@ async fn switched_off_there_is_no_script_and_no_stream() {
     let (_server, page) = bound(port, &[], &env).await;
     assert!(!page.contains("<script"), "{page}");
     for path in ["/auto_refresh", "/auto_refresh/client.js"] {
-        let status = get(([127, 0, 0, 1], port).into(), path)
-            .await
-            .expect("GET")
-            .status;
-        assert_eq!(status, 404, "{path}");
+        let response = get(([127, 0, 0, 1], port).into(), path).await;
+        assert_eq!(response.expect("GET").status, 404, "{path}");
     }
 }

@@ -96,26 +96,21 @@ async fn a_burst_of_writes_is_one_event_and_an_empty_file_none() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn build_tools_trigger_by_post_and_other_sites_cannot() {
     let mut live = live().await;
-    let port = live.addr.port();
-    let addr = live.addr;
-    let post = |query: &str, origin: &str| {
-        let raw = format!(
-            "POST /auto_refresh/reload{query} HTTP/1.1\r\nHost: localhost:{port}\r\n{origin}\
-             Content-Length: 0\r\nConnection: close\r\n\r\n"
-        );
-        async move { http::request(addr, &raw).await.expect("POST") }
-    };
-
-    let css = post("?path=/static/out.css", "").await;
+    let (addr, port) = (live.addr, live.addr.port());
+    let host = format!("Host: localhost:{port}\r\n");
+    let css = "POST /auto_refresh/reload?path=/static/out.css";
+    let css = http::send(addr, css, &host, "").await;
     assert_eq!((css.status, css.text().as_str()), (200, "{\"streams\":1}"));
     let event = live.stream.next_within(EVENT).await;
     assert_eq!(event, Some(("css".into(), "/static/out.css".into())));
 
-    let all = post("", &format!("Origin: http://localhost:{port}\r\n")).await;
+    let own = format!("{host}Origin: http://localhost:{port}\r\n");
+    let all = http::send(addr, "POST /auto_refresh/reload", &own, "").await;
     assert_eq!(all.status, 200);
     assert_eq!(live.stream.event(EVENT).await.0, "reload");
 
-    let foreign = post("", "Origin: https://evil.example\r\n").await;
+    let foreign = format!("{host}Origin: https://evil.example\r\n");
+    let foreign = http::send(addr, "POST /auto_refresh/reload", &foreign, "").await;
     assert_eq!(foreign.status, 403);
     assert_eq!(live.stream.next_within(QUIET).await, None, "nothing sent");
 }

@@ -49,11 +49,8 @@ pub async fn get(addr: SocketAddr, path: &str) -> io::Result<Response> {
 /// `GET path` with `Connection: close` and these header lines (each ending in
 /// `\r\n`, `Host` among them).
 pub async fn get_with(addr: SocketAddr, path: &str, headers: &str) -> io::Result<Response> {
-    request(
-        addr,
-        &format!("GET {path} HTTP/1.1\r\nConnection: close\r\n{headers}\r\n"),
-    )
-    .await
+    let raw = format!("GET {path} HTTP/1.1\r\nConnection: close\r\n{headers}\r\n");
+    request(addr, &raw).await
 }
 
 /// Sends the raw request bytes on a fresh connection and reads the response: to
@@ -137,9 +134,8 @@ fn invalid(what: &str) -> io::Error {
 }
 
 fn is_chunked(response: &Response) -> bool {
-    response
-        .header("transfer-encoding")
-        .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
+    let coding = response.header("transfer-encoding");
+    coding.is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
 }
 
 /// Parses a whole response; `Err` when the head or the framed body is incomplete.
@@ -148,27 +144,23 @@ fn is_chunked(response: &Response) -> bool {
 pub fn parse(bytes: &[u8], to_head: bool) -> io::Result<Response> {
     let split = memmem::find(bytes, b"\r\n\r\n").ok_or_else(|| invalid("no end of head"))?;
     let head = String::from_utf8_lossy(&bytes[..split]).into_owned();
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| invalid("no status"))?;
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok());
+    let status = status.ok_or_else(|| invalid("no status"))?;
     let mut response = Response {
         status,
         head,
         body: Vec::new(),
     };
     let raw = &bytes[split + 4..];
-    let length = response
-        .header("content-length")
-        .and_then(|v| v.parse::<usize>().ok());
+    let length = response.header("content-length");
+    let length = length.and_then(|v| v.parse::<usize>().ok());
     response.body = if to_head {
         Vec::new()
     } else if is_chunked(&response) {
         dechunk(raw).ok_or_else(|| invalid("incomplete chunked body"))?
     } else if let Some(len) = length {
-        raw.get(..len)
-            .ok_or_else(|| invalid("body shorter than Content-Length"))?
+        let body = raw.get(..len);
+        body.ok_or_else(|| invalid("body shorter than Content-Length"))?
             .to_vec()
     } else {
         raw.to_vec()
@@ -198,7 +190,7 @@ fn dechunk(mut raw: &[u8]) -> Option<Vec<u8>> {
 pub struct Load {
     stop: Arc<AtomicBool>,
     tally: Arc<Mutex<Tally>>,
-    clients: Vec<JoinHandle<()>>,
+    tasks: Vec<JoinHandle<()>>,
 }
 
 /// What the clients of a [`Load`] got.
@@ -222,41 +214,35 @@ impl Load {
         limit: Duration,
     ) -> Self {
         let (stop, tally) = (Arc::<AtomicBool>::default(), Arc::<Mutex<Tally>>::default());
-        let clients = (0..clients)
-            .map(|_| {
-                let (stop, tally) = (Arc::clone(&stop), Arc::clone(&tally));
-                let (path, headers) = (path.to_owned(), headers.to_owned());
-                tokio::spawn(async move {
-                    while !stop.load(Ordering::Relaxed) {
-                        let started = Instant::now();
-                        let answer =
-                            tokio::time::timeout(limit, get_with(addr, &path, &headers)).await;
-                        let mut tally = tally.lock().expect("the tally");
-                        tally.worst = tally.worst.max(started.elapsed());
-                        match answer {
-                            Ok(Ok(ok)) if ok.status == 200 => tally.ok.push(ok.text()),
-                            Ok(Ok(other)) => {
-                                let failure = format!("{}: {}", other.status, other.text());
-                                tally.failures.push(failure);
-                            }
-                            Ok(Err(err)) => tally.failures.push(err.to_string()),
-                            Err(_) => tally.failures.push(format!("no answer within {limit:?}")),
+        let client = |_| {
+            let (stop, tally) = (Arc::clone(&stop), Arc::clone(&tally));
+            let (path, headers) = (path.to_owned(), headers.to_owned());
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let started = Instant::now();
+                    let answer = tokio::time::timeout(limit, get_with(addr, &path, &headers)).await;
+                    let mut tally = tally.lock().expect("the tally");
+                    tally.worst = tally.worst.max(started.elapsed());
+                    match answer {
+                        Ok(Ok(ok)) if ok.status == 200 => tally.ok.push(ok.text()),
+                        Ok(Ok(other)) => {
+                            let failure = format!("{}: {}", other.status, other.text());
+                            tally.failures.push(failure);
                         }
+                        Ok(Err(err)) => tally.failures.push(err.to_string()),
+                        Err(_) => tally.failures.push(format!("no answer within {limit:?}")),
                     }
-                })
+                }
             })
-            .collect();
-        Self {
-            stop,
-            tally,
-            clients,
-        }
+        };
+        let tasks = (0..clients).map(client).collect();
+        Self { stop, tally, tasks }
     }
 
     /// Stops the clients after their requests in flight; what they all got.
     pub async fn stop(self) -> Tally {
         self.stop.store(true, Ordering::Relaxed);
-        for client in self.clients {
+        for client in self.tasks {
             client.await.expect("a client of the load");
         }
         std::mem::take(&mut *self.tally.lock().expect("the tally"))

@@ -20,7 +20,6 @@ type Events = Pin<Box<dyn Stream<Item = Result<Event, EventStreamError<hyper::Er
 
 /// An open event stream: the request sent, the response's head read.
 pub struct EventStream {
-    pub status: u16,
     /// The status line and header fields, lower-cased, one per `\r\n`-ended line
     /// (`http/1.1 200 ok`, `content-type: text/event-stream`, …).
     pub head: String,
@@ -29,9 +28,7 @@ pub struct EventStream {
 
 impl std::fmt::Debug for EventStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EventStream")
-            .field("head", &self.head)
-            .finish()
+        write!(f, "EventStream {{ head: {:?} }}", self.head)
     }
 }
 
@@ -51,37 +48,25 @@ impl EventStream {
     /// `path`, whose answer is read whole first.
     pub async fn open_after(addr: SocketAddr, path: &str) -> io::Result<Self> {
         let mut sender = connect(addr).await?;
-        let first = sender
-            .send_request(request(path, "*/*"))
-            .await
-            .map_err(io::Error::other)?;
-        first
-            .into_body()
-            .collect()
-            .await
-            .map_err(io::Error::other)?;
+        let first = sender.send_request(request(path, "*/*")).await;
+        let body = first.map_err(io::Error::other)?.into_body();
+        body.collect().await.map_err(io::Error::other)?;
         sender.ready().await.map_err(io::Error::other)?;
         Self::send(&mut sender, "/auto_refresh").await
     }
 
     async fn send(sender: &mut SendRequest<Empty<Bytes>>, path: &str) -> io::Result<Self> {
-        let response = sender
-            .send_request(request(path, "text/event-stream"))
-            .await
-            .map_err(io::Error::other)?;
-        let mut head =
-            format!("{:?} {}\r\n", response.version(), response.status()).to_ascii_lowercase();
+        let response = sender.send_request(request(path, "text/event-stream"));
+        let response = response.await.map_err(io::Error::other)?;
+        let mut head = format!("{:?} {}\r\n", response.version(), response.status());
         for (name, value) in response.headers() {
-            let value = String::from_utf8_lossy(value.as_bytes()).to_ascii_lowercase();
+            let value = String::from_utf8_lossy(value.as_bytes());
             head.push_str(&format!("{name}: {value}\r\n"));
         }
-        Ok(Self {
-            status: response.status().as_u16(),
-            head,
-            events: BodyDataStream::new(response.into_body())
-                .eventsource()
-                .boxed(),
-        })
+        let head = head.to_ascii_lowercase();
+        let body = BodyDataStream::new(response.into_body());
+        let events = body.eventsource().boxed();
+        Ok(Self { head, events })
     }
 
     /// The next event's name (`message` when it has none) and data; `None` at the
@@ -122,22 +107,19 @@ impl EventStream {
 
     /// The next event; panics when none comes within `limit`.
     pub async fn event(&mut self, limit: Duration) -> (String, String) {
-        self.next_within(limit)
-            .await
-            .unwrap_or_else(|| panic!("no event within {limit:?}"))
+        let next = self.next_within(limit).await;
+        next.unwrap_or_else(|| panic!("no event within {limit:?}"))
     }
 
     /// Reads events until the server ends the stream; whether it did, cleanly,
     /// within `limit`.
     pub async fn ends_within(&mut self, limit: Duration) -> bool {
         let end = async {
-            loop {
-                match self.next_event().await {
-                    Ok(Some(_)) => {}
-                    Ok(None) => return true,
-                    Err(_) => return false,
-                }
+            let mut next = self.next_event().await;
+            while let Ok(Some(_)) = next {
+                next = self.next_event().await;
             }
+            next.is_ok()
         };
         tokio::time::timeout(limit, end).await.unwrap_or(false)
     }
@@ -145,9 +127,8 @@ impl EventStream {
 
 async fn connect(addr: SocketAddr) -> io::Result<SendRequest<Empty<Bytes>>> {
     let tcp = TcpStream::connect(addr).await?;
-    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-        .await
-        .map_err(io::Error::other)?;
+    let handshake = hyper::client::conn::http1::handshake(TokioIo::new(tcp));
+    let (sender, connection) = handshake.await.map_err(io::Error::other)?;
     tokio::spawn(connection);
     Ok(sender)
 }
