@@ -43,9 +43,7 @@ async fn failure_shown(
     let text = &page.text();
     assert_contains(text, report);
     scratch.assert_links_to_main_rs(text, at.0, at.1);
-    let mut stream = EventStream::open(socket.addr).await.expect("open");
-    let (event, shown) = stream.event(EVENT).await;
-    assert_eq!(event, "overlay");
+    let (stream, shown) = EventStream::opened(socket.addr, "/auto_refresh", "overlay").await;
     assert_contains(&shown, overlay);
     (scratch, socket, runner, stream)
 }
@@ -69,10 +67,8 @@ async fn a_broken_build_is_shown_to_pages_streams_and_other_requests() {
     // Anything but a page load: 503 and one line.
     let api = get(socket.addr, "/api/posts", JSON_REQUEST, BUILD).await;
     assert_eq!(api.status, 503, "{api:?}");
-    assert_eq!(
-        api.header("content-type"),
-        Some("text/plain; charset=utf-8")
-    );
+    let plain = Some("text/plain; charset=utf-8");
+    assert_eq!(api.header("content-type"), plain);
     let line = "the build failed: 1 error; see the terminal or the browser\n";
     assert_eq!(api.text(), line);
 

@@ -49,11 +49,9 @@ async fn post_raw(addr: SocketAddr, via: &str, body: &str) -> Response {
 /// `GET /posts/events`, a chunked 200 `text/event-stream`, and its first event:
 /// the current feed.
 async fn feed(addr: SocketAddr) -> (EventStream, String) {
-    let stream = EventStream::open_path(addr, "/posts/events").await;
-    let mut stream = stream.expect("open");
+    let (stream, feed) = EventStream::opened(addr, "/posts/events", "feed").await;
     stream.assert_head();
-    let first = update(&mut stream).await;
-    (stream, first)
+    (stream, feed)
 }
 
 /// The next feed update on `stream`.

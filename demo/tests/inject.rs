@@ -273,9 +273,7 @@ async fn a_chosen_predicate_picks_the_pages() {
 /// An event stream: one event, then nothing until the body is dropped.
 fn event_stream() -> Response<Body> {
     use futures_util::StreamExt as _;
-    let first = futures_util::stream::once(async {
-        Ok::<_, Infallible>(Bytes::from_static(b"data: 1\n\n"))
-    });
+    let first = futures_util::stream::iter([Ok::<_, Infallible>("data: 1\n\n")]);
     let body = Body::from_stream(first.chain(futures_util::stream::pending()));
     let response = Response::new(body);
     with(response, header::CONTENT_TYPE, "text/event-stream")

@@ -129,13 +129,9 @@ fn startup_errors_are_one_clear_line() {
 }
 
 #[test]
-fn a_bad_flag_is_a_usage_error() {
+fn version_help_and_a_usage_error_for_a_bad_flag() {
     let output = demo::run(&["--addr", "localhost"], &[]);
     demo::assert_fails(&output, 2, &["invalid value 'localhost' for '--addr"]);
-}
-
-#[test]
-fn version_and_help() {
     let version = demo::run(&["--version"], &[]);
     assert!(version.status.success());
     let expected = format!("axum-autoreload-demo {}", env!("CARGO_PKG_VERSION"));

@@ -18,7 +18,7 @@ use axum::Router;
 use axum_autoreload::{AutoReload, KeepStreamOpen, ShutdownSignal};
 use dev_support::http;
 use dev_support::sse::EventStream;
-use futures_util::{Stream, StreamExt};
+use futures_util::{FutureExt, Stream, StreamExt};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite;
@@ -90,13 +90,6 @@ async fn returns_within(limit: Duration, server: Server) {
     returned.expect("no panic").expect("no error");
 }
 
-/// The event stream at `path`, its first event read.
-async fn opened(addr: SocketAddr, path: &str, first: &str) -> EventStream {
-    let mut stream = EventStream::open_path(addr, path).await.expect("open");
-    assert_eq!(stream.event(EVENT).await.0, first, "{path}");
-    stream
-}
-
 /// Under this crate's `serve` and under `axum::serve` with the shutdown signal.
 #[tokio::test]
 async fn the_apps_event_streams_end_when_the_shutdown_begins() {
@@ -110,8 +103,8 @@ async fn the_apps_event_streams_end_when_the_shutdown_begins() {
                 .with_graceful_shutdown(reload.shutdown_signal().triggered_owned());
             (addr, tokio::spawn(server.into_future()))
         };
-        let mut events = opened(addr, "/events", "tick").await;
-        let mut reload_stream = opened(addr, "/auto_refresh", "hello").await;
+        let mut events = EventStream::opened(addr, "/events", "tick").await.0;
+        let mut reload_stream = EventStream::greeted(addr).await;
         let took = shut_down(&reload, server).await;
         // At once: no stream holds it.
         assert!(took < Duration::from_secs(1), "ours: {ours}, {took:?}");
@@ -137,7 +130,7 @@ async fn what_holds_the_drain_past_its_deadline_is_named() {
     });
     let app = app(&reload).route("/ws", ws);
     let (addr, server) = serve(app, &reload, Duration::from_millis(300)).await;
-    let _tail = opened(addr, "/tail", "tick").await;
+    let _tail = EventStream::opened(addr, "/tail", "tick").await;
     let client = tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await;
     let _client = client.expect("connect");
 
@@ -215,9 +208,7 @@ async fn with_graceful_shutdown_begins_the_shutdown() {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = axum_autoreload::serve(listener, app(&reload), reload.clone())
         .handle_signals(false)
-        .with_graceful_shutdown(async move {
-            let _ = stopped.await;
-        });
+        .with_graceful_shutdown(stopped.map(drop));
     let server = tokio::spawn(server.into_future());
     let mut stream = EventStream::greeted(addr).await;
     stop.send(()).expect("the server listens");

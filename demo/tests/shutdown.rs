@@ -22,9 +22,7 @@ async fn every_stream_hears_restart_and_ends_then_the_process_exits() {
     let mut streams = Vec::with_capacity(STREAMS);
     let mut instance = None;
     for _ in 0..STREAMS {
-        let mut stream = EventStream::open(addr).await.expect("open a reload stream");
-        let (name, id) = stream.event(EVENT).await;
-        assert_eq!(name, "hello");
+        let (stream, id) = EventStream::opened(addr, "/auto_refresh", "hello").await;
         let first = instance.get_or_insert_with(|| id.clone());
         assert_eq!(first, &id, "one instance id per process");
         streams.push(stream);

@@ -91,11 +91,18 @@ impl EventStream {
         }
     }
 
+    /// `GET path` on a new connection, its first event, called `name`, read; the
+    /// stream and that event's data.
+    pub async fn opened(addr: SocketAddr, path: &str, name: &str) -> (Self, String) {
+        let mut stream = Self::open_path(addr, path).await.expect("opening a stream");
+        let (first, data) = stream.event(Duration::from_secs(5)).await;
+        assert_eq!(first, name, "the first event of {path}");
+        (stream, data)
+    }
+
     /// The reload stream on a new connection, its first event (`hello`) read.
     pub async fn greeted(addr: SocketAddr) -> Self {
-        let mut stream = Self::open(addr).await.expect("opening the reload stream");
-        assert_eq!(stream.event(Duration::from_secs(5)).await.0, "hello");
-        stream
+        Self::opened(addr, "/auto_refresh", "hello").await.0
     }
 
     /// The next event within `limit`; `None` when none came in time or the stream

@@ -86,11 +86,7 @@ tokio = {{ version = "1", features = ["macros", "rt-multi-thread"] }}
     pub fn assert_links_to_main_rs(&self, html: &str, needle: &str, col: usize) {
         let line = self.main_rs.lines().position(|line| line.contains(needle));
         let line = line.unwrap_or_else(|| panic!("{needle:?} is not in main.rs")) + 1;
-        let root = self
-            .dir
-            .path()
-            .canonicalize()
-            .expect("the scratch directory");
+        let root = self.dir.path().canonicalize().expect("the scratch dir");
         let main_rs = root.join("src/main.rs");
         let link = format!(r#"href="vscode://file/{}:{line}:{col}""#, main_rs.display());
         assert!(html.contains(&link), "{link} in {html}");
@@ -103,17 +99,15 @@ tokio = {{ version = "1", features = ["macros", "rt-multi-thread"] }}
     /// runs in a process group of its own.
     pub fn run(&self, socket: &PassedSocket) -> Proc {
         let mut command = Command::new(env!("CARGO_BIN_EXE_axum-autoreload"));
+        // One target directory for every scratch app of every test run: their
+        // dependencies are built once.
+        let target = std::env::temp_dir().join("axum-autoreload-cli-tests-target");
         socket
             .pass_to(&mut command)
             .arg("run")
             .current_dir(self.dir.path())
             .env_remove("AXUM_AUTORELOAD_EDITOR")
-            // One target directory for every scratch app of every test run: their
-            // dependencies are built once.
-            .env(
-                "CARGO_TARGET_DIR",
-                std::env::temp_dir().join("axum-autoreload-cli-tests-target"),
-            )
+            .env("CARGO_TARGET_DIR", target)
             .env("RUST_LOG", "info");
         Proc::spawn("runner", command).stop_with(Signal::SIGINT, Duration::from_secs(10))
     }
@@ -133,8 +127,7 @@ pub async fn start(name: &str, body: &str) -> (Scratch, PassedSocket, Proc, Resp
 /// `GET path` with these header lines (each ending in `\r\n`), waiting up to
 /// `limit` for the answer (a request waits in the backlog while cargo builds).
 pub async fn get(addr: SocketAddr, path: &str, headers: &str, limit: Duration) -> Response {
-    tokio::time::timeout(limit, http::get_with(addr, path, headers))
-        .await
-        .unwrap_or_else(|_| panic!("no answer to GET {path} within {limit:?}"))
-        .unwrap_or_else(|err| panic!("GET {path}: {err}"))
+    let answer = tokio::time::timeout(limit, http::get_with(addr, path, headers)).await;
+    let answer = answer.unwrap_or_else(|_| panic!("no answer to GET {path} within {limit:?}"));
+    answer.unwrap_or_else(|err| panic!("GET {path}: {err}"))
 }

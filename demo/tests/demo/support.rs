@@ -12,7 +12,7 @@ use dev_support::process::Proc;
 use dev_support::socket::PassedSocket;
 use nix::sys::signal::Signal;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpListener, TcpStream};
 
 /// How long a demo binary may take to answer its first request.
 pub const READY: Duration = Duration::from_secs(20);
@@ -73,9 +73,7 @@ pub fn assert_fails(output: &Output, code: i32, needles: &[&str]) -> String {
 /// Serves `app` with `reload` in this process on a fresh loopback port (no signal
 /// handling); its address.
 pub async fn serve_here(app: axum::Router, reload: axum_autoreload::AutoReload) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("address");
     let server = axum_autoreload::serve(listener, app, reload).handle_signals(false);
     tokio::spawn(server.into_future());
@@ -101,10 +99,7 @@ pub async fn stalled_reader(addr: SocketAddr) -> TcpStream {
     let request = b"GET /static/big.bin HTTP/1.1\r\nHost: localhost\r\n\r\n";
     stream.write_all(request).await.expect("send");
     let mut head = [0; 12];
-    stream
-        .read_exact(&mut head)
-        .await
-        .expect("the answer begins");
+    stream.read_exact(&mut head).await.expect("the answer");
     assert_eq!(&head, b"HTTP/1.1 200");
     stream
 }
