@@ -13,7 +13,6 @@ use dev_support::sse::EventStream;
 use nix::sys::signal::Signal;
 use support::{get, Scratch};
 
-/// How long an event may take.
 const EVENT: Duration = Duration::from_secs(5);
 
 /// How long a request may wait while the runner builds after the first build.

@@ -244,13 +244,12 @@ fn processes_may_create_the_database_at_once() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("fresh/posts.sqlite3");
     let db = db.to_str().expect("utf-8");
-    let mut processes: Vec<_> = (0..6)
-        .map(|_| {
-            let mut command = demo::command(&["--addr", "127.0.0.1:0", "--db", db]);
-            command.env("RUST_LOG", "off");
-            demo::spawn(command)
-        })
-        .collect();
+    let start = |_| {
+        let mut command = demo::command(&["--addr", "127.0.0.1:0", "--db", db]);
+        command.env("RUST_LOG", "off");
+        demo::spawn(command)
+    };
+    let mut processes: Vec<_> = (0..6).map(start).collect();
     std::thread::sleep(Duration::from_millis(1500));
     let failures: Vec<String> = (processes.iter_mut())
         .filter_map(|process| Some(format!("{}: {}", process.exited()?, process.log_text())))

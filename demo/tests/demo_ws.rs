@@ -43,7 +43,6 @@ async fn answered(ws: &mut Socket, message: Message, answer: Message) {
     assert_eq!(next(ws).await, Some(answer));
 }
 
-/// Sends `message` and asserts that it comes back unchanged.
 async fn echoed(ws: &mut Socket, message: Message) {
     answered(ws, message.clone(), message).await;
 }

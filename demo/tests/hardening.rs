@@ -25,8 +25,7 @@ async fn other_hosts_and_cross_site_requests_get_403() {
     // to allow it.
     let rebound = send(addr, "GET /", "Host: evil.example\r\n", "").await;
     assert_eq!(rebound.status, 403);
-    let text = rebound.text();
-    assert!(text.contains("allow_host(\"evil.example\")"), "{text}");
+    demo::assert_contains(&rebound.text(), &["allow_host(\"evil.example\")"]);
 
     // (status, request line, header lines): HOST is `Host: localhost:PORT`, EVIL
     // an Origin on another site, OWN the app's own origin.
@@ -112,10 +111,9 @@ async fn static_files_never_leave_their_root() {
 
 fn rss_kib(pid: nix::unistd::Pid) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
-    (status.lines())
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
-        .expect("VmRSS")
+    let rss = status.lines().find_map(|line| line.strip_prefix("VmRSS:"));
+    let kib = rss.and_then(|r| r.split_whitespace().next()?.parse().ok());
+    kib.expect("VmRSS")
 }
 
 /// Waits until the server counts no open stream, at most 5 s.
@@ -165,8 +163,8 @@ async fn a_stalled_client_delays_no_other_stream() {
     let stall = demo::stalled_reader(addr).await;
     let mut healthy = EventStream::greeted(addr).await;
     server.signal(Signal::SIGUSR1);
-    let event = healthy.next_within(Duration::from_secs(1)).await;
-    assert_eq!(event.expect("the reload arrives at once").0, "reload");
+    // At once.
+    assert_eq!(healthy.event(Duration::from_secs(1)).await.0, "reload");
     drop(stall);
 }
 

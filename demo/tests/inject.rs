@@ -26,7 +26,6 @@ fn typed(content_type: &str, body: &'static str) -> Response<Body> {
         .expect("response")
 }
 
-/// The whole body.
 async fn body_bytes(body: Body) -> Vec<u8> {
     body.collect().await.expect("body").to_bytes().to_vec()
 }
@@ -326,15 +325,6 @@ mod arbitrary_bodies {
     use proptest::prelude::*;
     use proptest::test_runner::{Config, RngSeed};
 
-    fn through_layer(reload: &AutoReload, chunks: Vec<Vec<u8>>) -> Vec<u8> {
-        let service = super::through_layer(reload, move || streamed(chunks.clone()));
-        let runtime = tokio::runtime::Builder::new_current_thread().build();
-        runtime.expect("runtime").block_on(async {
-            let response = service.oneshot(get("/")).await.expect("infallible");
-            body_bytes(response.into_body()).await
-        })
-    }
-
     proptest! {
         #![proptest_config(Config {
             cases: 512,
@@ -357,7 +347,11 @@ mod arbitrary_bodies {
         ) {
             let reload = AutoReload::builder().enabled(true).build();
             let body = chunks.concat();
-            let out = through_layer(&reload, chunks);
+            let service = through_layer(&reload, move || streamed(chunks.clone()));
+            let runtime = tokio::runtime::Builder::new_current_thread().build();
+            let runtime = runtime.expect("runtime");
+            let response = runtime.block_on(service.oneshot(get("/"))).expect("infallible");
+            let out = runtime.block_on(body_bytes(response.into_body()));
             prop_assert_eq!(out, with_tag(&body, reload.script_tag().as_bytes()));
         }
     }

@@ -12,6 +12,7 @@ use std::time::Duration;
 use dev_support::http::{get, wait_ready};
 use dev_support::process::Proc;
 use dev_support::socket::{free_port, PassedSocket};
+use dev_support::tools::under_ci;
 use dev_support::wait;
 use nix::sys::signal::Signal;
 
@@ -34,12 +35,8 @@ async fn serves_on_a_passed_socket_and_raises_its_backlog() {
     let server = demo::start(&socket, &[]).await;
     match backlog_reported_by_ss(socket.port()) {
         Some(backlog) => assert_eq!(backlog, 1024, "backlog after the server took the socket"),
-        None if dev_support::tools::under_ci() => {
-            panic!("`ss` is missing: apt-get install -y iproute2")
-        }
-        None => {
-            eprintln!("skipping the ss read-back: `ss` is missing (apt-get install -y iproute2)")
-        }
+        None if under_ci() => panic!("`ss` is missing: apt-get install -y iproute2"),
+        None => eprintln!("skipping the ss read-back: `ss` is missing (iproute2)"),
     }
 
     // With the server stopped, the kernel must still complete 64 handshakes at once:
@@ -85,8 +82,7 @@ async fn bound(port: u16, args: &[&str], env: &[(&str, &str)]) -> (Proc, String)
 async fn binds_addr_or_port_when_no_socket_is_passed() {
     let port = free_port();
     let (_server, page) = bound(port, &["--addr", &format!("127.0.0.1:{port}")], &[]).await;
-    let script = page.contains("data-instance=");
-    assert!(script, "the page carries the client script");
+    demo::assert_contains(&page, &["data-instance="]); // the client script
     let port = free_port();
     bound(port, &[], &[("PORT", &port.to_string())]).await;
 }

@@ -56,7 +56,6 @@ fn app(reload: &AutoReload) -> Router {
         .layer(reload.layer())
 }
 
-/// A listener on a free loopback port.
 async fn listen() -> (TcpListener, SocketAddr) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("address");
@@ -138,32 +137,29 @@ async fn what_holds_the_drain_past_its_deadline_is_named() {
     let waited = took >= Duration::from_millis(300);
     assert!(waited, "the drain waited: {took:?}");
     let logs = std::fs::read_to_string(logs.path()).expect("the logs");
-    let named = [
-        "drain deadline of 300 ms passed",
-        "held by: GET /tail",
-        "GET /ws (upgraded)",
-    ];
-    demo::assert_contains(&logs, &named);
+    let deadline = "drain deadline of 300 ms passed";
+    demo::assert_contains(
+        &logs,
+        &[deadline, "held by: GET /tail", "GET /ws (upgraded)"],
+    );
 }
 
 #[tokio::test]
 async fn an_upgraded_connection_is_waited_for_until_the_app_closes_it() {
     let reload = AutoReload::builder().enabled(true).build();
-    let ws = get(
-        |upgrade: WebSocketUpgrade, shutdown: ShutdownSignal| async move {
-            upgrade.on_upgrade(|mut socket| async move {
-                shutdown.triggered().await;
-                // Some work before the goodbye: the server waits for it.
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                let close = CloseFrame {
-                    code: 1012,
-                    reason: "restart".into(),
-                };
-                let _ = socket.send(Message::Close(Some(close))).await;
-            })
-        },
-    );
-    let app = Router::new().route("/ws", ws).layer(reload.layer());
+    let ws = |upgrade: WebSocketUpgrade, shutdown: ShutdownSignal| async move {
+        upgrade.on_upgrade(|mut socket| async move {
+            shutdown.triggered().await;
+            // Some work before the goodbye: the server waits for it.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let close = CloseFrame {
+                code: 1012,
+                reason: "restart".into(),
+            };
+            let _ = socket.send(Message::Close(Some(close))).await;
+        })
+    };
+    let app = Router::new().route("/ws", get(ws)).layer(reload.layer());
     let (addr, server) = serve(app, &reload, Duration::from_secs(5)).await;
     let client = tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await;
     let (mut client, _) = client.expect("connect");

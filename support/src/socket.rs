@@ -23,13 +23,8 @@ pub struct PassedSocket {
     pub addr: SocketAddr,
 }
 
-impl Default for PassedSocket {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl PassedSocket {
+    #[allow(clippy::new_without_default)] // each call binds a new socket
     pub fn new() -> Self {
         let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).expect("socket");
         socket.set_reuse_address(true).expect("SO_REUSEADDR");
