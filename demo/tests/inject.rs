@@ -134,10 +134,8 @@ async fn pages_get_the_tag_before_close_body_and_everything_else_is_left_alone()
 async fn htmx_requests_get_no_tag() {
     let reload = reload();
     let service = through_layer(&reload, || html("<li>fragment</li>"));
-    let request = Request::get("/")
-        .header("HX-Request", "true")
-        .body(Body::empty());
-    let (_, body) = call(service, request.expect("request")).await;
+    let request = Request::get("/").header("HX-Request", "true");
+    let (_, body) = call(service, request.body(Body::empty()).expect("request")).await;
     assert_eq!(body, "<li>fragment</li>");
 }
 

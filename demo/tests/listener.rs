@@ -111,7 +111,8 @@ fn startup_errors_are_one_clear_line() {
     let udp_passed = [("LISTEN_FDS", "1"), ("LISTEN_FDS_FIRST_FD", fd.as_str())];
     let missing_root = ["--root", "/definitely/not/here", "--addr", "127.0.0.1:0"];
     let busy = ["--addr", &addr];
-    let cases: [(&[&str], &[(&str, &str)], &str, &[&str]); 3] = [
+    type Env<'a> = &'a [(&'a str, &'a str)];
+    let cases: [(&[&str], Env<'_>, &str, &[&str]); 3] = [
         (&busy, &[], "cannot listen on ", &[&addr, "--addr or PORT"]),
         (&[], &udp_passed, "", &["not a TCP listener"]),
         (&missing_root, &[], "cannot watch /definitely/not/here", &[]),
