@@ -5,12 +5,14 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use dev_support::assert_contains;
 use dev_support::http::{Load, Tally};
+use dev_support::process::Proc;
+use dev_support::socket::PassedSocket;
 use dev_support::sse::EventStream;
 use nix::sys::signal::Signal;
-use support::{assert_contains, get};
+use support::{get, Scratch};
 
-/// How long an event may take.
 const EVENT: Duration = Duration::from_secs(5);
 
 /// How long a request may wait while the runner builds after the first build.
@@ -22,37 +24,50 @@ const JSON_REQUEST: &str = "Host: localhost\r\nAccept: application/json\r\n";
 /// The headers of a page load through DNS rebinding.
 const FORGED_HOST: &str = "Host: evil.example\r\nAccept: text/html\r\n";
 
+/// The runner on a scratch app whose `main` starts with `body` and fails: the
+/// first page load gets a 500 HTML report that holds `report` and links to
+/// `src/main.rs` at the line of `at.0`, column `at.1`; a reload stream opens with
+/// the overlay, which holds `overlay`.
+async fn failure_shown(
+    name: &str,
+    body: &str,
+    report: &[&str],
+    at: (&str, usize),
+    overlay: &[&str],
+) -> (Scratch, PassedSocket, Proc, EventStream) {
+    let (scratch, socket, runner, page) = support::start(name, body).await;
+    assert_eq!(page.status, 500, "{page:?}");
+    let html = page.header("content-type");
+    assert!(html.is_some_and(|t| t.starts_with("text/html")), "{page:?}");
+    let text = &page.text();
+    assert_contains(text, report);
+    scratch.assert_links_to_main_rs(text, at.0, at.1);
+    let (stream, shown) = EventStream::opened(socket.addr, "/auto_refresh", "overlay").await;
+    assert_contains(&shown, overlay);
+    (scratch, socket, runner, stream)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_build_is_shown_to_pages_streams_and_other_requests() {
     // The page load waits in the backlog while cargo fails, then gets the report.
     let broken = "    let _ = undefined_name;\n";
-    let (scratch, socket, mut runner, page) = support::start("scratch-broken", broken).await;
-    assert_eq!(page.status, 500, "{page:?}");
-    let html = page
-        .header("content-type")
-        .is_some_and(|t| t.starts_with("text/html"));
-    assert!(html, "{page:?}");
-    let body = &page.text();
-    assert_contains(
-        body,
-        &[
-            // The error code links to its explanation.
-            r#"<a class="aar-code" href="https://doc.rust-lang.org/error_codes/E0425.html""#,
-            "cannot find value `undefined_name` in this scope",
-            // The client script, in its overlay mode.
-            "data-instance=",
-            " data-overlay",
-        ],
-    );
-    scratch.assert_links_to_main_rs(body, scratch.line_of("undefined_name"), 13);
+    let report = [
+        // The error code links to its explanation.
+        r#"<a class="aar-code" href="https://doc.rust-lang.org/error_codes/E0425.html""#,
+        "cannot find value `undefined_name` in this scope",
+        // The client script, in its overlay mode.
+        "data-instance=",
+        " data-overlay",
+    ];
+    let at = ("undefined_name", 13);
+    let (_scratch, socket, mut runner, mut stream) =
+        failure_shown("scratch-broken", broken, &report, at, &["E0425", "<style>"]).await;
 
     // Anything but a page load: 503 and one line.
     let api = get(socket.addr, "/api/posts", JSON_REQUEST, BUILD).await;
     assert_eq!(api.status, 503, "{api:?}");
-    assert_eq!(
-        api.header("content-type"),
-        Some("text/plain; charset=utf-8")
-    );
+    let plain = Some("text/plain; charset=utf-8");
+    assert_eq!(api.header("content-type"), plain);
     let line = "the build failed: 1 error; see the terminal or the browser\n";
     assert_eq!(api.text(), line);
 
@@ -60,20 +75,15 @@ async fn a_broken_build_is_shown_to_pages_streams_and_other_requests() {
     let forged = get(socket.addr, "/", FORGED_HOST, BUILD).await;
     assert_eq!(forged.status, 403, "{forged:?}");
 
-    // A reload stream opens with the overlay, then hello.
-    let mut stream = EventStream::open(socket.addr).await.expect("open");
-    let (name, overlay) = stream.event(EVENT).await;
-    assert_eq!(name, "overlay");
-    assert_contains(&overlay, &["E0425", "<style>"]);
+    // The reload stream's overlay is followed by hello.
     assert_eq!(stream.event(EVENT).await.0, "hello");
 
     // SIGINT: the stream gets restart and ends, the runner exits at once.
     let stopping = Instant::now();
     runner.signal(Signal::SIGINT);
     assert_eq!(stream.event(Duration::from_secs(1)).await.0, "restart");
-    let status = runner
-        .wait_exit(Duration::from_secs(1))
-        .expect("exited within 1 s");
+    let status = runner.wait_exit(Duration::from_secs(1));
+    let status = status.expect("exited within 1 s");
     let exit = stopping.elapsed();
     eprintln!("failure server: SIGINT to exit in {} ms", exit.as_millis());
     assert!(exit < Duration::from_millis(500), "{exit:?}");
@@ -86,59 +96,40 @@ async fn a_good_build_serves_the_app_on_the_passed_socket() {
     assert_eq!(page.status, 200, "{page:?}");
     let body = &page.text();
     assert_contains(body, &["<h1>scratch ok</h1>", "data-instance="]);
-    assert!(
-        !body.contains(" data-overlay"),
-        "the app is no failure report: {body}"
-    );
+    let report = body.contains(" data-overlay");
+    assert!(!report, "the app is no failure report: {body}");
     let field = |id: &str| -> u128 {
         let (_, rest) = body.split_once(&format!("<p id={id}>")).expect(id);
         let value = rest.split_once('<').expect("the end of the field").0;
-        value
-            .parse()
-            .unwrap_or_else(|_| panic!("{id} is a number: {body}"))
+        value.parse().unwrap_or_else(|_| panic!("{id}: {body}"))
     };
     let (app_pid, build_ms, spawned_at) = (field("pid"), field("build-ms"), field("spawned-at"));
-    assert!(
-        build_ms > 0 && spawned_at > 1_600_000_000_000,
-        "{build_ms} {spawned_at}"
-    );
+    assert!(build_ms > 0, "{build_ms}");
+    assert!(spawned_at > 1_600_000_000_000, "{spawned_at}");
 
     let stopping = Instant::now();
     runner.signal(Signal::SIGINT);
-    let status = runner
-        .wait_exit(Duration::from_secs(5))
-        .expect("exited within 5 s");
+    let status = runner.wait_exit(Duration::from_secs(5));
+    let status = status.expect("exited within 5 s");
     let ms = stopping.elapsed().as_millis();
     eprintln!("app through the runner: SIGINT to exit in {ms} ms");
     let log = runner.log_text();
     assert_eq!(status.code(), Some(0), "the app's own status: {log}");
     let gone = !std::path::Path::new(&format!("/proc/{app_pid}")).exists();
     assert!(gone, "the app is gone");
-    assert!(
-        !log.contains("again"),
-        "the app got one SIGINT, not two: {log}"
-    );
+    let twice = log.contains("again");
+    assert!(!twice, "the app got one SIGINT, not two: {log}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panic_in_main_shows_its_message_and_location() {
     let panics = "    if std::env::var_os(\"SCRATCH_NEVER_SET\").is_none() {\n        \
                   panic!(\"no <config> & no luck\");\n    }\n";
-    let (scratch, socket, mut runner, page) = support::start("scratch-panic", panics).await;
-    assert_eq!(page.status, 500, "{page:?}");
-    let body = &page.text();
     // The panic message, escaped.
-    assert_contains(
-        body,
-        &["no &lt;config&gt; &amp; no luck", "exit status: 101"],
-    );
-    scratch.assert_links_to_main_rs(body, scratch.line_of("no luck"), 9);
-
-    let mut stream = EventStream::open(socket.addr).await.expect("open");
-    let (name, overlay) = stream.event(EVENT).await;
-    assert_eq!(name, "overlay");
-    assert_contains(&overlay, &["no &lt;config&gt; &amp; no luck"]);
-
+    let message = "no &lt;config&gt; &amp; no luck";
+    let report = [message, "exit status: 101"];
+    let (_scratch, _socket, mut runner, _stream) =
+        failure_shown("scratch-panic", panics, &report, ("no luck", 9), &[message]).await;
     runner.signal(Signal::SIGINT);
     let exited = runner.wait_exit(Duration::from_secs(1));
     assert!(exited.is_some(), "exited within 1 s");
@@ -159,10 +150,7 @@ async fn no_request_fails_across_restarts_through_the_runner() {
         runner.signal(Signal::SIGINT);
         let status = runner.wait_exit(Duration::from_secs(10));
         let clean = status.is_some_and(|status| status.success());
-        assert!(
-            clean,
-            "restart {restart}: a clean exit within 10 s, not {status:?}"
-        );
+        assert!(clean, "restart {restart}, within 10 s: {status:?}");
         runner = scratch.run(&socket);
     }
     assert_eq!(get(socket.addr, "/", JSON_REQUEST, BUILD).await.status, 200);

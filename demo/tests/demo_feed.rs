@@ -1,12 +1,11 @@
 //! The demo's live feed over real HTTP: every stream gets each new post, user text
-//! is escaped, bad input gets 422 (or 413) and stores nothing, posts survive a
+//! is escaped, bad input gets a 4xx and stores nothing, posts survive a
 //! restart of the process, and the streams end on shutdown.
 
 #[path = "demo/support.rs"]
 mod demo;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use dev_support::http::{self, Response};
@@ -16,69 +15,42 @@ use nix::sys::signal::Signal;
 
 const EVENT: Duration = Duration::from_secs(5);
 
-/// How a post is sent: its `Content-Type` and other header lines.
-#[derive(Clone, Copy, Debug)]
-enum Via {
-    /// A form, as htmx sends it (`HX-Request: true`).
-    Htmx,
-    /// A form, as a browser without JavaScript sends it.
-    Form,
-    /// A JSON object.
-    Json,
-    /// Plain text, which no form sends.
-    Text,
-}
+/// How a post is sent, its `Content-Type` and other header lines: a form as htmx
+/// sends it, a form as a browser without JavaScript sends it, a JSON object, and
+/// plain text, which no form sends.
+const HTMX: &str = "application/x-www-form-urlencoded\r\nHX-Request: true\r\nHX-Target: post-form";
+const FORM: &str = "application/x-www-form-urlencoded";
+const JSON: &str = "application/json";
+const TEXT: &str = "text/plain";
 
 /// `POST /posts` with `username` and `message` (each left out when `None`).
-async fn post(
-    addr: SocketAddr,
-    via: Via,
-    username: Option<&str>,
-    message: Option<&str>,
-) -> Response {
-    let fields = [("username", username), ("message", message)];
+async fn post(addr: SocketAddr, via: &str, name: Option<&str>, message: Option<&str>) -> Response {
+    let fields = [("username", name), ("message", message)];
     let fields = fields
         .into_iter()
-        .filter_map(|(name, value)| Some((name, value?)));
-    let body = match via {
-        Via::Json => serde_json::Value::Object(fields.map(|(k, v)| (k.into(), v.into())).collect())
-            .to_string(),
-        _ => serde_urlencoded::to_string(fields.collect::<Vec<_>>()).expect("form encoding"),
+        .filter_map(|(key, value)| Some((key, value?)));
+    let body = if via == JSON {
+        let object = fields
+            .map(|(key, value)| (key.into(), value.into()))
+            .collect();
+        serde_json::Value::Object(object).to_string()
+    } else {
+        serde_urlencoded::to_string(fields.collect::<Vec<_>>()).expect("form encoding")
     };
     post_raw(addr, via, &body).await
 }
 
-/// `POST /posts` with `body` as it is, typed for `via`.
-async fn post_raw(addr: SocketAddr, via: Via, body: &str) -> Response {
-    let headers = match via {
-        Via::Htmx => {
-            "application/x-www-form-urlencoded\r\nHX-Request: true\r\nHX-Target: post-form"
-        }
-        Via::Form => "application/x-www-form-urlencoded",
-        Via::Json => "application/json",
-        Via::Text => "text/plain",
-    };
-    let raw = format!(
-        "POST /posts HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
-         Origin: http://localhost\r\nContent-Type: {headers}\r\n\
-         Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    http::request(addr, &raw).await.expect("POST /posts")
+/// `POST /posts` with `body` as it is, typed `via`.
+async fn post_raw(addr: SocketAddr, via: &str, body: &str) -> Response {
+    let headers = format!("Host: localhost\r\nOrigin: http://localhost\r\nContent-Type: {via}\r\n");
+    http::send(addr, "POST /posts", &headers, body).await
 }
 
 /// `GET /posts/events`, a chunked 200 `text/event-stream`, and its first event:
 /// the current feed.
 async fn feed(addr: SocketAddr) -> (EventStream, String) {
-    let mut stream = EventStream::open_path(addr, "/posts/events")
-        .await
-        .expect("open");
-    let head = &stream.head;
-    assert!(head.starts_with("http/1.1 200"), "{head}");
-    assert!(head.contains("content-type: text/event-stream"), "{head}");
-    assert!(head.contains("transfer-encoding: chunked"), "{head}");
-    let (name, feed) = stream.event(EVENT).await;
-    assert_eq!(name, "feed");
+    let (stream, feed) = EventStream::opened(addr, "/posts/events", "feed").await;
+    stream.assert_head();
     (stream, feed)
 }
 
@@ -99,24 +71,9 @@ async fn usernames_on_page(addr: SocketAddr) -> Vec<String> {
         .collect()
 }
 
-/// The demo on a passed socket, its database in a directory that does not exist
-/// yet.
-async fn server(db: &Path) -> (SocketAddr, demo::Demo) {
-    let socket = PassedSocket::new();
-    let server = demo::start(&socket, &["--db", db.to_str().expect("UTF-8")]).await;
-    (socket.addr, server)
-}
-
-fn temp_db() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let db = dir.path().join("data/posts.sqlite3");
-    (dir, db)
-}
-
 #[tokio::test]
 async fn two_subscribers_get_each_new_post_with_user_text_escaped() {
-    let (_dir, db) = temp_db();
-    let (addr, _server) = server(&db).await;
+    let (addr, _server) = demo::serving(&[]).await;
     let (mut first, initial) = feed(addr).await;
     let (mut second, initial_too) = feed(addr).await;
     for initial in [initial, initial_too] {
@@ -126,31 +83,27 @@ async fn two_subscribers_get_each_new_post_with_user_text_escaped() {
 
     let message = "<script>alert(\"pwned\")</script> & more\nsecond line";
     let posted = Instant::now();
-    let response = post(addr, Via::Htmx, Some("<b>mallory</b>"), Some(message)).await;
+    let response = post(addr, HTMX, Some("<b>mallory</b>"), Some(message)).await;
     assert_eq!(response.status, 201, "{}", response.text());
+    let escaped = [
+        "&lt;script&gt;alert(&quot;pwned&quot;)&lt;/script&gt; &amp; more\nsecond line",
+        "<strong class=\"username\">&lt;b&gt;mallory&lt;/b&gt;</strong>",
+    ];
     for (name, stream) in [("first", &mut first), ("second", &mut second)] {
         let update = update(stream).await;
         let ms = posted.elapsed().as_secs_f64() * 1000.0;
         eprintln!("{name} stream got the post {ms:.1} ms after the POST began");
-        demo::assert_contains(
-            &update,
-            &[
-                "&lt;script&gt;alert(&quot;pwned&quot;)&lt;/script&gt; &amp; more\nsecond line",
-                "<strong class=\"username\">&lt;b&gt;mallory&lt;/b&gt;</strong>",
-            ],
-        );
+        demo::assert_contains(&update, &escaped);
         assert!(!update.contains("<script>"), "{update}");
         assert!(!update.contains("No posts yet"), "{update}");
     }
 
     // A second post comes first in the next update, and a JSON post counts too.
-    let response = post(addr, Via::Json, Some("bob"), Some("hello")).await;
+    let response = post(addr, JSON, Some("bob"), Some("hello")).await;
     assert_eq!(response.status, 201, "{}", response.text());
     let json: serde_json::Value = serde_json::from_slice(&response.body).expect("JSON");
-    assert_eq!(
-        (&json["username"], &json["message"]),
-        (&"bob".into(), &"hello".into())
-    );
+    assert_eq!(json["username"], "bob");
+    assert_eq!(json["message"], "hello");
     for stream in [&mut first, &mut second] {
         let update = update(stream).await;
         let bob = update.find(">bob<").expect("bob's post");
@@ -166,10 +119,10 @@ async fn two_subscribers_get_each_new_post_with_user_text_escaped() {
     assert_eq!(usernames, ["bob", "&lt;b&gt;mallory&lt;/b&gt;"]);
 }
 
+/// 422 with the error; 400, 415 or 413 for a body that cannot be read at all.
 #[tokio::test]
-async fn bad_input_gets_422_with_the_error_and_stores_nothing() {
-    let (_dir, db) = temp_db();
-    let (addr, _server) = server(&db).await;
+async fn bad_input_gets_a_4xx_with_the_error_and_stores_nothing() {
+    let (addr, _server) = demo::serving(&[]).await;
     let (mut stream, _) = feed(addr).await;
 
     let long_message = "m".repeat(501);
@@ -187,24 +140,22 @@ async fn bad_input_gets_422_with_the_error_and_stores_nothing() {
     for (username, message, field, words) in cases {
         let what = format!("username {username:?}, message {message:?}");
 
-        let htmx = post(addr, Via::Htmx, username, message).await;
+        let htmx = post(addr, HTMX, username, message).await;
         assert_eq!(htmx.status, 422, "htmx, {what}: {}", htmx.text());
         assert_eq!(htmx.header("hx-retarget"), Some("#post-form"), "{what}");
         assert_eq!(htmx.header("hx-reswap"), Some("morph"), "{what}");
         // The form alone, with the error.
         let fragment = htmx.text();
-        assert!(
-            fragment.starts_with("<form id=\"post-form\""),
-            "{what}: {fragment}"
-        );
+        let form = fragment.starts_with("<form id=\"post-form\"");
+        assert!(form, "{what}: {fragment}");
         assert!(!fragment.contains("<html"), "{what}: {fragment}");
         demo::assert_contains(&fragment, &[&format!("id=\"{field}-error\""), words]);
 
-        let form = post(addr, Via::Form, username, message).await;
+        let form = post(addr, FORM, username, message).await;
         assert_eq!(form.status, 422, "form, {what}: {}", form.text());
         demo::assert_contains(&form.text(), &["<html", words]);
 
-        let json = post(addr, Via::Json, username, message).await;
+        let json = post(addr, JSON, username, message).await;
         assert_eq!(json.status, 422, "JSON, {what}: {}", json.text());
         let body: serde_json::Value = serde_json::from_slice(&json.body).expect("JSON");
         let error = body["errors"][field].as_str().unwrap_or_default();
@@ -213,16 +164,29 @@ async fn bad_input_gets_422_with_the_error_and_stores_nothing() {
 
     // What was typed comes back in the form, escaped.
     let typed = format!("<script>{long_message}");
-    let response = post(addr, Via::Htmx, Some("<i>eve</i>"), Some(&typed)).await;
+    let response = post(addr, HTMX, Some("<i>eve</i>"), Some(&typed)).await;
     assert_eq!(response.status, 422);
     let escaped = ["value=\"&lt;i&gt;eve&lt;/i&gt;\"", ">&lt;script&gt;mmm"];
     demo::assert_contains(&response.text(), &escaped);
 
     // Bodies that cannot be read at all.
-    let malformed = post_raw(addr, Via::Json, "{\"username\": ").await;
+    let malformed = post_raw(addr, JSON, "{\"username\": ").await;
     assert_eq!(malformed.status, 400, "{}", malformed.text());
-    let wrong_type = post_raw(addr, Via::Text, "username=a&message=b").await;
+    let wrong_type = post_raw(addr, TEXT, "username=a&message=b").await;
     assert_eq!(wrong_type.status, 415, "{}", wrong_type.text());
+    // At the 16 KiB limit the body is read (and this one is refused for its
+    // length); over it, 413.
+    let at_limit = format!("username=ann&message={}", "m".repeat(16 * 1024 - 21));
+    assert_eq!(at_limit.len(), 16 * 1024);
+    let response = post_raw(addr, HTMX, &at_limit).await;
+    assert_eq!(response.status, 422, "{}", response.text());
+    let over = format!("{at_limit}m");
+    let m = "m".repeat(16 * 1024);
+    let json = format!("{{\"username\":\"ann\",\"message\":\"{m}\"}}");
+    for (via, body) in [(HTMX, &over), (FORM, &over), (JSON, &json)] {
+        let response = post_raw(addr, via, body).await;
+        assert_eq!(response.status, 413, "{via}: {}", response.text());
+    }
 
     let update = stream.next_within(Duration::from_millis(300)).await;
     assert!(update.is_none(), "no update after bad input: {update:?}");
@@ -230,44 +194,22 @@ async fn bad_input_gets_422_with_the_error_and_stores_nothing() {
 }
 
 #[tokio::test]
-async fn a_body_over_16_kib_gets_413_and_stores_nothing() {
-    let (_dir, db) = temp_db();
-    let (addr, _server) = server(&db).await;
-    // At the limit the body is read (and this one is refused for its length).
-    let at_limit = format!("username=ann&message={}", "m".repeat(16 * 1024 - 21));
-    assert_eq!(at_limit.len(), 16 * 1024);
-    let response = post_raw(addr, Via::Htmx, &at_limit).await;
-    assert_eq!(response.status, 422, "{}", response.text());
-
-    let over = format!("{at_limit}m");
-    let json = format!(
-        "{{\"username\":\"ann\",\"message\":\"{}\"}}",
-        "m".repeat(16 * 1024)
-    );
-    for (via, body) in [(Via::Htmx, &over), (Via::Form, &over), (Via::Json, &json)] {
-        let response = post_raw(addr, via, body).await;
-        assert_eq!(response.status, 413, "{via:?}: {}", response.text());
-    }
-    assert!(usernames_on_page(addr).await.is_empty());
-}
-
-#[tokio::test]
 async fn posts_survive_a_restart_of_the_process() {
-    let (_dir, db) = temp_db();
+    // In a directory that does not exist yet.
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let db = dir.path().join("data/posts.sqlite3");
     let (socket, db_arg) = (PassedSocket::new(), ["--db", db.to_str().expect("UTF-8")]);
     let addr = socket.addr;
     let mut server = demo::start(&socket, &db_arg).await;
-    let response = post(addr, Via::Form, Some("ann"), Some("kept across restarts")).await;
+    let response = post(addr, FORM, Some("ann"), Some("kept across restarts")).await;
     assert_eq!(response.status, 303, "{}", response.text());
     assert_eq!(response.header("location"), Some("/posts"));
-    let response = post(addr, Via::Json, Some("bob"), Some("me too")).await;
+    let response = post(addr, JSON, Some("bob"), Some("me too")).await;
     assert_eq!(response.status, 201, "{}", response.text());
     assert!(db.exists(), "the database should be at {}", db.display());
 
     server.signal(Signal::SIGINT);
-    let status = server.wait_exit(Duration::from_secs(5));
-    let status = status.expect("the server should exit after SIGINT");
-    assert!(status.success(), "exit status {status}");
+    demo::assert_exits_cleanly(&mut server, Duration::from_secs(5), "after SIGINT");
 
     let _server = demo::start(&socket, &db_arg).await;
     assert_eq!(usernames_on_page(addr).await, ["bob", "ann"]);
@@ -277,8 +219,7 @@ async fn posts_survive_a_restart_of_the_process() {
 
 #[tokio::test]
 async fn feed_streams_end_on_shutdown_so_the_process_exits_at_once() {
-    let (_dir, db) = temp_db();
-    let (addr, mut server) = server(&db).await;
+    let (addr, mut server) = demo::serving(&[]).await;
     let mut streams = Vec::new();
     for _ in 0..3 {
         streams.push(feed(addr).await.0);
@@ -290,9 +231,8 @@ async fn feed_streams_end_on_shutdown_so_the_process_exits_at_once() {
         let ended = stream.ends_within(Duration::from_secs(1)).await;
         assert!(ended, "a feed stream should end on shutdown");
     }
-    let status = server.wait_exit(Duration::from_secs(1));
-    let status = status.expect("the server should exit well before its 2 s drain deadline");
-    assert!(status.success(), "exit status {status}");
+    let why = "well before its 2 s drain deadline";
+    demo::assert_exits_cleanly(&mut server, Duration::from_secs(1), why);
     let ms = signalled.elapsed().as_millis();
     eprintln!("3 feed streams ended and the process exited {ms} ms after SIGINT");
 }
@@ -304,19 +244,15 @@ fn processes_may_create_the_database_at_once() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("fresh/posts.sqlite3");
     let db = db.to_str().expect("utf-8");
-    let mut processes: Vec<_> = (0..6)
-        .map(|_| {
-            let mut command = demo::command(&["--addr", "127.0.0.1:0", "--db", db]);
-            command.env("RUST_LOG", "off");
-            demo::spawn(command)
-        })
-        .collect();
+    let start = |_| {
+        let mut command = demo::command(&["--addr", "127.0.0.1:0", "--db", db]);
+        command.env("RUST_LOG", "off");
+        demo::spawn(command)
+    };
+    let mut processes: Vec<_> = (0..6).map(start).collect();
     std::thread::sleep(Duration::from_millis(1500));
     let failures: Vec<String> = (processes.iter_mut())
         .filter_map(|process| Some(format!("{}: {}", process.exited()?, process.log_text())))
         .collect();
-    assert!(
-        failures.is_empty(),
-        "processes that did not start: {failures:?}"
-    );
+    assert!(failures.is_empty(), "did not start: {failures:?}");
 }

@@ -8,7 +8,6 @@ mod demo;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use dev_support::socket::PassedSocket;
 use futures_util::{SinkExt, StreamExt};
 use nix::sys::signal::Signal;
 use tokio::net::TcpStream;
@@ -20,13 +19,6 @@ type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 const LIMIT: usize = 64 * 1024;
 const WAIT: Duration = Duration::from_secs(5);
-
-/// The demo on a passed socket.
-async fn server() -> (SocketAddr, demo::Demo) {
-    let socket = PassedSocket::new();
-    let server = demo::start(&socket, &[]).await;
-    (socket.addr, server)
-}
 
 async fn connect(addr: SocketAddr) -> Socket {
     let connected = tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await;
@@ -51,7 +43,6 @@ async fn answered(ws: &mut Socket, message: Message, answer: Message) {
     assert_eq!(next(ws).await, Some(answer));
 }
 
-/// Sends `message` and asserts that it comes back unchanged.
 async fn echoed(ws: &mut Socket, message: Message) {
     answered(ws, message.clone(), message).await;
 }
@@ -74,7 +65,7 @@ async fn close_code(ws: &mut Socket) -> u16 {
 
 #[tokio::test]
 async fn text_and_binary_come_back_unchanged_and_ping_and_close_are_answered() {
-    let (addr, _server) = server().await;
+    let (addr, _server) = demo::serving(&[]).await;
     let mut ws = connect(addr).await;
     for text in ["hello", "", "ünïcödé ✓ <script>", &"x".repeat(LIMIT)] {
         echoed(&mut ws, Message::text(text)).await;
@@ -83,13 +74,8 @@ async fn text_and_binary_come_back_unchanged_and_ping_and_close_are_answered() {
     for payload in [vec![0, 159, 146, 150, 255], Vec::new(), bytes] {
         echoed(&mut ws, Message::binary(payload)).await;
     }
-    let ping = b"are you there".to_vec();
-    answered(
-        &mut ws,
-        Message::Ping(ping.clone().into()),
-        Message::Pong(ping.into()),
-    )
-    .await;
+    let ping = bytes::Bytes::from_static(b"are you there");
+    answered(&mut ws, Message::Ping(ping.clone()), Message::Pong(ping)).await;
     // Still echoing after the ping.
     echoed(&mut ws, Message::text("after ping")).await;
 
@@ -103,7 +89,7 @@ async fn text_and_binary_come_back_unchanged_and_ping_and_close_are_answered() {
 
 #[tokio::test]
 async fn a_message_over_64_kib_closes_the_socket_with_1009() {
-    let (addr, _server) = server().await;
+    let (addr, _server) = demo::serving(&[]).await;
     for message in [
         Message::text("x".repeat(LIMIT + 1)),
         Message::binary(vec![7; LIMIT + 1]),
@@ -118,11 +104,8 @@ async fn a_message_over_64_kib_closes_the_socket_with_1009() {
     // unread, so the kernel may reset the connection before the client reads the
     // Close. Either way the socket ends and the server goes on.
     let mut ws = connect(addr).await;
-    if ws
-        .send(Message::binary(vec![7; 4 * 1024 * 1024]))
-        .await
-        .is_ok()
-    {
+    let sent = ws.send(Message::binary(vec![7; 4 * 1024 * 1024])).await;
+    if sent.is_ok() {
         match tokio::time::timeout(WAIT, ws.next()).await {
             Ok(Some(Ok(Message::Close(Some(frame))))) => assert_eq!(u16::from(frame.code), 1009),
             Ok(Some(Err(_)) | None) => {}
@@ -135,7 +118,7 @@ async fn a_message_over_64_kib_closes_the_socket_with_1009() {
 
 #[tokio::test]
 async fn shutdown_closes_every_socket_with_1012() {
-    let (addr, mut server) = server().await;
+    let (addr, mut server) = demo::serving(&[]).await;
     let mut sockets = Vec::new();
     for i in 0..3 {
         let mut ws = connect(addr).await;
@@ -148,9 +131,8 @@ async fn shutdown_closes_every_socket_with_1012() {
     for ws in &mut sockets {
         assert_eq!(close_code(ws).await, 1012, "service restart");
     }
-    let status = server.wait_exit(Duration::from_secs(2));
-    let status = status.expect("the server should exit once the sockets are closed");
-    assert!(status.success(), "exit status {status}");
+    let why = "once the sockets are closed";
+    demo::assert_exits_cleanly(&mut server, Duration::from_secs(2), why);
     let ms = signalled.elapsed().as_millis();
     eprintln!("3 WebSockets closed with 1012 and the process exited {ms} ms after SIGINT");
 }

@@ -6,11 +6,14 @@ mod demo;
 
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Duration;
 
 use dev_support::http::{get, wait_ready};
+use dev_support::process::Proc;
 use dev_support::socket::{free_port, PassedSocket};
+use dev_support::tools::under_ci;
+use dev_support::wait;
 use nix::sys::signal::Signal;
 
 /// The listen backlog of the socket on `port`, as `ss` reports it (the Send-Q
@@ -28,31 +31,22 @@ fn backlog_reported_by_ss(port: u16) -> Option<u32> {
 async fn serves_on_a_passed_socket_and_raises_its_backlog() {
     let socket = PassedSocket::new();
     let backlog = backlog_reported_by_ss(socket.port());
-    assert_eq!(
-        backlog.unwrap_or(1),
-        1,
-        "the test socket starts with a backlog of 1"
-    );
+    assert_eq!(backlog.unwrap_or(1), 1, "the test socket's backlog");
     let server = demo::start(&socket, &[]).await;
     match backlog_reported_by_ss(socket.port()) {
         Some(backlog) => assert_eq!(backlog, 1024, "backlog after the server took the socket"),
-        None if dev_support::tools::under_ci() => {
-            panic!("`ss` is missing: apt-get install -y iproute2")
-        }
-        None => {
-            eprintln!("skipping the ss read-back: `ss` is missing (apt-get install -y iproute2)")
-        }
+        None if under_ci() => panic!("`ss` is missing: apt-get install -y iproute2"),
+        None => eprintln!("skipping the ss read-back: `ss` is missing (iproute2)"),
     }
 
     // With the server stopped, the kernel must still complete 64 handshakes at once:
     // with a backlog of 1 all but two would wait for a SYN retransmit (1 s).
     server.signal(Signal::SIGSTOP);
-    let connects: Vec<_> = (0..64)
-        .map(|_| {
-            let connect = tokio::net::TcpStream::connect(socket.addr);
-            tokio::spawn(tokio::time::timeout(Duration::from_millis(500), connect))
-        })
-        .collect();
+    let connect = |_| {
+        let connect = tokio::net::TcpStream::connect(socket.addr);
+        tokio::spawn(tokio::time::timeout(Duration::from_millis(500), connect))
+    };
+    let connects: Vec<_> = (0..64).map(connect).collect();
     let mut streams = Vec::new();
     for connect in connects {
         let stream = connect.await.expect("task");
@@ -75,7 +69,7 @@ async fn serves_on_a_passed_socket_and_raises_its_backlog() {
 
 /// The demo started with `args` and `env` and no socket, once it answers on
 /// 127.0.0.1:`port`: the first page.
-async fn bound(port: u16, args: &[&str], env: &[(&str, &str)]) -> (demo::Demo, String) {
+async fn bound(port: u16, args: &[&str], env: &[(&str, &str)]) -> (Proc, String) {
     let mut command = demo::command(args);
     command.envs(env.iter().copied());
     let server = demo::spawn(command);
@@ -85,96 +79,73 @@ async fn bound(port: u16, args: &[&str], env: &[(&str, &str)]) -> (demo::Demo, S
 }
 
 #[tokio::test]
-async fn binds_addr_when_no_socket_is_passed() {
+async fn binds_addr_or_port_when_no_socket_is_passed() {
     let port = free_port();
     let (_server, page) = bound(port, &["--addr", &format!("127.0.0.1:{port}")], &[]).await;
-    assert!(
-        page.contains("data-instance="),
-        "the page carries the client script"
-    );
-}
-
-#[tokio::test]
-async fn port_env_sets_the_port() {
+    demo::assert_contains(&page, &["data-instance="]); // the client script
     let port = free_port();
     bound(port, &[], &[("PORT", &port.to_string())]).await;
 }
 
-/// Runs the demo with `args` and `env` to its end, logging nothing.
-fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut command = demo::command(args);
-    command.env("RUST_LOG", "off").envs(env.iter().copied());
-    command.output().expect("run")
+#[tokio::test]
+async fn binding_a_non_loopback_address_warns() {
+    let port = free_port();
+    let (server, _) = bound(port, &["--addr", &format!("0.0.0.0:{port}")], &[]).await;
+    wait::until("the warning", Duration::from_secs(5), || async {
+        let log = server.log_text();
+        (log.contains("WARN") && log.contains("other machines can reach")).then_some(())
+    })
+    .await;
 }
 
-/// Asserts that the run ended with `code` and its standard error holds `needles`.
-fn assert_fails(output: &Output, code: i32, needles: &[&str]) -> String {
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert_eq!(output.status.code(), Some(code), "stderr: {stderr}");
-    demo::assert_contains(&stderr, needles);
-    stderr
-}
-
+/// A port in use, a passed socket that is no TCP listener, a missing `--root`:
+/// exit status 1 and one line that says what to do, no panic.
 #[test]
-fn a_busy_port_gives_one_clear_error_line() {
+fn startup_errors_are_one_clear_line() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = taken.local_addr().expect("address").to_string();
-    // It names the address and says what to do.
-    let stderr = assert_fails(&run(&["--addr", &addr], &[]), 1, &[&addr, "--addr or PORT"]);
-    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
-    assert!(stderr.starts_with("error: cannot listen on "), "{stderr}");
-}
-
-#[test]
-fn a_passed_udp_socket_is_refused_clearly() {
     let udp = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None);
     let udp = udp.expect("socket");
     udp.set_cloexec(false).expect("clear close-on-exec");
     let fd = udp.as_raw_fd().to_string();
-    let output = run(&[], &[("LISTEN_FDS", "1"), ("LISTEN_FDS_FIRST_FD", &fd)]);
-    let stderr = assert_fails(&output, 1, &["not a TCP listener"]);
-    assert!(!stderr.contains("panicked"), "{stderr}");
-}
-
-#[test]
-fn a_bad_flag_is_a_usage_error() {
-    let output = run(&["--addr", "localhost"], &[]);
-    assert_fails(&output, 2, &["invalid value 'localhost' for '--addr"]);
-}
-
-#[test]
-fn version_and_help() {
-    let version = run(&["--version"], &[]);
-    assert!(version.status.success());
-    assert_eq!(
-        String::from_utf8_lossy(&version.stdout).trim(),
-        format!("axum-autoreload-demo {}", env!("CARGO_PKG_VERSION"))
-    );
-    let help = String::from_utf8_lossy(&run(&["--help"], &[]).stdout).into_owned();
-    let flags = [
-        "--addr",
-        "--port",
-        "[env: PORT",
-        "--static-dir",
-        "--drain-deadline",
+    let udp_passed = [("LISTEN_FDS", "1"), ("LISTEN_FDS_FIRST_FD", fd.as_str())];
+    let missing_root = ["--root", "/definitely/not/here", "--addr", "127.0.0.1:0"];
+    let busy = ["--addr", &addr];
+    type Env<'a> = &'a [(&'a str, &'a str)];
+    let cases: [(&[&str], Env<'_>, &str, &[&str]); 3] = [
+        (&busy, &[], "cannot listen on ", &[&addr, "--addr or PORT"]),
+        (&[], &udp_passed, "", &["not a TCP listener"]),
+        (&missing_root, &[], "cannot watch /definitely/not/here", &[]),
     ];
-    demo::assert_contains(&help, &flags);
+    for (args, env, start, needles) in cases {
+        let stderr = demo::assert_fails(&demo::run(args, env), 1, needles);
+        assert!(stderr.starts_with(&format!("error: {start}")), "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+#[test]
+fn version_help_and_a_usage_error_for_a_bad_flag() {
+    let output = demo::run(&["--addr", "localhost"], &[]);
+    demo::assert_fails(&output, 2, &["invalid value 'localhost' for '--addr"]);
+    let version = demo::run(&["--version"], &[]);
+    assert!(version.status.success());
+    let expected = format!("axum-autoreload-demo {}", env!("CARGO_PKG_VERSION"));
+    assert_eq!(String::from_utf8_lossy(&version.stdout).trim(), expected);
+    let help = String::from_utf8_lossy(&demo::run(&["--help"], &[]).stdout).into_owned();
+    demo::assert_contains(&help, &["--addr", "--port", "[env: PORT"]);
+    demo::assert_contains(&help, &["--static-dir", "--drain-deadline"]);
 }
 
 #[tokio::test]
 async fn switched_off_there_is_no_script_and_no_stream() {
-    let socket = PassedSocket::new();
-    let mut command = demo::command(&[]);
-    socket.pass_to(&mut command).env("AXUM_AUTORELOAD", "0");
-    let _server = demo::spawn(command);
-    wait_ready(socket.addr, demo::READY).await;
-    let page = get(socket.addr, "/").await.expect("GET /").text();
+    let port = free_port();
+    let env = [("PORT", &*port.to_string()), ("AXUM_AUTORELOAD", "0")];
+    let (_server, page) = bound(port, &[], &env).await;
     assert!(!page.contains("<script"), "{page}");
     for path in ["/auto_refresh", "/auto_refresh/client.js"] {
-        assert_eq!(
-            get(socket.addr, path).await.expect("GET").status,
-            404,
-            "{path}"
-        );
+        let response = get(([127, 0, 0, 1], port).into(), path).await;
+        assert_eq!(response.expect("GET").status, 404, "{path}");
     }
 }

@@ -46,15 +46,12 @@ impl Live {
         std::fs::write(self.path(file), text).expect("write");
     }
 
-    async fn next(&mut self, limit: Duration) -> Option<(String, String)> {
-        self.stream.next_within(limit).await
-    }
-
     /// Asserts that the stream says, once, within 500 ms, that `file` changed.
     async fn expect_one_css_event(&mut self, file: &str) {
         let css = ("css".to_owned(), format!("/static/{file}"));
-        assert_eq!(self.next(EVENT).await, Some(css), "{file}");
-        assert_eq!(self.next(QUIET).await, None, "one event for {file}");
+        assert_eq!(self.stream.next_within(EVENT).await, Some(css), "{file}");
+        let more = self.stream.next_within(QUIET).await;
+        assert_eq!(more, None, "one event for {file}");
     }
 }
 
@@ -70,8 +67,8 @@ async fn each_kind_of_file_gives_its_event_within_500_ms() {
     ] {
         let written = Instant::now();
         live.write(file, "some content");
-        let (name, data) =
-            (live.next(EVENT).await).unwrap_or_else(|| panic!("no event for {file} within 500 ms"));
+        let event = live.stream.next_within(EVENT).await;
+        let (name, data) = event.unwrap_or_else(|| panic!("no event for {file} within 500 ms"));
         eprintln!("{file}: {name} after {} ms", written.elapsed().as_millis());
         assert_eq!(name, expected.0, "{file}");
         if !expected.1.is_empty() {
@@ -90,11 +87,8 @@ async fn a_burst_of_writes_is_one_event_and_an_empty_file_none() {
     // Caught half-written (tailwind empties its output first): nothing, then the
     // write that fills it.
     live.write("burst.css", "");
-    assert_eq!(
-        live.next(QUIET).await,
-        None,
-        "an empty sheet is not announced"
-    );
+    let event = live.stream.next_within(QUIET).await;
+    assert_eq!(event, None, "an empty sheet is not announced");
     live.write("burst.css", "body { margin: 0 }");
     live.expect_one_css_event("burst.css").await;
 }
@@ -102,31 +96,23 @@ async fn a_burst_of_writes_is_one_event_and_an_empty_file_none() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn build_tools_trigger_by_post_and_other_sites_cannot() {
     let mut live = live().await;
-    let port = live.addr.port();
-    let addr = live.addr;
-    let post = |query: &str, origin: &str| {
-        let raw = format!(
-            "POST /auto_refresh/reload{query} HTTP/1.1\r\nHost: localhost:{port}\r\n{origin}\
-             Content-Length: 0\r\nConnection: close\r\n\r\n"
-        );
-        async move { http::request(addr, &raw).await.expect("POST") }
-    };
-
-    let css = post("?path=/static/out.css", "").await;
+    let (addr, port) = (live.addr, live.addr.port());
+    let host = format!("Host: localhost:{port}\r\n");
+    let css = "POST /auto_refresh/reload?path=/static/out.css";
+    let css = http::send(addr, css, &host, "").await;
     assert_eq!((css.status, css.text().as_str()), (200, "{\"streams\":1}"));
-    let event = live.next(EVENT).await;
+    let event = live.stream.next_within(EVENT).await;
     assert_eq!(event, Some(("css".into(), "/static/out.css".into())));
 
-    let all = post("", &format!("Origin: http://localhost:{port}\r\n")).await;
+    let own = format!("{host}Origin: http://localhost:{port}\r\n");
+    let all = http::send(addr, "POST /auto_refresh/reload", &own, "").await;
     assert_eq!(all.status, 200);
-    assert_eq!(
-        live.next(EVENT).await.map(|e| e.0).as_deref(),
-        Some("reload")
-    );
+    assert_eq!(live.stream.event(EVENT).await.0, "reload");
 
-    let foreign = post("", "Origin: https://evil.example\r\n").await;
+    let foreign = format!("{host}Origin: https://evil.example\r\n");
+    let foreign = http::send(addr, "POST /auto_refresh/reload", &foreign, "").await;
     assert_eq!(foreign.status, 403);
-    assert_eq!(live.next(QUIET).await, None, "nothing sent");
+    assert_eq!(live.stream.next_within(QUIET).await, None, "nothing sent");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -172,17 +158,16 @@ async fn reading_or_serving_a_file_announces_nothing() {
     live.write("read.css", "a { color: red }");
     live.expect_one_css_event("read.css").await;
     live.write("read.html", "<h1>read</h1>");
-    assert_eq!(
-        live.next(EVENT).await.map(|e| e.0).as_deref(),
-        Some("reload")
-    );
+    assert_eq!(live.stream.event(EVENT).await.0, "reload");
     for _ in 0..3 {
         let content = std::fs::read_to_string(live.path("read.css")).expect("read");
         assert_eq!(content, "a { color: red }");
     }
-    assert_eq!(live.next(QUIET).await, None, "reading is no change");
+    let event = live.stream.next_within(QUIET).await;
+    assert_eq!(event, None, "reading is no change");
     for path in ["/static/read.css", "/static/read.html", "/static/read.css"] {
         assert_eq!(http::get(live.addr, path).await.expect("GET").status, 200);
     }
-    assert_eq!(live.next(QUIET).await, None, "serving is no change");
+    let event = live.stream.next_within(QUIET).await;
+    assert_eq!(event, None, "serving is no change");
 }

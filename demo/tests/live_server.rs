@@ -6,8 +6,7 @@ mod demo;
 
 use std::time::Duration;
 
-use dev_support::http::{get, request};
-use dev_support::socket::PassedSocket;
+use dev_support::http::{get, send};
 use dev_support::sse::EventStream;
 
 const HOME: &str =
@@ -28,9 +27,7 @@ async fn serves_and_watches_a_folder() {
     ] {
         std::fs::write(root.join(name), body).expect("write");
     }
-    let socket = PassedSocket::new();
-    let _server = demo::start(&socket, &["--root", root.to_str().expect("UTF-8")]).await;
-    let addr = socket.addr;
+    let (addr, _server) = demo::serving(&["--root", root.to_str().expect("UTF-8")]).await;
 
     let home = get(addr, "/").await.expect("GET /");
     assert_eq!(home.status, 200);
@@ -43,17 +40,14 @@ async fn serves_and_watches_a_folder() {
     let length = text.len().to_string();
     assert_eq!(home.header("content-length"), Some(length.as_str()));
 
-    let head = "HEAD / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
-    let head = request(addr, head).await.expect("HEAD /");
+    let head = send(addr, "HEAD /", "Host: localhost\r\n", "").await;
     assert_eq!(head.status, 200);
     assert_eq!(head.header("content-length"), Some(length.as_str()));
     assert!(head.header("last-modified").is_none() && head.header("etag").is_none());
 
     let docs = get(addr, "/docs/").await.expect("GET /docs/");
-    assert!(
-        docs.status == 200 && docs.text().starts_with("<h1>Docs</h1><script"),
-        "{docs:?}"
-    );
+    let injected = docs.text().starts_with("<h1>Docs</h1><script");
+    assert!(docs.status == 200 && injected, "{docs:?}");
     let redirect = get(addr, "/docs").await.expect("GET /docs");
     assert!(matches!(redirect.status, 301 | 307 | 308), "{redirect:?}");
     assert_eq!(redirect.header("location"), Some("/docs/"));
@@ -68,37 +62,18 @@ async fn serves_and_watches_a_folder() {
         assert_eq!(response.status, 200, "{path}");
         assert_eq!(response.header("content-type"), Some(mime), "{path}");
         let text = response.text();
-        assert!(
-            !text.contains("src=\"/auto_refresh/client.js"),
-            "{path}: nothing injected"
-        );
+        let injected = text.contains("src=\"/auto_refresh/client.js");
+        assert!(!injected, "{path}: nothing injected");
     }
 
     let missing = get(addr, "/nope.html").await.expect("GET");
     assert_eq!(missing.status, 404);
     let text = missing.text();
-    assert!(
-        text.contains("404 Not Found") && text.contains("/auto_refresh/client.js"),
-        "{text}"
-    );
+    demo::assert_contains(&text, &["404 Not Found", "/auto_refresh/client.js"]);
 
     // Watched: a stylesheet edit is announced for a hot swap.
     let mut stream = EventStream::greeted(addr).await;
     std::fs::write(root.join("style.css"), "h1 { color: blue }").expect("write");
     let event = stream.event(Duration::from_secs(1)).await;
     assert_eq!(event, ("css".to_owned(), "/style.css".to_owned()));
-}
-
-#[test]
-fn a_missing_root_is_one_clear_error() {
-    let output = demo::command(&["--root", "/definitely/not/here", "--addr", "127.0.0.1:0"])
-        .env("RUST_LOG", "off")
-        .output()
-        .expect("run");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert!(
-        stderr.starts_with("error: cannot watch /definitely/not/here"),
-        "{stderr}"
-    );
 }

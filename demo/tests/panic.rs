@@ -4,8 +4,6 @@
 #[path = "demo/support.rs"]
 mod demo;
 
-use std::net::SocketAddr;
-
 use axum::{response::Html, routing::get, Router};
 use axum_autoreload::AutoReload;
 use dev_support::http;
@@ -14,19 +12,17 @@ use dev_support::http;
 /// answer after checking that the server goes on.
 async fn boom(enabled: bool) -> http::Response {
     let reload = AutoReload::builder().enabled(enabled).build();
+    let boom = || async {
+        let index: usize = "7".parse().expect("a number");
+        let empty: Vec<u8> = Vec::new();
+        Html(format!("{}", empty[index]))
+    };
     let app = Router::new()
         .route("/", get(|| async { Html("<h1>fine</h1>") }))
-        .route(
-            "/boom",
-            get(|| async {
-                let index: usize = "7".parse().expect("a number");
-                let empty: Vec<u8> = Vec::new();
-                Html(format!("{}", empty[index]))
-            }),
-        )
+        .route("/boom", get(boom))
         .merge(reload.router())
         .layer(reload.layer());
-    let addr: SocketAddr = demo::serve_here(app, reload).await;
+    let addr = demo::serve_here(app, reload).await;
     let page = http::get(addr, "/boom").await.expect("GET /boom");
     assert_eq!(page.status, 500);
     let next = http::get(addr, "/").await.expect("GET /");

@@ -12,13 +12,13 @@ use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocketUpgrade};
 use axum::response::sse::{Event, Sse};
-use axum::response::{Html, IntoResponse};
+use axum::response::Html;
 use axum::routing::get;
 use axum::Router;
 use axum_autoreload::{AutoReload, KeepStreamOpen, ShutdownSignal};
-use dev_support::http::{self, request};
+use dev_support::http;
 use dev_support::sse::EventStream;
-use futures_util::{Stream, StreamExt};
+use futures_util::{FutureExt, Stream, StreamExt};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite;
@@ -29,7 +29,7 @@ mod demo;
 const EVENT: Duration = Duration::from_secs(5);
 
 /// Collects what this thread logs (the tests run on one thread, tasks included)
-/// in a file, until the guard is dropped; read it with [`text`].
+/// in a file, until the guard is dropped.
 fn capture_logs() -> (tempfile::NamedTempFile, tracing::subscriber::DefaultGuard) {
     let file = tempfile::NamedTempFile::new().expect("a log file");
     let writer = std::sync::Mutex::new(file.reopen().expect("the log file"));
@@ -37,10 +37,6 @@ fn capture_logs() -> (tempfile::NamedTempFile, tracing::subscriber::DefaultGuard
         .with_writer(writer)
         .with_ansi(false);
     (file, tracing::subscriber::set_default(subscriber.finish()))
-}
-
-fn text(logs: &tempfile::NamedTempFile) -> String {
-    std::fs::read_to_string(logs.path()).expect("the logs")
 }
 
 /// An event stream that sends one event, then nothing, forever.
@@ -60,19 +56,17 @@ fn app(reload: &AutoReload) -> Router {
         .layer(reload.layer())
 }
 
-/// A listener on a free loopback port.
 async fn listen() -> (TcpListener, SocketAddr) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("address");
     (listener, addr)
 }
 
+/// A server running in a task of this process.
+type Server = JoinHandle<io::Result<()>>;
+
 /// `app` served by this crate's `serve`, without signal handling.
-async fn serve(
-    app: Router,
-    reload: &AutoReload,
-    drain: Duration,
-) -> (SocketAddr, JoinHandle<io::Result<()>>) {
+async fn serve(app: Router, reload: &AutoReload, drain: Duration) -> (SocketAddr, Server) {
     let (listener, addr) = listen().await;
     let server = axum_autoreload::serve(listener, app, reload.clone())
         .handle_signals(false)
@@ -81,7 +75,7 @@ async fn serve(
 }
 
 /// Triggers the shutdown and waits for the server to return; how long it took.
-async fn shut_down(reload: &AutoReload, server: JoinHandle<io::Result<()>>) -> Duration {
+async fn shut_down(reload: &AutoReload, server: Server) -> Duration {
     let started = Instant::now();
     reload.shutdown_signal().trigger();
     returns_within(Duration::from_secs(10), server).await;
@@ -89,18 +83,10 @@ async fn shut_down(reload: &AutoReload, server: JoinHandle<io::Result<()>>) -> D
 }
 
 /// Waits for the server to return without an error, at most `limit`.
-async fn returns_within(limit: Duration, server: JoinHandle<io::Result<()>>) {
+async fn returns_within(limit: Duration, server: Server) {
     let returned = tokio::time::timeout(limit, server).await;
-    let returned =
-        returned.unwrap_or_else(|_| panic!("the server did not return within {limit:?}"));
+    let returned = returned.unwrap_or_else(|_| panic!("no return within {limit:?}"));
     returned.expect("no panic").expect("no error");
-}
-
-/// The event stream at `path`, its first event read.
-async fn opened(addr: SocketAddr, path: &str, first: &str) -> EventStream {
-    let mut stream = EventStream::open_path(addr, path).await.expect("open");
-    assert_eq!(stream.event(EVENT).await.0, first, "{path}");
-    stream
 }
 
 /// Under this crate's `serve` and under `axum::serve` with the shutdown signal.
@@ -116,14 +102,11 @@ async fn the_apps_event_streams_end_when_the_shutdown_begins() {
                 .with_graceful_shutdown(reload.shutdown_signal().triggered_owned());
             (addr, tokio::spawn(server.into_future()))
         };
-        let mut events = opened(addr, "/events", "tick").await;
-        let mut reload_stream = opened(addr, "/auto_refresh", "hello").await;
+        let mut events = EventStream::opened(addr, "/events", "tick").await.0;
+        let mut reload_stream = EventStream::greeted(addr).await;
         let took = shut_down(&reload, server).await;
         // At once: no stream holds it.
-        assert!(
-            took < Duration::from_secs(1),
-            "held, ours: {ours}, {took:?}"
-        );
+        assert!(took < Duration::from_secs(1), "ours: {ours}, {took:?}");
         let ended = events.ends_within(Duration::from_secs(1)).await;
         assert!(ended, "the app's stream ends");
         if ours {
@@ -146,51 +129,44 @@ async fn what_holds_the_drain_past_its_deadline_is_named() {
     });
     let app = app(&reload).route("/ws", ws);
     let (addr, server) = serve(app, &reload, Duration::from_millis(300)).await;
-    let _tail = opened(addr, "/tail", "tick").await;
+    let _tail = EventStream::opened(addr, "/tail", "tick").await;
     let client = tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await;
     let _client = client.expect("connect");
 
     let took = shut_down(&reload, server).await;
-    assert!(
-        took >= Duration::from_millis(300),
-        "the drain waited: {took:?}"
+    let waited = took >= Duration::from_millis(300);
+    assert!(waited, "the drain waited: {took:?}");
+    let logs = std::fs::read_to_string(logs.path()).expect("the logs");
+    let deadline = "drain deadline of 300 ms passed";
+    demo::assert_contains(
+        &logs,
+        &[deadline, "held by: GET /tail", "GET /ws (upgraded)"],
     );
-    let logs = text(&logs);
-    let named = [
-        "drain deadline of 300 ms passed",
-        "held by: GET /tail",
-        "GET /ws (upgraded)",
-    ];
-    demo::assert_contains(&logs, &named);
 }
 
 #[tokio::test]
 async fn an_upgraded_connection_is_waited_for_until_the_app_closes_it() {
     let reload = AutoReload::builder().enabled(true).build();
-    let ws = get(
-        |upgrade: WebSocketUpgrade, shutdown: ShutdownSignal| async move {
-            upgrade.on_upgrade(|mut socket| async move {
-                shutdown.triggered().await;
-                // Some work before the goodbye: the server waits for it.
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                let close = CloseFrame {
-                    code: 1012,
-                    reason: "restart".into(),
-                };
-                let _ = socket.send(Message::Close(Some(close))).await;
-            })
-        },
-    );
-    let app = Router::new().route("/ws", ws).layer(reload.layer());
+    let ws = |upgrade: WebSocketUpgrade, shutdown: ShutdownSignal| async move {
+        upgrade.on_upgrade(|mut socket| async move {
+            shutdown.triggered().await;
+            // Some work before the goodbye: the server waits for it.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let close = CloseFrame {
+                code: 1012,
+                reason: "restart".into(),
+            };
+            let _ = socket.send(Message::Close(Some(close))).await;
+        })
+    };
+    let app = Router::new().route("/ws", get(ws)).layer(reload.layer());
     let (addr, server) = serve(app, &reload, Duration::from_secs(5)).await;
     let client = tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await;
     let (mut client, _) = client.expect("connect");
 
     let took = shut_down(&reload, server).await;
-    assert!(
-        took >= Duration::from_millis(200) && took < Duration::from_secs(2),
-        "the server waited for the socket, and no longer: {took:?}"
-    );
+    let waited = took >= Duration::from_millis(200) && took < Duration::from_secs(2);
+    assert!(waited, "waited for the socket, no longer: {took:?}");
     let message = tokio::time::timeout(Duration::from_secs(1), client.next()).await;
     let message = message.expect("a message");
     let Some(Ok(tungstenite::Message::Close(Some(frame)))) = message else {
@@ -217,7 +193,7 @@ async fn a_panic_in_a_body_is_logged_and_the_server_goes_on() {
     let page = http::get(addr, "/").await.expect("GET /");
     assert_eq!(page.status, 200, "still serving");
     shut_down(&reload, server).await;
-    let logs = text(&logs);
+    let logs = std::fs::read_to_string(logs.path()).expect("the logs");
     demo::assert_contains(&logs, &["ended in a panic: boom in the body"]);
 }
 
@@ -228,9 +204,7 @@ async fn with_graceful_shutdown_begins_the_shutdown() {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = axum_autoreload::serve(listener, app(&reload), reload.clone())
         .handle_signals(false)
-        .with_graceful_shutdown(async move {
-            let _ = stopped.await;
-        });
+        .with_graceful_shutdown(stopped.map(drop));
     let server = tokio::spawn(server.into_future());
     let mut stream = EventStream::greeted(addr).await;
     stop.send(()).expect("the server listens");
@@ -261,41 +235,7 @@ async fn the_reload_routes_carry_the_guard_under_axum_serve() {
         (guarded, 403, "GET /", "Host: evil.example"),
         (guarded, 200, "GET /", "Host: localhost"),
     ] {
-        let head = format!("{line} HTTP/1.1\r\n{headers}");
-        let raw = format!("{head}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-        let response = request(addr, &raw).await.expect("an answer");
-        assert_eq!(response.status, status, "{head}");
+        let response = http::send(addr, line, &format!("{headers}\r\n"), "").await;
+        assert_eq!(response.status, status, "{line} {headers}");
     }
-}
-
-#[tokio::test]
-async fn handlers_take_the_shutdown_signal_as_an_extractor() {
-    use tower::ServiceExt;
-
-    let reload = AutoReload::builder().enabled(true).build();
-    let handler = get(|shutdown: ShutdownSignal| async move {
-        format!("triggered: {}", shutdown.is_triggered())
-    });
-    let call = |app: Router| async move {
-        let request = axum::http::Request::get("/").body(axum::body::Body::empty());
-        let response = app.oneshot(request.expect("request")).await.into_response();
-        let status = response.status().as_u16();
-        let body = axum::body::to_bytes(response.into_body(), 1024).await;
-        (
-            status,
-            String::from_utf8_lossy(&body.expect("body")).into_owned(),
-        )
-    };
-    let with_layer = Router::new()
-        .route("/", handler.clone())
-        .layer(reload.layer());
-    assert_eq!(
-        call(with_layer.clone()).await,
-        (200, "triggered: false".into())
-    );
-    reload.shutdown_signal().trigger();
-    assert_eq!(call(with_layer).await, (200, "triggered: true".into()));
-    let (status, text) = call(Router::new().route("/", handler)).await;
-    assert_eq!(status, 500);
-    assert!(text.contains("AutoReload::layer()"), "{text}");
 }

@@ -9,7 +9,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use memchr::memmem;
@@ -49,11 +49,8 @@ pub async fn get(addr: SocketAddr, path: &str) -> io::Result<Response> {
 /// `GET path` with `Connection: close` and these header lines (each ending in
 /// `\r\n`, `Host` among them).
 pub async fn get_with(addr: SocketAddr, path: &str, headers: &str) -> io::Result<Response> {
-    request(
-        addr,
-        &format!("GET {path} HTTP/1.1\r\nConnection: close\r\n{headers}\r\n"),
-    )
-    .await
+    let raw = format!("GET {path} HTTP/1.1\r\nConnection: close\r\n{headers}\r\n");
+    request(addr, &raw).await
 }
 
 /// Sends the raw request bytes on a fresh connection and reads the response: to
@@ -81,9 +78,9 @@ pub async fn request(addr: SocketAddr, raw: &str) -> io::Result<Response> {
 
 /// Asks `GET path` until a response comes (of any status) and returns it; a
 /// refused connection is retried (the socket may not exist yet) and a request may
-/// wait in a socket's backlog while cargo builds. `check` runs every second while
-/// it waits (to fail early when the process that builds has failed); progress is
-/// printed every minute. Panics after `limit`.
+/// wait in a socket's backlog while cargo builds. `check` runs at least every
+/// second while it waits (to fail early when the process that builds has failed);
+/// progress is printed every minute. Panics after `limit`.
 pub async fn first_answer(
     addr: SocketAddr,
     path: &str,
@@ -91,36 +88,36 @@ pub async fn first_answer(
     mut check: impl FnMut(),
 ) -> Response {
     let started = Instant::now();
-    let mut reported = started;
+    let mut minutes = 0;
+    let mut attempt = Box::pin(get(addr, path));
     loop {
-        let attempt = get(addr, path);
-        tokio::pin!(attempt);
-        let outcome = loop {
-            tokio::select! {
-                outcome = &mut attempt => break outcome,
-                () = tokio::time::sleep(Duration::from_secs(1)) => {
-                    check();
-                    assert!(started.elapsed() < limit, "GET {path} did not answer within {limit:?}");
-                    if reported.elapsed() >= Duration::from_secs(60) {
-                        reported = Instant::now();
-                        eprintln!(
-                            "still waiting for GET {path} after {} s (cargo is building)",
-                            started.elapsed().as_secs()
-                        );
-                    }
-                }
+        match tokio::time::timeout(Duration::from_secs(1), &mut attempt).await {
+            Ok(Ok(response)) => return response,
+            Ok(Err(_)) => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                attempt = Box::pin(get(addr, path));
             }
-        };
-        if let Ok(response) = outcome {
-            return response;
+            Err(_) if started.elapsed().as_secs() / 60 > minutes => {
+                minutes += 1;
+                eprintln!("still waiting for GET {path} after {minutes} min (cargo is building)");
+            }
+            Err(_) => {}
         }
         check();
-        assert!(
-            started.elapsed() < limit,
-            "GET {path} did not answer within {limit:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        let waited = started.elapsed();
+        assert!(waited < limit, "GET {path} did not answer within {limit:?}");
     }
+}
+
+/// `line` (`POST /path`) with these header lines (each ending in `\r\n`),
+/// `Connection: close` and `body` with its `Content-Length`, on a fresh connection.
+pub async fn send(addr: SocketAddr, line: &str, headers: &str, body: &str) -> Response {
+    let length = body.len();
+    let raw = format!(
+        "{line} HTTP/1.1\r\n{headers}Connection: close\r\nContent-Length: {length}\r\n\r\n{body}"
+    );
+    let response = request(addr, &raw).await;
+    response.unwrap_or_else(|err| panic!("{line}: {err}"))
 }
 
 /// Waits until `GET /` answers 200, at most `limit`.
@@ -137,9 +134,8 @@ fn invalid(what: &str) -> io::Error {
 }
 
 fn is_chunked(response: &Response) -> bool {
-    response
-        .header("transfer-encoding")
-        .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
+    let coding = response.header("transfer-encoding");
+    coding.is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
 }
 
 /// Parses a whole response; `Err` when the head or the framed body is incomplete.
@@ -148,27 +144,23 @@ fn is_chunked(response: &Response) -> bool {
 pub fn parse(bytes: &[u8], to_head: bool) -> io::Result<Response> {
     let split = memmem::find(bytes, b"\r\n\r\n").ok_or_else(|| invalid("no end of head"))?;
     let head = String::from_utf8_lossy(&bytes[..split]).into_owned();
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| invalid("no status"))?;
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok());
+    let status = status.ok_or_else(|| invalid("no status"))?;
     let mut response = Response {
         status,
         head,
         body: Vec::new(),
     };
     let raw = &bytes[split + 4..];
-    let length = response
-        .header("content-length")
-        .and_then(|v| v.parse::<usize>().ok());
+    let length = response.header("content-length");
+    let length = length.and_then(|v| v.parse::<usize>().ok());
     response.body = if to_head {
         Vec::new()
     } else if is_chunked(&response) {
         dechunk(raw).ok_or_else(|| invalid("incomplete chunked body"))?
     } else if let Some(len) = length {
-        raw.get(..len)
-            .ok_or_else(|| invalid("body shorter than Content-Length"))?
+        let body = raw.get(..len);
+        body.ok_or_else(|| invalid("body shorter than Content-Length"))?
             .to_vec()
     } else {
         raw.to_vec()
@@ -197,7 +189,8 @@ fn dechunk(mut raw: &[u8]) -> Option<Vec<u8>> {
 #[derive(Debug)]
 pub struct Load {
     stop: Arc<AtomicBool>,
-    clients: Vec<JoinHandle<Tally>>,
+    tally: Arc<Mutex<Tally>>,
+    tasks: Vec<JoinHandle<()>>,
 }
 
 /// What the clients of a [`Load`] got.
@@ -220,48 +213,38 @@ impl Load {
         clients: usize,
         limit: Duration,
     ) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let clients = (0..clients)
-            .map(|_| {
-                let (stop, path, headers) =
-                    (Arc::clone(&stop), path.to_owned(), headers.to_owned());
-                tokio::spawn(async move {
-                    let mut tally = Tally::default();
-                    while !stop.load(Ordering::Relaxed) {
-                        let started = Instant::now();
-                        let answer =
-                            tokio::time::timeout(limit, get_with(addr, &path, &headers)).await;
-                        tally.worst = tally.worst.max(started.elapsed());
-                        match answer {
-                            Ok(Ok(response)) if response.status == 200 => {
-                                tally.ok.push(response.text())
-                            }
-                            Ok(Ok(response)) => tally.failures.push(format!(
-                                "{}: {}",
-                                response.status,
-                                response.text()
-                            )),
-                            Ok(Err(err)) => tally.failures.push(err.to_string()),
-                            Err(_) => tally.failures.push(format!("no answer within {limit:?}")),
+        let (stop, tally) = (Arc::<AtomicBool>::default(), Arc::<Mutex<Tally>>::default());
+        let client = |_| {
+            let (stop, tally) = (Arc::clone(&stop), Arc::clone(&tally));
+            let (path, headers) = (path.to_owned(), headers.to_owned());
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let started = Instant::now();
+                    let answer = tokio::time::timeout(limit, get_with(addr, &path, &headers)).await;
+                    let mut tally = tally.lock().expect("the tally");
+                    tally.worst = tally.worst.max(started.elapsed());
+                    match answer {
+                        Ok(Ok(ok)) if ok.status == 200 => tally.ok.push(ok.text()),
+                        Ok(Ok(other)) => {
+                            let failure = format!("{}: {}", other.status, other.text());
+                            tally.failures.push(failure);
                         }
+                        Ok(Err(err)) => tally.failures.push(err.to_string()),
+                        Err(_) => tally.failures.push(format!("no answer within {limit:?}")),
                     }
-                    tally
-                })
+                }
             })
-            .collect();
-        Self { stop, clients }
+        };
+        let tasks = (0..clients).map(client).collect();
+        Self { stop, tally, tasks }
     }
 
     /// Stops the clients after their requests in flight; what they all got.
     pub async fn stop(self) -> Tally {
         self.stop.store(true, Ordering::Relaxed);
-        let mut total = Tally::default();
-        for client in self.clients {
-            let tally = client.await.expect("a client of the load");
-            total.ok.extend(tally.ok);
-            total.failures.extend(tally.failures);
-            total.worst = total.worst.max(tally.worst);
+        for client in self.tasks {
+            client.await.expect("a client of the load");
         }
-        total
+        std::mem::take(&mut *self.tally.lock().expect("the tally"))
     }
 }

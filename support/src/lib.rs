@@ -23,3 +23,11 @@ pub mod socket;
 pub mod sse;
 pub mod tools;
 pub mod wait;
+
+/// Asserts that `text` contains every one of `needles`; a failure names the
+/// missing one.
+pub fn assert_contains(text: &str, needles: &[&str]) {
+    for needle in needles {
+        assert!(text.contains(needle), "no {needle:?} in {text}");
+    }
+}

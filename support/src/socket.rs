@@ -23,25 +23,17 @@ pub struct PassedSocket {
     pub addr: SocketAddr,
 }
 
-impl Default for PassedSocket {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl PassedSocket {
+    #[allow(clippy::new_without_default)] // each call binds a new socket
     pub fn new() -> Self {
         let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).expect("socket");
         socket.set_reuse_address(true).expect("SO_REUSEADDR");
-        let any_port: SocketAddr = "127.0.0.1:0".parse().expect("address");
+        let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
         socket.bind(&any_port.into()).expect("bind");
         socket.listen(1).expect("listen");
         socket.set_cloexec(false).expect("clear close-on-exec");
-        let addr = socket
-            .local_addr()
-            .expect("local address")
-            .as_socket()
-            .expect("an IP socket");
+        let addr = socket.local_addr().expect("local address");
+        let addr = addr.as_socket().expect("an IP socket");
         Self { socket, addr }
     }
 

@@ -20,7 +20,6 @@ type Events = Pin<Box<dyn Stream<Item = Result<Event, EventStreamError<hyper::Er
 
 /// An open event stream: the request sent, the response's head read.
 pub struct EventStream {
-    pub status: u16,
     /// The status line and header fields, lower-cased, one per `\r\n`-ended line
     /// (`http/1.1 200 ok`, `content-type: text/event-stream`, …).
     pub head: String,
@@ -29,9 +28,7 @@ pub struct EventStream {
 
 impl std::fmt::Debug for EventStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EventStream")
-            .field("head", &self.head)
-            .finish()
+        write!(f, "EventStream {{ head: {:?} }}", self.head)
     }
 }
 
@@ -51,37 +48,25 @@ impl EventStream {
     /// `path`, whose answer is read whole first.
     pub async fn open_after(addr: SocketAddr, path: &str) -> io::Result<Self> {
         let mut sender = connect(addr).await?;
-        let first = sender
-            .send_request(request(path, "*/*"))
-            .await
-            .map_err(io::Error::other)?;
-        first
-            .into_body()
-            .collect()
-            .await
-            .map_err(io::Error::other)?;
+        let first = sender.send_request(request(path, "*/*")).await;
+        let body = first.map_err(io::Error::other)?.into_body();
+        body.collect().await.map_err(io::Error::other)?;
         sender.ready().await.map_err(io::Error::other)?;
         Self::send(&mut sender, "/auto_refresh").await
     }
 
     async fn send(sender: &mut SendRequest<Empty<Bytes>>, path: &str) -> io::Result<Self> {
-        let response = sender
-            .send_request(request(path, "text/event-stream"))
-            .await
-            .map_err(io::Error::other)?;
-        let mut head =
-            format!("{:?} {}\r\n", response.version(), response.status()).to_ascii_lowercase();
+        let response = sender.send_request(request(path, "text/event-stream"));
+        let response = response.await.map_err(io::Error::other)?;
+        let mut head = format!("{:?} {}\r\n", response.version(), response.status());
         for (name, value) in response.headers() {
-            let value = String::from_utf8_lossy(value.as_bytes()).to_ascii_lowercase();
+            let value = String::from_utf8_lossy(value.as_bytes());
             head.push_str(&format!("{name}: {value}\r\n"));
         }
-        Ok(Self {
-            status: response.status().as_u16(),
-            head,
-            events: BodyDataStream::new(response.into_body())
-                .eventsource()
-                .boxed(),
-        })
+        let head = head.to_ascii_lowercase();
+        let body = BodyDataStream::new(response.into_body());
+        let events = body.eventsource().boxed();
+        Ok(Self { head, events })
     }
 
     /// The next event's name (`message` when it has none) and data; `None` at the
@@ -94,11 +79,30 @@ impl EventStream {
         }
     }
 
+    /// Asserts a `200` with `content-type: text/event-stream` and a chunked body.
+    pub fn assert_head(&self) {
+        let head = &self.head;
+        assert!(head.starts_with("http/1.1 200"), "{head}");
+        for field in [
+            "content-type: text/event-stream",
+            "transfer-encoding: chunked",
+        ] {
+            assert!(head.contains(field), "no {field:?} in {head}");
+        }
+    }
+
+    /// `GET path` on a new connection, its first event, called `name`, read; the
+    /// stream and that event's data.
+    pub async fn opened(addr: SocketAddr, path: &str, name: &str) -> (Self, String) {
+        let mut stream = Self::open_path(addr, path).await.expect("opening a stream");
+        let (first, data) = stream.event(Duration::from_secs(5)).await;
+        assert_eq!(first, name, "the first event of {path}");
+        (stream, data)
+    }
+
     /// The reload stream on a new connection, its first event (`hello`) read.
     pub async fn greeted(addr: SocketAddr) -> Self {
-        let mut stream = Self::open(addr).await.expect("opening the reload stream");
-        assert_eq!(stream.event(Duration::from_secs(5)).await.0, "hello");
-        stream
+        Self::opened(addr, "/auto_refresh", "hello").await.0
     }
 
     /// The next event within `limit`; `None` when none came in time or the stream
@@ -110,40 +114,19 @@ impl EventStream {
 
     /// The next event; panics when none comes within `limit`.
     pub async fn event(&mut self, limit: Duration) -> (String, String) {
-        self.next_within(limit)
-            .await
-            .unwrap_or_else(|| panic!("no event within {limit:?}"))
-    }
-
-    /// The next event called `name`, skipping others; panics after `limit` or at
-    /// the end of the stream.
-    pub async fn next_named(&mut self, name: &str, limit: Duration) -> String {
-        let wanted = async {
-            loop {
-                match self.next_event().await {
-                    Ok(Some((event, data))) if event == name => return data,
-                    Ok(Some(_)) => {}
-                    Ok(None) => panic!("the stream ended before a {name:?} event"),
-                    Err(err) => panic!("reading the stream for a {name:?} event: {err}"),
-                }
-            }
-        };
-        tokio::time::timeout(limit, wanted)
-            .await
-            .unwrap_or_else(|_| panic!("no {name:?} event within {limit:?}"))
+        let next = self.next_within(limit).await;
+        next.unwrap_or_else(|| panic!("no event within {limit:?}"))
     }
 
     /// Reads events until the server ends the stream; whether it did, cleanly,
     /// within `limit`.
     pub async fn ends_within(&mut self, limit: Duration) -> bool {
         let end = async {
-            loop {
-                match self.next_event().await {
-                    Ok(Some(_)) => {}
-                    Ok(None) => return true,
-                    Err(_) => return false,
-                }
+            let mut next = self.next_event().await;
+            while let Ok(Some(_)) = next {
+                next = self.next_event().await;
             }
+            next.is_ok()
         };
         tokio::time::timeout(limit, end).await.unwrap_or(false)
     }
@@ -151,9 +134,8 @@ impl EventStream {
 
 async fn connect(addr: SocketAddr) -> io::Result<SendRequest<Empty<Bytes>>> {
     let tcp = TcpStream::connect(addr).await?;
-    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-        .await
-        .map_err(io::Error::other)?;
+    let handshake = hyper::client::conn::http1::handshake(TokioIo::new(tcp));
+    let (sender, connection) = handshake.await.map_err(io::Error::other)?;
     tokio::spawn(connection);
     Ok(sender)
 }

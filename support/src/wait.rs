@@ -19,26 +19,8 @@ where
         if let Ok(Some(value)) = tokio::time::timeout(left, poll()).await {
             return value;
         }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {limit:?} waiting for {what}"
-        );
+        let late = Instant::now() >= deadline;
+        assert!(!late, "timed out after {limit:?} waiting for {what}");
         tokio::time::sleep(POLL).await;
-    }
-}
-
-/// [`until`] for a condition that is checked without waiting (a process's exit, a
-/// file's contents): blocks the thread.
-pub fn until_blocking<T>(what: &str, limit: Duration, mut poll: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(value) = poll() {
-            return value;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(1));
     }
 }

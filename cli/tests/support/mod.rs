@@ -4,7 +4,6 @@
 
 use std::fs;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -48,7 +47,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// A scratch crate in a temporary directory: a tiny axum app on the library.
 pub struct Scratch {
     dir: tempfile::TempDir,
-    pub main_rs: String,
+    main_rs: String,
 }
 
 impl Scratch {
@@ -81,20 +80,13 @@ tokio = {{ version = "1", features = ["macros", "rt-multi-thread"] }}
         Self { dir, main_rs }
     }
 
-    pub fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// The 1-based line of `main.rs` that contains `needle`.
-    pub fn line_of(&self, needle: &str) -> usize {
-        let at = self.main_rs.lines().position(|line| line.contains(needle));
-        at.unwrap_or_else(|| panic!("{needle:?} is not in main.rs")) + 1
-    }
-
-    /// Asserts that `html` shows `src/main.rs:line:col` as a link that opens
-    /// VS Code (the default editor) at the absolute path.
-    pub fn assert_links_to_main_rs(&self, html: &str, line: usize, col: usize) {
-        let root = self.path().canonicalize().expect("the scratch directory");
+    /// Asserts that `html` shows `src/main.rs:LINE:col`, LINE the line that holds
+    /// `needle`, as a link that opens VS Code (the default editor) at the absolute
+    /// path.
+    pub fn assert_links_to_main_rs(&self, html: &str, needle: &str, col: usize) {
+        let line = self.main_rs.lines().position(|line| line.contains(needle));
+        let line = line.unwrap_or_else(|| panic!("{needle:?} is not in main.rs")) + 1;
+        let root = self.dir.path().canonicalize().expect("the scratch dir");
         let main_rs = root.join("src/main.rs");
         let link = format!(r#"href="vscode://file/{}:{line}:{col}""#, main_rs.display());
         assert!(html.contains(&link), "{link} in {html}");
@@ -107,17 +99,15 @@ tokio = {{ version = "1", features = ["macros", "rt-multi-thread"] }}
     /// runs in a process group of its own.
     pub fn run(&self, socket: &PassedSocket) -> Proc {
         let mut command = Command::new(env!("CARGO_BIN_EXE_axum-autoreload"));
+        // One target directory for every scratch app of every test run: their
+        // dependencies are built once.
+        let target = std::env::temp_dir().join("axum-autoreload-cli-tests-target");
         socket
             .pass_to(&mut command)
             .arg("run")
-            .current_dir(self.path())
+            .current_dir(self.dir.path())
             .env_remove("AXUM_AUTORELOAD_EDITOR")
-            // One target directory for every scratch app of every test run: their
-            // dependencies are built once.
-            .env(
-                "CARGO_TARGET_DIR",
-                std::env::temp_dir().join("axum-autoreload-cli-tests-target"),
-            )
+            .env("CARGO_TARGET_DIR", target)
             .env("RUST_LOG", "info");
         Proc::spawn("runner", command).stop_with(Signal::SIGINT, Duration::from_secs(10))
     }
@@ -137,15 +127,7 @@ pub async fn start(name: &str, body: &str) -> (Scratch, PassedSocket, Proc, Resp
 /// `GET path` with these header lines (each ending in `\r\n`), waiting up to
 /// `limit` for the answer (a request waits in the backlog while cargo builds).
 pub async fn get(addr: SocketAddr, path: &str, headers: &str, limit: Duration) -> Response {
-    tokio::time::timeout(limit, http::get_with(addr, path, headers))
-        .await
-        .unwrap_or_else(|_| panic!("no answer to GET {path} within {limit:?}"))
-        .unwrap_or_else(|err| panic!("GET {path}: {err}"))
-}
-
-/// Asserts that `text` holds each of `needles`, saying which one it lacks.
-pub fn assert_contains(text: &str, needles: &[&str]) {
-    for needle in needles {
-        assert!(text.contains(needle), "no {needle:?} in {text}");
-    }
+    let answer = tokio::time::timeout(limit, http::get_with(addr, path, headers)).await;
+    let answer = answer.unwrap_or_else(|_| panic!("no answer to GET {path} within {limit:?}"));
+    answer.unwrap_or_else(|err| panic!("GET {path}: {err}"))
 }

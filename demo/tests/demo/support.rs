@@ -4,77 +4,76 @@
 
 use std::future::IntoFuture;
 use std::net::SocketAddr;
-use std::ops::{Deref, DerefMut};
-use std::process::Command;
+use std::process::{Command, Output};
 use std::time::Duration;
 
+pub use dev_support::assert_contains;
 use dev_support::process::Proc;
 use dev_support::socket::PassedSocket;
 use nix::sys::signal::Signal;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpListener, TcpStream};
 
-/// The demo binary under test.
-pub const BIN: &str = env!("CARGO_BIN_EXE_axum-autoreload-demo");
 /// How long a demo binary may take to answer its first request.
 pub const READY: Duration = Duration::from_secs(20);
 
-/// A running demo binary, killed at once when dropped, with a database of its own
-/// (tests do not share the developer's `data/`) unless its `--db` names one.
-pub struct Demo {
-    proc: Proc,
-    _db: tempfile::TempDir,
-}
-
-impl Deref for Demo {
-    type Target = Proc;
-    fn deref(&self) -> &Proc {
-        &self.proc
-    }
-}
-
-impl DerefMut for Demo {
-    fn deref_mut(&mut self) -> &mut Proc {
-        &mut self.proc
-    }
-}
-
-/// The demo binary with `args`, logging warnings (`TEST_RUST_LOG` for more).
+/// The demo binary with `args`, logging warnings (`TEST_RUST_LOG` for more), with
+/// a database in memory (tests do not share the developer's `data/`) unless its
+/// `--db` names one.
 pub fn command(args: &[&str]) -> Command {
-    let mut command = Command::new(BIN);
+    let mut command = Command::new(env!("CARGO_BIN_EXE_axum-autoreload-demo"));
     let log = std::env::var("TEST_RUST_LOG").unwrap_or_else(|_| "warn".into());
     command.args(args).env("RUST_LOG", log);
+    command.env("DATABASE_PATH", ":memory:");
     command
 }
 
-/// Spawns `command` (from [`command`]).
-pub fn spawn(mut command: Command) -> Demo {
-    let db = dev_support::scratch::temp_dir("axum-autoreload-demo-db-");
-    command.env("DATABASE_PATH", db.path().join("posts.sqlite3"));
-    let proc = Proc::spawn("demo", command).stop_with(Signal::SIGKILL, Duration::ZERO);
-    Demo { proc, _db: db }
+/// Spawns `command` (from [`command`]), killed at once when dropped.
+pub fn spawn(command: Command) -> Proc {
+    Proc::spawn("demo", command).stop_with(Signal::SIGKILL, Duration::ZERO)
 }
 
 /// The demo with `args` on `socket`, not waited for.
-pub fn spawn_on(socket: &PassedSocket, args: &[&str]) -> Demo {
+pub fn spawn_on(socket: &PassedSocket, args: &[&str]) -> Proc {
     let mut command = command(args);
     socket.pass_to(&mut command);
     spawn(command)
 }
 
 /// The demo with `args` on `socket`, once `GET /` answers 200.
-pub async fn start(socket: &PassedSocket, args: &[&str]) -> Demo {
+pub async fn start(socket: &PassedSocket, args: &[&str]) -> Proc {
     let demo = spawn_on(socket, args);
     dev_support::http::wait_ready(socket.addr, READY).await;
     demo
 }
 
+/// The demo with `args` on a passed socket of its own, once `GET /` answers 200;
+/// its address.
+pub async fn serving(args: &[&str]) -> (SocketAddr, Proc) {
+    let socket = PassedSocket::new();
+    (socket.addr, start(&socket, args).await)
+}
+
+/// Runs the demo with `args` and `env` to its end, logging nothing.
+pub fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = command(args);
+    command.env("RUST_LOG", "off").envs(env.iter().copied());
+    command.output().expect("run")
+}
+
+/// Asserts that the run ended with `code` and its standard error holds `needles`;
+/// the standard error.
+pub fn assert_fails(output: &Output, code: i32, needles: &[&str]) -> String {
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(code), "stderr: {stderr}");
+    assert_contains(&stderr, needles);
+    stderr
+}
+
 /// Serves `app` with `reload` in this process on a fresh loopback port (no signal
 /// handling); its address.
 pub async fn serve_here(app: axum::Router, reload: axum_autoreload::AutoReload) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("address");
     let server = axum_autoreload::serve(listener, app, reload).handle_signals(false);
     tokio::spawn(server.into_future());
@@ -100,18 +99,15 @@ pub async fn stalled_reader(addr: SocketAddr) -> TcpStream {
     let request = b"GET /static/big.bin HTTP/1.1\r\nHost: localhost\r\n\r\n";
     stream.write_all(request).await.expect("send");
     let mut head = [0; 12];
-    stream
-        .read_exact(&mut head)
-        .await
-        .expect("the answer begins");
+    stream.read_exact(&mut head).await.expect("the answer");
     assert_eq!(&head, b"HTTP/1.1 200");
     stream
 }
 
-/// Asserts that `text` contains every one of `needles`; a failure names the
-/// missing one.
-pub fn assert_contains(text: &str, needles: &[&str]) {
-    for needle in needles {
-        assert!(text.contains(needle), "{needle:?} is not in {text}");
-    }
+/// Asserts that `server` exits within `limit` with success; `what` says why it
+/// should.
+pub fn assert_exits_cleanly(server: &mut Proc, limit: Duration, what: &str) {
+    let status = server.wait_exit(limit);
+    let status = status.unwrap_or_else(|| panic!("no exit within {limit:?}: {what}"));
+    assert!(status.success(), "exit status {status}: {what}");
 }
