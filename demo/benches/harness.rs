@@ -10,8 +10,6 @@
 
 #![allow(clippy::print_stdout)]
 
-#[path = "harness/client.rs"]
-mod client;
 #[path = "harness/edit.rs"]
 mod edit;
 #[path = "harness/page.rs"]
@@ -24,7 +22,6 @@ mod scenarios;
 mod server;
 
 use std::fs;
-use std::future::Future;
 use std::io;
 use std::path::Path;
 use std::process::Command;
@@ -98,7 +95,7 @@ pub(crate) struct Options {
     pub(crate) clients: usize,
     /// How long each server serves before its restart.
     #[arg(long, default_value_t = 20)]
-    dwell_ms: u64,
+    pub(crate) dwell_ms: u64,
     #[arg(long, default_value_t = 5, value_parser = count::<1, 120>)]
     pub(crate) wrk_seconds: usize,
     /// wrk runs of each server, interleaved.
@@ -131,14 +128,6 @@ impl Options {
     pub(crate) fn wants(&self, scenario: Scenario) -> bool {
         self.scenarios.contains(&scenario)
     }
-
-    pub(crate) fn dwell(&self) -> Duration {
-        Duration::from_millis(self.dwell_ms)
-    }
-
-    fn target_names(&self) -> Vec<&'static str> {
-        self.targets.iter().map(|t| t.name()).collect()
-    }
 }
 
 fn main() -> std::process::ExitCode {
@@ -164,32 +153,21 @@ pub(crate) struct Bench {
     report: Report,
 }
 
-/// Runs `scenario` and gives its error or panic as text.
-async fn caught(scenario: impl Future<Output = io::Result<()>>) -> Result<(), String> {
-    match std::panic::AssertUnwindSafe(scenario).catch_unwind().await {
-        Ok(outcome) => outcome.map_err(|err| err.to_string()),
-        Err(panic) => Err(panic
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-            .unwrap_or_else(|| "panicked".into())),
-    }
-}
-
 fn run(options: Options) -> io::Result<()> {
     // The workspace root: the library, the demo and the runner, and BENCHMARKS.md.
     let root = dev_support::scratch::workspace();
-    let target_dir = std::env::var_os("CARGO_TARGET_DIR").map_or(root.join("target"), Into::into);
+    let target_dir = dev_support::scratch::target_dir();
     let bench_dir = target_dir.join("bench");
-    let page = bench_dir.join("work/static/page.html");
     let work = Workspace {
         dir: bench_dir.join("work"),
-        bin_dir: bench_dir.join("bin"),
         static_dir: bench_dir.join("work/static"),
-        page_len: server::write_page(&page)?,
-        page,
+        bin_dir: bench_dir.join("bin"),
     };
+    fs::create_dir_all(&work.static_dir)?;
     fs::create_dir_all(&work.bin_dir)?;
+    let page = work.static_dir.join("page.html");
+    fs::write(&page, page::html_page(server::PAGE_SIZE))?;
+    fs::File::open(&page)?.sync_all()?;
     let files = raise_file_limit();
     let date = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     let servers = options
@@ -199,7 +177,8 @@ fn run(options: Options) -> io::Result<()> {
     if !options.no_build && servers {
         build(&root, &target_dir, &work.bin_dir, &options.targets)?;
     }
-    let (load, targets) = (load_average(), options.target_names());
+    let load = load_average();
+    let targets: Vec<&str> = options.targets.iter().map(|t| t.name()).collect();
     let scenarios = options.scenarios.clone();
     println!("scenarios {scenarios:?}, targets {targets:?}; open-file limit {files}; load {load}");
 
@@ -213,10 +192,23 @@ fn run(options: Options) -> io::Result<()> {
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     let runtime = runtime.worker_threads(2).enable_all().build()?;
     let first_stream_scenario = scenarios.iter().find(|s| STREAM_SCENARIOS.contains(s));
+    // Runs one scenario (of one target): its error or panic becomes a note.
     macro_rules! attempt {
         ($what:expr, $scenario:expr) => {{
-            let outcome = caught($scenario).await;
-            bench.report.failed(&$what, outcome);
+            let failure = match std::panic::AssertUnwindSafe($scenario).catch_unwind().await {
+                Ok(outcome) => outcome.err().map(|err| err.to_string()),
+                Err(panic) => Some(match panic.downcast::<String>() {
+                    Ok(message) => *message,
+                    Err(panic) => panic
+                        .downcast_ref::<&str>()
+                        .unwrap_or(&"panicked")
+                        .to_string(),
+                }),
+            };
+            if let Some(err) = failure {
+                println!("  {} failed: {err}", $what);
+                bench.report.notes.push(format!("{}: failed: {err}", $what));
+            }
         }};
     }
     for scenario in &scenarios {
@@ -285,29 +277,31 @@ fn run(options: Options) -> io::Result<()> {
 
     // The section: what the run measured, how and where, then its figures.
     let date = format!("{} {} UTC", &date[..10], &date[11..16]);
-    let mut command = String::from("cargo bench --bench harness --");
-    for arg in std::env::args().skip(1).filter(|a| a != "--bench") {
-        command = command + " " + &arg;
-    }
-    let command = command.trim_end_matches(" --");
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    let command = format!("cargo bench --bench harness -- {}", args.join(" "));
+    let command = command.trim_end().trim_end_matches(" --");
     let scenarios = format!("{scenarios:?}")
         .to_lowercase()
         .replace(['[', ']'], "");
-    let shares = others
+    let shares: Vec<String> = others
         .iter()
-        .map(|(what, share)| format!("{what} {:.0}%", share * 100.0));
+        .map(|(what, share)| format!("{what} {:.0}%", share * 100.0))
+        .collect();
     let mut section = format!(
-        "## {} — {}\n\n- date: {date}\n- command: `{command}`\n- machine: {}\n- sources: {}\n\
-         - open-file limit: {files}\n- load average (1, 5, 15 min) as the run went: {}\n\
+        "## {} — {scenarios}\n\n- date: {date}\n- command: `{command}`\n- machine: {}\n\
+         - sources: {}\n- open-file limit: {files}\n\
+         - load average (1, 5, 15 min) as the run went: {}\n\
          - CPU time used by processes other than the harness and what it ran, as a share of the \
          machine (approximate: on a quiet machine it reads 5–10%, kernel time spent on the \
          benchmark's own connections; in `edit` it counts Chromium): {}\n",
         &date[..10],
-        scenarios,
         machine(),
         source_state(&root),
         loads.join("; "),
-        shares.collect::<Vec<_>>().join(", "),
+        shares.join(", "),
     );
     let shared = |(what, share): &(String, f64)| *share >= 0.25 && what != "edit";
     if others[..others.len() - 1].iter().any(shared) {
@@ -365,11 +359,8 @@ type CpuSample = (Instant, u64, u64);
 
 fn cpu_sample() -> CpuSample {
     let ticks = |text: &str, skip, take| -> u64 {
-        text.split_whitespace()
-            .skip(skip)
-            .take(take)
-            .filter_map(|f| f.parse::<u64>().ok())
-            .sum()
+        let fields = text.split_whitespace().skip(skip).take(take);
+        fields.filter_map(|f| f.parse::<u64>().ok()).sum()
     };
     // user nice system: time charged to processes. Interrupts and softirqs (where
     // loopback TCP is processed) are charged to no process, so they are left out on
@@ -409,9 +400,8 @@ fn output(program: &str, args: &[&str], root: &Path) -> Option<String> {
         .current_dir(root)
         .output()
         .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    out.status.success().then(|| stdout.trim().to_owned())
 }
 
 /// The commit and whether the sources measured differ from it.
@@ -423,8 +413,15 @@ fn source_state(root: &Path) -> String {
     }
     let commit = output("git", &["rev-parse", "--short", "HEAD"], root);
     let commit = commit.unwrap_or_else(|| "unknown".into());
-    let status = "status --porcelain -- src demo Cargo.toml Cargo.lock";
-    let status = status.split(' ').collect::<Vec<_>>();
+    let status = [
+        "status",
+        "--porcelain",
+        "--",
+        "src",
+        "demo",
+        "Cargo.toml",
+        "Cargo.lock",
+    ];
     let dirty = output("git", &status, root).unwrap_or_default();
     let files: Vec<&str> = dirty.lines().map(|l| l.get(3..).unwrap_or(l)).collect();
     let changes = format!(" plus uncommitted changes to {}", files.join(", "));
@@ -444,12 +441,10 @@ fn machine() -> String {
     let cpu = field(&read("/proc/cpuinfo"), "model name").unwrap_or_else(|| "unknown CPU".into());
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let kib = field(&read("/proc/meminfo"), "MemTotal").unwrap_or_default();
-    let gib = kib
-        .trim_end_matches(" kB")
-        .parse::<f64>()
-        .ok()
-        .map(|kib| kib / 1024.0 / 1024.0);
-    let memory = gib.map_or(String::new(), |gib| format!(", {gib:.0} GiB"));
+    let gib = kib.trim_end_matches(" kB").parse::<f64>().ok();
+    let memory = gib.map_or(String::new(), |kib| {
+        format!(", {:.0} GiB", kib / 1024.0 / 1024.0)
+    });
     let kernel = read("/proc/sys/kernel/osrelease");
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
     let rustc = output(&rustc, &["-V"], Path::new(".")).unwrap_or_default();

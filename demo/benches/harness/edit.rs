@@ -53,22 +53,14 @@ fn epoch_ms() -> f64 {
     now.map_or(0.0, |d| d.as_secs_f64() * 1000.0)
 }
 
-/// Gives the page a new title, atomically (written beside, renamed in) as an
-/// editor saves; returns it.
+/// Gives the page a new title, as an editor saves; returns it.
 fn new_title(pages: &Path, what: &str) -> io::Result<String> {
     const LITERAL: &str = "const TITLE: &str = \"";
     let source = fs::read_to_string(pages)?;
-    let start = source.find(LITERAL).map(|at| at + LITERAL.len());
-    let end = start.and_then(|start| Some(start + source[start..].find('"')?));
-    let (Some(start), Some(end)) = (start, end) else {
-        let pages = pages.display();
-        return Err(io::Error::other(format!("no `{LITERAL}…\"` in {pages}")));
-    };
+    let old = source.lines().find(|line| line.starts_with(LITERAL));
+    let old = old.ok_or_else(|| io::Error::other(format!("no `{LITERAL}` in {pages:?}")))?;
     let new = format!("bench {what} {:.3}", epoch_ms());
-    let staged = pages.with_extension("rs.edited");
-    let (before, after) = (&source[..start], &source[end..]);
-    fs::write(&staged, format!("{before}{new}{after}"))?;
-    fs::rename(&staged, pages)?;
+    dev_support::scratch::edit(pages, old, &format!("{LITERAL}{new}\";"));
     Ok(new)
 }
 
@@ -96,7 +88,8 @@ pub(crate) async fn edit_to_page(
 ) -> io::Result<()> {
     let tools = find_or_skip([WATCHEXEC, CHROMIUM, CHROMEDRIVER]);
     let Some([watchexec, chromium, chromedriver]) = tools else {
-        report.note("edit to new page: skipped, a tool is missing on PATH".into());
+        let skipped = "edit to new page: skipped, a tool is missing on PATH";
+        report.notes.push(skipped.into());
         return Ok(());
     };
     let app = std::env::temp_dir().join("axum-autoreload-bench-e2e/app");
@@ -108,22 +101,25 @@ pub(crate) async fn edit_to_page(
         Some(source) => {
             dev_support::scratch::copy_dir(&source, &app);
             let source = source.display();
-            report.note(format!("edit to new page: measured the tree at {source}"));
+            report
+                .notes
+                .push(format!("edit to new page: measured the tree at {source}"));
         }
         None => dev_support::scratch::copy_workspace(&app),
     }
     let target_dir = cargo_target_dir.join("bench-e2e");
     let pages = app.join("demo/src/app/pages.rs");
 
-    // The build alone, for the same kind of edit.
-    println!(
-        "  edit: first build of the copy into {}",
-        target_dir.display()
-    );
+    // The build alone, for the same kind of edit; and the runner, built from the
+    // copy as `cargo install --path cli` would.
+    println!("  edit: first build of the copy into {target_dir:?}");
     let first = cargo_build(&app, &target_dir, &[], FIRST_BUILD)?;
-    // The runner, built from the copy as `cargo install --path cli` would.
-    let runner = ["-p", "axum-autoreload-cli"];
-    cargo_build(&app, &target_dir, &runner, FIRST_BUILD)?;
+    cargo_build(
+        &app,
+        &target_dir,
+        &["-p", "axum-autoreload-cli"],
+        FIRST_BUILD,
+    )?;
     let runner = target_dir.join("debug/axum-autoreload");
     println!("  edit: first build took {:.1} s", first / 1000.0);
     let mut builds = Vec::new();
@@ -171,24 +167,26 @@ pub(crate) async fn edit_to_page(
         .await;
     edited?;
 
-    let medians = times.each_ref().map(|[totals, _, _]| median(totals));
     for ((name, _), [totals, to_server, to_tabs]) in ways.iter().zip(&times) {
-        let total = median(totals);
         let figure = format!("edit to new page ({name}): edit → all {tab_count} tabs show it");
-        let text = format!("{total:.0} ms");
-        report.info(&format!("{figure} (median of {edits})"), "debug", text);
+        let total = median(totals);
+        report.info(
+            &format!("{figure} (median of {edits})"),
+            "debug",
+            format!("{total:.0} ms"),
+        );
         let (overhead, server, tabs) = (total - build, median(to_server), median(to_tabs));
         let figure = format!("edit to new page ({name}): overhead beyond the build");
         let parts =
             format!("edit → new server up {server:.0} ms, server up → last tab {tabs:.0} ms");
         let text = format!("{overhead:.0} ms ({parts})");
         report.set(&figure, "≤ 150 ms", "debug", text, Some(overhead <= 150.0));
-        report.note(format!(
+        report.notes.push(format!(
             "edit to new page ({name}): edit → all tabs {totals:.0?} ms; \
              edit → server start {to_server:.0?} ms; server start → last tab {to_tabs:.0?} ms"
         ));
     }
-    let [cargo_run, through_runner] = medians;
+    let [cargo_run, through_runner] = times.each_ref().map(|[totals, _, _]| median(totals));
     let ratio = through_runner / cargo_run;
     let figure = "edit to new page: through the runner ÷ under `cargo run` (medians, same run)";
     let text = format!("{ratio:.2} ({through_runner:.0} ms ÷ {cargo_run:.0} ms)");
@@ -242,35 +240,32 @@ async fn one_edit(
     let states = browser.wait_all("the new title", EDIT_LIMIT, shown).await;
     let mut navigations = Vec::new();
     for i in 0..tab_count {
-        browser.switch(i).await;
-        let times = browser.client.execute(READ_TIMES, Vec::new()).await;
-        let times = serde_json::from_value::<[f64; 6]>(times.map_err(io::Error::other)?);
-        navigations.push(times.map_err(io::Error::other)?);
+        let times = browser.exec(i, READ_TIMES, Vec::new()).await;
+        navigations.push(serde_json::from_value::<[f64; 6]>(times).map_err(io::Error::other)?);
     }
     // The server's start, from its instance id `<start ms hex>-<random>`.
     let start =
         |tab: &TabState| u64::from_str_radix(tab.instance.as_ref()?.split('-').next()?, 16).ok();
     let started = states.iter().filter_map(start).max().unwrap_or_default() as f64;
-    let fold = |at: fn(&[f64; 6]) -> f64, pick: fn(f64, f64) -> f64| {
-        navigations.iter().map(at).reduce(pick).unwrap_or_default()
-    };
-    let first = fold(|n| n[0] + n[5], f64::min);
-    let last = fold(|n| n[0] + n[5], f64::max);
-    let (began_first, began_last) = (fold(|n| n[0], f64::min), fold(|n| n[0], f64::max));
-    let phase = |i: usize| median(&navigations.iter().map(|n| n[i]).collect::<Vec<_>>());
-    report.note(format!(
+    // Per field of the navigations: their median, least and greatest.
+    let field = |i: usize| navigations.iter().map(|n| n[i]).collect::<Vec<_>>();
+    let least = |values: Vec<f64>| values.into_iter().reduce(f64::min).unwrap_or_default();
+    let greatest = |values: Vec<f64>| values.into_iter().reduce(f64::max).unwrap_or_default();
+    let shown: Vec<f64> = navigations.iter().map(|n| n[0] + n[5]).collect();
+    let (first, last) = (least(shown.clone()), greatest(shown));
+    report.notes.push(format!(
         "{what}: server up → tabs began reloading {:.0}–{:.0} ms; reload → DOM ready per tab \
          median {:.0} ms, max {:.0} ms (median per tab from the reload: request sent {:.0} ms, \
          first byte {:.0} ms, last byte {:.0} ms, DOM interactive {:.0} ms, DOMContentLoaded {:.0} ms)",
-        began_first - started,
-        began_last - started,
-        phase(5),
-        fold(|n| n[5], f64::max),
-        phase(1),
-        phase(2),
-        phase(3),
-        phase(4),
-        phase(5),
+        least(field(0)) - started,
+        greatest(field(0)) - started,
+        median(&field(5)),
+        greatest(field(5)),
+        median(&field(1)),
+        median(&field(2)),
+        median(&field(3)),
+        median(&field(4)),
+        median(&field(5)),
     ));
     let (total, first, to_server) = (last - edited, first - edited, started - edited);
     println!("  {what}: every tab after {total:.0} ms (first {first:.0} ms); new server started {to_server:.0} ms after the edit");

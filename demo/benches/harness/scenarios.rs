@@ -1,24 +1,27 @@
 //! The measured scenarios, each bounded in count and time.
 
 use std::collections::BTreeMap;
-use std::io;
+use std::future::Future;
+use std::io::{self, ErrorKind};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use dev_support::http;
 use dev_support::socket::PassedSocket;
 use dev_support::sse::EventStream;
 use dev_support::tools::{find_or_skip, WRK};
+use futures_util::stream::{self, StreamExt};
 use nix::sys::signal::Signal;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 
-use crate::client::{next_named, open_all, open_streams, timed_get};
 use crate::report::{median, ms, thousands, when, Latencies};
-use crate::server::{json, new_instance, Server, Target, Workspace, EXIT_CAP};
+use crate::server::{json, new_instance, Server, Target, Workspace, EXIT_CAP, PAGE_SIZE};
 use crate::{Bench, Scenario};
 
 /// How long a server may take to answer after it was spawned.
@@ -43,23 +46,22 @@ async fn ready(work: &Workspace, target: Target) -> io::Result<(Server, PassedSo
     Ok((server, socket, instance))
 }
 
-/// What load clients saw: every request's latency, the failures by kind, the
-/// slowest failure.
-#[derive(Default)]
-struct Load {
-    latencies: Latencies,
-    failures: BTreeMap<String, usize>,
-    slowest_failure: Option<Duration>,
-}
-
-impl Load {
-    fn add(&mut self, other: Self) {
-        self.latencies.add(&other.latencies);
-        for (failure, n) in other.failures {
-            *self.failures.entry(failure).or_default() += n;
-        }
-        self.slowest_failure = self.slowest_failure.max(other.slowest_failure);
-    }
+/// Makes `n` connections with `connect`, at most `at_once` at a time, each
+/// within 20 s and all within 120 s (the baseline's backlog of 1 drops connection
+/// attempts, which then wait for SYN retransmits).
+async fn open_all<T, F>(n: usize, at_once: usize, connect: impl Fn() -> F) -> Vec<io::Result<T>>
+where
+    F: Future<Output = io::Result<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let timed_out = |_| Err(ErrorKind::TimedOut.into());
+    let each = |_| {
+        let limit = deadline.min(Instant::now() + Duration::from_secs(20));
+        let connecting = tokio::time::timeout_at(limit.into(), connect());
+        async move { connecting.await.unwrap_or_else(timed_out) }
+    };
+    let opened = stream::iter(0..n).map(each).buffer_unordered(at_once);
+    opened.collect().await
 }
 
 /// The binary restarted `--restarts` times on one passed socket (SIGINT, wait for
@@ -73,26 +75,37 @@ pub(crate) async fn restarts(bench: &mut Bench, target: Target) -> io::Result<()
         work.static_dir = work.dir.join("no-static-dir");
     }
     let (mut server, socket, mut instance) = ready(&work, target).await?;
-    let addr = socket.addr;
+    let (addr, dwell) = (socket.addr, Duration::from_millis(options.dwell_ms));
     let stop = Arc::new(AtomicBool::new(false));
-    let mut load = JoinSet::new();
+    // Each client sends `GET /` on a fresh connection, one after another: every
+    // request's latency, and each failure's kind and latency. Dropping the set (on
+    // an error or a panic) stops them.
+    let mut clients = JoinSet::new();
     for _ in 0..options.clients {
         let stop = Arc::clone(&stop);
-        load.spawn(async move {
-            let mut seen = Load::default();
-            // Bounded: the controller stops the clients; the count is a backstop.
-            for _ in 0..5_000_000 {
-                if stop.load(Ordering::Relaxed) {
-                    break;
-                }
-                let (took, outcome) = timed_get(addr, "/", Duration::from_secs(5)).await;
-                seen.latencies.record(took);
-                if let Err(failure) = outcome {
-                    *seen.failures.entry(failure).or_default() += 1;
-                    seen.slowest_failure = seen.slowest_failure.max(Some(took));
-                }
+        clients.spawn(async move {
+            let (mut latencies, mut failures) = (Latencies::default(), Vec::new());
+            while !stop.load(Ordering::Relaxed) {
+                let started = Instant::now();
+                let asked = tokio::time::timeout(Duration::from_secs(5), http::get(addr, "/"));
+                let answer = asked.await;
+                let took = started.elapsed();
+                latencies.record(took);
+                let failure = match answer {
+                    Ok(Ok(response)) if response.status == 200 => continue,
+                    Ok(Ok(response)) => format!("status {}", response.status),
+                    Ok(Err(err)) => match err.kind() {
+                        ErrorKind::ConnectionRefused => "connection refused",
+                        ErrorKind::ConnectionReset | ErrorKind::BrokenPipe => "connection reset",
+                        ErrorKind::UnexpectedEof | ErrorKind::InvalidData => "incomplete response",
+                        _ => "other error",
+                    }
+                    .to_owned(),
+                    Err(_) => "timeout".to_owned(),
+                };
+                failures.push((failure, took));
             }
-            seen
+            (latencies, failures)
         });
     }
 
@@ -100,7 +113,7 @@ pub(crate) async fn restarts(bench: &mut Bench, target: Target) -> io::Result<()
     let (mut hung, mut not_ready) = (0, 0);
     let started = Instant::now();
     for _ in 0..options.restarts {
-        tokio::time::sleep(options.dwell()).await;
+        tokio::time::sleep(dwell).await;
         let signalled = Instant::now();
         server.signal(Signal::SIGINT);
         match server.exit_within(signalled, EXIT_CAP).await {
@@ -118,50 +131,64 @@ pub(crate) async fn restarts(bench: &mut Bench, target: Target) -> io::Result<()
             }
             Err(err) => {
                 not_ready += 1;
-                bench.report.note(format!("restarts ({name}): {err}"));
+                bench.report.notes.push(format!("restarts ({name}): {err}"));
             }
         }
         if started.elapsed() > Duration::from_secs(600) {
             let done = exits.len() + hung;
             let note = format!("restarts ({name}): stopped after {done} restarts, 10 minutes");
-            bench.report.note(note);
+            bench.report.notes.push(note);
             break;
         }
     }
-    tokio::time::sleep(options.dwell()).await;
+    tokio::time::sleep(dwell).await;
     stop.store(true, Ordering::Relaxed);
-    let mut all = Load::default();
-    while let Some(joined) = load.join_next().await {
-        all.add(joined.map_err(io::Error::other)?);
+    let (mut all, mut failures) = (Latencies::default(), Vec::new());
+    while let Some(joined) = clients.join_next().await {
+        let (latencies, failed) = joined.map_err(io::Error::other)?;
+        all.add(&latencies);
+        failures.extend(failed);
     }
     drop(server);
 
-    let restarted = exits.len() + hung;
-    let failed: usize = all.failures.values().sum();
-    let (total, worst) = (all.latencies.len(), all.latencies.at(100.0));
+    let (restarted, failed) = (exits.len() + hung, failures.len());
+    let (total, worst) = (all.len(), all.at(100.0));
     let suffix = when(options.no_static_watch, " [no static watcher]");
-    let label = |figure| format!("{figure}{suffix}");
+    let label = |figure| format!("restarts{figure}{suffix}");
     let report = &mut bench.report;
-    let figure = label("restarts under load: failed requests");
     let text = format!("{failed} of {} in {restarted} restarts", thousands(total));
     let met = failed == 0 && hung == 0 && not_ready == 0;
-    report.set(&figure, "0", name, text, Some(met));
-    let figure = label("restarts under load: worst request latency");
-    let (p50, p99) = (all.latencies.ms(50.0), all.latencies.ms(99.0));
-    let text = format!("{} (p50 {p50}, p99 {p99})", ms(worst));
+    report.set(
+        &label(" under load: failed requests"),
+        "0",
+        name,
+        text,
+        Some(met),
+    );
+    let figure = label(" under load: worst request latency");
+    let text = format!("{} (p50 {}, p99 {})", ms(worst), all.ms(50.0), all.ms(99.0));
     let met = worst <= Duration::from_millis(25);
     report.set(&figure, "≤ 25 ms", name, text, Some(met));
     let hung_text = format!("; {hung} did not exit in {} s", EXIT_CAP.as_secs());
     let text = exits.median_max() + when(hung > 0, &hung_text);
-    report.info(&label("restarts: SIGINT → exit (median, max)"), name, text);
-    let figure = label("restarts: spawn → first answer (median, max)");
+    report.info(&label(": SIGINT → exit (median, max)"), name, text);
+    let figure = label(": spawn → first answer (median, max)");
     report.info(&figure, name, starts.median_max());
     if failed > 0 {
-        let kinds = all.failures.iter().map(|(kind, n)| format!("{n} × {kind}"));
-        let kinds = kinds.collect::<Vec<_>>().join(", ");
-        let slowest = ms(all.slowest_failure.unwrap_or_default());
-        let note = format!("failures: {kinds}; the slowest failure took {slowest}");
-        report.note(format!("restarts ({name}): {note}"));
+        let mut kinds = BTreeMap::<&str, usize>::new();
+        for (kind, _) in &failures {
+            *kinds.entry(kind).or_default() += 1;
+        }
+        let kinds: Vec<String> = kinds
+            .iter()
+            .map(|(kind, n)| format!("{n} × {kind}"))
+            .collect();
+        let slowest = ms(failures.iter().map(|f| f.1).max().unwrap_or_default());
+        let note = format!(
+            "failures: {}; the slowest failure took {slowest}",
+            kinds.join(", ")
+        );
+        report.notes.push(format!("restarts ({name}): {note}"));
     }
     let exit_median = exits.ms(50.0);
     println!("  restarts {name}: {restarted} restarts, {total} requests, {failed} failed, worst {}, exit median {exit_median}", ms(worst));
@@ -174,12 +201,15 @@ pub(crate) async fn restarts(bench: &mut Bench, target: Target) -> io::Result<()
 pub(crate) async fn streams(bench: &mut Bench, target: Target, n: usize) -> io::Result<()> {
     let (name, n_label) = (target.name(), thousands(n));
     let (server, socket, _) = ready(&bench.work, target).await?;
+    let addr = socket.addr;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let idle = server.rss_kib()?;
     let opening = Instant::now();
-    let mut streams = open_streams(socket.addr, n, concurrency(target)).await?;
+    let greeted = || async move { Ok(EventStream::greeted(addr).await) };
+    let opened = open_all(n, concurrency(target), greeted).await;
+    let mut streams = opened.into_iter().collect::<io::Result<Vec<_>>>()?;
     let opened_in = ms(opening.elapsed());
-    let status = dev_support::http::get(socket.addr, "/auto_refresh/status").await?;
+    let status = http::get(addr, "/auto_refresh/status").await?;
     let counted = json(&status.text(), "open_streams").unwrap_or_default();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let loaded = server.rss_kib()?;
@@ -204,9 +234,12 @@ pub(crate) async fn streams(bench: &mut Bench, target: Target, n: usize) -> io::
             let mut waiting = JoinSet::new();
             for mut stream in streams.drain(..) {
                 waiting.spawn(async move {
-                    let reload = next_named(&mut stream, "reload");
+                    let reload = async {
+                        while stream.next_event().await.ok()??.0 != "reload" {}
+                        Some(Instant::now())
+                    };
                     let got = tokio::time::timeout(Duration::from_secs(5), reload).await;
-                    (stream, got.ok().and_then(Result::ok))
+                    (stream, got.ok().flatten())
                 });
             }
             // Let every task reach its read before the signal.
@@ -275,10 +308,8 @@ async fn shutdown(
     let (name, n) = (target.name(), streams.len());
     let mut reading = JoinSet::new();
     for stream in streams {
-        reading.spawn(tokio::time::timeout(
-            EXIT_CAP + Duration::from_secs(3),
-            read_to_end(stream),
-        ));
+        let limit = EXIT_CAP + Duration::from_secs(3);
+        reading.spawn(tokio::time::timeout(limit, read_to_end(stream)));
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let signalled = Instant::now();
@@ -294,11 +325,12 @@ async fn shutdown(
         if let Some(at) = restart {
             restarts.record(at.saturating_duration_since(signalled));
         }
-        *(if ended_cleanly {
+        let ended = if ended_cleanly {
             &mut clean
         } else {
             &mut reset
-        }) += 1;
+        };
+        *ended += 1;
     }
     drop(server);
     let (got, n_label) = (restarts.len(), thousands(n));
@@ -310,10 +342,8 @@ async fn shutdown(
     let killed = format!("did not exit in {} s (killed)", EXIT_CAP.as_secs());
     let exit_text = exit.map_or(killed, ms);
     let resets = format!(", {reset} reset");
-    let text = format!(
-        "{exit_text}; {got}/{n} got `restart`{}",
-        when(reset > 0, &resets)
-    );
+    let resets = when(reset > 0, &resets);
+    let text = format!("{exit_text}; {got}/{n} got `restart`{resets}");
     let goal_text = goal.map_or(String::new(), |g| format!("≤ {} ms", g.as_millis()));
     let met = goal.map(|g| exit.is_some_and(|took| took <= g) && got == n);
     let figure = format!("shutdown with {n_label} streams: SIGINT → exit");
@@ -328,7 +358,7 @@ async fn shutdown(
 
 /// A connection that stays open, idle, after one small request was answered.
 /// Hand-written: it is the connection that is measured, kept as it is.
-async fn keep_alive(addr: std::net::SocketAddr) -> io::Result<TcpStream> {
+async fn keep_alive(addr: SocketAddr) -> io::Result<TcpStream> {
     let mut stream = TcpStream::connect(addr).await?;
     let request = b"GET /auto_refresh/status HTTP/1.1\r\nHost: localhost\r\n\r\n";
     stream.write_all(request).await?;
@@ -336,7 +366,7 @@ async fn keep_alive(addr: std::net::SocketAddr) -> io::Result<TcpStream> {
     while !got.ends_with(b"}") {
         let read = stream.read(&mut chunk).await?;
         if read == 0 {
-            return Err(io::ErrorKind::UnexpectedEof.into());
+            return Err(ErrorKind::UnexpectedEof.into());
         }
         got.extend_from_slice(&chunk[..read]);
     }
@@ -351,6 +381,7 @@ pub(crate) async fn memory_breakdown(
     target: Target,
     n: usize,
 ) -> io::Result<()> {
+    let name = target.name();
     for idle in [false, true] {
         let (server, socket, _) = ready(&bench.work, target).await?;
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -372,11 +403,8 @@ pub(crate) async fn memory_breakdown(
         };
         let figure = format!("memory per connection, {} {what}", thousands(n));
         let text = format!("{per:.1} KiB (RSS {before} → {after} KiB, {open} open)");
-        bench.report.info(&figure, target.name(), text);
-        println!(
-            "  memory {} {what}, n={n}: {per:.1} KiB per connection",
-            target.name()
-        );
+        bench.report.info(&figure, name, text);
+        println!("  memory {name} {what}, n={n}: {per:.1} KiB per connection");
     }
     Ok(())
 }
@@ -392,18 +420,19 @@ async fn wrk(wrk: &Path, url: &str, seconds: usize) -> io::Result<(f64, u64)> {
         let err = String::from_utf8_lossy(&output.stderr);
         return Err(io::Error::other(format!("wrk failed: {text}{err}")));
     }
-    let number = |value: &str| value.trim().parse::<u64>().unwrap_or(0);
     let (mut requests_per_s, mut errors) = (0.0, 0);
     for line in text.lines().map(str::trim) {
         if let Some(value) = line.strip_prefix("Requests/sec:") {
             requests_per_s = value.trim().parse().unwrap_or(0.0);
-        } else if let Some(value) = line.strip_prefix("Non-2xx or 3xx responses:") {
-            errors += number(value);
-        } else if let Some(value) = line.strip_prefix("Socket errors:") {
-            let counts = value
+        } else if let Some(counts) = line
+            .strip_prefix("Non-2xx or 3xx responses:")
+            .or_else(|| line.strip_prefix("Socket errors:"))
+        {
+            // `connect 0, read 0, write 0, timeout 0`, or one number.
+            let counts = counts
                 .split(',')
-                .filter_map(|part| part.split_whitespace().last());
-            errors += counts.map(number).sum::<u64>();
+                .filter_map(|c| c.split_whitespace().last());
+            errors += counts.map(|n| n.parse::<u64>().unwrap_or(0)).sum::<u64>();
         }
     }
     Ok((requests_per_s, errors))
@@ -434,15 +463,15 @@ const BASELINE_CONFIGS: [Config; 4] = [
 pub(crate) async fn inject_cost(bench: &mut Bench, target: Target) -> io::Result<()> {
     let Some([wrk_path]) = find_or_skip([WRK]) else {
         let note = "injection cost: wrk is not installed (`apt-get install -y wrk`): skipped";
-        bench.report.note(note.into());
+        bench.report.notes.push(note.into());
         return Ok(());
     };
     let (name, baseline) = (target.name(), target.is_baseline());
-    let configs: &[Config] = if baseline {
-        &BASELINE_CONFIGS
-    } else {
-        &DEMO_CONFIGS
+    let (configs, compared): (&[Config], _) = match baseline {
+        true => (&BASELINE_CONFIGS, "with ÷ without the layer"),
+        false => (&DEMO_CONFIGS, "reload on ÷ off"),
     };
+    // Per config: its server and socket, the URL, the rates measured, the errors.
     let mut running = Vec::new();
     for &(args, env, path, injected) in configs {
         let socket = PassedSocket::new();
@@ -451,46 +480,40 @@ pub(crate) async fn inject_cost(bench: &mut Bench, target: Target) -> io::Result
         socket.listen(1024);
         let server = Server::spawn(target, &socket, &bench.work, args, env);
         new_instance(socket.addr, None, READY).await?;
-        let page = dev_support::http::get(socket.addr, path).await?;
+        let page = http::get(socket.addr, path).await?;
         let (status, len) = (page.status, page.body.len());
         let script = page.text().contains("data-instance=");
-        if status != 200 || script != injected || len < bench.work.page_len {
+        if status != 200 || script != injected || len < PAGE_SIZE {
             let what = format!("{name} {args:?} {path}: status {status}, {len} bytes");
             let expected = format!("script {script}, expected {injected}");
             return Err(io::Error::other(format!("{what}, {expected}")));
         }
         let url = format!("http://{}{path}", socket.addr);
         wrk(&wrk_path, &url, 1).await?; // Warms up (connections, caches) once.
-        running.push((url, server, socket, Vec::new(), 0));
+        running.push(((server, socket), url, Vec::new(), 0));
     }
     for _ in 0..bench.options.rounds {
-        for (url, _, _, results, errors) in &mut running {
+        for (_, url, rates, errors) in &mut running {
             let (rate, failed) = wrk(&wrk_path, url, bench.options.wrk_seconds).await?;
-            results.push(rate);
+            rates.push(rate);
             *errors += failed;
         }
     }
-    let measured: Vec<(f64, u64)> = running.iter().map(|run| (median(&run.3), run.4)).collect();
-    for ((url, _, _, results, errors), (args, ..)) in running.iter().zip(configs) {
-        println!("  inject {name} {args:?} {url}: {results:.0?} req/s, {errors} errors");
+    for ((_, url, rates, errors), (args, ..)) in running.iter().zip(configs) {
+        println!("  inject {name} {args:?} {url}: {rates:.0?} req/s, {errors} errors");
     }
-    drop(running);
+    let measured: Vec<(f64, u64)> = running
+        .drain(..)
+        .map(|run| (median(&run.2), run.3))
+        .collect();
     for (pair, runs) in configs.chunks(2).zip(measured.chunks(2)) {
         let [(with, with_errors), (without, without_errors)] = runs else {
             continue;
         };
-        let ratio = Some(with / without)
-            .filter(|r| r.is_finite())
-            .unwrap_or(0.0);
-        let what = if pair[0].2 == "/page" {
-            "in-memory page"
-        } else {
-            "static file"
-        };
-        let compared = if baseline {
-            "with ÷ without the layer"
-        } else {
-            "reload on ÷ off"
+        let ratio = if *without > 0.0 { with / without } else { 0.0 };
+        let what = match pair[0].2 {
+            "/page" => "in-memory page",
+            _ => "static file",
         };
         let errors = with_errors + without_errors;
         let (with, without) = (thousands(*with as usize), thousands(*without as usize));
@@ -507,14 +530,14 @@ pub(crate) async fn inject_cost(bench: &mut Bench, target: Target) -> io::Result
 /// Runs `cargo bench --bench inject` (criterion) in `root` and reads its estimates.
 pub(crate) fn injector(bench: &mut Bench, root: &Path, criterion: &Path) -> io::Result<()> {
     let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cargo
-        .args(["bench", "--bench", "inject", "--", "--noplot"])
-        .current_dir(root);
-    let status = cargo.env("CRITERION_HOME", criterion).status()?;
+    cargo.args(["bench", "--bench", "inject", "--", "--noplot"]);
+    let status = cargo
+        .current_dir(root)
+        .env("CRITERION_HOME", criterion)
+        .status()?;
     if !status.success() {
-        return Err(io::Error::other(format!(
-            "cargo bench --bench inject: {status}"
-        )));
+        let failed = format!("cargo bench --bench inject: {status}");
+        return Err(io::Error::other(failed));
     }
     for (name, label) in [
         ("layer", "through InjectLayer (reload on)"),

@@ -55,32 +55,29 @@ impl Target {
         } else {
             ("", "debug")
         };
-        let dir = target_dir.join(dir);
-        match self.is_baseline() {
-            false => (
-                format!("{profile}--bin axum-autoreload-demo"),
-                dir.join("axum-autoreload-demo"),
-            ),
-            true => (
-                format!("{profile}--example baseline"),
-                dir.join("examples/baseline"),
-            ),
-        }
+        let (what, binary) = match self.is_baseline() {
+            false => ("--bin axum-autoreload-demo", "axum-autoreload-demo"),
+            true => ("--example baseline", "examples/baseline"),
+        };
+        (
+            format!("{profile}{what}"),
+            target_dir.join(dir).join(binary),
+        )
     }
 }
 
-/// Where servers run: their working directory (the demo keeps its database there),
-/// the binaries, and the static files with `page.html` (20 KiB of HTML).
+/// The size of `static/page.html`.
+pub(crate) const PAGE_SIZE: usize = 20 * 1024;
+
+/// Where servers run: their working directory (the demo keeps its database there,
+/// `static/page.html` is 20 KiB of HTML), the static files, and private copies of
+/// the built binaries, named after their targets, so that a build by someone else
+/// in the same checkout cannot swap one mid-run.
 #[derive(Clone, Debug)]
 pub(crate) struct Workspace {
     pub(crate) dir: PathBuf,
-    /// Private copies of the built binaries, named after their targets, so that a
-    /// build by someone else in the same checkout cannot swap one mid-run.
-    pub(crate) bin_dir: PathBuf,
     pub(crate) static_dir: PathBuf,
-    pub(crate) page: PathBuf,
-    /// The size of `page`.
-    pub(crate) page_len: usize,
+    pub(crate) bin_dir: PathBuf,
 }
 
 /// A running server: SIGINT and up to [`EXIT_CAP`] when dropped, then SIGKILL.
@@ -103,7 +100,7 @@ impl Server {
         let mut command = Command::new(work.bin_dir.join(target.name()));
         command.arg("--static-dir").arg(&work.static_dir);
         if target.is_baseline() {
-            command.arg("--page").arg(&work.page);
+            command.arg("--page").arg(work.dir.join("static/page.html"));
         }
         if target == Target::Release {
             // Release builds have reload off unless told.
@@ -133,10 +130,8 @@ impl Server {
         let exit = tokio::task::spawn_blocking(move || {
             waitid(Id::Pid(pid), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT)
         });
-        match tokio::time::timeout(limit, exit).await {
-            Ok(Ok(Ok(_))) => Some(since.elapsed()),
-            _ => None,
-        }
+        let exited = matches!(tokio::time::timeout(limit, exit).await, Ok(Ok(Ok(_))));
+        exited.then(|| since.elapsed())
     }
 
     /// Resident memory (`VmRSS` of /proc/PID/status), in KiB.
@@ -148,44 +143,31 @@ impl Server {
     }
 }
 
-/// Polls `GET /auto_refresh/status` until a server whose instance is not
-/// `previous` answers; returns its instance. Fails after `limit`.
+/// Asks `GET /auto_refresh/status` every 2 ms (to time a start closely), each
+/// time within 5 s, until a server whose instance is not `previous` answers;
+/// returns its instance. Fails after `limit`.
 pub(crate) async fn new_instance(
     addr: SocketAddr,
     previous: Option<&str>,
     limit: Duration,
 ) -> io::Result<String> {
-    let instance = || async {
-        let response = http::get(addr, "/auto_refresh/status").await.ok()?;
-        let instance = json(&response.text(), "instance")?.as_str()?.to_owned();
-        (response.status == 200 && previous != Some(&instance)).then_some(instance)
-    };
-    let poll = async {
-        loop {
-            let answer = tokio::time::timeout(Duration::from_secs(5), instance());
-            if let Ok(Some(instance)) = answer.await {
-                return instance;
-            }
-            tokio::time::sleep(Duration::from_millis(2)).await;
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        let asked = http::get(addr, "/auto_refresh/status");
+        let answer = tokio::time::timeout(Duration::from_secs(5), asked).await;
+        let answer = answer.ok().and_then(Result::ok).filter(|r| r.status == 200);
+        let instance = answer.and_then(|r| Some(json(&r.text(), "instance")?.as_str()?.to_owned()));
+        if let Some(instance) = instance.filter(|id| previous != Some(id)) {
+            return Ok(instance);
         }
-    };
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
     let late = format!("no new server answered on {addr} within {limit:?}");
-    let late = |_| io::Error::new(io::ErrorKind::TimedOut, late);
-    tokio::time::timeout(limit, poll).await.map_err(late)
+    Err(io::Error::new(io::ErrorKind::TimedOut, late))
 }
 
 /// The value of `key` in a JSON object.
 pub(crate) fn json(text: &str, key: &str) -> Option<serde_json::Value> {
     let mut object: serde_json::Value = serde_json::from_str(text).ok()?;
     Some(object.get_mut(key)?.take())
-}
-
-/// Writes 20 KiB of HTML (a page of paragraphs and closing tags, `</body>` near
-/// the end) to `path`; returns its size.
-pub(crate) fn write_page(path: &Path) -> io::Result<usize> {
-    fs::create_dir_all(path.parent().unwrap_or(path))?;
-    let page = crate::page::html_page(20 * 1024);
-    fs::write(path, &page)?;
-    fs::File::open(path)?.sync_all()?;
-    Ok(page.len())
 }
