@@ -109,10 +109,6 @@ pub(crate) struct Options {
     /// Reload broadcasts that the fan-out figure takes the median of.
     #[arg(long, default_value_t = 5, value_parser = count::<1, 100>)]
     pub(crate) fanout_rounds: usize,
-    /// Restarts: give the demo a static directory that does not exist, so it runs
-    /// no file watcher.
-    #[arg(long)]
-    pub(crate) no_static_watch: bool,
     /// Print only, record nothing in BENCHMARKS.md.
     #[arg(long)]
     no_record: bool,
@@ -168,7 +164,9 @@ fn run(options: Options) -> io::Result<()> {
     let page = work.static_dir.join("page.html");
     fs::write(&page, page::html_page(server::PAGE_SIZE))?;
     fs::File::open(&page)?.sync_all()?;
-    let files = raise_file_limit();
+    // 10,000 streams need 10,000 sockets here and 10,000 in the server, which
+    // inherits the limit: the soft limit on open files goes up to the hard one.
+    let files = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(0);
     let date = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     let servers = options
         .scenarios
@@ -339,18 +337,6 @@ fn build(root: &Path, target_dir: &Path, bin_dir: &Path, targets: &[Target]) -> 
         fs::rename(&staged, bin_dir.join(target.name()))?;
     }
     Ok(())
-}
-
-/// Raises the soft limit on open files to the hard limit (10,000 streams need
-/// 10,000 sockets here and 10,000 in the server, which inherits the limit).
-fn raise_file_limit() -> u64 {
-    let Ok((soft, hard)) = rlimit::Resource::NOFILE.get() else {
-        return 0;
-    };
-    match soft < hard && rlimit::Resource::NOFILE.set(hard, hard).is_ok() {
-        true => hard,
-        false => soft,
-    }
 }
 
 /// When, and the clock ticks (100 a second) that the machine spent running

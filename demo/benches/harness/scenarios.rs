@@ -27,17 +27,6 @@ use crate::{Bench, Scenario};
 /// How long a server may take to answer after it was spawned.
 const READY: Duration = Duration::from_secs(20);
 
-/// How many connections the harness opens at once: the baseline keeps the
-/// socket's backlog of 1, and more connections at once than it accepts would wait
-/// for SYN retransmits (1 s, 3 s, …).
-fn concurrency(target: Target) -> usize {
-    if target.is_baseline() {
-        2
-    } else {
-        128
-    }
-}
-
 /// A server of `target` on a new passed socket, answering; its instance.
 async fn ready(work: &Workspace, target: Target) -> io::Result<(Server, PassedSocket, String)> {
     let socket = PassedSocket::new();
@@ -46,13 +35,15 @@ async fn ready(work: &Workspace, target: Target) -> io::Result<(Server, PassedSo
     Ok((server, socket, instance))
 }
 
-/// Makes `n` connections with `connect`, at most `at_once` at a time, each
-/// within 20 s and all within 120 s (the baseline's backlog of 1 drops connection
-/// attempts, which then wait for SYN retransmits).
-async fn open_all<T, F>(n: usize, at_once: usize, connect: impl Fn() -> F) -> Vec<io::Result<T>>
+/// Makes `n` connections to a server of `target` with `connect`, each within
+/// 20 s and all within 120 s, at most 128 at a time, or 2 for the baseline: it
+/// keeps the socket's backlog of 1, and more connections at once than it accepts
+/// would wait for SYN retransmits (1 s, 3 s, …).
+async fn open_all<T, F>(target: Target, n: usize, connect: impl Fn() -> F) -> Vec<io::Result<T>>
 where
     F: Future<Output = io::Result<T>>,
 {
+    let at_once = if target.is_baseline() { 2 } else { 128 };
     let deadline = Instant::now() + Duration::from_secs(120);
     let timed_out = |_| Err(ErrorKind::TimedOut.into());
     let each = |_| {
@@ -64,17 +55,10 @@ where
     opened.collect().await
 }
 
-/// The binary restarted `--restarts` times on one passed socket (SIGINT, wait for
-/// the exit, spawn the next at once, as watchexec does) while `--clients` clients
-/// send `GET /`, each request on a fresh connection.
+/// [`Scenario::Restarts`] of `target`.
 pub(crate) async fn restarts(bench: &mut Bench, target: Target) -> io::Result<()> {
-    let (name, options, mut work) = (target.name(), &bench.options, bench.work.clone());
-    if options.no_static_watch {
-        // A static directory that does not exist: the demo then watches nothing (it
-        // warns and goes on); `GET /` does not need it.
-        work.static_dir = work.dir.join("no-static-dir");
-    }
-    let (mut server, socket, mut instance) = ready(&work, target).await?;
+    let (name, options) = (target.name(), &bench.options);
+    let (mut server, socket, mut instance) = ready(&bench.work, target).await?;
     let (addr, dwell) = (socket.addr, Duration::from_millis(options.dwell_ms));
     let stop = Arc::new(AtomicBool::new(false));
     // Each client sends `GET /` on a fresh connection, one after another: every
@@ -115,12 +99,12 @@ pub(crate) async fn restarts(bench: &mut Bench, target: Target) -> io::Result<()
     for _ in 0..options.restarts {
         tokio::time::sleep(dwell).await;
         let signalled = Instant::now();
-        server.signal(Signal::SIGINT);
+        server.proc.signal(Signal::SIGINT);
         match server.exit_within(signalled, EXIT_CAP).await {
             Some(took) => exits.record(took),
             None => hung += 1,
         }
-        let next = Server::spawn(target, &socket, &work, &[], &[]);
+        let next = Server::spawn(target, &socket, &bench.work, &[], &[]);
         let old = std::mem::replace(&mut server, next);
         // Dropping it reaps it and looks for what it left: not on the clients' threads.
         tokio::task::spawn_blocking(move || drop(old));
@@ -153,27 +137,25 @@ pub(crate) async fn restarts(bench: &mut Bench, target: Target) -> io::Result<()
 
     let (restarted, failed) = (exits.len() + hung, failures.len());
     let (total, worst) = (all.len(), all.at(100.0));
-    let suffix = when(options.no_static_watch, " [no static watcher]");
-    let label = |figure| format!("restarts{figure}{suffix}");
     let report = &mut bench.report;
     let text = format!("{failed} of {} in {restarted} restarts", thousands(total));
     let met = failed == 0 && hung == 0 && not_ready == 0;
     report.set(
-        &label(" under load: failed requests"),
+        "restarts under load: failed requests",
         "0",
         name,
         text,
         Some(met),
     );
-    let figure = label(" under load: worst request latency");
+    let figure = "restarts under load: worst request latency";
     let text = format!("{} (p50 {}, p99 {})", ms(worst), all.ms(50.0), all.ms(99.0));
     let met = worst <= Duration::from_millis(25);
-    report.set(&figure, "≤ 25 ms", name, text, Some(met));
+    report.set(figure, "≤ 25 ms", name, text, Some(met));
     let hung_text = format!("; {hung} did not exit in {} s", EXIT_CAP.as_secs());
     let text = exits.median_max() + when(hung > 0, &hung_text);
-    report.info(&label(": SIGINT → exit (median, max)"), name, text);
-    let figure = label(": spawn → first answer (median, max)");
-    report.info(&figure, name, starts.median_max());
+    report.info("restarts: SIGINT → exit (median, max)", name, text);
+    let figure = "restarts: spawn → first answer (median, max)";
+    report.info(figure, name, starts.median_max());
     if failed > 0 {
         let mut kinds = BTreeMap::<&str, usize>::new();
         for (kind, _) in &failures {
@@ -190,8 +172,6 @@ pub(crate) async fn restarts(bench: &mut Bench, target: Target) -> io::Result<()
         );
         report.notes.push(format!("restarts ({name}): {note}"));
     }
-    let exit_median = exits.ms(50.0);
-    println!("  restarts {name}: {restarted} restarts, {total} requests, {failed} failed, worst {}, exit median {exit_median}", ms(worst));
     Ok(())
 }
 
@@ -206,7 +186,7 @@ pub(crate) async fn streams(bench: &mut Bench, target: Target, n: usize) -> io::
     let idle = server.rss_kib()?;
     let opening = Instant::now();
     let greeted = || async move { Ok(EventStream::greeted(addr).await) };
-    let opened = open_all(n, concurrency(target), greeted).await;
+    let opened = open_all(target, n, greeted).await;
     let mut streams = opened.into_iter().collect::<io::Result<Vec<_>>>()?;
     let opened_in = ms(opening.elapsed());
     let status = http::get(addr, "/auto_refresh/status").await?;
@@ -245,7 +225,7 @@ pub(crate) async fn streams(bench: &mut Bench, target: Target, n: usize) -> io::
             // Let every task reach its read before the signal.
             tokio::time::sleep(Duration::from_millis(300)).await;
             let signalled = Instant::now();
-            server.signal(Signal::SIGUSR1);
+            server.proc.signal(Signal::SIGUSR1);
             let mut arrivals = Latencies::default();
             while let Some(joined) = waiting.join_next().await {
                 let (stream, got) = joined.map_err(io::Error::other)?;
@@ -273,7 +253,6 @@ pub(crate) async fn streams(bench: &mut Bench, target: Target, n: usize) -> io::
             text,
             goal.then_some(met),
         );
-        println!("  fan-out {name} n={n}: last arrival, median of {rounds} broadcasts {last}, worst {worst}");
     }
     if options.wants(Scenario::Shutdown) {
         shutdown(bench, target, server, streams).await?;
@@ -313,7 +292,7 @@ async fn shutdown(
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let signalled = Instant::now();
-    server.signal(Signal::SIGINT);
+    server.proc.signal(Signal::SIGINT);
     let exit = server.exit_within(signalled, EXIT_CAP).await;
     let mut restarts = Latencies::default();
     let (mut clean, mut reset, mut open) = (0, 0, 0);
@@ -387,8 +366,8 @@ pub(crate) async fn memory_breakdown(
         tokio::time::sleep(Duration::from_millis(300)).await;
         let (before, addr) = (server.rss_kib()?, socket.addr);
         let opened = match idle {
-            false => open_all(n, concurrency(target), || TcpStream::connect(addr)).await,
-            true => open_all(n, concurrency(target), || keep_alive(addr)).await,
+            false => open_all(target, n, || TcpStream::connect(addr)).await,
+            true => open_all(target, n, || keep_alive(addr)).await,
         };
         let open = opened.iter().filter(|r| r.is_ok()).count();
         // Silent connections are closed by the header read timeout (10 s): read
@@ -404,7 +383,6 @@ pub(crate) async fn memory_breakdown(
         let figure = format!("memory per connection, {} {what}", thousands(n));
         let text = format!("{per:.1} KiB (RSS {before} → {after} KiB, {open} open)");
         bench.report.info(&figure, name, text);
-        println!("  memory {name} {what}, n={n}: {per:.1} KiB per connection");
     }
     Ok(())
 }

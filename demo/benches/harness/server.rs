@@ -83,7 +83,7 @@ pub(crate) struct Workspace {
 /// A running server: SIGINT and up to [`EXIT_CAP`] when dropped, then SIGKILL.
 #[derive(Debug)]
 pub(crate) struct Server {
-    proc: Proc,
+    pub(crate) proc: Proc,
     pub(crate) spawned: Instant,
 }
 
@@ -115,10 +115,6 @@ impl Server {
         let spawned = Instant::now();
         let proc = Proc::spawn(target.name(), command).stop_with(Signal::SIGINT, EXIT_CAP);
         Self { proc, spawned }
-    }
-
-    pub(crate) fn signal(&self, signal: Signal) {
-        self.proc.signal(signal);
     }
 
     /// Waits at most `limit` for the process to exit: how long it took from
