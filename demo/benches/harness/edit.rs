@@ -15,7 +15,7 @@
 use std::fs;
 use std::io;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -96,17 +96,7 @@ pub(crate) async fn edit_to_page(
     if app.exists() {
         fs::remove_dir_all(&app)?;
     }
-    // BENCH_E2E_SOURCE: measure another tree (a variant of the workspace) than this one.
-    match std::env::var_os("BENCH_E2E_SOURCE").map(PathBuf::from) {
-        Some(source) => {
-            dev_support::scratch::copy_dir(&source, &app);
-            let source = source.display();
-            report
-                .notes
-                .push(format!("edit to new page: measured the tree at {source}"));
-        }
-        None => dev_support::scratch::copy_workspace(&app),
-    }
+    dev_support::scratch::copy_workspace(&app);
     let target_dir = cargo_target_dir.join("bench-e2e");
     let pages = app.join("demo/src/app/pages.rs");
 
@@ -114,12 +104,8 @@ pub(crate) async fn edit_to_page(
     // copy as `cargo install --path cli` would.
     println!("  edit: first build of the copy into {target_dir:?}");
     let first = cargo_build(&app, &target_dir, &[], FIRST_BUILD)?;
-    cargo_build(
-        &app,
-        &target_dir,
-        &["-p", "axum-autoreload-cli"],
-        FIRST_BUILD,
-    )?;
+    let cli = ["-p", "axum-autoreload-cli"];
+    cargo_build(&app, &target_dir, &cli, FIRST_BUILD)?;
     let runner = target_dir.join("debug/axum-autoreload");
     println!("  edit: first build took {:.1} s", first / 1000.0);
     let mut builds = Vec::new();
@@ -170,16 +156,13 @@ pub(crate) async fn edit_to_page(
     for ((name, _), [totals, to_server, to_tabs]) in ways.iter().zip(&times) {
         let figure = format!("edit to new page ({name}): edit → all {tab_count} tabs show it");
         let total = median(totals);
-        report.info(
-            &format!("{figure} (median of {edits})"),
-            "debug",
-            format!("{total:.0} ms"),
-        );
+        let figure = format!("{figure} (median of {edits})");
+        report.info(&figure, "debug", format!("{total:.0} ms"));
         let (overhead, server, tabs) = (total - build, median(to_server), median(to_tabs));
         let figure = format!("edit to new page ({name}): overhead beyond the build");
-        let parts =
-            format!("edit → new server up {server:.0} ms, server up → last tab {tabs:.0} ms");
-        let text = format!("{overhead:.0} ms ({parts})");
+        let text = format!(
+            "{overhead:.0} ms (edit → new server up {server:.0} ms, server up → last tab {tabs:.0} ms)"
+        );
         report.set(&figure, "≤ 150 ms", "debug", text, Some(overhead <= 150.0));
         report.notes.push(format!(
             "edit to new page ({name}): edit → all tabs {totals:.0?} ms; \
@@ -253,19 +236,15 @@ async fn one_edit(
     let greatest = |values: Vec<f64>| values.into_iter().reduce(f64::max).unwrap_or_default();
     let shown: Vec<f64> = navigations.iter().map(|n| n[0] + n[5]).collect();
     let (first, last) = (least(shown.clone()), greatest(shown));
+    let [sent, first_byte, last_byte, interactive, loaded] =
+        [1, 2, 3, 4, 5].map(|i| median(&field(i)));
+    let (began_first, began_last) = (least(field(0)) - started, greatest(field(0)) - started);
+    let loaded_max = greatest(field(5));
     report.notes.push(format!(
-        "{what}: server up → tabs began reloading {:.0}–{:.0} ms; reload → DOM ready per tab \
-         median {:.0} ms, max {:.0} ms (median per tab from the reload: request sent {:.0} ms, \
-         first byte {:.0} ms, last byte {:.0} ms, DOM interactive {:.0} ms, DOMContentLoaded {:.0} ms)",
-        least(field(0)) - started,
-        greatest(field(0)) - started,
-        median(&field(5)),
-        greatest(field(5)),
-        median(&field(1)),
-        median(&field(2)),
-        median(&field(3)),
-        median(&field(4)),
-        median(&field(5)),
+        "{what}: server up → tabs began reloading {began_first:.0}–{began_last:.0} ms; reload → DOM \
+         ready per tab median {loaded:.0} ms, max {loaded_max:.0} ms (median per tab from the \
+         reload: request sent {sent:.0} ms, first byte {first_byte:.0} ms, last byte \
+         {last_byte:.0} ms, DOM interactive {interactive:.0} ms, DOMContentLoaded {loaded:.0} ms)"
     ));
     let (total, first, to_server) = (last - edited, first - edited, started - edited);
     println!("  {what}: every tab after {total:.0} ms (first {first:.0} ms); new server started {to_server:.0} ms after the edit");
