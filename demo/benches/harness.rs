@@ -23,15 +23,15 @@ mod server;
 
 use std::fs;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
-use clap::{Parser, ValueEnum};
+use clap::{value_parser, Parser, ValueEnum};
 use futures_util::FutureExt;
 
 use report::Report;
-use server::{Target, Workspace};
+use server::Target;
 
 /// What the harness measures; all by default.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
@@ -64,15 +64,6 @@ pub(crate) enum Scenario {
 /// Scenarios that share one server session per target and stream count.
 const STREAM_SCENARIOS: [Scenario; 3] = [Scenario::Shutdown, Scenario::Fanout, Scenario::Memory];
 
-/// A count within `MIN..=MAX`.
-fn count<const MIN: usize, const MAX: usize>(text: &str) -> Result<usize, String> {
-    let n: usize = text.parse().map_err(|err| format!("{err}"))?;
-    (MIN..=MAX)
-        .contains(&n)
-        .then_some(n)
-        .ok_or_else(|| format!("not within {MIN}..={MAX}"))
-}
-
 /// `cargo bench --bench harness -- [SCENARIO…] [OPTION…]`
 #[derive(Debug, Parser)]
 #[command(about = "The axum-autoreload benchmarks, recorded in BENCHMARKS.md")]
@@ -87,28 +78,29 @@ pub(crate) struct Options {
     )]
     targets: Vec<Target>,
     /// Open streams of shutdown, fanout and memory.
-    #[arg(long, value_delimiter = ',', default_value = "1000,10000", value_parser = count::<1, 50_000>)]
-    streams: Vec<usize>,
-    #[arg(long, default_value_t = 100, value_parser = count::<0, 10_000>)]
-    pub(crate) restarts: usize,
-    #[arg(long, default_value_t = 4, value_parser = count::<1, 256>)]
-    pub(crate) clients: usize,
+    #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
+    #[arg(value_parser = value_parser!(u16).range(1..=50_000))]
+    streams: Vec<u16>,
+    #[arg(long, default_value_t = 100, value_parser = value_parser!(u16).range(0..=10_000))]
+    pub(crate) restarts: u16,
+    #[arg(long, default_value_t = 4, value_parser = value_parser!(u16).range(1..=256))]
+    pub(crate) clients: u16,
     /// How long each server serves before its restart.
     #[arg(long, default_value_t = 20)]
     pub(crate) dwell_ms: u64,
-    #[arg(long, default_value_t = 5, value_parser = count::<1, 120>)]
-    pub(crate) wrk_seconds: usize,
+    #[arg(long, default_value_t = 5, value_parser = value_parser!(u16).range(1..=120))]
+    pub(crate) wrk_seconds: u16,
     /// wrk runs of each server, interleaved.
-    #[arg(long, default_value_t = 3, value_parser = count::<1, 20>)]
-    pub(crate) rounds: usize,
+    #[arg(long, default_value_t = 3, value_parser = value_parser!(u16).range(1..=20))]
+    pub(crate) rounds: u16,
     /// Edits under each way of running the demo.
-    #[arg(long, default_value_t = 3, value_parser = count::<1, 20>)]
-    edits: usize,
-    #[arg(long, default_value_t = 10, value_parser = count::<1, 30>)]
-    tabs: usize,
+    #[arg(long, default_value_t = 3, value_parser = value_parser!(u16).range(1..=20))]
+    edits: u16,
+    #[arg(long, default_value_t = 10, value_parser = value_parser!(u16).range(1..=30))]
+    tabs: u16,
     /// Reload broadcasts that the fan-out figure takes the median of.
-    #[arg(long, default_value_t = 5, value_parser = count::<1, 100>)]
-    pub(crate) fanout_rounds: usize,
+    #[arg(long, default_value_t = 5, value_parser = value_parser!(u16).range(1..=100))]
+    pub(crate) fanout_rounds: u16,
     /// Print only, record nothing in BENCHMARKS.md.
     #[arg(long)]
     no_record: bool,
@@ -126,26 +118,23 @@ impl Options {
     }
 }
 
-fn main() -> std::process::ExitCode {
+fn main() -> io::Result<()> {
     let mut options = Options::parse();
-    if options.scenarios.is_empty() || options.wants(Scenario::All) {
-        options.scenarios = Scenario::value_variants().to_vec();
-    }
-    options.scenarios.retain(|s| *s != Scenario::All);
-    options.scenarios.sort();
-    options.scenarios.dedup();
-    if let Err(err) = run(options) {
-        eprintln!("error: {err}");
-        return std::process::ExitCode::FAILURE;
-    }
-    std::process::ExitCode::SUCCESS
+    // The scenarios asked for (all if none, or `all`), in their order, once each.
+    let asked = std::mem::take(&mut options.scenarios);
+    let all = asked.is_empty() || asked.contains(&Scenario::All);
+    let variants = Scenario::value_variants().iter().copied();
+    let wanted = |s: &Scenario| *s != Scenario::All && (all || asked.contains(s));
+    options.scenarios = variants.filter(wanted).collect();
+    run(options)
 }
 
-/// What every scenario gets: the options, where the servers run, and the report
-/// to add its figures to.
+/// What every scenario gets: the options, the directory the servers run in
+/// (`target/bench`: see [`server::Server::spawn`]), and the report to add its
+/// figures to.
 pub(crate) struct Bench {
     options: Options,
-    work: Workspace,
+    dir: PathBuf,
     report: Report,
 }
 
@@ -154,14 +143,9 @@ fn run(options: Options) -> io::Result<()> {
     let root = dev_support::scratch::workspace();
     let target_dir = dev_support::scratch::target_dir();
     let bench_dir = target_dir.join("bench");
-    let work = Workspace {
-        dir: bench_dir.join("work"),
-        static_dir: bench_dir.join("work/static"),
-        bin_dir: bench_dir.join("bin"),
-    };
-    fs::create_dir_all(&work.static_dir)?;
-    fs::create_dir_all(&work.bin_dir)?;
-    let page = work.static_dir.join("page.html");
+    fs::create_dir_all(bench_dir.join("work/static"))?;
+    fs::create_dir_all(bench_dir.join("bin"))?;
+    let page = bench_dir.join("work/static/page.html");
     fs::write(&page, page::html_page(server::PAGE_SIZE))?;
     fs::File::open(&page)?.sync_all()?;
     // 10,000 streams need 10,000 sockets here and 10,000 in the server, which
@@ -173,7 +157,7 @@ fn run(options: Options) -> io::Result<()> {
         .iter()
         .any(|s| !matches!(s, Scenario::Injector | Scenario::Edit));
     if !options.no_build && servers {
-        build(&root, &target_dir, &work.bin_dir, &options.targets)?;
+        build(&root, &target_dir, &bench_dir.join("bin"), &options.targets)?;
     }
     let load = load_average();
     let targets: Vec<&str> = options.targets.iter().map(|t| t.name()).collect();
@@ -182,7 +166,7 @@ fn run(options: Options) -> io::Result<()> {
 
     let mut bench = Bench {
         options,
-        work,
+        dir: bench_dir.clone(),
         report: Report::default(),
     };
     let (mut loads, mut others) = (vec![format!("start {load}")], Vec::new());
@@ -228,14 +212,14 @@ fn run(options: Options) -> io::Result<()> {
                     }
                 }
                 Scenario::Shutdown | Scenario::Fanout | Scenario::Memory => {
-                    let largest = streams.iter().copied().max();
+                    let largest = streams.iter().copied().max().map(usize::from);
                     if let Some(n) = largest.filter(|_| bench.options.wants(Scenario::Memory)) {
                         for &target in &targets {
                             let what = format!("memory ({}, {n})", target.name());
                             attempt!(what, scenarios::memory_breakdown(&mut bench, target, n));
                         }
                     }
-                    for &n in &streams {
+                    for n in streams.iter().map(|&n| usize::from(n)) {
                         for &target in &targets {
                             let what = format!("streams ({}, {n})", target.name());
                             attempt!(what, scenarios::streams(&mut bench, target, n));
@@ -317,7 +301,9 @@ fn run(options: Options) -> io::Result<()> {
     Ok(())
 }
 
-/// Builds the binaries and copies them to `bin_dir` under their target names.
+/// Builds the binaries and copies them to `bin_dir` under their target names:
+/// private copies, so that a build by someone else in the same checkout cannot
+/// swap one mid-run.
 fn build(root: &Path, target_dir: &Path, bin_dir: &Path, targets: &[Target]) -> io::Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     for &target in targets {

@@ -82,10 +82,11 @@ fn cargo_build(app: &Path, target_dir: &Path, args: &[&str], limit: Duration) ->
 /// under `cargo run`, through the runner, and the ratio of the two ways.
 pub(crate) async fn edit_to_page(
     cargo_target_dir: &Path,
-    edits: usize,
-    tab_count: usize,
+    edits: u16,
+    tabs: u16,
     report: &mut Report,
 ) -> io::Result<()> {
+    let tab_count = usize::from(tabs);
     let tools = find_or_skip([WATCHEXEC, CHROMIUM, CHROMEDRIVER]);
     let Some([watchexec, chromium, chromedriver]) = tools else {
         let skipped = "edit to new page: skipped, a tool is missing on PATH";

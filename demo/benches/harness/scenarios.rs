@@ -21,16 +21,16 @@ use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 
 use crate::report::{median, ms, thousands, when, Latencies};
-use crate::server::{json, new_instance, Server, Target, Workspace, EXIT_CAP, PAGE_SIZE};
+use crate::server::{json, new_instance, Server, Target, EXIT_CAP, PAGE_SIZE};
 use crate::{Bench, Scenario};
 
 /// How long a server may take to answer after it was spawned.
 const READY: Duration = Duration::from_secs(20);
 
 /// A server of `target` on a new passed socket, answering; its instance.
-async fn ready(work: &Workspace, target: Target) -> io::Result<(Server, PassedSocket, String)> {
+async fn ready(dir: &Path, target: Target) -> io::Result<(Server, PassedSocket, String)> {
     let socket = PassedSocket::new();
-    let server = Server::spawn(target, &socket, work, &[], &[]);
+    let server = Server::spawn(target, &socket, dir, &[], &[]);
     let instance = new_instance(socket.addr, None, READY).await?;
     Ok((server, socket, instance))
 }
@@ -58,7 +58,7 @@ where
 /// [`Scenario::Restarts`] of `target`.
 pub(crate) async fn restarts(bench: &mut Bench, target: Target) -> io::Result<()> {
     let (name, options) = (target.name(), &bench.options);
-    let (mut server, socket, mut instance) = ready(&bench.work, target).await?;
+    let (mut server, socket, mut instance) = ready(&bench.dir, target).await?;
     let (addr, dwell) = (socket.addr, Duration::from_millis(options.dwell_ms));
     let stop = Arc::new(AtomicBool::new(false));
     // Each client sends `GET /` on a fresh connection, one after another: every
@@ -104,7 +104,7 @@ pub(crate) async fn restarts(bench: &mut Bench, target: Target) -> io::Result<()
             Some(took) => exits.record(took),
             None => hung += 1,
         }
-        let next = Server::spawn(target, &socket, &bench.work, &[], &[]);
+        let next = Server::spawn(target, &socket, &bench.dir, &[], &[]);
         let old = std::mem::replace(&mut server, next);
         // Dropping it reaps it and looks for what it left: not on the clients' threads.
         tokio::task::spawn_blocking(move || drop(old));
@@ -180,7 +180,7 @@ pub(crate) async fn restarts(bench: &mut Bench, target: Target) -> io::Result<()
 /// shutdown (SIGINT, `shutdown`).
 pub(crate) async fn streams(bench: &mut Bench, target: Target, n: usize) -> io::Result<()> {
     let (name, n_label) = (target.name(), thousands(n));
-    let (server, socket, _) = ready(&bench.work, target).await?;
+    let (server, socket, _) = ready(&bench.dir, target).await?;
     let addr = socket.addr;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let idle = server.rss_kib()?;
@@ -362,7 +362,7 @@ pub(crate) async fn memory_breakdown(
 ) -> io::Result<()> {
     let name = target.name();
     for idle in [false, true] {
-        let (server, socket, _) = ready(&bench.work, target).await?;
+        let (server, socket, _) = ready(&bench.dir, target).await?;
         tokio::time::sleep(Duration::from_millis(300)).await;
         let (before, addr) = (server.rss_kib()?, socket.addr);
         let opened = match idle {
@@ -389,7 +389,7 @@ pub(crate) async fn memory_breakdown(
 
 /// `wrk` for `seconds` on 64 keep-alive connections, on a blocking thread:
 /// requests per second, and the non-2xx answers and socket errors.
-async fn wrk(wrk: &Path, url: &str, seconds: usize) -> io::Result<(f64, u64)> {
+async fn wrk(wrk: &Path, url: &str, seconds: u16) -> io::Result<(f64, u64)> {
     let mut command = Command::new(wrk);
     command.args(["-t2", "-c64", &format!("-d{seconds}s"), url]);
     let output = tokio::task::spawn_blocking(move || command.output()).await??;
@@ -456,7 +456,7 @@ pub(crate) async fn inject_cost(bench: &mut Bench, target: Target) -> io::Result
         // wrk's 64 connections at once must not wait for SYN retransmits, which
         // would measure the backlog, not the layer.
         socket.listen(1024);
-        let server = Server::spawn(target, &socket, &bench.work, args, env);
+        let server = Server::spawn(target, &socket, &bench.dir, args, env);
         new_instance(socket.addr, None, READY).await?;
         let page = http::get(socket.addr, path).await?;
         let (status, len) = (page.status, page.body.len());

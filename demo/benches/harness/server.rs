@@ -66,19 +66,8 @@ impl Target {
     }
 }
 
-/// The size of `static/page.html`.
+/// The size of `page.html`, 20 KiB of HTML.
 pub(crate) const PAGE_SIZE: usize = 20 * 1024;
-
-/// Where servers run: their working directory (the demo keeps its database there,
-/// `static/page.html` is 20 KiB of HTML), the static files, and private copies of
-/// the built binaries, named after their targets, so that a build by someone else
-/// in the same checkout cannot swap one mid-run.
-#[derive(Clone, Debug)]
-pub(crate) struct Workspace {
-    pub(crate) dir: PathBuf,
-    pub(crate) static_dir: PathBuf,
-    pub(crate) bin_dir: PathBuf,
-}
 
 /// A running server: SIGINT and up to [`EXIT_CAP`] when dropped, then SIGKILL.
 #[derive(Debug)]
@@ -88,29 +77,27 @@ pub(crate) struct Server {
 }
 
 impl Server {
-    /// Spawns `target` on `socket` with the static files (and for the baseline the
-    /// page it holds in memory), `args` and `env`.
+    /// Spawns `target` from `dir/bin` on `socket`, with `args` and `env`, in
+    /// `dir/work` (the demo keeps its database there) with its static files in
+    /// `dir/work/static` (and for the baseline `page.html` held in memory).
     pub(crate) fn spawn(
         target: Target,
         socket: &PassedSocket,
-        work: &Workspace,
+        dir: &Path,
         args: &[&str],
         env: &[(&str, &str)],
     ) -> Self {
-        let mut command = Command::new(work.bin_dir.join(target.name()));
-        command.arg("--static-dir").arg(&work.static_dir);
+        let mut command = Command::new(dir.join("bin").join(target.name()));
+        let work = dir.join("work");
+        command.arg("--static-dir").arg(work.join("static"));
         if target.is_baseline() {
-            command.arg("--page").arg(work.dir.join("static/page.html"));
+            command.arg("--page").arg(work.join("static/page.html"));
         }
         if target == Target::Release {
             // Release builds have reload off unless told.
             command.env("AXUM_AUTORELOAD", "1");
         }
-        let log = std::env::var("BENCH_RUST_LOG").unwrap_or_else(|_| "info".into());
-        command
-            .args(args)
-            .current_dir(&work.dir)
-            .env("RUST_LOG", log);
+        command.args(args).current_dir(work).env("RUST_LOG", "info");
         socket.pass_to(command.envs(env.iter().copied()));
         let spawned = Instant::now();
         let proc = Proc::spawn(target.name(), command).stop_with(Signal::SIGINT, EXIT_CAP);
