@@ -247,10 +247,7 @@ fn run(options: Options) -> io::Result<()> {
             }
         });
         let other = others_share(scenario_cpu);
-        println!(
-            "  (other processes used {:.0}% of the machine)",
-            100.0 * other
-        );
+        println!("  (other processes used {other:.0}% of the machine)");
         others.push((name, other));
     }
     others.push(("whole run".to_owned(), others_share(run_cpu)));
@@ -268,10 +265,8 @@ fn run(options: Options) -> io::Result<()> {
     let scenarios = format!("{scenarios:?}")
         .to_lowercase()
         .replace(['[', ']'], "");
-    let shares: Vec<String> = others
-        .iter()
-        .map(|(what, share)| format!("{what} {:.0}%", share * 100.0))
-        .collect();
+    let share = |(what, share): &(String, f64)| format!("{what} {share:.0}%");
+    let shares: Vec<String> = others.iter().map(share).collect();
     let mut section = format!(
         "## {} — {scenarios}\n\n- date: {date}\n- command: `{command}`\n- machine: {}\n\
          - sources: {}\n- open-file limit: {files}\n\
@@ -285,7 +280,7 @@ fn run(options: Options) -> io::Result<()> {
         loads.join("; "),
         shares.join(", "),
     );
-    let shared = |(what, share): &(String, f64)| *share >= 0.25 && what != "edit";
+    let shared = |(what, share): &(String, f64)| *share >= 25.0 && what != "edit";
     if others[..others.len() - 1].iter().any(shared) {
         section.push_str(
             "- **the machine was shared**: other work (builds, tests) took a quarter of the CPU or \
@@ -346,7 +341,7 @@ fn cpu_sample() -> CpuSample {
     (Instant::now(), busy, own)
 }
 
-/// The share of the machine's CPU (0–1) that processes other than this one and
+/// The share of the machine's CPU, in percent, that processes other than this one and
 /// its waited-for children used since `since`. Children killed without a wait of
 /// their own (Chromium's helpers) count as others.
 fn others_share((at, busy, own): CpuSample) -> f64 {
@@ -354,7 +349,7 @@ fn others_share((at, busy, own): CpuSample) -> f64 {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     let capacity = at.elapsed().as_secs_f64() * 100.0 * cores;
     let others = busy_now.saturating_sub(busy) as f64 - own_now.saturating_sub(own) as f64;
-    (others / capacity.max(1.0)).clamp(0.0, 1.0)
+    (100.0 * others / capacity.max(1.0)).clamp(0.0, 100.0)
 }
 
 fn load_average() -> String {

@@ -31,9 +31,6 @@ use crate::server::new_instance;
 const FIRST_BUILD: Duration = Duration::from_secs(30 * 60);
 /// How long one edit may take to reach every tab.
 const EDIT_LIMIT: Duration = Duration::from_secs(5 * 60);
-/// How long the tabs are left alone once the new server is up, before they are
-/// read (the figures come from their own clocks, not from when they are read).
-const UNTOUCHED: Duration = Duration::from_secs(2);
 /// How long tabs may take to settle when nothing is building.
 const SETTLE: Duration = Duration::from_secs(30);
 
@@ -214,9 +211,10 @@ async fn one_edit(
     // Wait for the new server with one cheap request at a time (it waits in the
     // socket's backlog while cargo builds), not by polling the tabs: WebDriver
     // round trips to every tab would take CPU from the build. Then leave the tabs
-    // alone while they reload: they record their own times.
+    // alone for 2 s while they reload: the figures come from their own clocks, not
+    // from when they are read.
     new_instance(addr, Some(&old), EDIT_LIMIT).await?;
-    tokio::time::sleep(UNTOUCHED).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
     let shown = |_: usize, tab: &TabState| {
         running();
         tab.title == new && tab.is_live()

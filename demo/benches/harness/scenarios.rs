@@ -1,6 +1,5 @@
 //! The measured scenarios, each bounded in count and time.
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::io::{self, ErrorKind};
 use std::net::SocketAddr;
@@ -16,7 +15,7 @@ use dev_support::sse::EventStream;
 use dev_support::tools::{find_or_skip, WRK};
 use futures_util::stream::{self, StreamExt};
 use nix::sys::signal::Signal;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 
@@ -127,7 +126,7 @@ pub(crate) async fn restarts(bench: &mut Bench, target: Target) -> io::Result<()
     }
     tokio::time::sleep(dwell).await;
     stop.store(true, Ordering::Relaxed);
-    let (mut all, mut failures) = (Latencies::default(), Vec::new());
+    let (mut all, mut failures) = (Latencies::default(), Vec::<(String, Duration)>::new());
     while let Some(joined) = clients.join_next().await {
         let (latencies, failed) = joined.map_err(io::Error::other)?;
         all.add(&latencies);
@@ -140,13 +139,8 @@ pub(crate) async fn restarts(bench: &mut Bench, target: Target) -> io::Result<()
     let report = &mut bench.report;
     let text = format!("{failed} of {} in {restarted} restarts", thousands(total));
     let met = failed == 0 && hung == 0 && not_ready == 0;
-    report.set(
-        "restarts under load: failed requests",
-        "0",
-        name,
-        text,
-        Some(met),
-    );
+    let figure = "restarts under load: failed requests";
+    report.set(figure, "0", name, text, Some(met));
     let figure = "restarts under load: worst request latency";
     let text = format!("{} (p50 {}, p99 {})", ms(worst), all.ms(50.0), all.ms(99.0));
     let met = worst <= Duration::from_millis(25);
@@ -157,19 +151,12 @@ pub(crate) async fn restarts(bench: &mut Bench, target: Target) -> io::Result<()
     let figure = "restarts: spawn → first answer (median, max)";
     report.info(figure, name, starts.median_max());
     if failed > 0 {
-        let mut kinds = BTreeMap::<&str, usize>::new();
-        for (kind, _) in &failures {
-            *kinds.entry(kind).or_default() += 1;
-        }
-        let kinds: Vec<String> = kinds
-            .iter()
-            .map(|(kind, n)| format!("{n} × {kind}"))
-            .collect();
         let slowest = ms(failures.iter().map(|f| f.1).max().unwrap_or_default());
-        let note = format!(
-            "failures: {}; the slowest failure took {slowest}",
-            kinds.join(", ")
-        );
+        failures.sort();
+        let kind = |run: &[(String, Duration)]| format!("{} × {}", run.len(), run[0].0);
+        let kinds: Vec<_> = failures.chunk_by(|a, b| a.0 == b.0).map(kind).collect();
+        let kinds = kinds.join(", ");
+        let note = format!("failures: {kinds}; the slowest failure took {slowest}");
         report.notes.push(format!("restarts ({name}): {note}"));
     }
     Ok(())
@@ -246,13 +233,8 @@ pub(crate) async fn streams(bench: &mut Bench, target: Target, n: usize) -> io::
         let figure = format!("{figure} (median of {rounds} broadcasts; worst)");
         let met = missing == 0 && lasts.at(50.0) <= Duration::from_millis(100);
         let goal = n >= 10_000;
-        report.set(
-            &figure,
-            when(goal, "≤ 100 ms"),
-            name,
-            text,
-            goal.then_some(met),
-        );
+        let (goal_text, met) = (when(goal, "≤ 100 ms"), goal.then_some(met));
+        report.set(&figure, goal_text, name, text, met);
     }
     if options.wants(Scenario::Shutdown) {
         shutdown(bench, target, server, streams).await?;
@@ -338,18 +320,16 @@ async fn shutdown(
 /// A connection that stays open, idle, after one small request was answered.
 /// Hand-written: it is the connection that is measured, kept as it is.
 async fn keep_alive(addr: SocketAddr) -> io::Result<TcpStream> {
-    let mut stream = TcpStream::connect(addr).await?;
+    let mut stream = BufReader::new(TcpStream::connect(addr).await?);
     let request = b"GET /auto_refresh/status HTTP/1.1\r\nHost: localhost\r\n\r\n";
-    stream.write_all(request).await?;
-    let (mut got, mut chunk) = (Vec::new(), [0_u8; 512]);
-    while !got.ends_with(b"}") {
-        let read = stream.read(&mut chunk).await?;
-        if read == 0 {
-            return Err(ErrorKind::UnexpectedEof.into());
-        }
-        got.extend_from_slice(&chunk[..read]);
-    }
-    Ok(stream)
+    stream.get_mut().write_all(request).await?;
+    // The answer is JSON: it ends with its first `}`.
+    let mut answer = Vec::new();
+    stream.read_until(b'}', &mut answer).await?;
+    let answered = answer.ends_with(b"}");
+    answered
+        .then(|| stream.into_inner())
+        .ok_or_else(|| ErrorKind::UnexpectedEof.into())
 }
 
 /// Memory per connection that is not a stream, for comparison with the streams:
@@ -361,7 +341,10 @@ pub(crate) async fn memory_breakdown(
     n: usize,
 ) -> io::Result<()> {
     let name = target.name();
-    for idle in [false, true] {
+    for (idle, what) in [
+        (false, "silent connections (accepted, no request yet)"),
+        (true, "idle keep-alive connections (one request answered)"),
+    ] {
         let (server, socket, _) = ready(&bench.dir, target).await?;
         tokio::time::sleep(Duration::from_millis(300)).await;
         let (before, addr) = (server.rss_kib()?, socket.addr);
@@ -376,10 +359,6 @@ pub(crate) async fn memory_breakdown(
         let after = server.rss_kib()?;
         drop((opened, server));
         let per = after.saturating_sub(before) as f64 / open.max(1) as f64;
-        let what = match idle {
-            false => "silent connections (accepted, no request yet)",
-            true => "idle keep-alive connections (one request answered)",
-        };
         let figure = format!("memory per connection, {} {what}", thousands(n));
         let text = format!("{per:.1} KiB (RSS {before} → {after} KiB, {open} open)");
         bench.report.info(&figure, name, text);
