@@ -152,11 +152,8 @@ fn run(options: Options) -> io::Result<()> {
     // inherits the limit: the soft limit on open files goes up to the hard one.
     let files = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(0);
     let date = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
-    let servers = options
-        .scenarios
-        .iter()
-        .any(|s| !matches!(s, Scenario::Injector | Scenario::Edit));
-    if !options.no_build && servers {
+    let servers = |s: &Scenario| !matches!(s, Scenario::Injector | Scenario::Edit);
+    if !options.no_build && options.scenarios.iter().any(servers) {
         build(&root, &target_dir, &bench_dir.join("bin"), &options.targets)?;
     }
     let load = load_average();
@@ -179,13 +176,11 @@ fn run(options: Options) -> io::Result<()> {
         ($what:expr, $scenario:expr) => {{
             let failure = match std::panic::AssertUnwindSafe($scenario).catch_unwind().await {
                 Ok(outcome) => outcome.err().map(|err| err.to_string()),
-                Err(panic) => Some(match panic.downcast::<String>() {
-                    Ok(message) => *message,
-                    Err(panic) => panic
-                        .downcast_ref::<&str>()
-                        .unwrap_or(&"panicked")
-                        .to_string(),
-                }),
+                Err(panic) => {
+                    let text = panic.downcast_ref::<&str>().map(|text| text.to_string());
+                    text.or_else(|| panic.downcast_ref::<String>().cloned())
+                        .or(Some("panicked".into()))
+                }
             };
             if let Some(err) = failure {
                 println!("  {} failed: {err}", $what);
@@ -256,15 +251,12 @@ fn run(options: Options) -> io::Result<()> {
 
     // The section: what the run measured, how and where, then its figures.
     let date = format!("{} {} UTC", &date[..10], &date[11..16]);
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| a != "--bench")
-        .collect();
-    let command = format!("cargo bench --bench harness -- {}", args.join(" "));
+    let args = std::env::args().skip(1).filter(|a| a != "--bench");
+    let args = args.collect::<Vec<_>>().join(" ");
+    let command = format!("cargo bench --bench harness -- {args}");
     let command = command.trim_end().trim_end_matches(" --");
-    let scenarios = format!("{scenarios:?}")
-        .to_lowercase()
-        .replace(['[', ']'], "");
+    let scenarios = format!("{scenarios:?}").to_lowercase();
+    let scenarios = scenarios.replace(['[', ']'], "");
     let share = |(what, share): &(String, f64)| format!("{what} {share:.0}%");
     let shares: Vec<String> = others.iter().map(share).collect();
     let mut section = format!(
@@ -275,7 +267,7 @@ fn run(options: Options) -> io::Result<()> {
          machine (approximate: on a quiet machine it reads 5–10%, kernel time spent on the \
          benchmark's own connections; in `edit` it counts Chromium): {}\n",
         &date[..10],
-        machine(),
+        machine(&root),
         source_state(&root),
         loads.join("; "),
         shares.join(", "),
@@ -305,11 +297,8 @@ fn build(root: &Path, target_dir: &Path, bin_dir: &Path, targets: &[Target]) -> 
         let (args, built) = target.build(target_dir);
         println!("building {}: cargo build {args}", target.name());
         let mut cargo = Command::new(&cargo);
-        let status = cargo
-            .arg("build")
-            .args(args.split(' '))
-            .current_dir(root)
-            .status()?;
+        cargo.arg("build").args(args.split(' '));
+        let status = cargo.current_dir(root).status()?;
         if !status.success() {
             return Err(io::Error::other(format!("cargo build {args}: {status}")));
         }
@@ -354,19 +343,16 @@ fn others_share((at, busy, own): CpuSample) -> f64 {
 
 fn load_average() -> String {
     let load = fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    load.split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
+    let load: Vec<&str> = load.split_whitespace().take(3).collect();
+    load.join(" ")
 }
 
-/// The standard output of a command run in `root`, trimmed, if it succeeded.
-fn output(program: &str, args: &[&str], root: &Path) -> Option<String> {
-    let out = Command::new(program)
-        .args(args)
-        .current_dir(root)
-        .output()
-        .ok()?;
+/// The standard output of `command` (words split at spaces) run in `root`,
+/// trimmed, if it succeeded.
+fn output(root: &Path, command: &str) -> Option<String> {
+    let mut words = command.split(' ');
+    let mut command = Command::new(words.next()?);
+    let out = command.args(words).current_dir(root).output().ok()?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     out.status.success().then(|| stdout.trim().to_owned())
 }
@@ -378,28 +364,17 @@ fn source_state(root: &Path) -> String {
     if let Ok(described) = std::env::var("BENCH_SOURCES") {
         return described;
     }
-    let commit = output("git", &["rev-parse", "--short", "HEAD"], root);
-    let commit = commit.unwrap_or_else(|| "unknown".into());
-    let status = [
-        "status",
-        "--porcelain",
-        "--",
-        "src",
-        "demo",
-        "Cargo.toml",
-        "Cargo.lock",
-    ];
-    let dirty = output("git", &status, root).unwrap_or_default();
+    let commit = output(root, "git rev-parse --short HEAD").unwrap_or_else(|| "unknown".into());
+    let status = "git status --porcelain -- src demo Cargo.toml Cargo.lock";
+    let dirty = output(root, status).unwrap_or_default();
     let files: Vec<&str> = dirty.lines().map(|l| l.get(3..).unwrap_or(l)).collect();
     let changes = format!(" plus uncommitted changes to {}", files.join(", "));
-    format!(
-        "commit {commit}{}",
-        report::when(!files.is_empty(), &changes)
-    )
+    let changes = report::when(!files.is_empty(), &changes);
+    format!("commit {commit}{changes}")
 }
 
 /// The machine: CPU, cores, memory, kernel, rustc, wrk.
-fn machine() -> String {
+fn machine(root: &Path) -> String {
     let read = |path| fs::read_to_string(path).unwrap_or_default();
     let field = |text: &str, name| {
         let line = text.lines().find_map(|l| l.strip_prefix(name))?;
@@ -408,17 +383,15 @@ fn machine() -> String {
     let cpu = field(&read("/proc/cpuinfo"), "model name").unwrap_or_else(|| "unknown CPU".into());
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let kib = field(&read("/proc/meminfo"), "MemTotal").unwrap_or_default();
-    let gib = kib.trim_end_matches(" kB").parse::<f64>().ok();
-    let memory = gib.map_or(String::new(), |kib| {
-        format!(", {:.0} GiB", kib / 1024.0 / 1024.0)
-    });
+    let kib: f64 = kib.trim_end_matches(" kB").parse().unwrap_or(0.0);
+    let gib = kib / 1024.0 / 1024.0;
     let kernel = read("/proc/sys/kernel/osrelease");
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-    let rustc = output(&rustc, &["-V"], Path::new(".")).unwrap_or_default();
-    let wrk = output("wrk", &["--version"], Path::new(".")).unwrap_or_default();
+    let rustc = output(root, &format!("{rustc} -V")).unwrap_or_default();
+    let wrk = output(root, "wrk --version").unwrap_or_default();
     let wrk = wrk.split_whitespace().nth(1).unwrap_or("not installed");
     let kernel = kernel.trim();
-    format!("{cpu}, {cores} cores{memory}; Linux {kernel}; {rustc}; wrk {wrk}")
+    format!("{cpu}, {cores} cores, {gib:.0} GiB; Linux {kernel}; {rustc}; wrk {wrk}")
 }
 
 /// Replaces the section with the same heading in `path`, or appends it.
@@ -429,11 +402,8 @@ fn record(path: &Path, section: &str) -> io::Result<()> {
     let mut parts: Vec<String> = parts.map(|p| p.trim_end().to_owned() + "\n").collect();
     let section = section.trim_start_matches("## ").trim_end().to_owned() + "\n";
     let heading = section.lines().next();
-    match parts
-        .iter()
-        .skip(1)
-        .position(|p| p.lines().next() == heading)
-    {
+    let same = |part: &String| part.lines().next() == heading;
+    match parts.iter().skip(1).position(same) {
         Some(at) => parts[at + 1] = section,
         None => parts.push(section),
     }
