@@ -30,13 +30,12 @@ impl Report {
         text: String,
         met: Option<bool>,
     ) {
-        let at = self.rows.iter().position(|row| row.0 == figure);
-        let at = at.unwrap_or_else(|| {
-            self.rows
-                .push((figure.into(), goal.into(), BTreeMap::new()));
-            self.rows.len() - 1
-        });
-        self.rows[at].2.insert(target.to_owned(), (text, met));
+        if !self.rows.iter().any(|row| row.0 == figure) {
+            self.rows.push((figure.into(), goal.into(), Cells::new()));
+        }
+        if let Some(row) = self.rows.iter_mut().find(|row| row.0 == figure) {
+            row.2.insert(target.to_owned(), (text, met));
+        }
     }
 
     /// A figure without a goal.

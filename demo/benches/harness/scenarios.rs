@@ -456,13 +456,11 @@ pub(crate) async fn inject_cost(bench: &mut Bench, target: Target) -> io::Result
             *errors += failed;
         }
     }
+    let mut measured = Vec::new();
     for ((_, url, rates, errors), (args, ..)) in running.iter().zip(configs) {
         println!("  inject {name} {args:?} {url}: {rates:.0?} req/s, {errors} errors");
+        measured.push((median(rates), *errors));
     }
-    let measured: Vec<(f64, u64)> = running
-        .drain(..)
-        .map(|run| (median(&run.2), run.3))
-        .collect();
     for (pair, runs) in configs.chunks(2).zip(measured.chunks(2)) {
         let [(with, with_errors), (without, without_errors)] = runs else {
             continue;
@@ -488,10 +486,8 @@ pub(crate) async fn inject_cost(bench: &mut Bench, target: Target) -> io::Result
 pub(crate) fn injector(bench: &mut Bench, root: &Path, criterion: &Path) -> io::Result<()> {
     let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cargo.args(["bench", "--bench", "inject", "--", "--noplot"]);
-    let status = cargo
-        .current_dir(root)
-        .env("CRITERION_HOME", criterion)
-        .status()?;
+    cargo.current_dir(root).env("CRITERION_HOME", criterion);
+    let status = cargo.status()?;
     if !status.success() {
         let failed = format!("cargo bench --bench inject: {status}");
         return Err(io::Error::other(failed));

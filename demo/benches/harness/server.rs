@@ -48,21 +48,17 @@ impl Target {
     }
 
     /// The `cargo build` arguments and the binary they make, under `target_dir`.
-    pub(crate) fn build(self, target_dir: &Path) -> (String, PathBuf) {
-        let release = matches!(self, Self::Release | Self::BaselineRelease);
-        let (profile, dir) = if release {
-            ("--release ", "release")
-        } else {
-            ("", "debug")
+    pub(crate) fn build(self, target_dir: &Path) -> (&'static str, PathBuf) {
+        let (args, binary) = match self {
+            Self::Debug => ("--bin axum-autoreload-demo", "debug/axum-autoreload-demo"),
+            Self::Release => (
+                "--release --bin axum-autoreload-demo",
+                "release/axum-autoreload-demo",
+            ),
+            Self::Baseline => ("--example baseline", "debug/examples/baseline"),
+            Self::BaselineRelease => ("--release --example baseline", "release/examples/baseline"),
         };
-        let (what, binary) = match self.is_baseline() {
-            false => ("--bin axum-autoreload-demo", "axum-autoreload-demo"),
-            true => ("--example baseline", "examples/baseline"),
-        };
-        (
-            format!("{profile}{what}"),
-            target_dir.join(dir).join(binary),
-        )
+        (args, target_dir.join(binary))
     }
 }
 
