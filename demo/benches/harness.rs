@@ -18,8 +18,6 @@ mod page;
 mod report;
 #[path = "harness/scenarios.rs"]
 mod scenarios;
-#[path = "harness/server.rs"]
-mod server;
 
 use std::fs;
 use std::io;
@@ -31,7 +29,6 @@ use clap::{value_parser, Parser, ValueEnum};
 use futures_util::FutureExt;
 
 use report::Report;
-use server::Target;
 
 /// What the harness measures; all by default.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
@@ -63,6 +60,49 @@ pub(crate) enum Scenario {
 
 /// Scenarios that share one server session per target and stream count.
 const STREAM_SCENARIOS: [Scenario; 3] = [Scenario::Shutdown, Scenario::Fanout, Scenario::Memory];
+
+/// A binary to measure, a column of the tables.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
+pub(crate) enum Target {
+    /// The demo, `cargo build`.
+    Debug,
+    /// The demo, `cargo build --release`, with `AXUM_AUTORELOAD=1`.
+    Release,
+    /// `examples/baseline.rs`: listenfd, `axum::serve` with graceful shutdown and a
+    /// naive reload stream.
+    Baseline,
+    /// The baseline, `cargo build --release`.
+    BaselineRelease,
+}
+
+impl Target {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Debug => "debug",
+            Self::Release => "release",
+            Self::Baseline => "baseline",
+            Self::BaselineRelease => "baseline-release",
+        }
+    }
+
+    pub(crate) fn is_baseline(self) -> bool {
+        matches!(self, Self::Baseline | Self::BaselineRelease)
+    }
+
+    /// The `cargo build` arguments and the binary they make, under `target_dir`.
+    pub(crate) fn build(self, target_dir: &Path) -> (&'static str, PathBuf) {
+        let (args, binary) = match self {
+            Self::Debug => ("--bin axum-autoreload-demo", "debug/axum-autoreload-demo"),
+            Self::Release => (
+                "--release --bin axum-autoreload-demo",
+                "release/axum-autoreload-demo",
+            ),
+            Self::Baseline => ("--example baseline", "debug/examples/baseline"),
+            Self::BaselineRelease => ("--release --example baseline", "release/examples/baseline"),
+        };
+        (args, target_dir.join(binary))
+    }
+}
 
 /// `cargo bench --bench harness -- [SCENARIO…] [OPTION…]`
 #[derive(Debug, Parser)]
@@ -146,7 +186,7 @@ fn run(options: Options) -> io::Result<()> {
     fs::create_dir_all(bench_dir.join("work/static"))?;
     fs::create_dir_all(bench_dir.join("bin"))?;
     let page = bench_dir.join("work/static/page.html");
-    fs::write(&page, page::html_page(server::PAGE_SIZE))?;
+    fs::write(&page, page::html_page(scenarios::PAGE_SIZE))?;
     fs::File::open(&page)?.sync_all()?;
     // 10,000 streams need 10,000 sockets here and 10,000 in the server, which
     // inherits the limit: the soft limit on open files goes up to the hard one.

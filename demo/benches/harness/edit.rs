@@ -25,7 +25,7 @@ use dev_support::socket::free_port;
 use dev_support::tools::{find_or_skip, CHROMEDRIVER, CHROMIUM, WATCHEXEC};
 
 use crate::report::{median, Report};
-use crate::server::new_instance;
+use crate::scenarios::new_instance;
 
 /// How long the first build of the copy may take (it may compile every dependency).
 const FIRST_BUILD: Duration = Duration::from_secs(30 * 60);
