@@ -199,11 +199,9 @@ async fn one_edit(
         }
         .map_err(io::Error::other)?;
     }
-    let mut running = || assert!(watchexec.exited().is_none(), "watchexec exited");
-    let live = |_: usize, tab: &TabState| {
-        running();
-        tab.is_live()
-    };
+    // Every read of the tabs checks that watchexec still runs.
+    let mut running = || watchexec.exited().is_none() || panic!("watchexec exited");
+    let live = |_: usize, tab: &TabState| running() && tab.is_live();
     browser.wait_all("every tab live", SETTLE, live).await;
 
     let edited = epoch_ms();
@@ -215,10 +213,7 @@ async fn one_edit(
     // from when they are read.
     new_instance(addr, Some(&old), EDIT_LIMIT).await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let shown = |_: usize, tab: &TabState| {
-        running();
-        tab.title == new && tab.is_live()
-    };
+    let shown = |_: usize, tab: &TabState| running() && tab.title == new && tab.is_live();
     let states = browser.wait_all("the new title", EDIT_LIMIT, shown).await;
     let mut navigations = Vec::new();
     for i in 0..tab_count {

@@ -110,14 +110,9 @@ impl Latencies {
         Duration::from_micros(self.0.value_at_percentile(p))
     }
 
-    /// [`Self::at`] in milliseconds.
+    /// [`Self::at`] in milliseconds; `p` 50 and 100 for `median, max`.
     pub(crate) fn ms(&self, p: f64) -> String {
         ms(self.at(p))
-    }
-
-    /// `median, max` in milliseconds.
-    pub(crate) fn median_max(&self) -> String {
-        format!("{}, {}", self.ms(50.0), self.ms(100.0))
     }
 }
 

@@ -45,28 +45,22 @@ pub(crate) struct Server {
 }
 
 impl Server {
-    /// Spawns `target` from `dir/bin` on `socket`, with `args` and `env`, in
-    /// `dir/work` (the demo keeps its database there) with its static files in
-    /// `dir/work/static` (and for the baseline `page.html` held in memory).
-    pub(crate) fn spawn(
-        target: Target,
-        socket: &PassedSocket,
-        dir: &Path,
-        args: &[&str],
-        env: &[(&str, &str)],
-    ) -> Self {
+    /// Spawns `target` from `dir/bin` on `socket`, in `dir/work` (the demo keeps
+    /// its database there) with its static files in `dir/work/static` (and for the
+    /// baseline `page.html` held in memory); with the script injected into pages
+    /// (`inject`: the demo's reload on, the baseline's `--layer`) or not.
+    pub(crate) fn spawn(target: Target, socket: &PassedSocket, dir: &Path, inject: bool) -> Self {
         let mut command = Command::new(dir.join("bin").join(target.name()));
         let work = dir.join("work");
         command.arg("--static-dir").arg(work.join("static"));
         if target.is_baseline() {
             command.arg("--page").arg(work.join("static/page.html"));
-        }
-        if target == Target::Release {
+            command.args(inject.then_some("--layer"));
+        } else {
             // Release builds have reload off unless told.
-            command.env("AXUM_AUTORELOAD", "1");
+            command.env("AXUM_AUTORELOAD", if inject { "1" } else { "0" });
         }
-        command.args(args).current_dir(work).env("RUST_LOG", "info");
-        socket.pass_to(command.envs(env.iter().copied()));
+        socket.pass_to(command.current_dir(work).env("RUST_LOG", "info"));
         let spawned = Instant::now();
         let proc = Proc::spawn(target.name(), command).stop_with(Signal::SIGINT, EXIT_CAP);
         Self { proc, spawned }
@@ -126,7 +120,8 @@ pub(crate) fn json(text: &str, key: &str) -> Option<serde_json::Value> {
 /// A server of `target` on a new passed socket, answering; its instance.
 async fn ready(dir: &Path, target: Target) -> io::Result<(Server, PassedSocket, String)> {
     let socket = PassedSocket::new();
-    let server = Server::spawn(target, &socket, dir, &[], &[]);
+    // As a developer runs them: the demo with reload on, the baseline plain.
+    let server = Server::spawn(target, &socket, dir, !target.is_baseline());
     let instance = new_instance(socket.addr, None, READY).await?;
     Ok((server, socket, instance))
 }
@@ -200,7 +195,7 @@ pub(crate) async fn restarts(bench: &mut Bench, target: Target) -> io::Result<()
             Some(took) => exits.record(took),
             None => hung += 1,
         }
-        let next = Server::spawn(target, &socket, &bench.dir, &[], &[]);
+        let next = Server::spawn(target, &socket, &bench.dir, !target.is_baseline());
         let old = std::mem::replace(&mut server, next);
         // Dropping it reaps it and looks for what it left: not on the clients' threads.
         tokio::task::spawn_blocking(move || drop(old));
@@ -243,10 +238,10 @@ pub(crate) async fn restarts(bench: &mut Bench, target: Target) -> io::Result<()
     let met = worst <= Duration::from_millis(25);
     report.set(figure, "≤ 25 ms", name, text, Some(met));
     let hung_text = format!("; {hung} did not exit in {} s", EXIT_CAP.as_secs());
-    let text = exits.median_max() + when(hung > 0, &hung_text);
+    let text = format!("{}, {}", exits.ms(50.0), exits.ms(100.0)) + when(hung > 0, &hung_text);
     report.info("restarts: SIGINT → exit (median, max)", name, text);
-    let figure = "restarts: spawn → first answer (median, max)";
-    report.info(figure, name, starts.median_max());
+    let text = format!("{}, {}", starts.ms(50.0), starts.ms(100.0));
+    report.info("restarts: spawn → first answer (median, max)", name, text);
     if failed > 0 {
         let slowest = ms(failures.iter().map(|f| f.1).max().unwrap_or_default());
         failures.sort();
@@ -492,26 +487,6 @@ async fn wrk(wrk: &Path, url: &str, seconds: u16) -> io::Result<(f64, u64)> {
     Ok((requests_per_s, errors))
 }
 
-/// One server of the injection-cost runs: its arguments and environment, the
-/// page asked for, and whether the script must be in it. By pairs: with, without.
-type Config = (
-    &'static [&'static str],
-    &'static [(&'static str, &'static str)],
-    &'static str,
-    bool,
-);
-
-const DEMO_CONFIGS: [Config; 2] = [
-    (&[], &[("AXUM_AUTORELOAD", "1")], "/static/page.html", true),
-    (&[], &[("AXUM_AUTORELOAD", "0")], "/static/page.html", false),
-];
-const BASELINE_CONFIGS: [Config; 4] = [
-    (&["--layer"], &[], "/static/page.html", true),
-    (&[], &[], "/static/page.html", false),
-    (&["--layer"], &[], "/page", true),
-    (&[], &[], "/page", false),
-];
-
 /// Requests per second for the 20 KiB page with the layer injecting and without,
 /// `--rounds` interleaved runs of `--wrk-seconds` each, 64 keep-alive connections.
 pub(crate) async fn inject_cost(bench: &mut Bench, target: Target) -> io::Result<()> {
@@ -521,24 +496,25 @@ pub(crate) async fn inject_cost(bench: &mut Bench, target: Target) -> io::Result
         return Ok(());
     };
     let (name, baseline) = (target.name(), target.is_baseline());
-    let (configs, compared): (&[Config], _) = match baseline {
-        true => (&BASELINE_CONFIGS, "with ÷ without the layer"),
-        false => (&DEMO_CONFIGS, "reload on ÷ off"),
+    let (pages, compared): (&[&str], _) = match baseline {
+        true => (&["/static/page.html", "/page"], "with ÷ without the layer"),
+        false => (&["/static/page.html"], "reload on ÷ off"),
     };
-    // Per config: its server and socket, the URL, the rates measured, the errors.
+    // Per page, with the script injected and without: the server and its socket,
+    // the URL, the rates measured and the errors.
     let mut running = Vec::new();
-    for &(args, env, path, injected) in configs {
+    for (path, injected) in pages.iter().flat_map(|&path| [(path, true), (path, false)]) {
         let socket = PassedSocket::new();
         // wrk's 64 connections at once must not wait for SYN retransmits, which
         // would measure the backlog, not the layer.
         socket.listen(1024);
-        let server = Server::spawn(target, &socket, &bench.dir, args, env);
+        let server = Server::spawn(target, &socket, &bench.dir, injected);
         new_instance(socket.addr, None, READY).await?;
         let page = http::get(socket.addr, path).await?;
         let (status, len) = (page.status, page.body.len());
         let script = page.text().contains("data-instance=");
         if status != 200 || script != injected || len < PAGE_SIZE {
-            let what = format!("{name} {args:?} {path}: status {status}, {len} bytes");
+            let what = format!("{name} {path}: status {status}, {len} bytes");
             let expected = format!("script {script}, expected {injected}");
             return Err(io::Error::other(format!("{what}, {expected}")));
         }
@@ -554,16 +530,16 @@ pub(crate) async fn inject_cost(bench: &mut Bench, target: Target) -> io::Result
         }
     }
     let mut measured = Vec::new();
-    for ((_, url, rates, errors), (args, ..)) in running.iter().zip(configs) {
-        println!("  inject {name} {args:?} {url}: {rates:.0?} req/s, {errors} errors");
+    for (_, url, rates, errors) in &running {
+        println!("  inject {name} {url}: {rates:.0?} req/s, {errors} errors");
         measured.push((median(rates), *errors));
     }
-    for (pair, runs) in configs.chunks(2).zip(measured.chunks(2)) {
+    for (path, runs) in pages.iter().zip(measured.chunks(2)) {
         let [(with, with_errors), (without, without_errors)] = runs else {
             continue;
         };
         let ratio = if *without > 0.0 { with / without } else { 0.0 };
-        let what = match pair[0].2 {
+        let what = match *path {
             "/page" => "in-memory page",
             _ => "static file",
         };
