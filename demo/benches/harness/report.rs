@@ -134,14 +134,9 @@ pub(crate) fn median(values: &[f64]) -> f64 {
 /// A whole number with thousands separators: 12,345.
 pub(crate) fn thousands(n: usize) -> String {
     let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+    let groups = digits.as_bytes().rchunks(3).rev();
+    let groups: Vec<&str> = groups.filter_map(|g| std::str::from_utf8(g).ok()).collect();
+    groups.join(",")
 }
 
 /// `text` if `cond`, else nothing.
