@@ -170,7 +170,7 @@ fn main() -> io::Result<()> {
 }
 
 /// What every scenario gets: the options, the directory the servers run in
-/// (`target/bench`: see [`server::Server::spawn`]), and the report to add its
+/// (`target/bench`: see [`scenarios::Server::spawn`]), and the report to add its
 /// figures to.
 pub(crate) struct Bench {
     options: Options,
@@ -388,13 +388,13 @@ fn load_average() -> String {
 }
 
 /// The standard output of `command` (words split at spaces) run in `root`,
-/// trimmed, if it succeeded.
+/// without its last line's end, if it succeeded.
 fn output(root: &Path, command: &str) -> Option<String> {
     let mut words = command.split(' ');
     let mut command = Command::new(words.next()?);
     let out = command.args(words).current_dir(root).output().ok()?;
     let stdout = String::from_utf8_lossy(&out.stdout);
-    out.status.success().then(|| stdout.trim().to_owned())
+    out.status.success().then(|| stdout.trim_end().to_owned())
 }
 
 /// The commit and whether the sources measured differ from it.
