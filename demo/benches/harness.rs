@@ -10,8 +10,6 @@
 
 #![allow(clippy::print_stdout)]
 
-#[path = "harness/client.rs"]
-mod client;
 #[path = "harness/edit.rs"]
 mod edit;
 #[path = "harness/page.rs"]
@@ -20,21 +18,17 @@ mod page;
 mod report;
 #[path = "harness/scenarios.rs"]
 mod scenarios;
-#[path = "harness/server.rs"]
-mod server;
 
 use std::fs;
-use std::future::Future;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
-use clap::{Parser, ValueEnum};
+use clap::{value_parser, Parser, ValueEnum};
 use futures_util::FutureExt;
 
 use report::Report;
-use server::{Target, Workspace};
 
 /// What the harness measures; all by default.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
@@ -67,13 +61,47 @@ pub(crate) enum Scenario {
 /// Scenarios that share one server session per target and stream count.
 const STREAM_SCENARIOS: [Scenario; 3] = [Scenario::Shutdown, Scenario::Fanout, Scenario::Memory];
 
-/// A count within `MIN..=MAX`.
-fn count<const MIN: usize, const MAX: usize>(text: &str) -> Result<usize, String> {
-    let n: usize = text.parse().map_err(|err| format!("{err}"))?;
-    (MIN..=MAX)
-        .contains(&n)
-        .then_some(n)
-        .ok_or_else(|| format!("not within {MIN}..={MAX}"))
+/// A binary to measure, a column of the tables.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
+pub(crate) enum Target {
+    /// The demo, `cargo build`.
+    Debug,
+    /// The demo, `cargo build --release`, with `AXUM_AUTORELOAD=1`.
+    Release,
+    /// `examples/baseline.rs`: listenfd, `axum::serve` with graceful shutdown and a
+    /// naive reload stream.
+    Baseline,
+    /// The baseline, `cargo build --release`.
+    BaselineRelease,
+}
+
+impl Target {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Debug => "debug",
+            Self::Release => "release",
+            Self::Baseline => "baseline",
+            Self::BaselineRelease => "baseline-release",
+        }
+    }
+
+    pub(crate) fn is_baseline(self) -> bool {
+        matches!(self, Self::Baseline | Self::BaselineRelease)
+    }
+
+    /// The `cargo build` arguments and the binary they make, under `target_dir`.
+    pub(crate) fn build(self, target_dir: &Path) -> (&'static str, PathBuf) {
+        let (args, binary) = match self {
+            Self::Debug => ("--bin axum-autoreload-demo", "debug/axum-autoreload-demo"),
+            Self::Release => (
+                "--release --bin axum-autoreload-demo",
+                "release/axum-autoreload-demo",
+            ),
+            Self::Baseline => ("--example baseline", "debug/examples/baseline"),
+            Self::BaselineRelease => ("--release --example baseline", "release/examples/baseline"),
+        };
+        (args, target_dir.join(binary))
+    }
 }
 
 /// `cargo bench --bench harness -- [SCENARIO…] [OPTION…]`
@@ -90,32 +118,29 @@ pub(crate) struct Options {
     )]
     targets: Vec<Target>,
     /// Open streams of shutdown, fanout and memory.
-    #[arg(long, value_delimiter = ',', default_value = "1000,10000", value_parser = count::<1, 50_000>)]
-    streams: Vec<usize>,
-    #[arg(long, default_value_t = 100, value_parser = count::<0, 10_000>)]
-    pub(crate) restarts: usize,
-    #[arg(long, default_value_t = 4, value_parser = count::<1, 256>)]
-    pub(crate) clients: usize,
+    #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
+    #[arg(value_parser = value_parser!(u16).range(1..=50_000))]
+    streams: Vec<u16>,
+    #[arg(long, default_value_t = 100, value_parser = value_parser!(u16).range(0..=10_000))]
+    pub(crate) restarts: u16,
+    #[arg(long, default_value_t = 4, value_parser = value_parser!(u16).range(1..=256))]
+    pub(crate) clients: u16,
     /// How long each server serves before its restart.
     #[arg(long, default_value_t = 20)]
-    dwell_ms: u64,
-    #[arg(long, default_value_t = 5, value_parser = count::<1, 120>)]
-    pub(crate) wrk_seconds: usize,
+    pub(crate) dwell_ms: u64,
+    #[arg(long, default_value_t = 5, value_parser = value_parser!(u16).range(1..=120))]
+    pub(crate) wrk_seconds: u16,
     /// wrk runs of each server, interleaved.
-    #[arg(long, default_value_t = 3, value_parser = count::<1, 20>)]
-    pub(crate) rounds: usize,
+    #[arg(long, default_value_t = 3, value_parser = value_parser!(u16).range(1..=20))]
+    pub(crate) rounds: u16,
     /// Edits under each way of running the demo.
-    #[arg(long, default_value_t = 3, value_parser = count::<1, 20>)]
-    edits: usize,
-    #[arg(long, default_value_t = 10, value_parser = count::<1, 30>)]
-    tabs: usize,
+    #[arg(long, default_value_t = 3, value_parser = value_parser!(u16).range(1..=20))]
+    edits: u16,
+    #[arg(long, default_value_t = 10, value_parser = value_parser!(u16).range(1..=30))]
+    tabs: u16,
     /// Reload broadcasts that the fan-out figure takes the median of.
-    #[arg(long, default_value_t = 5, value_parser = count::<1, 100>)]
-    pub(crate) fanout_rounds: usize,
-    /// Restarts: give the demo a static directory that does not exist, so it runs
-    /// no file watcher.
-    #[arg(long)]
-    pub(crate) no_static_watch: bool,
+    #[arg(long, default_value_t = 5, value_parser = value_parser!(u16).range(1..=100))]
+    pub(crate) fanout_rounds: u16,
     /// Print only, record nothing in BENCHMARKS.md.
     #[arg(long)]
     no_record: bool,
@@ -131,81 +156,54 @@ impl Options {
     pub(crate) fn wants(&self, scenario: Scenario) -> bool {
         self.scenarios.contains(&scenario)
     }
-
-    pub(crate) fn dwell(&self) -> Duration {
-        Duration::from_millis(self.dwell_ms)
-    }
-
-    fn target_names(&self) -> Vec<&'static str> {
-        self.targets.iter().map(|t| t.name()).collect()
-    }
 }
 
-fn main() -> std::process::ExitCode {
+fn main() -> io::Result<()> {
     let mut options = Options::parse();
-    if options.scenarios.is_empty() || options.wants(Scenario::All) {
-        options.scenarios = Scenario::value_variants().to_vec();
-    }
-    options.scenarios.retain(|s| *s != Scenario::All);
-    options.scenarios.sort();
-    options.scenarios.dedup();
-    if let Err(err) = run(options) {
-        eprintln!("error: {err}");
-        return std::process::ExitCode::FAILURE;
-    }
-    std::process::ExitCode::SUCCESS
+    // The scenarios asked for (all if none, or `all`), in their order, once each.
+    let asked = std::mem::take(&mut options.scenarios);
+    let all = asked.is_empty() || asked.contains(&Scenario::All);
+    let variants = Scenario::value_variants().iter().copied();
+    let wanted = |s: &Scenario| *s != Scenario::All && (all || asked.contains(s));
+    options.scenarios = variants.filter(wanted).collect();
+    run(options)
 }
 
-/// What every scenario gets: the options, where the servers run, and the report
-/// to add its figures to.
+/// What every scenario gets: the options, the directory the servers run in
+/// (`target/bench`: see [`scenarios::Server::spawn`]), and the report to add its
+/// figures to.
 pub(crate) struct Bench {
     options: Options,
-    work: Workspace,
+    dir: PathBuf,
     report: Report,
-}
-
-/// Runs `scenario` and gives its error or panic as text.
-async fn caught(scenario: impl Future<Output = io::Result<()>>) -> Result<(), String> {
-    match std::panic::AssertUnwindSafe(scenario).catch_unwind().await {
-        Ok(outcome) => outcome.map_err(|err| err.to_string()),
-        Err(panic) => Err(panic
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-            .unwrap_or_else(|| "panicked".into())),
-    }
 }
 
 fn run(options: Options) -> io::Result<()> {
     // The workspace root: the library, the demo and the runner, and BENCHMARKS.md.
     let root = dev_support::scratch::workspace();
-    let target_dir = std::env::var_os("CARGO_TARGET_DIR").map_or(root.join("target"), Into::into);
+    let target_dir = dev_support::scratch::target_dir();
     let bench_dir = target_dir.join("bench");
+    fs::create_dir_all(bench_dir.join("work/static"))?;
+    fs::create_dir_all(bench_dir.join("bin"))?;
     let page = bench_dir.join("work/static/page.html");
-    let work = Workspace {
-        dir: bench_dir.join("work"),
-        bin_dir: bench_dir.join("bin"),
-        static_dir: bench_dir.join("work/static"),
-        page_len: server::write_page(&page)?,
-        page,
-    };
-    fs::create_dir_all(&work.bin_dir)?;
-    let files = raise_file_limit();
+    fs::write(&page, page::html_page(scenarios::PAGE_SIZE))?;
+    fs::File::open(&page)?.sync_all()?;
+    // 10,000 streams need 10,000 sockets here and 10,000 in the server, which
+    // inherits the limit: the soft limit on open files goes up to the hard one.
+    let files = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(0);
     let date = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
-    let servers = options
-        .scenarios
-        .iter()
-        .any(|s| !matches!(s, Scenario::Injector | Scenario::Edit));
-    if !options.no_build && servers {
-        build(&root, &target_dir, &work.bin_dir, &options.targets)?;
+    let servers = |s: &Scenario| !matches!(s, Scenario::Injector | Scenario::Edit);
+    if !options.no_build && options.scenarios.iter().any(servers) {
+        build(&root, &target_dir, &bench_dir.join("bin"), &options.targets)?;
     }
-    let (load, targets) = (load_average(), options.target_names());
+    let load = load_average();
+    let targets: Vec<&str> = options.targets.iter().map(|t| t.name()).collect();
     let scenarios = options.scenarios.clone();
     println!("scenarios {scenarios:?}, targets {targets:?}; open-file limit {files}; load {load}");
 
     let mut bench = Bench {
         options,
-        work,
+        dir: bench_dir.clone(),
         report: Report::default(),
     };
     let (mut loads, mut others) = (vec![format!("start {load}")], Vec::new());
@@ -213,10 +211,21 @@ fn run(options: Options) -> io::Result<()> {
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     let runtime = runtime.worker_threads(2).enable_all().build()?;
     let first_stream_scenario = scenarios.iter().find(|s| STREAM_SCENARIOS.contains(s));
+    // Runs one scenario (of one target): its error or panic becomes a note.
     macro_rules! attempt {
         ($what:expr, $scenario:expr) => {{
-            let outcome = caught($scenario).await;
-            bench.report.failed(&$what, outcome);
+            let failure = match std::panic::AssertUnwindSafe($scenario).catch_unwind().await {
+                Ok(outcome) => outcome.err().map(|err| err.to_string()),
+                Err(panic) => {
+                    let text = panic.downcast_ref::<&str>().map(|text| text.to_string());
+                    text.or_else(|| panic.downcast_ref::<String>().cloned())
+                        .or(Some("panicked".into()))
+                }
+            };
+            if let Some(err) = failure {
+                println!("  {} failed: {err}", $what);
+                bench.report.notes.push(format!("{}: failed: {err}", $what));
+            }
         }};
     }
     for scenario in &scenarios {
@@ -238,14 +247,14 @@ fn run(options: Options) -> io::Result<()> {
                     }
                 }
                 Scenario::Shutdown | Scenario::Fanout | Scenario::Memory => {
-                    let largest = streams.iter().copied().max();
+                    let largest = streams.iter().copied().max().map(usize::from);
                     if let Some(n) = largest.filter(|_| bench.options.wants(Scenario::Memory)) {
                         for &target in &targets {
                             let what = format!("memory ({}, {n})", target.name());
                             attempt!(what, scenarios::memory_breakdown(&mut bench, target, n));
                         }
                     }
-                    for &n in &streams {
+                    for n in streams.iter().map(|&n| usize::from(n)) {
                         for &target in &targets {
                             let what = format!("streams ({}, {n})", target.name());
                             attempt!(what, scenarios::streams(&mut bench, target, n));
@@ -273,10 +282,7 @@ fn run(options: Options) -> io::Result<()> {
             }
         });
         let other = others_share(scenario_cpu);
-        println!(
-            "  (other processes used {:.0}% of the machine)",
-            100.0 * other
-        );
+        println!("  (other processes used {other:.0}% of the machine)");
         others.push((name, other));
     }
     others.push(("whole run".to_owned(), others_share(run_cpu)));
@@ -285,31 +291,28 @@ fn run(options: Options) -> io::Result<()> {
 
     // The section: what the run measured, how and where, then its figures.
     let date = format!("{} {} UTC", &date[..10], &date[11..16]);
-    let mut command = String::from("cargo bench --bench harness --");
-    for arg in std::env::args().skip(1).filter(|a| a != "--bench") {
-        command = command + " " + &arg;
-    }
-    let command = command.trim_end_matches(" --");
-    let scenarios = format!("{scenarios:?}")
-        .to_lowercase()
-        .replace(['[', ']'], "");
-    let shares = others
-        .iter()
-        .map(|(what, share)| format!("{what} {:.0}%", share * 100.0));
+    let args = std::env::args().skip(1).filter(|a| a != "--bench");
+    let args = args.collect::<Vec<_>>().join(" ");
+    let command = format!("cargo bench --bench harness -- {args}");
+    let command = command.trim_end().trim_end_matches(" --");
+    let scenarios = format!("{scenarios:?}").to_lowercase();
+    let scenarios = scenarios.replace(['[', ']'], "");
+    let share = |(what, share): &(String, f64)| format!("{what} {share:.0}%");
+    let shares: Vec<String> = others.iter().map(share).collect();
     let mut section = format!(
-        "## {} — {}\n\n- date: {date}\n- command: `{command}`\n- machine: {}\n- sources: {}\n\
-         - open-file limit: {files}\n- load average (1, 5, 15 min) as the run went: {}\n\
+        "## {} — {scenarios}\n\n- date: {date}\n- command: `{command}`\n- machine: {}\n\
+         - sources: {}\n- open-file limit: {files}\n\
+         - load average (1, 5, 15 min) as the run went: {}\n\
          - CPU time used by processes other than the harness and what it ran, as a share of the \
          machine (approximate: on a quiet machine it reads 5–10%, kernel time spent on the \
          benchmark's own connections; in `edit` it counts Chromium): {}\n",
         &date[..10],
-        scenarios,
-        machine(),
+        machine(&root),
         source_state(&root),
         loads.join("; "),
-        shares.collect::<Vec<_>>().join(", "),
+        shares.join(", "),
     );
-    let shared = |(what, share): &(String, f64)| *share >= 0.25 && what != "edit";
+    let shared = |(what, share): &(String, f64)| *share >= 25.0 && what != "edit";
     if others[..others.len() - 1].iter().any(shared) {
         section.push_str(
             "- **the machine was shared**: other work (builds, tests) took a quarter of the CPU or \
@@ -325,18 +328,17 @@ fn run(options: Options) -> io::Result<()> {
     Ok(())
 }
 
-/// Builds the binaries and copies them to `bin_dir` under their target names.
+/// Builds the binaries and copies them to `bin_dir` under their target names:
+/// private copies, so that a build by someone else in the same checkout cannot
+/// swap one mid-run.
 fn build(root: &Path, target_dir: &Path, bin_dir: &Path, targets: &[Target]) -> io::Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     for &target in targets {
         let (args, built) = target.build(target_dir);
         println!("building {}: cargo build {args}", target.name());
         let mut cargo = Command::new(&cargo);
-        let status = cargo
-            .arg("build")
-            .args(args.split(' '))
-            .current_dir(root)
-            .status()?;
+        cargo.arg("build").args(args.split(' '));
+        let status = cargo.current_dir(root).status()?;
         if !status.success() {
             return Err(io::Error::other(format!("cargo build {args}: {status}")));
         }
@@ -347,29 +349,14 @@ fn build(root: &Path, target_dir: &Path, bin_dir: &Path, targets: &[Target]) -> 
     Ok(())
 }
 
-/// Raises the soft limit on open files to the hard limit (10,000 streams need
-/// 10,000 sockets here and 10,000 in the server, which inherits the limit).
-fn raise_file_limit() -> u64 {
-    let Ok((soft, hard)) = rlimit::Resource::NOFILE.get() else {
-        return 0;
-    };
-    match soft < hard && rlimit::Resource::NOFILE.set(hard, hard).is_ok() {
-        true => hard,
-        false => soft,
-    }
-}
-
 /// When, and the clock ticks (100 a second) that the machine spent running
 /// processes, and that this process and the children it waited for spent.
 type CpuSample = (Instant, u64, u64);
 
 fn cpu_sample() -> CpuSample {
     let ticks = |text: &str, skip, take| -> u64 {
-        text.split_whitespace()
-            .skip(skip)
-            .take(take)
-            .filter_map(|f| f.parse::<u64>().ok())
-            .sum()
+        let fields = text.split_whitespace().skip(skip).take(take);
+        fields.filter_map(|f| f.parse::<u64>().ok()).sum()
     };
     // user nice system: time charged to processes. Interrupts and softirqs (where
     // loopback TCP is processed) are charged to no process, so they are left out on
@@ -383,7 +370,7 @@ fn cpu_sample() -> CpuSample {
     (Instant::now(), busy, own)
 }
 
-/// The share of the machine's CPU (0–1) that processes other than this one and
+/// The share of the machine's CPU, in percent, that processes other than this one and
 /// its waited-for children used since `since`. Children killed without a wait of
 /// their own (Chromium's helpers) count as others.
 fn others_share((at, busy, own): CpuSample) -> f64 {
@@ -391,27 +378,23 @@ fn others_share((at, busy, own): CpuSample) -> f64 {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     let capacity = at.elapsed().as_secs_f64() * 100.0 * cores;
     let others = busy_now.saturating_sub(busy) as f64 - own_now.saturating_sub(own) as f64;
-    (others / capacity.max(1.0)).clamp(0.0, 1.0)
+    (100.0 * others / capacity.max(1.0)).clamp(0.0, 100.0)
 }
 
 fn load_average() -> String {
     let load = fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    load.split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
+    let load: Vec<&str> = load.split_whitespace().take(3).collect();
+    load.join(" ")
 }
 
-/// The standard output of a command run in `root`, trimmed, if it succeeded.
-fn output(program: &str, args: &[&str], root: &Path) -> Option<String> {
-    let out = Command::new(program)
-        .args(args)
-        .current_dir(root)
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+/// The standard output of `command` (words split at spaces) run in `root`,
+/// without its last line's end, if it succeeded.
+fn output(root: &Path, command: &str) -> Option<String> {
+    let mut words = command.split(' ');
+    let mut command = Command::new(words.next()?);
+    let out = command.args(words).current_dir(root).output().ok()?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    out.status.success().then(|| stdout.trim_end().to_owned())
 }
 
 /// The commit and whether the sources measured differ from it.
@@ -421,21 +404,17 @@ fn source_state(root: &Path) -> String {
     if let Ok(described) = std::env::var("BENCH_SOURCES") {
         return described;
     }
-    let commit = output("git", &["rev-parse", "--short", "HEAD"], root);
-    let commit = commit.unwrap_or_else(|| "unknown".into());
-    let status = "status --porcelain -- src demo Cargo.toml Cargo.lock";
-    let status = status.split(' ').collect::<Vec<_>>();
-    let dirty = output("git", &status, root).unwrap_or_default();
+    let commit = output(root, "git rev-parse --short HEAD").unwrap_or_else(|| "unknown".into());
+    let status = "git status --porcelain -- src demo Cargo.toml Cargo.lock";
+    let dirty = output(root, status).unwrap_or_default();
     let files: Vec<&str> = dirty.lines().map(|l| l.get(3..).unwrap_or(l)).collect();
     let changes = format!(" plus uncommitted changes to {}", files.join(", "));
-    format!(
-        "commit {commit}{}",
-        report::when(!files.is_empty(), &changes)
-    )
+    let changes = report::when(!files.is_empty(), &changes);
+    format!("commit {commit}{changes}")
 }
 
 /// The machine: CPU, cores, memory, kernel, rustc, wrk.
-fn machine() -> String {
+fn machine(root: &Path) -> String {
     let read = |path| fs::read_to_string(path).unwrap_or_default();
     let field = |text: &str, name| {
         let line = text.lines().find_map(|l| l.strip_prefix(name))?;
@@ -444,19 +423,15 @@ fn machine() -> String {
     let cpu = field(&read("/proc/cpuinfo"), "model name").unwrap_or_else(|| "unknown CPU".into());
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let kib = field(&read("/proc/meminfo"), "MemTotal").unwrap_or_default();
-    let gib = kib
-        .trim_end_matches(" kB")
-        .parse::<f64>()
-        .ok()
-        .map(|kib| kib / 1024.0 / 1024.0);
-    let memory = gib.map_or(String::new(), |gib| format!(", {gib:.0} GiB"));
+    let kib: f64 = kib.trim_end_matches(" kB").parse().unwrap_or(0.0);
+    let gib = kib / 1024.0 / 1024.0;
     let kernel = read("/proc/sys/kernel/osrelease");
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-    let rustc = output(&rustc, &["-V"], Path::new(".")).unwrap_or_default();
-    let wrk = output("wrk", &["--version"], Path::new(".")).unwrap_or_default();
+    let rustc = output(root, &format!("{rustc} -V")).unwrap_or_default();
+    let wrk = output(root, "wrk --version").unwrap_or_default();
     let wrk = wrk.split_whitespace().nth(1).unwrap_or("not installed");
     let kernel = kernel.trim();
-    format!("{cpu}, {cores} cores{memory}; Linux {kernel}; {rustc}; wrk {wrk}")
+    format!("{cpu}, {cores} cores, {gib:.0} GiB; Linux {kernel}; {rustc}; wrk {wrk}")
 }
 
 /// Replaces the section with the same heading in `path`, or appends it.
@@ -467,11 +442,8 @@ fn record(path: &Path, section: &str) -> io::Result<()> {
     let mut parts: Vec<String> = parts.map(|p| p.trim_end().to_owned() + "\n").collect();
     let section = section.trim_start_matches("## ").trim_end().to_owned() + "\n";
     let heading = section.lines().next();
-    match parts
-        .iter()
-        .skip(1)
-        .position(|p| p.lines().next() == heading)
-    {
+    let same = |part: &String| part.lines().next() == heading;
+    match parts.iter().skip(1).position(same) {
         Some(at) => parts[at + 1] = section,
         None => parts.push(section),
     }

@@ -26,19 +26,7 @@ use tower::{Layer, Service, ServiceExt};
 const SIZE: usize = 1024 * 1024;
 const CHUNK: usize = 4 * 1024;
 
-type Chunks = stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, Infallible>>>;
-
-/// The page as a streamed body of `CHUNK`-byte frames (slices of one buffer: no
-/// copy).
-fn chunked(page: &Bytes) -> StreamBody<Chunks> {
-    let frames: Vec<Result<Frame<Bytes>, Infallible>> = (0..page.len())
-        .step_by(CHUNK)
-        .map(|at| Ok(Frame::data(page.slice(at..(at + CHUNK).min(page.len())))))
-        .collect();
-    StreamBody::new(stream::iter(frames))
-}
-
-/// Send one request through `service` and collect the whole body; returns its
+/// Sends one request through `service` and collects the whole body; returns its
 /// length.
 async fn run<S, B>(service: &S) -> usize
 where
@@ -55,20 +43,26 @@ where
     body.to_bytes().len()
 }
 
-fn inject(c: &mut Criterion) {
+// What `criterion_group!` and `criterion_main!` would write, less an undocumented
+// public function.
+fn main() {
     let page = Bytes::from(page::html_page(SIZE));
     assert_eq!(page.len(), SIZE);
     let runtime = tokio::runtime::Builder::new_current_thread().build();
     let runtime = runtime.expect("a Tokio runtime");
+    // The page as a streamed body of `CHUNK`-byte frames (slices of one buffer: no
+    // copy).
     let app = tower::service_fn(move |_request: Request<()>| {
-        let body = chunked(&page);
-        async move {
-            let html = "text/html; charset=utf-8";
-            let response = Response::builder()
-                .header(header::CONTENT_TYPE, html)
-                .body(body);
-            Ok::<_, Infallible>(response.expect("a response"))
-        }
+        let frames = (0..SIZE).step_by(CHUNK).map(|at| {
+            let chunk = page.slice(at..(at + CHUNK).min(SIZE));
+            Ok::<_, Infallible>(Frame::data(chunk))
+        });
+        let body = StreamBody::new(stream::iter(frames.collect::<Vec<_>>()));
+        let html = "text/html; charset=utf-8";
+        let response = Response::builder().header(header::CONTENT_TYPE, html);
+        std::future::ready(Ok::<_, Infallible>(
+            response.body(body).expect("a response"),
+        ))
     });
     let on = AutoReload::builder().enabled(true).build();
     let off = AutoReload::builder().enabled(false).build();
@@ -80,7 +74,8 @@ fn inject(c: &mut Criterion) {
     assert_eq!(grown, SIZE + on.script_tag().len());
     assert_eq!(runtime.block_on(run(&layer_off)), SIZE);
 
-    let mut group = c.benchmark_group("inject");
+    let mut criterion = Criterion::default().configure_from_args();
+    let mut group = criterion.benchmark_group("inject");
     group.throughput(Throughput::Bytes(SIZE as u64));
     group.measurement_time(Duration::from_secs(5));
     group.bench_function("layer", |b| b.iter(|| runtime.block_on(run(&with_layer))));
@@ -89,12 +84,5 @@ fn inject(c: &mut Criterion) {
     });
     group.bench_function("no_layer", |b| b.iter(|| runtime.block_on(run(&app))));
     group.finish();
-}
-
-// What `criterion_group!` and `criterion_main!` expand to, less an undocumented
-// public function.
-fn main() {
-    let mut criterion = Criterion::default().configure_from_args();
-    inject(&mut criterion);
     criterion.final_summary();
 }

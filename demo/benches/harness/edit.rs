@@ -15,7 +15,7 @@
 use std::fs;
 use std::io;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -25,15 +25,12 @@ use dev_support::socket::free_port;
 use dev_support::tools::{find_or_skip, CHROMEDRIVER, CHROMIUM, WATCHEXEC};
 
 use crate::report::{median, Report};
-use crate::server::new_instance;
+use crate::scenarios::new_instance;
 
 /// How long the first build of the copy may take (it may compile every dependency).
 const FIRST_BUILD: Duration = Duration::from_secs(30 * 60);
 /// How long one edit may take to reach every tab.
 const EDIT_LIMIT: Duration = Duration::from_secs(5 * 60);
-/// How long the tabs are left alone once the new server is up, before they are
-/// read (the figures come from their own clocks, not from when they are read).
-const UNTOUCHED: Duration = Duration::from_secs(2);
 /// How long tabs may take to settle when nothing is building.
 const SETTLE: Duration = Duration::from_secs(30);
 
@@ -53,22 +50,14 @@ fn epoch_ms() -> f64 {
     now.map_or(0.0, |d| d.as_secs_f64() * 1000.0)
 }
 
-/// Gives the page a new title, atomically (written beside, renamed in) as an
-/// editor saves; returns it.
+/// Gives the page a new title, as an editor saves; returns it.
 fn new_title(pages: &Path, what: &str) -> io::Result<String> {
     const LITERAL: &str = "const TITLE: &str = \"";
     let source = fs::read_to_string(pages)?;
-    let start = source.find(LITERAL).map(|at| at + LITERAL.len());
-    let end = start.and_then(|start| Some(start + source[start..].find('"')?));
-    let (Some(start), Some(end)) = (start, end) else {
-        let pages = pages.display();
-        return Err(io::Error::other(format!("no `{LITERAL}…\"` in {pages}")));
-    };
+    let old = source.lines().find(|line| line.starts_with(LITERAL));
+    let old = old.ok_or_else(|| io::Error::other(format!("no `{LITERAL}` in {pages:?}")))?;
     let new = format!("bench {what} {:.3}", epoch_ms());
-    let staged = pages.with_extension("rs.edited");
-    let (before, after) = (&source[..start], &source[end..]);
-    fs::write(&staged, format!("{before}{new}{after}"))?;
-    fs::rename(&staged, pages)?;
+    dev_support::scratch::edit(pages, old, &format!("{LITERAL}{new}\";"));
     Ok(new)
 }
 
@@ -90,40 +79,31 @@ fn cargo_build(app: &Path, target_dir: &Path, args: &[&str], limit: Duration) ->
 /// under `cargo run`, through the runner, and the ratio of the two ways.
 pub(crate) async fn edit_to_page(
     cargo_target_dir: &Path,
-    edits: usize,
-    tab_count: usize,
+    edits: u16,
+    tabs: u16,
     report: &mut Report,
 ) -> io::Result<()> {
+    let tab_count = usize::from(tabs);
     let tools = find_or_skip([WATCHEXEC, CHROMIUM, CHROMEDRIVER]);
     let Some([watchexec, chromium, chromedriver]) = tools else {
-        report.note("edit to new page: skipped, a tool is missing on PATH".into());
+        let skipped = "edit to new page: skipped, a tool is missing on PATH";
+        report.notes.push(skipped.into());
         return Ok(());
     };
     let app = std::env::temp_dir().join("axum-autoreload-bench-e2e/app");
     if app.exists() {
         fs::remove_dir_all(&app)?;
     }
-    // BENCH_E2E_SOURCE: measure another tree (a variant of the workspace) than this one.
-    match std::env::var_os("BENCH_E2E_SOURCE").map(PathBuf::from) {
-        Some(source) => {
-            dev_support::scratch::copy_dir(&source, &app);
-            let source = source.display();
-            report.note(format!("edit to new page: measured the tree at {source}"));
-        }
-        None => dev_support::scratch::copy_workspace(&app),
-    }
+    dev_support::scratch::copy_workspace(&app);
     let target_dir = cargo_target_dir.join("bench-e2e");
     let pages = app.join("demo/src/app/pages.rs");
 
-    // The build alone, for the same kind of edit.
-    println!(
-        "  edit: first build of the copy into {}",
-        target_dir.display()
-    );
+    // The build alone, for the same kind of edit; and the runner, built from the
+    // copy as `cargo install --path cli` would.
+    println!("  edit: first build of the copy into {target_dir:?}");
     let first = cargo_build(&app, &target_dir, &[], FIRST_BUILD)?;
-    // The runner, built from the copy as `cargo install --path cli` would.
-    let runner = ["-p", "axum-autoreload-cli"];
-    cargo_build(&app, &target_dir, &runner, FIRST_BUILD)?;
+    let cli = ["-p", "axum-autoreload-cli"];
+    cargo_build(&app, &target_dir, &cli, FIRST_BUILD)?;
     let runner = target_dir.join("debug/axum-autoreload");
     println!("  edit: first build took {:.1} s", first / 1000.0);
     let mut builds = Vec::new();
@@ -171,24 +151,23 @@ pub(crate) async fn edit_to_page(
         .await;
     edited?;
 
-    let medians = times.each_ref().map(|[totals, _, _]| median(totals));
     for ((name, _), [totals, to_server, to_tabs]) in ways.iter().zip(&times) {
-        let total = median(totals);
         let figure = format!("edit to new page ({name}): edit → all {tab_count} tabs show it");
-        let text = format!("{total:.0} ms");
-        report.info(&format!("{figure} (median of {edits})"), "debug", text);
+        let total = median(totals);
+        let figure = format!("{figure} (median of {edits})");
+        report.info(&figure, "debug", format!("{total:.0} ms"));
         let (overhead, server, tabs) = (total - build, median(to_server), median(to_tabs));
         let figure = format!("edit to new page ({name}): overhead beyond the build");
-        let parts =
-            format!("edit → new server up {server:.0} ms, server up → last tab {tabs:.0} ms");
-        let text = format!("{overhead:.0} ms ({parts})");
+        let text = format!(
+            "{overhead:.0} ms (edit → new server up {server:.0} ms, server up → last tab {tabs:.0} ms)"
+        );
         report.set(&figure, "≤ 150 ms", "debug", text, Some(overhead <= 150.0));
-        report.note(format!(
+        report.notes.push(format!(
             "edit to new page ({name}): edit → all tabs {totals:.0?} ms; \
              edit → server start {to_server:.0?} ms; server start → last tab {to_tabs:.0?} ms"
         ));
     }
-    let [cargo_run, through_runner] = medians;
+    let [cargo_run, through_runner] = times.each_ref().map(|[totals, _, _]| median(totals));
     let ratio = through_runner / cargo_run;
     let figure = "edit to new page: through the runner ÷ under `cargo run` (medians, same run)";
     let text = format!("{ratio:.2} ({through_runner:.0} ms ÷ {cargo_run:.0} ms)");
@@ -220,11 +199,9 @@ async fn one_edit(
         }
         .map_err(io::Error::other)?;
     }
-    let mut running = || assert!(watchexec.exited().is_none(), "watchexec exited");
-    let live = |_: usize, tab: &TabState| {
-        running();
-        tab.is_live()
-    };
+    // Every read of the tabs checks that watchexec still runs.
+    let mut running = || watchexec.exited().is_none() || panic!("watchexec exited");
+    let live = |_: usize, tab: &TabState| running() && tab.is_live();
     browser.wait_all("every tab live", SETTLE, live).await;
 
     let edited = epoch_ms();
@@ -232,45 +209,36 @@ async fn one_edit(
     // Wait for the new server with one cheap request at a time (it waits in the
     // socket's backlog while cargo builds), not by polling the tabs: WebDriver
     // round trips to every tab would take CPU from the build. Then leave the tabs
-    // alone while they reload: they record their own times.
+    // alone for 2 s while they reload: the figures come from their own clocks, not
+    // from when they are read.
     new_instance(addr, Some(&old), EDIT_LIMIT).await?;
-    tokio::time::sleep(UNTOUCHED).await;
-    let shown = |_: usize, tab: &TabState| {
-        running();
-        tab.title == new && tab.is_live()
-    };
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let shown = |_: usize, tab: &TabState| running() && tab.title == new && tab.is_live();
     let states = browser.wait_all("the new title", EDIT_LIMIT, shown).await;
     let mut navigations = Vec::new();
     for i in 0..tab_count {
-        browser.switch(i).await;
-        let times = browser.client.execute(READ_TIMES, Vec::new()).await;
-        let times = serde_json::from_value::<[f64; 6]>(times.map_err(io::Error::other)?);
-        navigations.push(times.map_err(io::Error::other)?);
+        let times = browser.exec(i, READ_TIMES, Vec::new()).await;
+        navigations.push(serde_json::from_value::<[f64; 6]>(times).map_err(io::Error::other)?);
     }
     // The server's start, from its instance id `<start ms hex>-<random>`.
     let start =
         |tab: &TabState| u64::from_str_radix(tab.instance.as_ref()?.split('-').next()?, 16).ok();
     let started = states.iter().filter_map(start).max().unwrap_or_default() as f64;
-    let fold = |at: fn(&[f64; 6]) -> f64, pick: fn(f64, f64) -> f64| {
-        navigations.iter().map(at).reduce(pick).unwrap_or_default()
-    };
-    let first = fold(|n| n[0] + n[5], f64::min);
-    let last = fold(|n| n[0] + n[5], f64::max);
-    let (began_first, began_last) = (fold(|n| n[0], f64::min), fold(|n| n[0], f64::max));
-    let phase = |i: usize| median(&navigations.iter().map(|n| n[i]).collect::<Vec<_>>());
-    report.note(format!(
-        "{what}: server up → tabs began reloading {:.0}–{:.0} ms; reload → DOM ready per tab \
-         median {:.0} ms, max {:.0} ms (median per tab from the reload: request sent {:.0} ms, \
-         first byte {:.0} ms, last byte {:.0} ms, DOM interactive {:.0} ms, DOMContentLoaded {:.0} ms)",
-        began_first - started,
-        began_last - started,
-        phase(5),
-        fold(|n| n[5], f64::max),
-        phase(1),
-        phase(2),
-        phase(3),
-        phase(4),
-        phase(5),
+    // Per field of the navigations: their median, least and greatest.
+    let field = |i: usize| navigations.iter().map(|n| n[i]).collect::<Vec<_>>();
+    let least = |values: Vec<f64>| values.into_iter().reduce(f64::min).unwrap_or_default();
+    let greatest = |values: Vec<f64>| values.into_iter().reduce(f64::max).unwrap_or_default();
+    let shown: Vec<f64> = navigations.iter().map(|n| n[0] + n[5]).collect();
+    let (first, last) = (least(shown.clone()), greatest(shown));
+    let [sent, first_byte, last_byte, interactive, loaded] =
+        [1, 2, 3, 4, 5].map(|i| median(&field(i)));
+    let (began_first, began_last) = (least(field(0)) - started, greatest(field(0)) - started);
+    let loaded_max = greatest(field(5));
+    report.notes.push(format!(
+        "{what}: server up → tabs began reloading {began_first:.0}–{began_last:.0} ms; reload → DOM \
+         ready per tab median {loaded:.0} ms, max {loaded_max:.0} ms (median per tab from the \
+         reload: request sent {sent:.0} ms, first byte {first_byte:.0} ms, last byte \
+         {last_byte:.0} ms, DOM interactive {interactive:.0} ms, DOMContentLoaded {loaded:.0} ms)"
     ));
     let (total, first, to_server) = (last - edited, first - edited, started - edited);
     println!("  {what}: every tab after {total:.0} ms (first {first:.0} ms); new server started {to_server:.0} ms after the edit");

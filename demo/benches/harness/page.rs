@@ -5,13 +5,12 @@
 /// more): many short elements, so the injector meets a `</` every few dozen bytes,
 /// and `</body></html>` at the end.
 pub(crate) fn html_page(size: usize) -> String {
-    let head = "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-                <title>bench page</title></head>\n<body>\n";
+    let mut page = String::from(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <title>bench page</title></head>\n<body>\n",
+    );
     let tail = "</body></html>\n";
-    let mut page = String::with_capacity(size);
-    page.push_str(head);
-    let mut i = 0_usize;
-    while page.len() + tail.len() < size {
+    for i in 0.. {
         let item = format!(
             "<p class=\"row\">Row {i}: <a href=\"/items/{i}\">item</a> <em>text</em></p>\n"
         );
@@ -19,11 +18,7 @@ pub(crate) fn html_page(size: usize) -> String {
             break;
         }
         page.push_str(&item);
-        i += 1;
     }
-    while page.len() + tail.len() < size {
-        page.push(' ');
-    }
-    page.push_str(tail);
-    page
+    let padding = " ".repeat(size.saturating_sub(page.len() + tail.len()));
+    page + &padding + tail
 }

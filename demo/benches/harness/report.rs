@@ -7,22 +7,15 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
-/// One figure of one target: its text, and whether it meets its goal (`None`
+/// A figure's cell per target: its text, and whether it meets the goal (`None`
 /// where the figure has none).
-type Cell = (String, Option<bool>);
+type Cells = BTreeMap<String, (String, Option<bool>)>;
 
-/// One line of the table: a figure, its goal, and a cell per target.
-#[derive(Debug)]
-struct Row {
-    figure: String,
-    goal: String,
-    cells: BTreeMap<String, Cell>,
-}
-
-/// Everything a run found.
+/// Everything a run found: per figure, in the order first set, its goal and
+/// cells; and notes.
 #[derive(Debug, Default)]
 pub(crate) struct Report {
-    rows: Vec<Row>,
+    rows: Vec<(String, String, Cells)>,
     pub(crate) notes: Vec<String>,
 }
 
@@ -33,21 +26,16 @@ impl Report {
         &mut self,
         figure: &str,
         goal: &str,
-        col: &str,
+        target: &str,
         text: String,
         met: Option<bool>,
     ) {
-        let row = self.rows.iter().position(|row| row.figure == figure);
-        let at = row.unwrap_or_else(|| {
-            let (figure, goal, cells) = (figure.to_owned(), goal.to_owned(), BTreeMap::new());
-            self.rows.push(Row {
-                figure,
-                goal,
-                cells,
-            });
-            self.rows.len() - 1
-        });
-        self.rows[at].cells.insert(col.to_owned(), (text, met));
+        if !self.rows.iter().any(|row| row.0 == figure) {
+            self.rows.push((figure.into(), goal.into(), Cells::new()));
+        }
+        if let Some(row) = self.rows.iter_mut().find(|row| row.0 == figure) {
+            row.2.insert(target.to_owned(), (text, met));
+        }
     }
 
     /// A figure without a goal.
@@ -55,29 +43,19 @@ impl Report {
         self.set(figure, "", target, text, None);
     }
 
-    pub(crate) fn note(&mut self, note: String) {
-        self.notes.push(note);
-    }
-
-    /// Prints and notes `what` failed, when it did.
-    pub(crate) fn failed(&mut self, what: &str, outcome: Result<(), String>) {
-        if let Err(err) = outcome {
-            println!("  {what} failed: {err}");
-            self.note(format!("{what}: failed: {err}"));
-        }
-    }
-
-    /// The table in Markdown, with the columns of `targets` that have a figure.
-    fn markdown(&self, targets: &[&str]) -> String {
-        let used = |t: &&&str| self.rows.iter().any(|row| row.cells.contains_key(**t));
+    /// The table in Markdown (the columns of `targets` that have a figure), the
+    /// notes, and the goals missed by the demo.
+    pub(crate) fn figures(&self, targets: &[&str]) -> String {
+        let used = |t: &&&str| self.rows.iter().any(|row| row.2.contains_key(**t));
         let columns: Vec<&str> = targets.iter().filter(used).copied().collect();
         let heads: String = columns.iter().map(|c| format!(" {c} |")).collect();
         let rules = " --- |".repeat(columns.len());
         let mut out = format!("| figure | goal |{heads}\n| --- | --- |{rules}\n");
-        for row in &self.rows {
-            let _ = write!(out, "| {} | {} |", row.figure, row.goal);
+        let mut misses = Vec::new();
+        for (figure, goal, cells) in &self.rows {
+            let _ = write!(out, "| {figure} | {goal} |");
             for column in &columns {
-                let _ = match row.cells.get(*column) {
+                let _ = match cells.get(*column) {
                     Some((text, Some(true))) => write!(out, " {text} (met) |"),
                     Some((text, Some(false))) => write!(out, " {text} (**missed**) |"),
                     Some((text, None)) => write!(out, " {text} |"),
@@ -85,36 +63,20 @@ impl Report {
                 };
             }
             out.push('\n');
+            for (target, (text, met)) in cells {
+                if *met == Some(false) && !target.starts_with("baseline") {
+                    misses.push(format!("{figure} ({target}): {text} against {goal}"));
+                }
+            }
         }
-        out
-    }
-
-    /// The table, the notes, and the goals missed.
-    pub(crate) fn figures(&self, targets: &[&str]) -> String {
-        let mut out = self.markdown(targets);
         if !self.notes.is_empty() {
             out = out + "\n- " + &self.notes.join("\n- ") + "\n";
         }
-        let misses = self.misses();
         if misses.is_empty() {
             return out + "\nEvery goal met by the demo (debug and release).\n";
         }
         let missed = "Goals missed by the demo (the baseline columns are for comparison)";
         out + "\n" + missed + ":\n\n- " + &misses.join("\n- ") + "\n"
-    }
-
-    /// The goals missed by the demo (debug or release), one line each.
-    fn misses(&self) -> Vec<String> {
-        let mut misses = Vec::new();
-        for row in &self.rows {
-            for (target, (text, met)) in &row.cells {
-                if *met == Some(false) && !target.starts_with("baseline") {
-                    let (figure, goal) = (&row.figure, &row.goal);
-                    misses.push(format!("{figure} ({target}): {text} against {goal}"));
-                }
-            }
-        }
-        misses
     }
 }
 
@@ -148,14 +110,9 @@ impl Latencies {
         Duration::from_micros(self.0.value_at_percentile(p))
     }
 
-    /// [`Self::at`] in milliseconds.
+    /// [`Self::at`] in milliseconds; `p` 50 and 100 for `median, max`.
     pub(crate) fn ms(&self, p: f64) -> String {
         ms(self.at(p))
-    }
-
-    /// `median, max` in milliseconds.
-    pub(crate) fn median_max(&self) -> String {
-        format!("{}, {}", self.ms(50.0), self.ms(100.0))
     }
 }
 
@@ -170,22 +127,16 @@ pub(crate) fn median(values: &[f64]) -> f64 {
     sorted.sort_by(f64::total_cmp);
     match sorted.len() {
         0 => 0.0,
-        n if n % 2 == 1 => sorted[n / 2],
-        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+        n => (sorted[(n - 1) / 2] + sorted[n / 2]) / 2.0,
     }
 }
 
 /// A whole number with thousands separators: 12,345.
 pub(crate) fn thousands(n: usize) -> String {
     let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+    let groups = digits.as_bytes().rchunks(3).rev();
+    let groups: Vec<&str> = groups.filter_map(|g| std::str::from_utf8(g).ok()).collect();
+    groups.join(",")
 }
 
 /// `text` if `cond`, else nothing.

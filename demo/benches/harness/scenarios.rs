@@ -1,98 +1,186 @@
-//! The measured scenarios, each bounded in count and time.
+//! The servers under test (spawned on a socket passed the way watchexec passes
+//! it, signalled and measured) and the scenarios measured on them, each bounded
+//! in count and time.
 
-use std::collections::BTreeMap;
-use std::io;
+use std::fs;
+use std::future::Future;
+use std::io::{self, ErrorKind};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use dev_support::http;
+use dev_support::process::Proc;
 use dev_support::socket::PassedSocket;
 use dev_support::sse::EventStream;
 use dev_support::tools::{find_or_skip, WRK};
+use futures_util::stream::{self, StreamExt};
 use nix::sys::signal::Signal;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use nix::sys::wait::{waitid, Id, WaitPidFlag};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 
-use crate::client::{next_named, open_all, open_streams, timed_get};
 use crate::report::{median, ms, thousands, when, Latencies};
-use crate::server::{json, new_instance, Server, Target, Workspace, EXIT_CAP};
-use crate::{Bench, Scenario};
+use crate::{Bench, Scenario, Target};
 
 /// How long a server may take to answer after it was spawned.
 const READY: Duration = Duration::from_secs(20);
 
-/// How many connections the harness opens at once: the baseline keeps the
-/// socket's backlog of 1, and more connections at once than it accepts would wait
-/// for SYN retransmits (1 s, 3 s, …).
-fn concurrency(target: Target) -> usize {
-    if target.is_baseline() {
-        2
-    } else {
-        128
+/// How long a server may take to exit after SIGINT before it counts as hung and is
+/// killed: half of watchexec's stop timeout.
+pub(crate) const EXIT_CAP: Duration = Duration::from_secs(5);
+
+/// The size of `page.html`, 20 KiB of HTML.
+pub(crate) const PAGE_SIZE: usize = 20 * 1024;
+
+/// A running server: SIGINT and up to [`EXIT_CAP`] when dropped, then SIGKILL.
+#[derive(Debug)]
+pub(crate) struct Server {
+    pub(crate) proc: Proc,
+    pub(crate) spawned: Instant,
+}
+
+impl Server {
+    /// Spawns `target` from `dir/bin` on `socket`, in `dir/work` (the demo keeps
+    /// its database there) with its static files in `dir/work/static` (and for the
+    /// baseline `page.html` held in memory); with the script injected into pages
+    /// (`inject`: the demo's reload on, the baseline's `--layer`) or not.
+    pub(crate) fn spawn(target: Target, socket: &PassedSocket, dir: &Path, inject: bool) -> Self {
+        let mut command = Command::new(dir.join("bin").join(target.name()));
+        let work = dir.join("work");
+        command.arg("--static-dir").arg(work.join("static"));
+        if target.is_baseline() {
+            command.arg("--page").arg(work.join("static/page.html"));
+            command.args(inject.then_some("--layer"));
+        } else {
+            // Release builds have reload off unless told.
+            command.env("AXUM_AUTORELOAD", if inject { "1" } else { "0" });
+        }
+        socket.pass_to(command.current_dir(work).env("RUST_LOG", "info"));
+        let spawned = Instant::now();
+        let proc = Proc::spawn(target.name(), command).stop_with(Signal::SIGINT, EXIT_CAP);
+        Self { proc, spawned }
+    }
+
+    /// Waits at most `limit` for the process to exit: how long it took from
+    /// `since`. waitid(WEXITED | WNOWAIT) on a blocking thread sees the exit at
+    /// once (where polling would add up to its interval) and leaves the reaping to
+    /// the [`Proc`].
+    pub(crate) async fn exit_within(&self, since: Instant, limit: Duration) -> Option<Duration> {
+        let pid = self.proc.pid();
+        let exit = tokio::task::spawn_blocking(move || {
+            waitid(Id::Pid(pid), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT)
+        });
+        let exited = matches!(tokio::time::timeout(limit, exit).await, Ok(Ok(Ok(_))));
+        exited.then(|| since.elapsed())
+    }
+
+    /// Resident memory (`VmRSS` of /proc/PID/status), in KiB.
+    pub(crate) fn rss_kib(&self) -> io::Result<u64> {
+        let status = fs::read_to_string(format!("/proc/{}/status", self.proc.pid()))?;
+        let rss = status.lines().find_map(|line| line.strip_prefix("VmRSS:"));
+        let kib = rss.and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok());
+        kib.ok_or_else(|| io::Error::other("no VmRSS"))
     }
 }
 
+/// Asks `GET /auto_refresh/status` every 2 ms (to time a start closely), each
+/// time within 5 s, until a server whose instance is not `previous` answers;
+/// returns its instance. Fails after `limit`.
+pub(crate) async fn new_instance(
+    addr: SocketAddr,
+    previous: Option<&str>,
+    limit: Duration,
+) -> io::Result<String> {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        let asked = http::get(addr, "/auto_refresh/status");
+        let answer = tokio::time::timeout(Duration::from_secs(5), asked).await;
+        let answer = answer.ok().and_then(Result::ok).filter(|r| r.status == 200);
+        let instance = answer.and_then(|r| Some(json(&r.text(), "instance")?.as_str()?.to_owned()));
+        if let Some(instance) = instance.filter(|id| previous != Some(id)) {
+            return Ok(instance);
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let late = format!("no new server answered on {addr} within {limit:?}");
+    Err(io::Error::new(io::ErrorKind::TimedOut, late))
+}
+
+/// The value of `key` in a JSON object.
+pub(crate) fn json(text: &str, key: &str) -> Option<serde_json::Value> {
+    let mut object: serde_json::Value = serde_json::from_str(text).ok()?;
+    Some(object.get_mut(key)?.take())
+}
+
 /// A server of `target` on a new passed socket, answering; its instance.
-async fn ready(work: &Workspace, target: Target) -> io::Result<(Server, PassedSocket, String)> {
+async fn ready(dir: &Path, target: Target) -> io::Result<(Server, PassedSocket, String)> {
     let socket = PassedSocket::new();
-    let server = Server::spawn(target, &socket, work, &[], &[]);
+    // As a developer runs them: the demo with reload on, the baseline plain.
+    let server = Server::spawn(target, &socket, dir, !target.is_baseline());
     let instance = new_instance(socket.addr, None, READY).await?;
     Ok((server, socket, instance))
 }
 
-/// What load clients saw: every request's latency, the failures by kind, the
-/// slowest failure.
-#[derive(Default)]
-struct Load {
-    latencies: Latencies,
-    failures: BTreeMap<String, usize>,
-    slowest_failure: Option<Duration>,
+/// Makes `n` connections to a server of `target` with `connect`, each within
+/// 20 s and all within 120 s, at most 128 at a time, or 2 for the baseline: it
+/// keeps the socket's backlog of 1, and more connections at once than it accepts
+/// would wait for SYN retransmits (1 s, 3 s, …).
+async fn open_all<T, F>(target: Target, n: usize, connect: impl Fn() -> F) -> Vec<io::Result<T>>
+where
+    F: Future<Output = io::Result<T>>,
+{
+    let at_once = if target.is_baseline() { 2 } else { 128 };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let timed_out = |_| Err(ErrorKind::TimedOut.into());
+    let each = |_| {
+        let limit = deadline.min(Instant::now() + Duration::from_secs(20));
+        let connecting = tokio::time::timeout_at(limit.into(), connect());
+        async move { connecting.await.unwrap_or_else(timed_out) }
+    };
+    let opened = stream::iter(0..n).map(each).buffer_unordered(at_once);
+    opened.collect().await
 }
 
-impl Load {
-    fn add(&mut self, other: Self) {
-        self.latencies.add(&other.latencies);
-        for (failure, n) in other.failures {
-            *self.failures.entry(failure).or_default() += n;
-        }
-        self.slowest_failure = self.slowest_failure.max(other.slowest_failure);
-    }
-}
-
-/// The binary restarted `--restarts` times on one passed socket (SIGINT, wait for
-/// the exit, spawn the next at once, as watchexec does) while `--clients` clients
-/// send `GET /`, each request on a fresh connection.
+/// [`Scenario::Restarts`] of `target`.
 pub(crate) async fn restarts(bench: &mut Bench, target: Target) -> io::Result<()> {
-    let (name, options, mut work) = (target.name(), &bench.options, bench.work.clone());
-    if options.no_static_watch {
-        // A static directory that does not exist: the demo then watches nothing (it
-        // warns and goes on); `GET /` does not need it.
-        work.static_dir = work.dir.join("no-static-dir");
-    }
-    let (mut server, socket, mut instance) = ready(&work, target).await?;
-    let addr = socket.addr;
+    let (name, options) = (target.name(), &bench.options);
+    let (mut server, socket, mut instance) = ready(&bench.dir, target).await?;
+    let (addr, dwell) = (socket.addr, Duration::from_millis(options.dwell_ms));
     let stop = Arc::new(AtomicBool::new(false));
-    let mut load = JoinSet::new();
+    // Each client sends `GET /` on a fresh connection, one after another: every
+    // request's latency, and each failure's kind and latency. Dropping the set (on
+    // an error or a panic) stops them.
+    let mut clients = JoinSet::new();
     for _ in 0..options.clients {
         let stop = Arc::clone(&stop);
-        load.spawn(async move {
-            let mut seen = Load::default();
-            // Bounded: the controller stops the clients; the count is a backstop.
-            for _ in 0..5_000_000 {
-                if stop.load(Ordering::Relaxed) {
-                    break;
-                }
-                let (took, outcome) = timed_get(addr, "/", Duration::from_secs(5)).await;
-                seen.latencies.record(took);
-                if let Err(failure) = outcome {
-                    *seen.failures.entry(failure).or_default() += 1;
-                    seen.slowest_failure = seen.slowest_failure.max(Some(took));
-                }
+        clients.spawn(async move {
+            let (mut latencies, mut failures) = (Latencies::default(), Vec::new());
+            while !stop.load(Ordering::Relaxed) {
+                let started = Instant::now();
+                let asked = tokio::time::timeout(Duration::from_secs(5), http::get(addr, "/"));
+                let answer = asked.await;
+                let took = started.elapsed();
+                latencies.record(took);
+                let failure = match answer {
+                    Ok(Ok(response)) if response.status == 200 => continue,
+                    Ok(Ok(response)) => format!("status {}", response.status),
+                    Ok(Err(err)) => match err.kind() {
+                        ErrorKind::ConnectionRefused => "connection refused",
+                        ErrorKind::ConnectionReset | ErrorKind::BrokenPipe => "connection reset",
+                        ErrorKind::UnexpectedEof | ErrorKind::InvalidData => "incomplete response",
+                        _ => "other error",
+                    }
+                    .to_owned(),
+                    Err(_) => "timeout".to_owned(),
+                };
+                failures.push((failure, took));
             }
-            seen
+            (latencies, failures)
         });
     }
 
@@ -100,14 +188,14 @@ pub(crate) async fn restarts(bench: &mut Bench, target: Target) -> io::Result<()
     let (mut hung, mut not_ready) = (0, 0);
     let started = Instant::now();
     for _ in 0..options.restarts {
-        tokio::time::sleep(options.dwell()).await;
+        tokio::time::sleep(dwell).await;
         let signalled = Instant::now();
-        server.signal(Signal::SIGINT);
+        server.proc.signal(Signal::SIGINT);
         match server.exit_within(signalled, EXIT_CAP).await {
             Some(took) => exits.record(took),
             None => hung += 1,
         }
-        let next = Server::spawn(target, &socket, &work, &[], &[]);
+        let next = Server::spawn(target, &socket, &bench.dir, !target.is_baseline());
         let old = std::mem::replace(&mut server, next);
         // Dropping it reaps it and looks for what it left: not on the clients' threads.
         tokio::task::spawn_blocking(move || drop(old));
@@ -118,53 +206,51 @@ pub(crate) async fn restarts(bench: &mut Bench, target: Target) -> io::Result<()
             }
             Err(err) => {
                 not_ready += 1;
-                bench.report.note(format!("restarts ({name}): {err}"));
+                bench.report.notes.push(format!("restarts ({name}): {err}"));
             }
         }
         if started.elapsed() > Duration::from_secs(600) {
             let done = exits.len() + hung;
             let note = format!("restarts ({name}): stopped after {done} restarts, 10 minutes");
-            bench.report.note(note);
+            bench.report.notes.push(note);
             break;
         }
     }
-    tokio::time::sleep(options.dwell()).await;
+    tokio::time::sleep(dwell).await;
     stop.store(true, Ordering::Relaxed);
-    let mut all = Load::default();
-    while let Some(joined) = load.join_next().await {
-        all.add(joined.map_err(io::Error::other)?);
+    let (mut all, mut failures) = (Latencies::default(), Vec::<(String, Duration)>::new());
+    while let Some(joined) = clients.join_next().await {
+        let (latencies, failed) = joined.map_err(io::Error::other)?;
+        all.add(&latencies);
+        failures.extend(failed);
     }
     drop(server);
 
-    let restarted = exits.len() + hung;
-    let failed: usize = all.failures.values().sum();
-    let (total, worst) = (all.latencies.len(), all.latencies.at(100.0));
-    let suffix = when(options.no_static_watch, " [no static watcher]");
-    let label = |figure| format!("{figure}{suffix}");
+    let (restarted, failed) = (exits.len() + hung, failures.len());
+    let (total, worst) = (all.len(), all.at(100.0));
     let report = &mut bench.report;
-    let figure = label("restarts under load: failed requests");
     let text = format!("{failed} of {} in {restarted} restarts", thousands(total));
     let met = failed == 0 && hung == 0 && not_ready == 0;
-    report.set(&figure, "0", name, text, Some(met));
-    let figure = label("restarts under load: worst request latency");
-    let (p50, p99) = (all.latencies.ms(50.0), all.latencies.ms(99.0));
-    let text = format!("{} (p50 {p50}, p99 {p99})", ms(worst));
+    let figure = "restarts under load: failed requests";
+    report.set(figure, "0", name, text, Some(met));
+    let figure = "restarts under load: worst request latency";
+    let text = format!("{} (p50 {}, p99 {})", ms(worst), all.ms(50.0), all.ms(99.0));
     let met = worst <= Duration::from_millis(25);
-    report.set(&figure, "≤ 25 ms", name, text, Some(met));
+    report.set(figure, "≤ 25 ms", name, text, Some(met));
     let hung_text = format!("; {hung} did not exit in {} s", EXIT_CAP.as_secs());
-    let text = exits.median_max() + when(hung > 0, &hung_text);
-    report.info(&label("restarts: SIGINT → exit (median, max)"), name, text);
-    let figure = label("restarts: spawn → first answer (median, max)");
-    report.info(&figure, name, starts.median_max());
+    let text = format!("{}, {}", exits.ms(50.0), exits.ms(100.0)) + when(hung > 0, &hung_text);
+    report.info("restarts: SIGINT → exit (median, max)", name, text);
+    let text = format!("{}, {}", starts.ms(50.0), starts.ms(100.0));
+    report.info("restarts: spawn → first answer (median, max)", name, text);
     if failed > 0 {
-        let kinds = all.failures.iter().map(|(kind, n)| format!("{n} × {kind}"));
-        let kinds = kinds.collect::<Vec<_>>().join(", ");
-        let slowest = ms(all.slowest_failure.unwrap_or_default());
+        let slowest = ms(failures.iter().map(|f| f.1).max().unwrap_or_default());
+        failures.sort();
+        let kind = |run: &[(String, Duration)]| format!("{} × {}", run.len(), run[0].0);
+        let kinds: Vec<_> = failures.chunk_by(|a, b| a.0 == b.0).map(kind).collect();
+        let kinds = kinds.join(", ");
         let note = format!("failures: {kinds}; the slowest failure took {slowest}");
-        report.note(format!("restarts ({name}): {note}"));
+        report.notes.push(format!("restarts ({name}): {note}"));
     }
-    let exit_median = exits.ms(50.0);
-    println!("  restarts {name}: {restarted} restarts, {total} requests, {failed} failed, worst {}, exit median {exit_median}", ms(worst));
     Ok(())
 }
 
@@ -173,13 +259,16 @@ pub(crate) async fn restarts(bench: &mut Bench, target: Target) -> io::Result<()
 /// shutdown (SIGINT, `shutdown`).
 pub(crate) async fn streams(bench: &mut Bench, target: Target, n: usize) -> io::Result<()> {
     let (name, n_label) = (target.name(), thousands(n));
-    let (server, socket, _) = ready(&bench.work, target).await?;
+    let (server, socket, _) = ready(&bench.dir, target).await?;
+    let addr = socket.addr;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let idle = server.rss_kib()?;
     let opening = Instant::now();
-    let mut streams = open_streams(socket.addr, n, concurrency(target)).await?;
+    let greeted = || async move { Ok(EventStream::greeted(addr).await) };
+    let opened = open_all(target, n, greeted).await;
+    let mut streams = opened.into_iter().collect::<io::Result<Vec<_>>>()?;
     let opened_in = ms(opening.elapsed());
-    let status = dev_support::http::get(socket.addr, "/auto_refresh/status").await?;
+    let status = http::get(addr, "/auto_refresh/status").await?;
     let counted = json(&status.text(), "open_streams").unwrap_or_default();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let loaded = server.rss_kib()?;
@@ -204,15 +293,18 @@ pub(crate) async fn streams(bench: &mut Bench, target: Target, n: usize) -> io::
             let mut waiting = JoinSet::new();
             for mut stream in streams.drain(..) {
                 waiting.spawn(async move {
-                    let reload = next_named(&mut stream, "reload");
+                    let reload = async {
+                        while stream.next_event().await.ok()??.0 != "reload" {}
+                        Some(Instant::now())
+                    };
                     let got = tokio::time::timeout(Duration::from_secs(5), reload).await;
-                    (stream, got.ok().and_then(Result::ok))
+                    (stream, got.ok().flatten())
                 });
             }
             // Let every task reach its read before the signal.
             tokio::time::sleep(Duration::from_millis(300)).await;
             let signalled = Instant::now();
-            server.signal(Signal::SIGUSR1);
+            server.proc.signal(Signal::SIGUSR1);
             let mut arrivals = Latencies::default();
             while let Some(joined) = waiting.join_next().await {
                 let (stream, got) = joined.map_err(io::Error::other)?;
@@ -233,14 +325,8 @@ pub(crate) async fn streams(bench: &mut Bench, target: Target, n: usize) -> io::
         let figure = format!("{figure} (median of {rounds} broadcasts; worst)");
         let met = missing == 0 && lasts.at(50.0) <= Duration::from_millis(100);
         let goal = n >= 10_000;
-        report.set(
-            &figure,
-            when(goal, "≤ 100 ms"),
-            name,
-            text,
-            goal.then_some(met),
-        );
-        println!("  fan-out {name} n={n}: last arrival, median of {rounds} broadcasts {last}, worst {worst}");
+        let (goal_text, met) = (when(goal, "≤ 100 ms"), goal.then_some(met));
+        report.set(&figure, goal_text, name, text, met);
     }
     if options.wants(Scenario::Shutdown) {
         shutdown(bench, target, server, streams).await?;
@@ -275,14 +361,12 @@ async fn shutdown(
     let (name, n) = (target.name(), streams.len());
     let mut reading = JoinSet::new();
     for stream in streams {
-        reading.spawn(tokio::time::timeout(
-            EXIT_CAP + Duration::from_secs(3),
-            read_to_end(stream),
-        ));
+        let limit = EXIT_CAP + Duration::from_secs(3);
+        reading.spawn(tokio::time::timeout(limit, read_to_end(stream)));
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let signalled = Instant::now();
-    server.signal(Signal::SIGINT);
+    server.proc.signal(Signal::SIGINT);
     let exit = server.exit_within(signalled, EXIT_CAP).await;
     let mut restarts = Latencies::default();
     let (mut clean, mut reset, mut open) = (0, 0, 0);
@@ -294,11 +378,12 @@ async fn shutdown(
         if let Some(at) = restart {
             restarts.record(at.saturating_duration_since(signalled));
         }
-        *(if ended_cleanly {
+        let ended = if ended_cleanly {
             &mut clean
         } else {
             &mut reset
-        }) += 1;
+        };
+        *ended += 1;
     }
     drop(server);
     let (got, n_label) = (restarts.len(), thousands(n));
@@ -310,10 +395,8 @@ async fn shutdown(
     let killed = format!("did not exit in {} s (killed)", EXIT_CAP.as_secs());
     let exit_text = exit.map_or(killed, ms);
     let resets = format!(", {reset} reset");
-    let text = format!(
-        "{exit_text}; {got}/{n} got `restart`{}",
-        when(reset > 0, &resets)
-    );
+    let resets = when(reset > 0, &resets);
+    let text = format!("{exit_text}; {got}/{n} got `restart`{resets}");
     let goal_text = goal.map_or(String::new(), |g| format!("≤ {} ms", g.as_millis()));
     let met = goal.map(|g| exit.is_some_and(|took| took <= g) && got == n);
     let figure = format!("shutdown with {n_label} streams: SIGINT → exit");
@@ -328,19 +411,17 @@ async fn shutdown(
 
 /// A connection that stays open, idle, after one small request was answered.
 /// Hand-written: it is the connection that is measured, kept as it is.
-async fn keep_alive(addr: std::net::SocketAddr) -> io::Result<TcpStream> {
-    let mut stream = TcpStream::connect(addr).await?;
+async fn keep_alive(addr: SocketAddr) -> io::Result<TcpStream> {
+    let mut stream = BufReader::new(TcpStream::connect(addr).await?);
     let request = b"GET /auto_refresh/status HTTP/1.1\r\nHost: localhost\r\n\r\n";
-    stream.write_all(request).await?;
-    let (mut got, mut chunk) = (Vec::new(), [0_u8; 512]);
-    while !got.ends_with(b"}") {
-        let read = stream.read(&mut chunk).await?;
-        if read == 0 {
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
-        got.extend_from_slice(&chunk[..read]);
-    }
-    Ok(stream)
+    stream.get_mut().write_all(request).await?;
+    // The answer is JSON: it ends with its first `}`.
+    let mut answer = Vec::new();
+    stream.read_until(b'}', &mut answer).await?;
+    let answered = answer.ends_with(b"}");
+    answered
+        .then(|| stream.into_inner())
+        .ok_or_else(|| ErrorKind::UnexpectedEof.into())
 }
 
 /// Memory per connection that is not a stream, for comparison with the streams:
@@ -351,13 +432,17 @@ pub(crate) async fn memory_breakdown(
     target: Target,
     n: usize,
 ) -> io::Result<()> {
-    for idle in [false, true] {
-        let (server, socket, _) = ready(&bench.work, target).await?;
+    let name = target.name();
+    for (idle, what) in [
+        (false, "silent connections (accepted, no request yet)"),
+        (true, "idle keep-alive connections (one request answered)"),
+    ] {
+        let (server, socket, _) = ready(&bench.dir, target).await?;
         tokio::time::sleep(Duration::from_millis(300)).await;
         let (before, addr) = (server.rss_kib()?, socket.addr);
         let opened = match idle {
-            false => open_all(n, concurrency(target), || TcpStream::connect(addr)).await,
-            true => open_all(n, concurrency(target), || keep_alive(addr)).await,
+            false => open_all(target, n, || TcpStream::connect(addr)).await,
+            true => open_all(target, n, || keep_alive(addr)).await,
         };
         let open = opened.iter().filter(|r| r.is_ok()).count();
         // Silent connections are closed by the header read timeout (10 s): read
@@ -366,24 +451,16 @@ pub(crate) async fn memory_breakdown(
         let after = server.rss_kib()?;
         drop((opened, server));
         let per = after.saturating_sub(before) as f64 / open.max(1) as f64;
-        let what = match idle {
-            false => "silent connections (accepted, no request yet)",
-            true => "idle keep-alive connections (one request answered)",
-        };
         let figure = format!("memory per connection, {} {what}", thousands(n));
         let text = format!("{per:.1} KiB (RSS {before} → {after} KiB, {open} open)");
-        bench.report.info(&figure, target.name(), text);
-        println!(
-            "  memory {} {what}, n={n}: {per:.1} KiB per connection",
-            target.name()
-        );
+        bench.report.info(&figure, name, text);
     }
     Ok(())
 }
 
 /// `wrk` for `seconds` on 64 keep-alive connections, on a blocking thread:
 /// requests per second, and the non-2xx answers and socket errors.
-async fn wrk(wrk: &Path, url: &str, seconds: usize) -> io::Result<(f64, u64)> {
+async fn wrk(wrk: &Path, url: &str, seconds: u16) -> io::Result<(f64, u64)> {
     let mut command = Command::new(wrk);
     command.args(["-t2", "-c64", &format!("-d{seconds}s"), url]);
     let output = tokio::task::spawn_blocking(move || command.output()).await??;
@@ -392,105 +469,79 @@ async fn wrk(wrk: &Path, url: &str, seconds: usize) -> io::Result<(f64, u64)> {
         let err = String::from_utf8_lossy(&output.stderr);
         return Err(io::Error::other(format!("wrk failed: {text}{err}")));
     }
-    let number = |value: &str| value.trim().parse::<u64>().unwrap_or(0);
     let (mut requests_per_s, mut errors) = (0.0, 0);
     for line in text.lines().map(str::trim) {
         if let Some(value) = line.strip_prefix("Requests/sec:") {
             requests_per_s = value.trim().parse().unwrap_or(0.0);
-        } else if let Some(value) = line.strip_prefix("Non-2xx or 3xx responses:") {
-            errors += number(value);
-        } else if let Some(value) = line.strip_prefix("Socket errors:") {
-            let counts = value
+        } else if let Some(counts) = line
+            .strip_prefix("Non-2xx or 3xx responses:")
+            .or_else(|| line.strip_prefix("Socket errors:"))
+        {
+            // `connect 0, read 0, write 0, timeout 0`, or one number.
+            let counts = counts
                 .split(',')
-                .filter_map(|part| part.split_whitespace().last());
-            errors += counts.map(number).sum::<u64>();
+                .filter_map(|c| c.split_whitespace().last());
+            errors += counts.map(|n| n.parse::<u64>().unwrap_or(0)).sum::<u64>();
         }
     }
     Ok((requests_per_s, errors))
 }
-
-/// One server of the injection-cost runs: its arguments and environment, the
-/// page asked for, and whether the script must be in it. By pairs: with, without.
-type Config = (
-    &'static [&'static str],
-    &'static [(&'static str, &'static str)],
-    &'static str,
-    bool,
-);
-
-const DEMO_CONFIGS: [Config; 2] = [
-    (&[], &[("AXUM_AUTORELOAD", "1")], "/static/page.html", true),
-    (&[], &[("AXUM_AUTORELOAD", "0")], "/static/page.html", false),
-];
-const BASELINE_CONFIGS: [Config; 4] = [
-    (&["--layer"], &[], "/static/page.html", true),
-    (&[], &[], "/static/page.html", false),
-    (&["--layer"], &[], "/page", true),
-    (&[], &[], "/page", false),
-];
 
 /// Requests per second for the 20 KiB page with the layer injecting and without,
 /// `--rounds` interleaved runs of `--wrk-seconds` each, 64 keep-alive connections.
 pub(crate) async fn inject_cost(bench: &mut Bench, target: Target) -> io::Result<()> {
     let Some([wrk_path]) = find_or_skip([WRK]) else {
         let note = "injection cost: wrk is not installed (`apt-get install -y wrk`): skipped";
-        bench.report.note(note.into());
+        bench.report.notes.push(note.into());
         return Ok(());
     };
     let (name, baseline) = (target.name(), target.is_baseline());
-    let configs: &[Config] = if baseline {
-        &BASELINE_CONFIGS
-    } else {
-        &DEMO_CONFIGS
+    let (pages, compared): (&[&str], _) = match baseline {
+        true => (&["/static/page.html", "/page"], "with ÷ without the layer"),
+        false => (&["/static/page.html"], "reload on ÷ off"),
     };
+    // Per page, with the script injected and without: the server and its socket,
+    // the URL, the rates measured and the errors.
     let mut running = Vec::new();
-    for &(args, env, path, injected) in configs {
+    for (path, injected) in pages.iter().flat_map(|&path| [(path, true), (path, false)]) {
         let socket = PassedSocket::new();
         // wrk's 64 connections at once must not wait for SYN retransmits, which
         // would measure the backlog, not the layer.
         socket.listen(1024);
-        let server = Server::spawn(target, &socket, &bench.work, args, env);
+        let server = Server::spawn(target, &socket, &bench.dir, injected);
         new_instance(socket.addr, None, READY).await?;
-        let page = dev_support::http::get(socket.addr, path).await?;
+        let page = http::get(socket.addr, path).await?;
         let (status, len) = (page.status, page.body.len());
         let script = page.text().contains("data-instance=");
-        if status != 200 || script != injected || len < bench.work.page_len {
-            let what = format!("{name} {args:?} {path}: status {status}, {len} bytes");
+        if status != 200 || script != injected || len < PAGE_SIZE {
+            let what = format!("{name} {path}: status {status}, {len} bytes");
             let expected = format!("script {script}, expected {injected}");
             return Err(io::Error::other(format!("{what}, {expected}")));
         }
         let url = format!("http://{}{path}", socket.addr);
         wrk(&wrk_path, &url, 1).await?; // Warms up (connections, caches) once.
-        running.push((url, server, socket, Vec::new(), 0));
+        running.push(((server, socket), url, Vec::new(), 0));
     }
     for _ in 0..bench.options.rounds {
-        for (url, _, _, results, errors) in &mut running {
+        for (_, url, rates, errors) in &mut running {
             let (rate, failed) = wrk(&wrk_path, url, bench.options.wrk_seconds).await?;
-            results.push(rate);
+            rates.push(rate);
             *errors += failed;
         }
     }
-    let measured: Vec<(f64, u64)> = running.iter().map(|run| (median(&run.3), run.4)).collect();
-    for ((url, _, _, results, errors), (args, ..)) in running.iter().zip(configs) {
-        println!("  inject {name} {args:?} {url}: {results:.0?} req/s, {errors} errors");
+    let mut measured = Vec::new();
+    for (_, url, rates, errors) in &running {
+        println!("  inject {name} {url}: {rates:.0?} req/s, {errors} errors");
+        measured.push((median(rates), *errors));
     }
-    drop(running);
-    for (pair, runs) in configs.chunks(2).zip(measured.chunks(2)) {
+    for (path, runs) in pages.iter().zip(measured.chunks(2)) {
         let [(with, with_errors), (without, without_errors)] = runs else {
             continue;
         };
-        let ratio = Some(with / without)
-            .filter(|r| r.is_finite())
-            .unwrap_or(0.0);
-        let what = if pair[0].2 == "/page" {
-            "in-memory page"
-        } else {
-            "static file"
-        };
-        let compared = if baseline {
-            "with ÷ without the layer"
-        } else {
-            "reload on ÷ off"
+        let ratio = if *without > 0.0 { with / without } else { 0.0 };
+        let what = match *path {
+            "/page" => "in-memory page",
+            _ => "static file",
         };
         let errors = with_errors + without_errors;
         let (with, without) = (thousands(*with as usize), thousands(*without as usize));
@@ -507,14 +558,12 @@ pub(crate) async fn inject_cost(bench: &mut Bench, target: Target) -> io::Result
 /// Runs `cargo bench --bench inject` (criterion) in `root` and reads its estimates.
 pub(crate) fn injector(bench: &mut Bench, root: &Path, criterion: &Path) -> io::Result<()> {
     let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cargo
-        .args(["bench", "--bench", "inject", "--", "--noplot"])
-        .current_dir(root);
-    let status = cargo.env("CRITERION_HOME", criterion).status()?;
+    cargo.args(["bench", "--bench", "inject", "--", "--noplot"]);
+    cargo.current_dir(root).env("CRITERION_HOME", criterion);
+    let status = cargo.status()?;
     if !status.success() {
-        return Err(io::Error::other(format!(
-            "cargo bench --bench inject: {status}"
-        )));
+        let failed = format!("cargo bench --bench inject: {status}");
+        return Err(io::Error::other(failed));
     }
     for (name, label) in [
         ("layer", "through InjectLayer (reload on)"),
