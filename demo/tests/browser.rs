@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use dev_support::chromium::{Browser, Options, TabState};
 use dev_support::process::{descendants, process_name};
-use dev_support::scratch::{edit, WatchedCopy};
+use dev_support::scratch::{check, edit, WatchedCopy};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
@@ -28,10 +28,9 @@ const TITLE_PREFIX: &str = "const TITLE: &str = \"";
 
 #[tokio::test]
 async fn ten_tabs_reload_once_after_an_edit() {
-    let options = Options::default().page_load(Duration::from_secs(60));
     let cargo_run = |_: &_| vec!["cargo".into(), "run".into()];
-    let Some((mut copy, browser)) = WatchedCopy::with_browser_or_skip(options, cargo_run).await
-    else {
+    let started = WatchedCopy::with_browser_or_skip(Options::default(), cargo_run).await;
+    let Some((mut copy, browser)) = started else {
         return;
     };
     let pages = copy.root.join(PAGES);
@@ -138,7 +137,7 @@ async fn wait_all(
     mut done: impl FnMut(usize, &TabState) -> bool,
 ) -> Vec<TabState> {
     let checked = |i: usize, tab: &TabState| {
-        copy.check(what);
+        check(&mut copy.watchexec, what);
         done(i, tab)
     };
     browser.wait_all(what, limit, checked).await

@@ -81,9 +81,10 @@ impl Tab {
 
 #[tokio::test]
 async fn a_broken_build_shows_its_errors_in_every_tab_and_the_fix_reloads_them() {
-    let options = Options::default()
-        .page_load(Duration::from_secs(60))
-        .unthrottled_background_tabs();
+    let options = Options {
+        unthrottled_background_tabs: true,
+        ..Options::default()
+    };
     let runner = |root: &Path| vec![build_runner(root).into(), "run".into()];
     let Some((copy, browser)) = WatchedCopy::with_browser_or_skip(options, runner).await else {
         return;

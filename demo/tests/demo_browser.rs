@@ -30,9 +30,10 @@ const HALF_TYPED: &str = "half-typed, not sent yet";
 /// Runs `scenario` on a fresh demo server and a Chromium session whose page loads
 /// time out after `page_load`, with the feed's URL.
 async fn with_browser(page_load: Duration, scenario: impl AsyncFnOnce(&mut Browser, String)) {
-    let options = Options::default()
-        .page_load(page_load)
-        .unthrottled_background_tabs();
+    let options = Options {
+        page_load,
+        unthrottled_background_tabs: true,
+    };
     let Some(browser) = Browser::start_or_skip(options).await else {
         return;
     };

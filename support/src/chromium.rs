@@ -45,36 +45,21 @@ const UNTHROTTLED_FLAGS: [&str; 3] = [
     "--disable-backgrounding-occluded-windows",
 ];
 
-/// How a test wants its [`Browser`]: `Options::default()`, changed with the
-/// methods below.
+/// How a test wants its [`Browser`].
 #[derive(Debug, Clone, Copy)]
 pub struct Options {
-    page_load: Duration,
-    unthrottled_background_tabs: bool,
+    /// WebDriver's page-load timeout (`goto`, and a script's navigation).
+    pub page_load: Duration,
+    /// Background tabs run their timers and scripts as usual, where Chromium
+    /// would throttle them.
+    pub unthrottled_background_tabs: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Self {
-            page_load: Duration::from_secs(30),
+            page_load: Duration::from_secs(60),
             unthrottled_background_tabs: false,
-        }
-    }
-}
-
-impl Options {
-    /// WebDriver's page-load timeout (`goto`, and a script's navigation); 30 s
-    /// by default.
-    pub fn page_load(self, page_load: Duration) -> Self {
-        Self { page_load, ..self }
-    }
-
-    /// Background tabs run their timers and scripts as usual, where Chromium
-    /// would throttle them.
-    pub fn unthrottled_background_tabs(self) -> Self {
-        Self {
-            unthrottled_background_tabs: true,
-            ..self
         }
     }
 }

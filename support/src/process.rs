@@ -29,6 +29,8 @@ pub struct Proc {
     log: tempfile::NamedTempFile,
     stop: Signal,
     grace: Duration,
+    /// How it exited, once waited for.
+    status: Option<ExitStatus>,
 }
 
 impl Proc {
@@ -56,6 +58,7 @@ impl Proc {
             log,
             stop: Signal::SIGTERM,
             grace: Duration::from_secs(2),
+            status: None,
         }
     }
 
@@ -90,7 +93,10 @@ impl Proc {
 
     /// Whether and how the process ended.
     pub fn exited(&mut self) -> Option<ExitStatus> {
-        self.child.try_wait().expect("waiting on a child process")
+        if self.status.is_none() {
+            self.status = self.child.try_wait().expect("waiting on a child process");
+        }
+        self.status
     }
 
     /// Waits up to `limit` for the process to exit; `None` when it did not.
@@ -107,14 +113,9 @@ impl Proc {
         }
     }
 
-    /// The log file: the process's stdout and stderr.
-    pub fn log(&self) -> &Path {
-        self.log.path()
-    }
-
-    /// The log's text so far.
+    /// The log's text so far: the process's stdout and stderr.
     pub fn log_text(&self) -> String {
-        String::from_utf8_lossy(&fs::read(self.log()).unwrap_or_default()).into_owned()
+        String::from_utf8_lossy(&fs::read(self.log.path()).unwrap_or_default()).into_owned()
     }
 
     /// The log's last `lines` lines, under a heading.
@@ -134,6 +135,10 @@ impl Drop for Proc {
     fn drop(&mut self) {
         if std::thread::panicking() {
             eprintln!("{}", self.tail(60));
+        }
+        // Waited for already: its pid, and its group's, may name other processes now.
+        if self.status.is_some() {
+            return;
         }
         let root = self.pid();
         // Taken before anything is signalled: once the root exits its children are

@@ -163,17 +163,12 @@ impl WatchedCopy {
     pub fn target_dir() -> PathBuf {
         target_dir().join("e2e")
     }
-
-    /// Panics if watchexec has exited or cargo failed to build or run the copy.
-    pub fn check(&mut self, waiting_for: &str) {
-        check(&mut self.watchexec, waiting_for);
-    }
 }
 
 /// Panics if `watchexec` has exited or cargo failed to build or run the copy (a
 /// line of its log starts with `error`: `error: could not compile`, `error[E0425]:
 /// …`).
-fn check(watchexec: &mut Proc, waiting_for: &str) {
+pub fn check(watchexec: &mut Proc, waiting_for: &str) {
     if let Some(status) = watchexec.exited() {
         panic!("watchexec exited ({status}) while waiting for {waiting_for}");
     }
