@@ -25,9 +25,10 @@ use dev_support::http::wait_ready;
 use dev_support::process::Proc;
 use dev_support::scratch::temp_dir;
 use dev_support::socket::PassedSocket;
+use dev_support::wait::until;
 use fantoccini::Locator;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
 
 /// Bound on anything that takes milliseconds when it works.
 const WAIT: Duration = Duration::from_secs(5);
@@ -65,7 +66,7 @@ async fn css_images_and_html_update_live() {
             let tab = Tab { browser, url };
             let start = tab
                 .wait_for("the page to be live, styled and with its logo", |page| {
-                    page.is_live() && page.h1_color == INITIAL_COLOR && page.logo_width == 30
+                    page.tab.is_live() && page.h1_color == INITIAL_COLOR && page.logo_width == 30
                 })
                 .await;
             assert_eq!(start.h1_text, OLD_HEADING, "at the start: {start:?}");
@@ -73,8 +74,8 @@ async fn css_images_and_html_update_live() {
             assert_eq!(start.tab.reloads, None, "at the start: {start:?}");
             let bg = tab.bg_color().await;
             assert!(near(bg, RED), "the background at the start: {bg:?}");
-            tab.run("window.__marker = arguments[0];", vec![json!(MARKER)])
-                .await;
+            let mark = "window.__marker = arguments[0];";
+            tab.browser.exec(0, mark, vec![json!(MARKER)]).await;
 
             css_edits(&tab, &site).await;
             half_written_css(&tab, &site).await;
@@ -99,7 +100,7 @@ async fn css_edits(tab: &Tab<'_>, site: &Site) {
 /// Step 2: an empty style.css is not announced; the write that fills it is.
 async fn half_written_css(tab: &Tab<'_>, site: &Site) {
     let before = tab.read().await;
-    tab.run(COUNT_ADDED_LINKS, Vec::new()).await;
+    tab.browser.exec(0, COUNT_ADDED_LINKS, Vec::new()).await;
     site.write("style.css", "");
     tokio::time::sleep(QUIET).await;
     let page = tab.read().await;
@@ -143,7 +144,11 @@ async fn images(tab: &Tab<'_>, site: &Site) {
 
     let written = Instant::now();
     site.write("bg.svg", &svg(40, 40, "green"));
-    tab.wait_for_bg(GREEN, "after bg.svg was edited").await;
+    let what = format!("#bg to turn green {GREEN:?} after bg.svg was edited");
+    until(&what, WAIT, || async move {
+        near(tab.bg_color().await, GREEN).then_some(())
+    })
+    .await;
     eprintln!(
         "bg.svg write to the new background shown: {} ms (polled over WebDriver)",
         written.elapsed().as_millis()
@@ -177,7 +182,7 @@ async fn html_edit(tab: &Tab<'_>, site: &Site) {
     site.write("index.html", &index_html(NEW_HEADING));
     let page = tab
         .wait_for("the tab to reload onto the new index.html", |page| {
-            page.is_live() && page.h1_text == NEW_HEADING
+            page.tab.is_live() && page.h1_text == NEW_HEADING
         })
         .await;
     eprintln!(
@@ -266,14 +271,6 @@ fn edit_color(edit: usize) -> String {
 /// Whether two colors are the same but for rounding.
 fn near(seen: [u8; 3], want: [u8; 3]) -> bool {
     seen.iter().zip(want).all(|(&a, b)| a.abs_diff(b) <= 8)
-}
-
-fn now_ms() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("the clock is after 1970")
-        .as_secs_f64()
-        * 1000.0
 }
 
 /// What the test reads from the page, with [`read_page`].
@@ -368,10 +365,6 @@ const PNG_MIDDLE: &str = r#"
 "#;
 
 impl Page {
-    fn is_live(&self) -> bool {
-        self.tab.is_live()
-    }
-
     /// Still the page first loaded: no navigation, no reload.
     fn expect_in_place(&self, when: &str) {
         assert_eq!(
@@ -383,7 +376,7 @@ impl Page {
             self.tab.reloads, None,
             "{when}: the page should not have reloaded: {self:?}"
         );
-        assert!(self.is_live(), "{when}: the page is not live: {self:?}");
+        assert!(self.tab.is_live(), "{when}: the page is not live: {self:?}");
     }
 }
 
@@ -394,10 +387,6 @@ struct Tab<'b> {
 }
 
 impl Tab<'_> {
-    async fn run(&self, script: &str, args: Vec<Value>) -> Value {
-        self.browser.exec(0, script, args).await
-    }
-
     async fn read(&self) -> Page {
         let page = self.browser.read_as(0, &read_page()).await;
         page.unwrap_or_else(|err| panic!("reading the page: {err}"))
@@ -411,19 +400,18 @@ impl Tab<'_> {
         pages.remove(0)
     }
 
-    /// Writes style.css with the h1 in `color` and returns the time in ms from the
-    /// write to the page's h1 in that color. The page checks the style on every
-    /// turn of its event loop, from before the write.
-    async fn css_edit(&self, site: &Site, color: &str) -> f64 {
+    /// Writes style.css with the h1 in `color`, waits for the old link to go and
+    /// checks the page: still the one first loaded, the h1 in `color`, one
+    /// stylesheet link, the fresh one. Returns the time in ms from the write to the
+    /// page's h1 in that color (the page checks the style on every turn of its
+    /// event loop, from before the write) and the page.
+    async fn swap_css(&self, site: &Site, color: &str, when: &str) -> (f64, Page) {
         let limit = u64::try_from(WAIT.as_millis()).expect("a few seconds");
-        self.run(WATCH_COLOR, vec![json!(color), json!(limit)])
-            .await;
-        let css = style(color);
-        let written = now_ms();
-        site.write("style.css", &css);
-        let applied = self
-            .browser
-            .client
+        let watch = vec![json!(color), json!(limit)];
+        self.browser.exec(0, WATCH_COLOR, watch).await;
+        let written = SystemTime::now().duration_since(UNIX_EPOCH);
+        site.write("style.css", &style(color));
+        let applied = (self.browser.client)
             .execute_async(AWAIT_APPLIED, Vec::new())
             .await;
         let applied = applied.unwrap_or_else(|err| {
@@ -436,14 +424,7 @@ impl Tab<'_> {
                  ({applied}): {page:?}"
             );
         };
-        applied - written
-    }
-
-    /// [`Self::css_edit`], then waits for the old link to go and checks the page:
-    /// still the one first loaded, the h1 in `color`, one stylesheet link, the fresh
-    /// one. Returns the time from the write to the new style and the page.
-    async fn swap_css(&self, site: &Site, color: &str, when: &str) -> (f64, Page) {
-        let took = self.css_edit(site, color).await;
+        let took = applied - written.expect("after 1970").as_secs_f64() * 1000.0;
         let page = self
             .wait_for(&format!("one stylesheet link {when}"), |page| {
                 page.links.len() == 1
@@ -467,21 +448,5 @@ impl Tab<'_> {
         let pixel = pixel.expect("decoding the screenshot of #bg");
         serde_json::from_value(pixel.clone())
             .unwrap_or_else(|err| panic!("decoding the screenshot of #bg: {err}: {pixel}"))
-    }
-
-    /// Waits for `#bg` to show `color`, at most [`WAIT`].
-    async fn wait_for_bg(&self, color: [u8; 3], when: &str) {
-        let started = Instant::now();
-        loop {
-            let seen = self.bg_color().await;
-            if near(seen, color) {
-                return;
-            }
-            assert!(
-                started.elapsed() < WAIT,
-                "{when}: #bg still shows {seen:?} after {WAIT:?}, not {color:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
     }
 }

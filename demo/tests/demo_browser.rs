@@ -55,18 +55,6 @@ async fn with_browser(page_load: Duration, scenario: impl AsyncFnOnce(&mut Brows
         .await;
 }
 
-/// Reads every tab with `script` until `done` holds for each; returns the values.
-async fn wait_all(
-    browser: &Browser,
-    what: &str,
-    script: &str,
-    done: impl Fn(&Value) -> bool,
-) -> Vec<Value> {
-    browser
-        .wait_all_as(script, what, SETTLE, |_, value| done(value))
-        .await
-}
-
 const FEED_STATE: &str = "return document.documentElement.dataset.feed || null;";
 
 /// Notes in `window.seenAt` when the feed first shows `arguments[0]` (in ms on
@@ -113,7 +101,8 @@ async fn ten_feed_tabs_update_live_and_keep_a_half_typed_message() {
     with_browser(SETTLE, async |browser, url| {
         browser.open_tabs(&url, TABS).await;
         let what = "every feed stream to be live";
-        wait_all(browser, what, FEED_STATE, |v| v == "live").await;
+        let live = |_, state: &Value| state == "live";
+        browser.wait_all_as(FEED_STATE, what, SETTLE, live).await;
         eprintln!("{TABS} feed tabs live in one Chromium");
 
         // The first tab: a name and half a message typed, the cursor in it.
@@ -137,7 +126,9 @@ async fn ten_feed_tabs_update_live_and_keep_a_half_typed_message() {
                 .await;
             let clicked = clicked.as_f64().expect("the click time");
             let what = "every tab to show the post";
-            let seen = wait_all(browser, what, "return window.seenAt;", Value::is_number).await;
+            let seen_at = "return window.seenAt;";
+            let seen = browser.wait_all_as(seen_at, what, SETTLE, |_, at: &Value| at.is_number());
+            let seen = seen.await;
             let seen: Vec<f64> = seen.iter().filter_map(Value::as_f64).collect();
             to_other.push(seen[0] - clicked);
             to_all.push(seen.iter().copied().fold(f64::MIN, f64::max) - clicked);
