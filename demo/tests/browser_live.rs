@@ -17,7 +17,7 @@
 //! except under CI (`CI=true`), where it fails. Run it with
 //! `cargo test --test browser_live -- --nocapture` to see the timings.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use dev_support::chromium::{summary_ms, Browser, Options, TabState, READ_TAB};
@@ -53,9 +53,13 @@ async fn css_images_and_html_update_live() {
         return;
     };
     let work = temp_dir("axum-autoreload-live-e2e-");
-    let site = Site::create(&work.path().join("site"));
+    let site = work.path();
+    write(site, "index.html", &index_html(OLD_HEADING));
+    write(site, "style.css", &style(INITIAL_COLOR));
+    write(site, "logo.svg", &svg(30, 15, "blue"));
+    write(site, "bg.svg", &svg(40, 40, "red"));
     let socket = PassedSocket::new();
-    let root = site.root.to_str().expect("a UTF-8 temporary path");
+    let root = site.to_str().expect("a UTF-8 temporary path");
     let demo = env!("CARGO_BIN_EXE_axum-autoreload-demo");
     let _server = Proc::spawn_on(&socket, demo, &["--root", root]);
     wait_ready(socket.addr, Duration::from_secs(20)).await;
@@ -63,7 +67,7 @@ async fn css_images_and_html_update_live() {
     browser
         .run(async |browser| {
             browser.open_tabs(&url, 1).await;
-            let tab = Tab { browser, url };
+            let tab = Tab { browser, url, site };
             let start = tab
                 .wait_for("the page to be live, styled and with its logo", |page| {
                     page.tab.is_live() && page.h1_color == INITIAL_COLOR && page.logo_width == 30
@@ -77,20 +81,20 @@ async fn css_images_and_html_update_live() {
             let mark = "window.__marker = arguments[0];";
             tab.browser.exec(0, mark, vec![json!(MARKER)]).await;
 
-            css_edits(&tab, &site).await;
-            half_written_css(&tab, &site).await;
-            images(&tab, &site).await;
-            html_edit(&tab, &site).await;
+            css_edits(&tab).await;
+            half_written_css(&tab).await;
+            images(&tab).await;
+            html_edit(&tab).await;
         })
         .await;
 }
 
 /// Step 1: [`CSS_EDITS`] edits of style.css, each swapped in without navigation.
-async fn css_edits(tab: &Tab<'_>, site: &Site) {
+async fn css_edits(tab: &Tab<'_>) {
     let mut times = Vec::new();
     for edit in 0..CSS_EDITS {
         let when = format!("after style.css edit {edit}");
-        let (took, _) = tab.swap_css(site, &edit_color(edit), &when).await;
+        let (took, _) = tab.swap_css(&edit_color(edit), &when).await;
         times.push(took);
     }
     let summary = summary_ms(&times);
@@ -98,10 +102,10 @@ async fn css_edits(tab: &Tab<'_>, site: &Site) {
 }
 
 /// Step 2: an empty style.css is not announced; the write that fills it is.
-async fn half_written_css(tab: &Tab<'_>, site: &Site) {
+async fn half_written_css(tab: &Tab<'_>) {
     let before = tab.read().await;
     tab.browser.exec(0, COUNT_ADDED_LINKS, Vec::new()).await;
-    site.write("style.css", "");
+    tab.write("style.css", "");
     tokio::time::sleep(QUIET).await;
     let page = tab.read().await;
     let when = format!("{} ms after an empty style.css", QUIET.as_millis());
@@ -116,7 +120,7 @@ async fn half_written_css(tab: &Tab<'_>, site: &Site) {
     );
 
     let when = "after style.css was filled";
-    let (took, page) = tab.swap_css(site, &edit_color(CSS_EDITS), when).await;
+    let (took, page) = tab.swap_css(&edit_color(CSS_EDITS), when).await;
     assert_eq!(page.links_added, Some(1), "{when}: {page:?}");
     eprintln!("style.css filled after being empty: new style applied after {took:.0} ms");
 }
@@ -124,9 +128,9 @@ async fn half_written_css(tab: &Tab<'_>, site: &Site) {
 /// Step 3: logo.svg and bg.svg edited: the `<img>` and the CSS background show the
 /// new files, with no navigation; the background stays new after a stylesheet
 /// swap.
-async fn images(tab: &Tab<'_>, site: &Site) {
+async fn images(tab: &Tab<'_>) {
     let written = Instant::now();
-    site.write("logo.svg", &svg(90, 45, "green"));
+    tab.write("logo.svg", &svg(90, 45, "green"));
     let page = tab
         .wait_for("the logo to be the new one (naturalWidth 90)", |page| {
             page.logo_width == 90
@@ -143,7 +147,7 @@ async fn images(tab: &Tab<'_>, site: &Site) {
     );
 
     let written = Instant::now();
-    site.write("bg.svg", &svg(40, 40, "green"));
+    tab.write("bg.svg", &svg(40, 40, "green"));
     let what = format!("#bg to turn green {GREEN:?} after bg.svg was edited");
     until(&what, WAIT, || async move {
         near(tab.bg_color().await, GREEN).then_some(())
@@ -163,7 +167,7 @@ async fn images(tab: &Tab<'_>, site: &Site) {
     // The next stylesheet swap brings the rule back as the file has it,
     // `url("bg.svg")`: it must not show the old background again.
     let when = "after a style.css edit that follows the bg.svg edit";
-    tab.swap_css(site, &edit_color(CSS_EDITS + 1), when).await;
+    tab.swap_css(&edit_color(CSS_EDITS + 1), when).await;
     tokio::time::sleep(QUIET).await;
     let page = tab.read().await;
     page.expect_in_place(when);
@@ -177,9 +181,9 @@ async fn images(tab: &Tab<'_>, site: &Site) {
 }
 
 /// Step 4: index.html edited: the tab reloads, once.
-async fn html_edit(tab: &Tab<'_>, site: &Site) {
+async fn html_edit(tab: &Tab<'_>) {
     let written = Instant::now();
-    site.write("index.html", &index_html(NEW_HEADING));
+    tab.write("index.html", &index_html(NEW_HEADING));
     let page = tab
         .wait_for("the tab to reload onto the new index.html", |page| {
             page.tab.is_live() && page.h1_text == NEW_HEADING
@@ -214,30 +218,10 @@ async fn html_edit(tab: &Tab<'_>, site: &Site) {
     );
 }
 
-/// The folder served.
-struct Site {
-    root: PathBuf,
-}
-
-impl Site {
-    fn create(root: &Path) -> Self {
-        std::fs::create_dir(root)
-            .unwrap_or_else(|err| panic!("creating {}: {err}", root.display()));
-        let site = Self {
-            root: root.to_owned(),
-        };
-        site.write("index.html", &index_html(OLD_HEADING));
-        site.write("style.css", &style(INITIAL_COLOR));
-        site.write("logo.svg", &svg(30, 15, "blue"));
-        site.write("bg.svg", &svg(40, 40, "red"));
-        site
-    }
-
-    fn write(&self, name: &str, content: &str) {
-        let path = self.root.join(name);
-        std::fs::write(&path, content)
-            .unwrap_or_else(|err| panic!("writing {}: {err}", path.display()));
-    }
+fn write(dir: &Path, name: &str, content: &str) {
+    let path = dir.join(name);
+    std::fs::write(&path, content)
+        .unwrap_or_else(|err| panic!("writing {}: {err}", path.display()));
 }
 
 fn index_html(heading: &str) -> String {
@@ -384,9 +368,15 @@ impl Page {
 struct Tab<'b> {
     browser: &'b Browser,
     url: String,
+    /// The folder served.
+    site: &'b Path,
 }
 
 impl Tab<'_> {
+    fn write(&self, name: &str, content: &str) {
+        write(self.site, name, content);
+    }
+
     async fn read(&self) -> Page {
         let page = self.browser.read_as(0, &read_page()).await;
         page.unwrap_or_else(|err| panic!("reading the page: {err}"))
@@ -405,12 +395,12 @@ impl Tab<'_> {
     /// stylesheet link, the fresh one. Returns the time in ms from the write to the
     /// page's h1 in that color (the page checks the style on every turn of its
     /// event loop, from before the write) and the page.
-    async fn swap_css(&self, site: &Site, color: &str, when: &str) -> (f64, Page) {
+    async fn swap_css(&self, color: &str, when: &str) -> (f64, Page) {
         let limit = u64::try_from(WAIT.as_millis()).expect("a few seconds");
         let watch = vec![json!(color), json!(limit)];
         self.browser.exec(0, WATCH_COLOR, watch).await;
         let written = SystemTime::now().duration_since(UNIX_EPOCH);
-        site.write("style.css", &style(color));
+        self.write("style.css", &style(color));
         let applied = (self.browser.client)
             .execute_async(AWAIT_APPLIED, Vec::new())
             .await;

@@ -201,33 +201,32 @@ impl Run<'_> {
         let gone = Instant::now();
         let (title, before) = (self.title.clone(), counter(reloads - 1));
         let mut down_after = [None; TABS];
-        let mut check = |i: usize, tab: &TabState| {
-            let ms = gone.elapsed().as_millis();
-            let when = format!("{ms} ms after {signal}");
-            assert_eq!(
-                tab.title, title,
-                "tab {i} {when} shows another page: {tab:?}"
-            );
-            assert_eq!(tab.reloads, before, "tab {i} {when} reloaded: {tab:?}");
-            if tab.is_down() {
-                down_after[i].get_or_insert(ms);
-            } else {
-                assert!(
-                    down_after[i].is_none(),
-                    "tab {i} {when} stopped being down with no server: {tab:?}"
-                );
-            }
-            tab.is_down()
-        };
-        let what = format!("every tab to show it is down after {signal}");
+        let what = format!("every tab down until {} ms after {signal}", gap.as_millis());
+        let limit = gap.max(down_within) + WAIT;
         (self.browser)
-            .wait_all(&what, down_within, |i, tab| check(i, tab))
+            .wait_all(&what, limit, |i, tab| {
+                let ms = gone.elapsed().as_millis();
+                let when = format!("{ms} ms after {signal}");
+                assert_eq!(
+                    tab.title, title,
+                    "tab {i} {when} shows another page: {tab:?}"
+                );
+                assert_eq!(tab.reloads, before, "tab {i} {when} reloaded: {tab:?}");
+                if tab.is_down() {
+                    down_after[i].get_or_insert(ms);
+                } else {
+                    assert!(
+                        down_after[i].is_none(),
+                        "tab {i} {when} stopped being down with no server: {tab:?}"
+                    );
+                    assert!(
+                        gone.elapsed() < down_within,
+                        "tab {i} is not down with the badge {when}: {tab:?}"
+                    );
+                }
+                tab.is_down() && gone.elapsed() >= gap
+            })
             .await;
-        let what = format!("with no server after {signal}");
-        self.observe(&what, gap.saturating_sub(gone.elapsed()), |i, tab| {
-            check(i, tab);
-        })
-        .await;
         eprintln!("{signal}: tabs first seen down with the badge after {down_after:?} ms");
         let when = format!("after {signal} and {} ms with no server", gap.as_millis());
         self.start_and_expect_one_reload(&when, reloads).await;
@@ -419,37 +418,6 @@ impl Run<'_> {
             tab.reloads,
             counter(reloads),
             "tab {i} {when} should have reloaded exactly {reloads} times: {tab:?}"
-        );
-    }
-
-    /// Reads every tab again and again for `duration`, passing each state to
-    /// `check`, which asserts on it.
-    async fn observe(
-        &mut self,
-        what: &str,
-        duration: Duration,
-        mut check: impl FnMut(usize, &TabState),
-    ) {
-        let end = Instant::now() + duration;
-        let mut reads = [0_usize; TABS];
-        loop {
-            for (i, count) in reads.iter_mut().enumerate() {
-                match self.browser.read(i).await {
-                    Ok(tab) => {
-                        check(i, &tab);
-                        *count += 1;
-                    }
-                    Err(err) => eprintln!("reading tab {i} {what}: {err}"),
-                }
-            }
-            if Instant::now() >= end {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        assert!(
-            reads.iter().all(|&count| count > 0),
-            "could not read every tab {what}: reads per tab {reads:?}"
         );
     }
 }
