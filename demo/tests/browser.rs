@@ -57,16 +57,13 @@ async fn ten_tabs_reload_once_after_an_edit() {
         .run(async |browser| {
             let before = browser.open_live(&url, TABS, SETTLE).await;
             let old_instance = before[0].instance.clone();
+            assert!(old_instance.is_some(), "no instance id: {before:?}");
             for (i, tab) in before.iter().enumerate() {
-                assert_eq!(tab.title, old_title, "tab {i} before the edit: {tab:?}");
-                assert_eq!(tab.reloads, None, "tab {i} before the edit: {tab:?}");
-                assert!(
-                    tab.instance.is_some(),
-                    "tab {i} has no instance id: {tab:?}"
-                );
-                assert_eq!(
-                    tab.instance, old_instance,
-                    "tab {i} before the edit: {tab:?}"
+                tab.expect_on(
+                    (i, "before the edit"),
+                    &old_title,
+                    old_instance.as_deref(),
+                    None,
                 );
             }
             eprintln!("{TABS} tabs live on instance {old_instance:?}");
@@ -157,19 +154,10 @@ async fn expect_settled(
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
         let what = format!("every tab to be live {when}");
-        let live = |_: usize, tab: &TabState| tab.autoreload.as_deref() == Some("live");
-        for (i, tab) in wait_all(browser, copy, &what, SETTLE, live)
-            .await
-            .iter()
-            .enumerate()
-        {
-            assert_eq!(tab.title, title, "tab {i} {when}: {tab:?}");
-            assert_eq!(tab.instance.as_deref(), instance, "tab {i} {when}: {tab:?}");
-            assert_eq!(
-                tab.reloads.as_deref(),
-                Some(reloads),
-                "tab {i} {when} should have reloaded exactly {reloads} times: {tab:?}"
-            );
+        let live = |_: usize, tab: &TabState| tab.is_live();
+        let tabs = wait_all(browser, copy, &what, SETTLE, live).await;
+        for (i, tab) in tabs.iter().enumerate() {
+            tab.expect_on((i, when), title, instance, Some(reloads));
         }
     }
 }

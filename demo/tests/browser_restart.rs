@@ -401,23 +401,7 @@ impl Run<'_> {
     /// Tab `i` is live on the current server, shows the page's title and no badge,
     /// and has reloaded `reloads` times.
     fn expect_on(&self, i: usize, tab: &TabState, when: &str, reloads: u32) {
-        let instance = Some(self.instance.as_str());
-        assert!(tab.is_live(), "tab {i} {when} is not live: {tab:?}");
-        assert_eq!(tab.title, self.title, "tab {i} {when}: {tab:?}");
-        assert_eq!(tab.badge, None, "tab {i} {when} shows the badge: {tab:?}");
-        let on = tab.instance.as_deref();
-        assert_eq!(on, instance, "tab {i} {when} is not on the server: {tab:?}");
-        if tab.url.ends_with('/') {
-            assert_eq!(
-                tab.shown_instance.as_deref(),
-                instance,
-                "tab {i} {when}: the page does not show the server's instance: {tab:?}"
-            );
-        }
-        assert_eq!(
-            tab.reloads,
-            counter(reloads),
-            "tab {i} {when} should have reloaded exactly {reloads} times: {tab:?}"
-        );
+        let (instance, reloads) = (Some(self.instance.as_str()), counter(reloads));
+        tab.expect_on((i, when), &self.title, instance, reloads.as_deref());
     }
 }

@@ -128,6 +128,38 @@ impl TabState {
     pub fn is_down(&self) -> bool {
         self.autoreload.as_deref() == Some("down") && self.badge.as_deref() == Some(BADGE_TEXT)
     }
+
+    /// Panics unless tab `i` is live and settled on the server `instance`: no
+    /// badge, `title`, the reload counter at `reloads` (`None` before the first
+    /// reload), and on the demo's home page the instance it renders.
+    pub fn expect_on(
+        &self,
+        (i, when): (usize, &str),
+        title: &str,
+        instance: Option<&str>,
+        reloads: Option<&str>,
+    ) {
+        assert!(self.is_live(), "tab {i} {when} is not live: {self:?}");
+        assert_eq!(self.title, title, "tab {i} {when}: {self:?}");
+        assert_eq!(self.badge, None, "tab {i} {when} shows the badge: {self:?}");
+        let on = self.instance.as_deref();
+        assert_eq!(
+            on, instance,
+            "tab {i} {when} is not on the server: {self:?}"
+        );
+        if self.url.ends_with('/') {
+            assert_eq!(
+                self.shown_instance.as_deref(),
+                instance,
+                "tab {i} {when}: the page does not show the server's instance: {self:?}"
+            );
+        }
+        assert_eq!(
+            self.reloads.as_deref(),
+            reloads,
+            "tab {i} {when} should have reloaded exactly {reloads:?} times: {self:?}"
+        );
+    }
 }
 
 /// A headless Chromium session through a chromedriver of its own, with the tabs a
