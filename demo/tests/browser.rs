@@ -10,7 +10,7 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use dev_support::chromium::{Browser, Options, TabState};
-use dev_support::process::{descendants, process_name};
+use dev_support::process::descendants;
 use dev_support::scratch::{check, edit, WatchedCopy};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -167,7 +167,10 @@ fn server_pid(copy: &WatchedCopy) -> Pid {
     let servers: Vec<Pid> = descendants(copy.watchexec.pid())
         .into_iter()
         .map(|(process, _)| process)
-        .filter(|&process| process_name(process).as_deref() == Some("axum-autoreload"))
+        .filter(|process| {
+            let name = std::fs::read_to_string(format!("/proc/{process}/comm"));
+            name.is_ok_and(|name| name.trim() == "axum-autoreload")
+        })
         .collect();
     match servers[..] {
         [server] => server,

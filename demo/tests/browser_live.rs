@@ -89,7 +89,7 @@ async fn css_images_and_html_update_live() {
         .await;
 }
 
-/// Step 1: [`CSS_EDITS`] edits of style.css, each swapped in without navigation.
+/// Step 1: [`CSS_EDITS`] edits of style.css.
 async fn css_edits(tab: &Tab<'_>) {
     let mut times = Vec::new();
     for edit in 0..CSS_EDITS {
@@ -101,7 +101,7 @@ async fn css_edits(tab: &Tab<'_>) {
     eprintln!("style.css write to new style applied, {CSS_EDITS} edits: {summary}");
 }
 
-/// Step 2: an empty style.css is not announced; the write that fills it is.
+/// Step 2: an empty style.css, then filled.
 async fn half_written_css(tab: &Tab<'_>) {
     let before = tab.read().await;
     tab.browser.exec(0, COUNT_ADDED_LINKS, Vec::new()).await;
@@ -125,9 +125,7 @@ async fn half_written_css(tab: &Tab<'_>) {
     eprintln!("style.css filled after being empty: new style applied after {took:.0} ms");
 }
 
-/// Step 3: logo.svg and bg.svg edited: the `<img>` and the CSS background show the
-/// new files, with no navigation; the background stays new after a stylesheet
-/// swap.
+/// Step 3: logo.svg and bg.svg edited.
 async fn images(tab: &Tab<'_>) {
     let written = Instant::now();
     tab.write("logo.svg", &svg(90, 45, "green"));
@@ -180,7 +178,7 @@ async fn images(tab: &Tab<'_>) {
     );
 }
 
-/// Step 4: index.html edited: the tab reloads, once.
+/// Step 4: index.html edited.
 async fn html_edit(tab: &Tab<'_>) {
     let written = Instant::now();
     tab.write("index.html", &index_html(NEW_HEADING));

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use dev_support::chromium::{Browser, Options};
+use dev_support::chromium::{Browser, Options, TabState, READ_TAB};
 use dev_support::scratch::{edit, WatchedCopy};
 use serde::Deserialize;
 
@@ -27,55 +27,49 @@ const MAIN: &str = "demo/src/main.rs";
 /// The line of [`PAGES`] that the test edits.
 const TITLE_PREFIX: &str = "const TITLE: &str = ";
 
-/// What the test reads from a tab ([`Tab`]): the state the client script shows,
-/// the text of the failure overlay (in its shadow root), its editor links and the
-/// page itself.
-const READ: &str = r#"
-    var overlay = document.getElementById("axum-autoreload-overlay");
-    var root = overlay && overlay.shadowRoot;
-    var links = root ? root.querySelectorAll("a[href]") : document.querySelectorAll("a[href]");
-    var navigation = performance.getEntriesByType("navigation")[0];
-    return {
-        state: document.documentElement.getAttribute("data-autoreload"),
-        timing: document.documentElement.getAttribute("data-autoreload-timing"),
-        overlay: root ? root.textContent : null,
-        links: Array.prototype.map.call(links, function (a) { return a.getAttribute("href"); }),
-        title: document.title,
-        body: document.body ? document.body.innerText : "",
-        url: location.href,
-        ready: document.readyState,
-        loadMs: navigation ? navigation.duration : -1,
-    };
-"#;
+/// Reads a [`Tab`]: [`READ_TAB`], and the failure overlay's text (in its shadow
+/// root), its editor links and the page itself.
+fn read() -> String {
+    format!(
+        r#"
+        var overlay = document.getElementById("axum-autoreload-overlay");
+        var root = overlay && overlay.shadowRoot;
+        var links = root ? root.querySelectorAll("a[href]") : document.querySelectorAll("a[href]");
+        var navigation = performance.getEntriesByType("navigation")[0];
+        return Object.assign((function () {{ {READ_TAB} }}).apply(this, arguments), {{
+            timing: document.documentElement.getAttribute("data-autoreload-timing"),
+            overlay: root ? root.textContent : null,
+            links: Array.prototype.map.call(links, function (a) {{ return a.getAttribute("href"); }}),
+            body: document.body ? document.body.innerText : "",
+            loadMs: navigation ? navigation.duration : -1,
+        }});
+    "#
+    )
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Tab {
-    state: Option<String>,
+    #[serde(flatten)]
+    tab: TabState,
     timing: Option<String>,
     overlay: Option<String>,
     links: Vec<String>,
-    title: String,
     body: String,
-    url: String,
-    ready: String,
     load_ms: f64,
 }
 
 impl Tab {
     /// Shows `needles` in the failure overlay, above the page it had.
     fn shows_overlay_with(&self, needles: &[&str]) -> bool {
-        self.state.as_deref() == Some("failed")
+        self.tab.autoreload.as_deref() == Some("failed")
             && (self.overlay.as_deref())
                 .is_some_and(|text| needles.iter().all(|needle| text.contains(needle)))
     }
 
     /// Live on a server that runs the app, with `title`, and no overlay.
     fn is_live_with(&self, title: &str) -> bool {
-        self.state.as_deref() == Some("live")
-            && self.ready == "complete"
-            && self.title == title
-            && self.overlay.is_none()
+        self.tab.is_live() && self.tab.title == title && self.overlay.is_none()
     }
 }
 
@@ -119,7 +113,7 @@ async fn scenario(browser: &mut Browser, copy: &WatchedCopy) {
     );
     for (i, tab) in tabs.iter().enumerate() {
         assert_eq!(
-            tab.title, old_title,
+            tab.tab.title, old_title,
             "tab {i}: the old page stays underneath"
         );
         let editor_link = format!("pages.rs:{line}:");
@@ -139,7 +133,7 @@ async fn scenario(browser: &mut Browser, copy: &WatchedCopy) {
     // A tab opened while the build is broken gets the error page.
     browser.open_tabs(&copy.url, 1).await;
     let new_tab: Tab = browser
-        .read_as(TABS, READ)
+        .read_as(TABS, &read())
         .await
         .expect("reading the new tab");
     assert!(
@@ -176,7 +170,7 @@ async fn scenario(browser: &mut Browser, copy: &WatchedCopy) {
     );
     for (i, tab) in tabs.iter().enumerate() {
         assert!(
-            tab.url.starts_with(&copy.url),
+            tab.tab.url.starts_with(&copy.url),
             "tab {i} is no browser error page: {tab:?}"
         );
     }
@@ -207,10 +201,10 @@ async fn scenario(browser: &mut Browser, copy: &WatchedCopy) {
     .await;
 }
 
-/// [`Browser::wait_all_as`] with [`READ`], at most [`EDIT`].
+/// [`Browser::wait_all_as`] with [`read`], at most [`EDIT`].
 async fn wait_all(browser: &Browser, what: &str, done: impl Fn(&Tab) -> bool) -> Vec<Tab> {
     browser
-        .wait_all_as(READ, what, EDIT, |_, tab| done(tab))
+        .wait_all_as(&read(), what, EDIT, |_, tab| done(tab))
         .await
 }
 

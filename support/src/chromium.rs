@@ -283,11 +283,6 @@ impl Browser {
         serde_json::from_value(value).map_err(CmdError::Json)
     }
 
-    /// Reads tab `i`'s [`TabState`].
-    pub async fn read(&self, i: usize) -> Result<TabState, CmdError> {
-        self.read_as(i, READ_TAB).await
-    }
-
     /// [`Self::wait_all_as`] with [`READ_TAB`].
     pub async fn wait_all(
         &self,
@@ -340,21 +335,16 @@ impl Browser {
         }
     }
 
-    /// Prints every tab's state and what [`DUMP`] shows of its page.
+    /// Prints what [`DUMP`] shows of every tab's page (a timed-out wait has
+    /// printed their states).
     async fn dump(&self) {
         for i in 0..self.tabs.len() {
             let dump = async {
-                let state = self.read(i).await?;
-                let page = self.client.execute(DUMP, Vec::new()).await?;
-                Ok::<_, CmdError>((state, page))
+                self.client.switch_to_window(self.tabs[i].clone()).await?;
+                self.client.execute(DUMP, Vec::new()).await
             };
             match tokio::time::timeout(Duration::from_secs(10), dump).await {
-                Ok(Ok((state, page))) => {
-                    eprintln!(
-                        "---- tab {i}: {state:?}\n{}",
-                        page.as_str().unwrap_or_default()
-                    );
-                }
+                Ok(Ok(page)) => eprintln!("---- tab {i}:\n{}", page.as_str().unwrap_or_default()),
                 Ok(Err(err)) => eprintln!("---- tab {i}: cannot read it: {err}"),
                 Err(_) => eprintln!("---- tab {i}: no answer within 10 s"),
             }

@@ -168,13 +168,6 @@ fn pid(id: u32) -> Pid {
     Pid::from_raw(i32::try_from(id).expect("a pid fits in i32"))
 }
 
-/// The executable name (`comm`) of a process, from `/proc`.
-pub fn process_name(process: Pid) -> Option<String> {
-    fs::read_to_string(format!("/proc/{process}/comm"))
-        .ok()
-        .map(|name| name.trim().to_owned())
-}
-
 /// Every living descendant of `root`, with its process group, read from `/proc`.
 pub fn descendants(root: Pid) -> Vec<(Pid, Pid)> {
     let mut children: HashMap<i32, Vec<(i32, i32)>> = HashMap::new();
