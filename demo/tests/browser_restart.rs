@@ -30,9 +30,7 @@ use dev_support::socket::PassedSocket;
 use nix::sys::signal::Signal;
 use serde_json::json;
 
-/// The demo binary under test.
 const DEMO: &str = env!("CARGO_BIN_EXE_axum-autoreload-demo");
-/// Tabs open on the app.
 const TABS: usize = 2;
 /// Bound on anything that takes milliseconds when it works (a tab reloading, a
 /// server answering, a process exiting).
@@ -64,9 +62,6 @@ async fn scroll_position_survives_a_restart() {
     with_run(LONG_PAGE, async |run| run.scroll_kept().await).await;
 }
 
-/// A restart with the static page's file unchanged. The browser revalidates the
-/// page on reload; the server must not answer with a copy (a `304 Not Modified`)
-/// that still names the old server, or the tab reloads again and again.
 #[tokio::test]
 async fn unchanged_static_page_reloads_once_after_a_restart() {
     with_run(LONG_PAGE, async |run| {
@@ -102,7 +97,6 @@ async fn with_run(path: &str, scenario: impl AsyncFnOnce(&mut Run<'_>)) {
                 socket: PassedSocket::new(),
                 args,
                 long_page,
-                touches: 0,
                 title: String::new(),
                 instance: String::new(),
             };
@@ -176,8 +170,6 @@ struct Run<'b> {
     args: Vec<String>,
     /// The long page's file.
     long_page: PathBuf,
-    /// How many times the long page's file was touched.
-    touches: u64,
     /// The title of the page the tabs are on.
     title: String,
     /// The instance id of the running (or last) server.
@@ -185,11 +177,8 @@ struct Run<'b> {
 }
 
 impl Run<'_> {
-    /// Stops the server with `signal` and starts the next one `gap` after it
-    /// exited. Every tab shows it is down (with the badge) within `down_within`
-    /// and stays down to the end of the gap, never showing another page (an error
-    /// page) nor reloading; then it reloads exactly once onto the next server, its
-    /// `reloads`th reload.
+    /// Scenario 1: stops the server with `signal` and starts the next one `gap`
+    /// after it exited; every tab is down (with the badge) within `down_within`.
     async fn down_and_back(
         &mut self,
         signal: Signal,
@@ -233,17 +222,12 @@ impl Run<'_> {
         self.settle(&when, reloads).await;
     }
 
-    /// The tabs, scrolled down the long page, come back where they were after a
-    /// restart. Then a control: with the client's saved position dropped, the
-    /// reloaded page is at the top, so the browser does not restore it by itself
-    /// and the first check is the client's doing.
-    ///
-    /// The page's file is touched before each restart, as an edit would, so that
-    /// the reload fetches it anew (the unchanged page is the third test's case).
+    /// Scenario 2. The page's file is touched before each restart, as an edit
+    /// would, so that the reload fetches it anew (scenario 3 leaves it unchanged).
     async fn scroll_kept(&mut self) {
         self.scroll_to(SCROLL).await;
         let stopped = Instant::now();
-        self.touch_long_page();
+        self.touch_long_page(1);
         self.restart("after SIGINT", 1).await;
         // The position is restored on the load event, which comes before the tab
         // goes live; wait a little for it anyway.
@@ -271,7 +255,7 @@ impl Run<'_> {
             self.browser.exec(i, DROP_SAVED_SCROLL, args).await;
         }
         self.scroll_to(SCROLL).await;
-        self.touch_long_page();
+        self.touch_long_page(2);
         self.restart("after SIGINT", 2).await;
         tokio::time::sleep(Duration::from_millis(300)).await;
         let tabs = self.browser.wait_all("every tab read", WAIT, |_, _| true);
@@ -285,11 +269,10 @@ impl Run<'_> {
         eprintln!("scroll control: without the saved position the tabs come back at {scrolls:?}");
     }
 
-    /// Moves the long page's modification time forward, so that a revalidation of
+    /// Moves the long page's modification time `minutes` forward, so that a revalidation of
     /// it gets the whole page.
-    fn touch_long_page(&mut self) {
-        self.touches += 1;
-        let modified = SystemTime::now() + Duration::from_secs(60 * self.touches);
+    fn touch_long_page(&mut self, minutes: u64) {
+        let modified = SystemTime::now() + Duration::from_secs(60 * minutes);
         std::fs::File::options()
             .write(true)
             .open(&self.long_page)

@@ -26,24 +26,13 @@ pub const RELOADS_KEY: &str = "axum-autoreload:reloads";
 pub const BADGE_TEXT: &str = "restarting\u{2026}";
 
 /// Chromium's flags in every browser test.
-const CHROMIUM_FLAGS: [&str; 9] = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-];
+const CHROMIUM_FLAGS: &str = "--headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
+    --disable-background-networking --disable-component-update --disable-sync \
+    --disable-dev-shm-usage";
 
 /// Flags that let background tabs run their timers and scripts as usual.
-const UNTHROTTLED_FLAGS: [&str; 3] = [
-    "--disable-background-timer-throttling",
-    "--disable-renderer-backgrounding",
-    "--disable-backgrounding-occluded-windows",
-];
+const UNTHROTTLED_FLAGS: &str = "--disable-background-timer-throttling \
+    --disable-renderer-backgrounding --disable-backgrounding-occluded-windows";
 
 /// How a test wants its [`Browser`].
 #[derive(Debug, Clone, Copy)]
@@ -372,9 +361,12 @@ pub fn summary_ms(times: &[f64]) -> String {
 
 /// A session on headless `chromium` with its profile in `profile`.
 async fn connect(driver_port: u16, chromium: &Path, profile: &Path, options: Options) -> Client {
-    let mut args: Vec<String> = CHROMIUM_FLAGS.map(str::to_owned).to_vec();
+    let mut args: Vec<String> = CHROMIUM_FLAGS
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
     if options.unthrottled_background_tabs {
-        args.extend(UNTHROTTLED_FLAGS.map(str::to_owned));
+        args.extend(UNTHROTTLED_FLAGS.split_whitespace().map(str::to_owned));
     }
     args.push(format!("--user-data-dir={}", profile.display()));
     let capabilities = json!({

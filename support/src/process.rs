@@ -171,25 +171,15 @@ fn pid(id: u32) -> Pid {
 /// Every living descendant of `root`, with its process group, read from `/proc`.
 pub fn descendants(root: Pid) -> Vec<(Pid, Pid)> {
     let mut children: HashMap<i32, Vec<(i32, i32)>> = HashMap::new();
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    for entry in entries.flatten() {
-        let Some(process) = entry.file_name().to_str().and_then(|s| s.parse().ok()) else {
-            continue;
-        };
-        let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
+    for entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let process = entry.file_name().to_str().and_then(|s| s.parse().ok());
+        let stat = fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
         // "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
-        let Some((_, after_comm)) = stat.rsplit_once(')') else {
+        let (Some(process), Some((_, after_comm))) = (process, stat.rsplit_once(')')) else {
             continue;
         };
-        let fields: Vec<&str> = after_comm.split_whitespace().collect();
-        if let (Some(Ok(parent)), Some(Ok(group))) = (
-            fields.get(1).map(|s| s.parse::<i32>()),
-            fields.get(2).map(|s| s.parse::<i32>()),
-        ) {
+        let mut fields = after_comm.split_whitespace().skip(1).map(str::parse);
+        if let (Some(Ok(parent)), Some(Ok(group))) = (fields.next(), fields.next()) {
             children.entry(parent).or_default().push((process, group));
         }
     }

@@ -127,15 +127,7 @@ impl WatchedCopy {
         let mut command = Command::new(watchexec);
         command
             .args(["--socket", &addr.to_string(), "--restart"])
-            .args([
-                "--stop-signal",
-                "SIGINT",
-                "-w",
-                "src",
-                "-w",
-                "demo/src",
-                "--",
-            ])
+            .args("--stop-signal SIGINT -w src -w demo/src --".split(' '))
             .args(program(&root))
             .current_dir(&root)
             .env("CARGO_TARGET_DIR", Self::target_dir())
