@@ -24,8 +24,9 @@ const TABS: usize = 3;
 /// The demo's pages and its `main`, in the copy of the workspace.
 const PAGES: &str = "demo/src/app/pages.rs";
 const MAIN: &str = "demo/src/main.rs";
-/// The line of [`PAGES`] that the test edits.
-const TITLE_PREFIX: &str = "const TITLE: &str = ";
+/// The starts of the lines of [`PAGES`] and [`MAIN`] that the test edits.
+const TITLE: &str = "const TITLE: &str = ";
+const MAIN_FN: &str = "async fn main() -> ExitCode {";
 
 /// Reads a [`Tab`]: [`READ_TAB`], and the failure overlay's text (in its shadow
 /// root), its editor links and the page itself.
@@ -95,11 +96,7 @@ async fn scenario(browser: &mut Browser, copy: &WatchedCopy) {
 
     // An edit that does not compile: every tab shows the error above its page.
     let pages = copy.root.join(PAGES);
-    let line = replace_line(
-        &pages,
-        TITLE_PREFIX,
-        "const TITLE: &str = e2e_undefined_title;",
-    );
+    let line = replace_line(&pages, TITLE, "e2e_undefined_title;");
     let location = format!("{PAGES}:{line}:");
     let edited = Instant::now();
     let tabs = wait_all(browser, "every tab to show the build error", |tab| {
@@ -145,18 +142,12 @@ async fn scenario(browser: &mut Browser, copy: &WatchedCopy) {
         "the error page loads in under 1 s: {} ms",
         new_tab.load_ms
     );
-    eprintln!(
-        "a new tab loaded the error page in {:.0} ms",
-        new_tab.load_ms
-    );
+    let load_ms = new_tab.load_ms;
+    eprintln!("a new tab loaded the error page in {load_ms:.0} ms");
 
     // The fix: every tab, the one opened on the error page too, gets the new page.
     let fixed_title = "Fixed by the runner test";
-    replace_line(
-        &pages,
-        TITLE_PREFIX,
-        &format!("{TITLE_PREFIX}\"{fixed_title}\";"),
-    );
+    replace_line(&pages, TITLE, &format!("\"{fixed_title}\";"));
     let fixed = Instant::now();
     let tabs = wait_all(browser, "every tab to show the fixed page", |tab| {
         tab.is_live_with(fixed_title)
@@ -184,17 +175,13 @@ async fn scenario(browser: &mut Browser, copy: &WatchedCopy) {
 
     // A panic in main, before serving: the tabs show its message and location.
     let main = copy.root.join(MAIN);
-    let main_line = replace_line(
-        &main,
-        "async fn main()",
-        "async fn main() -> ExitCode { panic!(\"e2e panic in main\");",
-    );
+    let main_line = replace_line(&main, MAIN_FN, " panic!(\"e2e panic in main\");");
     let panic_location = format!("{MAIN}:{main_line}:");
     wait_all(browser, "every tab to show the panic", |tab| {
         tab.shows_overlay_with(&["e2e panic in main", &panic_location])
     })
     .await;
-    replace_line(&main, "async fn main()", "async fn main() -> ExitCode {");
+    replace_line(&main, MAIN_FN, "");
     wait_all(browser, "every tab to be back after the panic", |tab| {
         tab.is_live_with(fixed_title)
     })
@@ -246,12 +233,12 @@ fn is_timing_line(line: &str) -> bool {
 }
 
 /// Replaces the line of `file` that starts with `prefix` (after indentation) by
-/// `line` and returns its number (from 1).
-fn replace_line(file: &Path, prefix: &str, line: &str) -> usize {
+/// `prefix` and `rest`, and returns its number (from 1).
+fn replace_line(file: &Path, prefix: &str, rest: &str) -> usize {
     let source = std::fs::read_to_string(file).expect("reading the file to edit");
     let (number, old) = (source.lines().enumerate())
         .find(|(_, old)| old.trim_start().starts_with(prefix))
         .unwrap_or_else(|| panic!("no line starting with {prefix:?} in {}", file.display()));
-    edit(file, old, line);
+    edit(file, old, &format!("{prefix}{rest}"));
     number + 1
 }
