@@ -134,10 +134,8 @@ async fn images(tab: &Tab<'_>) {
             page.logo_width == 90
         })
         .await;
-    eprintln!(
-        "logo.svg write to the new <img> loaded: {} ms (polled over WebDriver)",
-        written.elapsed().as_millis()
-    );
+    let took = written.elapsed().as_millis();
+    eprintln!("logo.svg write to the new <img> loaded: {took} ms (polled over WebDriver)");
     page.expect_in_place("after logo.svg was edited");
     assert!(
         page.logo_src.contains("autoreload="),
@@ -151,10 +149,8 @@ async fn images(tab: &Tab<'_>) {
         near(tab.bg_color().await, GREEN).then_some(())
     })
     .await;
-    eprintln!(
-        "bg.svg write to the new background shown: {} ms (polled over WebDriver)",
-        written.elapsed().as_millis()
-    );
+    let took = written.elapsed().as_millis();
+    eprintln!("bg.svg write to the new background shown: {took} ms (polled over WebDriver)");
     let page = tab.read().await;
     page.expect_in_place("after bg.svg was edited");
     assert!(
@@ -187,10 +183,8 @@ async fn html_edit(tab: &Tab<'_>) {
             page.tab.is_live() && page.h1_text == NEW_HEADING
         })
         .await;
-    eprintln!(
-        "index.html write to the reloaded page live: {} ms",
-        written.elapsed().as_millis()
-    );
+    let took = written.elapsed().as_millis();
+    eprintln!("index.html write to the reloaded page live: {took} ms");
     for when in ["after index.html was edited", "a moment later"] {
         if when == "a moment later" {
             tokio::time::sleep(SETTLE).await;

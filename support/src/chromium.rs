@@ -190,7 +190,29 @@ impl Browser {
         })
         .await;
         let profile = crate::scratch::temp_dir("chromium-profile-");
-        let client = connect(port, chromium, profile.path(), options).await;
+        let unthrottled = if options.unthrottled_background_tabs {
+            UNTHROTTLED_FLAGS
+        } else {
+            ""
+        };
+        let mut args: Vec<String> = (CHROMIUM_FLAGS.split_whitespace())
+            .chain(unthrottled.split_whitespace())
+            .map(str::to_owned)
+            .collect();
+        args.push(format!("--user-data-dir={}", profile.path().display()));
+        let capabilities = json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": { "binary": chromium, "args": args },
+        });
+        let client = ClientBuilder::new(HttpConnector::new())
+            .capabilities(serde_json::from_value(capabilities).expect("a JSON object"))
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+            .expect("starting a Chromium session through chromedriver");
+        let timeouts =
+            TimeoutConfiguration::new(Some(Duration::from_secs(10)), Some(options.page_load), None);
+        let set = client.update_timeouts(timeouts).await;
+        set.expect("setting WebDriver timeouts");
         Self {
             client,
             tabs: Vec::new(),
@@ -357,34 +379,4 @@ pub fn summary_ms(times: &[f64]) -> String {
         sorted[n - 1],
         each.join(", ")
     )
-}
-
-/// A session on headless `chromium` with its profile in `profile`.
-async fn connect(driver_port: u16, chromium: &Path, profile: &Path, options: Options) -> Client {
-    let mut args: Vec<String> = CHROMIUM_FLAGS
-        .split_whitespace()
-        .map(str::to_owned)
-        .collect();
-    if options.unthrottled_background_tabs {
-        args.extend(UNTHROTTLED_FLAGS.split_whitespace().map(str::to_owned));
-    }
-    args.push(format!("--user-data-dir={}", profile.display()));
-    let capabilities = json!({
-        "browserName": "chrome",
-        "goog:chromeOptions": { "binary": chromium, "args": args },
-    });
-    let Value::Object(capabilities) = capabilities else {
-        unreachable!("a JSON object literal")
-    };
-    let mut builder = ClientBuilder::new(HttpConnector::new());
-    builder.capabilities(capabilities);
-    let client = builder
-        .connect(&format!("http://127.0.0.1:{driver_port}"))
-        .await
-        .expect("starting a Chromium session through chromedriver");
-    let timeouts =
-        TimeoutConfiguration::new(Some(Duration::from_secs(10)), Some(options.page_load), None);
-    let set = client.update_timeouts(timeouts).await;
-    set.expect("setting WebDriver timeouts");
-    client
 }
