@@ -39,13 +39,9 @@ async fn with_browser(page_load: Duration, scenario: impl AsyncFnOnce(&mut Brows
     };
     let dir = dev_support::scratch::temp_dir("axum-autoreload-feed-e2e-");
     let db = dir.path().join("posts.sqlite3");
+    let db = db.to_str().expect("a UTF-8 path");
     let static_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/static");
-    let args = [
-        "--db",
-        db.to_str().expect("a UTF-8 path"),
-        "--static-dir",
-        static_dir,
-    ];
+    let args = ["--db", db, "--static-dir", static_dir];
     let socket = PassedSocket::new();
     let _server = Proc::spawn_on(&socket, env!("CARGO_BIN_EXE_axum-autoreload-demo"), &args);
     wait_ready(socket.addr, SETTLE).await;

@@ -368,15 +368,9 @@ impl Browser {
 pub fn summary_ms(times: &[f64]) -> String {
     let mut sorted = times.to_vec();
     sorted.sort_by(f64::total_cmp);
-    let (n, each): (usize, Vec<String>) = (
-        times.len(),
-        times.iter().map(|ms| format!("{ms:.0}")).collect(),
-    );
+    let each: Vec<String> = times.iter().map(|t| format!("{t:.0}")).collect();
+    let (n, each) = (times.len(), each.join(", "));
     let median = (sorted[(n - 1) / 2] + sorted[n / 2]) / 2.0;
-    format!(
-        "median {median:.0} ms, min {:.0}, max {:.0} (each: {})",
-        sorted[0],
-        sorted[n - 1],
-        each.join(", ")
-    )
+    let (min, max) = (sorted[0], sorted[n - 1]);
+    format!("median {median:.0} ms, min {min:.0}, max {max:.0} (each: {each})")
 }
