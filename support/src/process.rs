@@ -9,7 +9,6 @@
 use std::collections::{BTreeSet, HashMap};
 use std::fs;
 use std::os::unix::process::CommandExt;
-use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -67,10 +66,7 @@ impl Proc {
     pub fn spawn_on(socket: &PassedSocket, program: &str, args: &[&str]) -> Self {
         let mut command = Command::new(program);
         socket.pass_to(command.args(args));
-        let name = Path::new(program)
-            .file_name()
-            .and_then(|name| name.to_str());
-        Self::spawn(name.unwrap_or(program), command)
+        Self::spawn(program.rsplit('/').next().unwrap_or(program), command)
     }
 
     /// Stop it with `signal` (and wait up to `grace` for it) before the SIGKILLs.
@@ -82,7 +78,7 @@ impl Proc {
     }
 
     pub fn pid(&self) -> Pid {
-        pid(self.child.id())
+        Pid::from_raw(i32::try_from(self.child.id()).expect("a pid fits in i32"))
     }
 
     /// Sends `signal` to the process (not its group).
@@ -102,15 +98,10 @@ impl Proc {
     /// Waits up to `limit` for the process to exit; `None` when it did not.
     pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
         let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.exited() {
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
+        while self.exited().is_none() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(1));
         }
+        self.status
     }
 
     /// The log's text so far: the process's stdout and stderr.
@@ -120,14 +111,10 @@ impl Proc {
 
     /// The log's last `lines` lines, under a heading.
     pub fn tail(&self, lines: usize) -> String {
-        let text = self.log_text();
+        let (name, text) = (&self.name, self.log_text());
         let all: Vec<&str> = text.lines().collect();
-        format!(
-            "---- last {lines} lines of the {} log ----\n{}\n---- end of the {} log ----",
-            self.name,
-            all[all.len().saturating_sub(lines)..].join("\n"),
-            self.name,
-        )
+        let tail = all[all.len().saturating_sub(lines)..].join("\n");
+        format!("---- last {lines} lines of the {name} log ----\n{tail}\n---- end of the {name} log ----")
     }
 }
 
@@ -162,10 +149,6 @@ impl Drop for Proc {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn pid(id: u32) -> Pid {
-    Pid::from_raw(i32::try_from(id).expect("a pid fits in i32"))
 }
 
 /// Every living descendant of `root`, with its process group, read from `/proc`.
