@@ -114,7 +114,8 @@ impl Proc {
         let (name, text) = (&self.name, self.log_text());
         let all: Vec<&str> = text.lines().collect();
         let tail = all[all.len().saturating_sub(lines)..].join("\n");
-        format!("---- last {lines} lines of the {name} log ----\n{tail}\n---- end of the {name} log ----")
+        let head = format!("---- last {lines} lines of the {name} log ----");
+        format!("{head}\n{tail}\n---- end of the {name} log ----")
     }
 }
 

@@ -114,10 +114,10 @@ impl WatchedCopy {
         let root = dir.path().join("app");
         copy_workspace(&root);
         let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let args = format!("--socket {addr} --restart --stop-signal SIGINT -w src -w demo/src --");
         let mut command = Command::new(&watchexec);
         command
-            .args(["--socket", &addr.to_string(), "--restart"])
-            .args("--stop-signal SIGINT -w src -w demo/src --".split(' '))
+            .args(args.split(' '))
             .args(program(&root))
             .current_dir(&root)
             .env("CARGO_TARGET_DIR", Self::target_dir())
@@ -133,6 +133,7 @@ impl WatchedCopy {
         assert_eq!(first_page.status, 200, "GET /: {}", first_page.text());
         let took = started.elapsed().as_millis();
         eprintln!("first page after {took} ms (includes building the copy)");
+        let browser = Browser::start(&chromium, &chromedriver, options).await;
         let copy = Self {
             root,
             url: format!("http://{addr}/"),
@@ -140,10 +141,7 @@ impl WatchedCopy {
             watchexec,
             _dir: dir,
         };
-        Some((
-            copy,
-            Browser::start(&chromium, &chromedriver, options).await,
-        ))
+        Some((copy, browser))
     }
 
     /// Where the copy's builds go.
