@@ -269,8 +269,8 @@ impl Run<'_> {
         eprintln!("scroll control: without the saved position the tabs come back at {scrolls:?}");
     }
 
-    /// Moves the long page's modification time `minutes` forward, so that a revalidation of
-    /// it gets the whole page.
+    /// Moves the long page's modification time `minutes` forward, so that a
+    /// revalidation of it gets the whole page.
     fn touch_long_page(&mut self, minutes: u64) {
         let modified = SystemTime::now() + Duration::from_secs(60 * minutes);
         std::fs::File::options()
