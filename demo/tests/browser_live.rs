@@ -67,30 +67,27 @@ async fn css_images_and_html_update_live() {
     browser
         .run(async |browser| {
             browser.open_tabs(&url, 1).await;
-            let tab = Tab { browser, url, site };
-            let start = tab
-                .wait_for("the page to be live, styled and with its logo", |page| {
-                    page.tab.is_live() && page.h1_color == INITIAL_COLOR && page.logo_width == 30
-                })
-                .await;
-            assert_eq!(start.h1_text, OLD_HEADING, "at the start: {start:?}");
-            assert_eq!(start.links, ["style.css"], "at the start: {start:?}");
-            assert_eq!(start.tab.reloads, None, "at the start: {start:?}");
-            let bg = tab.bg_color().await;
-            assert!(near(bg, RED), "the background at the start: {bg:?}");
-            let mark = "window.__marker = arguments[0];";
-            tab.browser.exec(0, mark, vec![json!(MARKER)]).await;
-
-            css_edits(&tab).await;
-            half_written_css(&tab).await;
-            images(&tab).await;
-            html_edit(&tab).await;
+            scenario(&Tab { browser, url, site }).await;
         })
         .await;
 }
 
-/// Step 1: [`CSS_EDITS`] edits of style.css.
-async fn css_edits(tab: &Tab<'_>) {
+/// The steps of the module doc, on the one tab.
+async fn scenario(tab: &Tab<'_>) {
+    let start = tab
+        .wait_for("the page to be live, styled and with its logo", |page| {
+            page.tab.is_live() && page.h1_color == INITIAL_COLOR && page.logo_width == 30
+        })
+        .await;
+    assert_eq!(start.h1_text, OLD_HEADING, "at the start: {start:?}");
+    assert_eq!(start.links, ["style.css"], "at the start: {start:?}");
+    assert_eq!(start.tab.reloads, None, "at the start: {start:?}");
+    let bg = tab.bg_color().await;
+    assert!(near(bg, RED), "the background at the start: {bg:?}");
+    let mark = "window.__marker = arguments[0];";
+    tab.browser.exec(0, mark, vec![json!(MARKER)]).await;
+
+    // Step 1. CSS_EDITS edits of style.css.
     let mut times = Vec::new();
     for edit in 0..CSS_EDITS {
         let when = format!("after style.css edit {edit}");
@@ -99,10 +96,8 @@ async fn css_edits(tab: &Tab<'_>) {
     }
     let summary = summary_ms(&times);
     eprintln!("style.css write to new style applied, {CSS_EDITS} edits: {summary}");
-}
 
-/// Step 2: an empty style.css, then filled.
-async fn half_written_css(tab: &Tab<'_>) {
+    // Step 2. An empty style.css, then filled.
     let before = tab.read().await;
     tab.browser.exec(0, COUNT_ADDED_LINKS, Vec::new()).await;
     tab.write("style.css", "");
@@ -123,10 +118,8 @@ async fn half_written_css(tab: &Tab<'_>) {
     let (took, page) = tab.swap_css(&edit_color(CSS_EDITS), when).await;
     assert_eq!(page.links_added, Some(1), "{when}: {page:?}");
     eprintln!("style.css filled after being empty: new style applied after {took:.0} ms");
-}
 
-/// Step 3: logo.svg and bg.svg edited.
-async fn images(tab: &Tab<'_>) {
+    // Step 3. logo.svg and bg.svg edited.
     let written = Instant::now();
     tab.write("logo.svg", &svg(90, 45, "green"));
     let page = tab
@@ -172,10 +165,8 @@ async fn images(tab: &Tab<'_>) {
          still be the new bg.svg (green {GREEN:?}), not the old one (red {RED:?}): it is \
          {bg:?}; {page:?}"
     );
-}
 
-/// Step 4: index.html edited.
-async fn html_edit(tab: &Tab<'_>) {
+    // Step 4. index.html edited.
     let written = Instant::now();
     tab.write("index.html", &index_html(NEW_HEADING));
     let page = tab
