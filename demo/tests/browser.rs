@@ -35,12 +35,8 @@ async fn ten_tabs_reload_once_after_an_edit() {
     };
     let pages = copy.root.join(PAGES);
     let source = std::fs::read_to_string(&pages).expect("reading pages.rs");
-    let old_title = source
-        .split_once(TITLE_PREFIX)
-        .and_then(|(_, rest)| rest.split_once('"'))
-        .expect("pages.rs has `const TITLE: &str = \"...\";`")
-        .0
-        .to_owned();
+    let (_, rest) = source.split_once(TITLE_PREFIX).expect("pages.rs's TITLE");
+    let old_title = rest.split_once('"').expect("the title's closing quote").0;
     let page = copy.first_page.text();
     let title = format!("<title>{old_title}</title>");
     for (needle, what) in [
@@ -59,21 +55,21 @@ async fn ten_tabs_reload_once_after_an_edit() {
                 .instance
                 .clone();
             assert!(old_instance.is_some(), "tab 0 has no instance id");
-            let before = (old_title.as_str(), old_instance.as_deref());
+            let before = (old_title, old_instance.as_deref());
             expect_settled(browser, &mut copy, "before the edit", before, None).await;
             eprintln!("{TABS} tabs live on instance {old_instance:?}");
 
             // The edit: watchexec restarts `cargo run`, which rebuilds; every tab must
             // reload once, onto the new server, without ever showing an error page.
-            let new_title = "axum-autoreload e2e, edited".to_owned();
+            let new_title = "axum-autoreload e2e, edited";
             let edited = Instant::now();
             let title_line = |title: &str| format!("{TITLE_PREFIX}{title}\";");
-            edit(&pages, &title_line(&old_title), &title_line(&new_title));
+            edit(&pages, &title_line(old_title), &title_line(new_title));
             let mut first_seen = [None; TABS];
             let what = "every tab to show the new title";
             let after = wait_all(browser, &mut copy, what, EDIT_TO_ALL_TABS, |i, tab| {
                 assert!(
-                    [&old_title, &new_title].contains(&&tab.title),
+                    [old_title, new_title].contains(&tab.title.as_str()),
                     "tab {i} shows neither the old nor the new title {} ms after the edit \
                      (an error page?): {tab:?}",
                     edited.elapsed().as_millis()
@@ -92,11 +88,8 @@ async fn ten_tabs_reload_once_after_an_edit() {
                 "edit-to-all-tabs: {all} ms (first tab after {first} ms; includes the rebuild)"
             );
             let new_instance = after[0].instance.clone();
-            assert_ne!(
-                new_instance, old_instance,
-                "the server should have restarted"
-            );
-            let settled = (new_title.as_str(), new_instance.as_deref());
+            assert_ne!(new_instance, old_instance, "no new server after the edit");
+            let settled = (new_title, new_instance.as_deref());
             expect_settled(browser, &mut copy, "after the edit", settled, Some("1")).await;
 
             // SIGUSR1 to the server: every tab reloads once more, from the same server.
