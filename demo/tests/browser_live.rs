@@ -309,11 +309,8 @@ const WATCH_COLOR: &str = r#"
     });
 "#;
 
-/// Waits for `window.__applied` (execute_async).
-const AWAIT_APPLIED: &str = r#"
-    var done = arguments[arguments.length - 1];
-    window.__applied.then(done, function (err) { done(String(err)); });
-"#;
+/// Waits for `window.__applied` (execute_async: the callback is the last argument).
+const AWAIT_APPLIED: &str = "window.__applied.then(arguments[0]);";
 
 /// The color (RGB) at the middle of a PNG given as bytes, decoded in the page
 /// (execute_async).

@@ -31,7 +31,7 @@ const HALF_TYPED: &str = "half-typed, not sent yet";
 /// time out after `page_load`, with the feed's URL.
 async fn with_browser(page_load: Duration, scenario: impl AsyncFnOnce(&mut Browser, String)) {
     let options = Options {
-        page_load,
+        page_load: Some(page_load),
         unthrottled_background_tabs: true,
     };
     let Some(browser) = Browser::start_or_skip(options).await else {

@@ -35,22 +35,14 @@ const UNTHROTTLED_FLAGS: &str = "--disable-background-timer-throttling \
     --disable-renderer-backgrounding --disable-backgrounding-occluded-windows";
 
 /// How a test wants its [`Browser`].
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Options {
-    /// WebDriver's page-load timeout (`goto`, and a script's navigation).
-    pub page_load: Duration,
+    /// WebDriver's page-load timeout (`goto`, and a script's navigation); 60 s
+    /// when `None`.
+    pub page_load: Option<Duration>,
     /// Background tabs run their timers and scripts as usual, where Chromium
     /// would throttle them.
     pub unthrottled_background_tabs: bool,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Self {
-            page_load: Duration::from_secs(60),
-            unthrottled_background_tabs: false,
-        }
-    }
 }
 
 /// What the browser tests read from a tab, with [`READ_TAB`].
@@ -209,8 +201,9 @@ impl Browser {
             .connect(&format!("http://127.0.0.1:{port}"))
             .await
             .expect("starting a Chromium session through chromedriver");
+        let page_load = options.page_load.unwrap_or(Duration::from_secs(60));
         let timeouts =
-            TimeoutConfiguration::new(Some(Duration::from_secs(10)), Some(options.page_load), None);
+            TimeoutConfiguration::new(Some(Duration::from_secs(10)), Some(page_load), None);
         let set = client.update_timeouts(timeouts).await;
         set.expect("setting WebDriver timeouts");
         Self {
