@@ -24,6 +24,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
 use dev_support::chromium::{Browser, Options, TabState};
+use dev_support::http::first_answer;
 use dev_support::process::Proc;
 use dev_support::scratch::temp_dir;
 use dev_support::socket::PassedSocket;
@@ -137,10 +138,7 @@ fn long_page_html() -> String {
 /// `GET /` on the running server: its instance id (from the injected script tag)
 /// and the page's title.
 async fn home(addr: SocketAddr) -> (String, String) {
-    let response = tokio::time::timeout(WAIT, dev_support::http::get(addr, "/"))
-        .await
-        .unwrap_or_else(|_| panic!("GET / did not answer within {WAIT:?}"))
-        .expect("GET /");
+    let response = first_answer(addr, "/", WAIT, || {}).await;
     let page = response.text();
     assert_eq!(response.status, 200, "GET /: {page}");
     let between = |start: &str, end: &str| {
