@@ -17,7 +17,7 @@
 //! except under CI (`CI=true`), where it fails. Run it with
 //! `cargo test --test browser_live -- --nocapture` to see the timings.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use dev_support::chromium::{summary_ms, Browser, Options, TabState, READ_TAB};
@@ -25,9 +25,10 @@ use dev_support::http::wait_ready;
 use dev_support::process::Proc;
 use dev_support::scratch::temp_dir;
 use dev_support::socket::PassedSocket;
+use dev_support::wait::until;
 use fantoccini::Locator;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
 
 /// Bound on anything that takes milliseconds when it works.
 const WAIT: Duration = Duration::from_secs(5);
@@ -52,9 +53,13 @@ async fn css_images_and_html_update_live() {
         return;
     };
     let work = temp_dir("axum-autoreload-live-e2e-");
-    let site = Site::create(&work.path().join("site"));
+    let site = work.path();
+    write(site, "index.html", &index_html(OLD_HEADING));
+    write(site, "style.css", &style(INITIAL_COLOR));
+    write(site, "logo.svg", &svg(30, 15, "blue"));
+    write(site, "bg.svg", &svg(40, 40, "red"));
     let socket = PassedSocket::new();
-    let root = site.root.to_str().expect("a UTF-8 temporary path");
+    let root = site.to_str().expect("a UTF-8 temporary path");
     let demo = env!("CARGO_BIN_EXE_axum-autoreload-demo");
     let _server = Proc::spawn_on(&socket, demo, &["--root", root]);
     wait_ready(socket.addr, Duration::from_secs(20)).await;
@@ -62,45 +67,40 @@ async fn css_images_and_html_update_live() {
     browser
         .run(async |browser| {
             browser.open_tabs(&url, 1).await;
-            let tab = Tab { browser, url };
-            let start = tab
-                .wait_for("the page to be live, styled and with its logo", |page| {
-                    page.is_live() && page.h1_color == INITIAL_COLOR && page.logo_width == 30
-                })
-                .await;
-            assert_eq!(start.h1_text, OLD_HEADING, "at the start: {start:?}");
-            assert_eq!(start.links, ["style.css"], "at the start: {start:?}");
-            assert_eq!(start.tab.reloads, None, "at the start: {start:?}");
-            let bg = tab.bg_color().await;
-            assert!(near(bg, RED), "the background at the start: {bg:?}");
-            tab.run("window.__marker = arguments[0];", vec![json!(MARKER)])
-                .await;
-
-            css_edits(&tab, &site).await;
-            half_written_css(&tab, &site).await;
-            images(&tab, &site).await;
-            html_edit(&tab, &site).await;
+            scenario(&Tab { browser, url, site }).await;
         })
         .await;
 }
 
-/// Step 1: [`CSS_EDITS`] edits of style.css, each swapped in without navigation.
-async fn css_edits(tab: &Tab<'_>, site: &Site) {
+/// The steps of the module doc, on the one tab.
+async fn scenario(tab: &Tab<'_>) {
+    let start = tab
+        .wait_for("the page to be live, styled and with its logo", |page| {
+            page.tab.is_live() && page.h1_color == INITIAL_COLOR && page.logo_width == 30
+        })
+        .await;
+    assert_eq!(start.h1_text, OLD_HEADING, "at the start: {start:?}");
+    assert_eq!(start.links, ["style.css"], "at the start: {start:?}");
+    assert_eq!(start.tab.reloads, None, "at the start: {start:?}");
+    let bg = tab.bg_color().await;
+    assert!(near(bg, RED), "the background at the start: {bg:?}");
+    let mark = "window.__marker = arguments[0];";
+    tab.browser.exec(0, mark, vec![json!(MARKER)]).await;
+
+    // Step 1. CSS_EDITS edits of style.css.
     let mut times = Vec::new();
     for edit in 0..CSS_EDITS {
         let when = format!("after style.css edit {edit}");
-        let (took, _) = tab.swap_css(site, &edit_color(edit), &when).await;
+        let (took, _) = tab.swap_css(&edit_color(edit), &when).await;
         times.push(took);
     }
     let summary = summary_ms(&times);
     eprintln!("style.css write to new style applied, {CSS_EDITS} edits: {summary}");
-}
 
-/// Step 2: an empty style.css is not announced; the write that fills it is.
-async fn half_written_css(tab: &Tab<'_>, site: &Site) {
+    // Step 2. An empty style.css, then filled.
     let before = tab.read().await;
-    tab.run(COUNT_ADDED_LINKS, Vec::new()).await;
-    site.write("style.css", "");
+    tab.browser.exec(0, COUNT_ADDED_LINKS, Vec::new()).await;
+    tab.write("style.css", "");
     tokio::time::sleep(QUIET).await;
     let page = tab.read().await;
     let when = format!("{} ms after an empty style.css", QUIET.as_millis());
@@ -115,26 +115,20 @@ async fn half_written_css(tab: &Tab<'_>, site: &Site) {
     );
 
     let when = "after style.css was filled";
-    let (took, page) = tab.swap_css(site, &edit_color(CSS_EDITS), when).await;
+    let (took, page) = tab.swap_css(&edit_color(CSS_EDITS), when).await;
     assert_eq!(page.links_added, Some(1), "{when}: {page:?}");
     eprintln!("style.css filled after being empty: new style applied after {took:.0} ms");
-}
 
-/// Step 3: logo.svg and bg.svg edited: the `<img>` and the CSS background show the
-/// new files, with no navigation; the background stays new after a stylesheet
-/// swap.
-async fn images(tab: &Tab<'_>, site: &Site) {
+    // Step 3. logo.svg and bg.svg edited.
     let written = Instant::now();
-    site.write("logo.svg", &svg(90, 45, "green"));
+    tab.write("logo.svg", &svg(90, 45, "green"));
     let page = tab
         .wait_for("the logo to be the new one (naturalWidth 90)", |page| {
             page.logo_width == 90
         })
         .await;
-    eprintln!(
-        "logo.svg write to the new <img> loaded: {} ms (polled over WebDriver)",
-        written.elapsed().as_millis()
-    );
+    let took = written.elapsed().as_millis();
+    eprintln!("logo.svg write to the new <img> loaded: {took} ms (polled over WebDriver)");
     page.expect_in_place("after logo.svg was edited");
     assert!(
         page.logo_src.contains("autoreload="),
@@ -142,12 +136,14 @@ async fn images(tab: &Tab<'_>, site: &Site) {
     );
 
     let written = Instant::now();
-    site.write("bg.svg", &svg(40, 40, "green"));
-    tab.wait_for_bg(GREEN, "after bg.svg was edited").await;
-    eprintln!(
-        "bg.svg write to the new background shown: {} ms (polled over WebDriver)",
-        written.elapsed().as_millis()
-    );
+    tab.write("bg.svg", &svg(40, 40, "green"));
+    let what = format!("#bg to turn green {GREEN:?} after bg.svg was edited");
+    until(&what, WAIT, || async move {
+        near(tab.bg_color().await, GREEN).then_some(())
+    })
+    .await;
+    let took = written.elapsed().as_millis();
+    eprintln!("bg.svg write to the new background shown: {took} ms (polled over WebDriver)");
     let page = tab.read().await;
     page.expect_in_place("after bg.svg was edited");
     assert!(
@@ -158,7 +154,7 @@ async fn images(tab: &Tab<'_>, site: &Site) {
     // The next stylesheet swap brings the rule back as the file has it,
     // `url("bg.svg")`: it must not show the old background again.
     let when = "after a style.css edit that follows the bg.svg edit";
-    tab.swap_css(site, &edit_color(CSS_EDITS + 1), when).await;
+    tab.swap_css(&edit_color(CSS_EDITS + 1), when).await;
     tokio::time::sleep(QUIET).await;
     let page = tab.read().await;
     page.expect_in_place(when);
@@ -169,21 +165,17 @@ async fn images(tab: &Tab<'_>, site: &Site) {
          still be the new bg.svg (green {GREEN:?}), not the old one (red {RED:?}): it is \
          {bg:?}; {page:?}"
     );
-}
 
-/// Step 4: index.html edited: the tab reloads, once.
-async fn html_edit(tab: &Tab<'_>, site: &Site) {
+    // Step 4. index.html edited.
     let written = Instant::now();
-    site.write("index.html", &index_html(NEW_HEADING));
+    tab.write("index.html", &index_html(NEW_HEADING));
     let page = tab
         .wait_for("the tab to reload onto the new index.html", |page| {
-            page.is_live() && page.h1_text == NEW_HEADING
+            page.tab.is_live() && page.h1_text == NEW_HEADING
         })
         .await;
-    eprintln!(
-        "index.html write to the reloaded page live: {} ms",
-        written.elapsed().as_millis()
-    );
+    let took = written.elapsed().as_millis();
+    eprintln!("index.html write to the reloaded page live: {took} ms");
     for when in ["after index.html was edited", "a moment later"] {
         if when == "a moment later" {
             tokio::time::sleep(SETTLE).await;
@@ -209,30 +201,10 @@ async fn html_edit(tab: &Tab<'_>, site: &Site) {
     );
 }
 
-/// The folder served.
-struct Site {
-    root: PathBuf,
-}
-
-impl Site {
-    fn create(root: &Path) -> Self {
-        std::fs::create_dir(root)
-            .unwrap_or_else(|err| panic!("creating {}: {err}", root.display()));
-        let site = Self {
-            root: root.to_owned(),
-        };
-        site.write("index.html", &index_html(OLD_HEADING));
-        site.write("style.css", &style(INITIAL_COLOR));
-        site.write("logo.svg", &svg(30, 15, "blue"));
-        site.write("bg.svg", &svg(40, 40, "red"));
-        site
-    }
-
-    fn write(&self, name: &str, content: &str) {
-        let path = self.root.join(name);
-        std::fs::write(&path, content)
-            .unwrap_or_else(|err| panic!("writing {}: {err}", path.display()));
-    }
+fn write(dir: &Path, name: &str, content: &str) {
+    let path = dir.join(name);
+    std::fs::write(&path, content)
+        .unwrap_or_else(|err| panic!("writing {}: {err}", path.display()));
 }
 
 fn index_html(heading: &str) -> String {
@@ -266,14 +238,6 @@ fn edit_color(edit: usize) -> String {
 /// Whether two colors are the same but for rounding.
 fn near(seen: [u8; 3], want: [u8; 3]) -> bool {
     seen.iter().zip(want).all(|(&a, b)| a.abs_diff(b) <= 8)
-}
-
-fn now_ms() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("the clock is after 1970")
-        .as_secs_f64()
-        * 1000.0
 }
 
 /// What the test reads from the page, with [`read_page`].
@@ -345,11 +309,8 @@ const WATCH_COLOR: &str = r#"
     });
 "#;
 
-/// Waits for `window.__applied` (execute_async).
-const AWAIT_APPLIED: &str = r#"
-    var done = arguments[arguments.length - 1];
-    window.__applied.then(done, function (err) { done(String(err)); });
-"#;
+/// Waits for `window.__applied` (execute_async: the callback is the last argument).
+const AWAIT_APPLIED: &str = "window.__applied.then(arguments[0]);";
 
 /// The color (RGB) at the middle of a PNG given as bytes, decoded in the page
 /// (execute_async).
@@ -368,10 +329,6 @@ const PNG_MIDDLE: &str = r#"
 "#;
 
 impl Page {
-    fn is_live(&self) -> bool {
-        self.tab.is_live()
-    }
-
     /// Still the page first loaded: no navigation, no reload.
     fn expect_in_place(&self, when: &str) {
         assert_eq!(
@@ -383,7 +340,7 @@ impl Page {
             self.tab.reloads, None,
             "{when}: the page should not have reloaded: {self:?}"
         );
-        assert!(self.is_live(), "{when}: the page is not live: {self:?}");
+        assert!(self.tab.is_live(), "{when}: the page is not live: {self:?}");
     }
 }
 
@@ -391,11 +348,13 @@ impl Page {
 struct Tab<'b> {
     browser: &'b Browser,
     url: String,
+    /// The folder served.
+    site: &'b Path,
 }
 
 impl Tab<'_> {
-    async fn run(&self, script: &str, args: Vec<Value>) -> Value {
-        self.browser.exec(0, script, args).await
+    fn write(&self, name: &str, content: &str) {
+        write(self.site, name, content);
     }
 
     async fn read(&self) -> Page {
@@ -411,19 +370,18 @@ impl Tab<'_> {
         pages.remove(0)
     }
 
-    /// Writes style.css with the h1 in `color` and returns the time in ms from the
-    /// write to the page's h1 in that color. The page checks the style on every
-    /// turn of its event loop, from before the write.
-    async fn css_edit(&self, site: &Site, color: &str) -> f64 {
+    /// Writes style.css with the h1 in `color`, waits for the old link to go and
+    /// checks the page: still the one first loaded, the h1 in `color`, one
+    /// stylesheet link, the fresh one. Returns the time in ms from the write to the
+    /// page's h1 in that color (the page checks the style on every turn of its
+    /// event loop, from before the write) and the page.
+    async fn swap_css(&self, color: &str, when: &str) -> (f64, Page) {
         let limit = u64::try_from(WAIT.as_millis()).expect("a few seconds");
-        self.run(WATCH_COLOR, vec![json!(color), json!(limit)])
-            .await;
-        let css = style(color);
-        let written = now_ms();
-        site.write("style.css", &css);
-        let applied = self
-            .browser
-            .client
+        let watch = vec![json!(color), json!(limit)];
+        self.browser.exec(0, WATCH_COLOR, watch).await;
+        let written = SystemTime::now().duration_since(UNIX_EPOCH);
+        self.write("style.css", &style(color));
+        let applied = (self.browser.client)
             .execute_async(AWAIT_APPLIED, Vec::new())
             .await;
         let applied = applied.unwrap_or_else(|err| {
@@ -436,14 +394,7 @@ impl Tab<'_> {
                  ({applied}): {page:?}"
             );
         };
-        applied - written
-    }
-
-    /// [`Self::css_edit`], then waits for the old link to go and checks the page:
-    /// still the one first loaded, the h1 in `color`, one stylesheet link, the fresh
-    /// one. Returns the time from the write to the new style and the page.
-    async fn swap_css(&self, site: &Site, color: &str, when: &str) -> (f64, Page) {
-        let took = self.css_edit(site, color).await;
+        let took = applied - written.expect("after 1970").as_secs_f64() * 1000.0;
         let page = self
             .wait_for(&format!("one stylesheet link {when}"), |page| {
                 page.links.len() == 1
@@ -467,21 +418,5 @@ impl Tab<'_> {
         let pixel = pixel.expect("decoding the screenshot of #bg");
         serde_json::from_value(pixel.clone())
             .unwrap_or_else(|err| panic!("decoding the screenshot of #bg: {err}: {pixel}"))
-    }
-
-    /// Waits for `#bg` to show `color`, at most [`WAIT`].
-    async fn wait_for_bg(&self, color: [u8; 3], when: &str) {
-        let started = Instant::now();
-        loop {
-            let seen = self.bg_color().await;
-            if near(seen, color) {
-                return;
-            }
-            assert!(
-                started.elapsed() < WAIT,
-                "{when}: #bg still shows {seen:?} after {WAIT:?}, not {color:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
     }
 }

@@ -21,19 +21,17 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::ExitStatus;
 use std::time::{Duration, Instant, SystemTime};
 
 use dev_support::chromium::{Browser, Options, TabState};
+use dev_support::http::first_answer;
 use dev_support::process::Proc;
 use dev_support::scratch::temp_dir;
 use dev_support::socket::PassedSocket;
 use nix::sys::signal::Signal;
 use serde_json::json;
 
-/// The demo binary under test.
 const DEMO: &str = env!("CARGO_BIN_EXE_axum-autoreload-demo");
-/// Tabs open on the app.
 const TABS: usize = 2;
 /// Bound on anything that takes milliseconds when it works (a tab reloading, a
 /// server answering, a process exiting).
@@ -53,8 +51,9 @@ const LONG_TITLE: &str = "a long page";
 #[tokio::test]
 async fn tabs_reload_once_after_sigkill_and_after_a_gap() {
     with_run("/", async |run| {
-        run.sigkill().await;
-        run.graceful_with_gap().await;
+        run.down_and_back(Signal::SIGKILL, WAIT, AFTER_KILL, 1)
+            .await;
+        run.down_and_back(Signal::SIGINT, GAP, GAP, 2).await;
     })
     .await;
 }
@@ -66,7 +65,12 @@ async fn scroll_position_survives_a_restart() {
 
 #[tokio::test]
 async fn unchanged_static_page_reloads_once_after_a_restart() {
-    with_run(LONG_PAGE, async |run| run.unchanged_static_page().await).await;
+    with_run(LONG_PAGE, async |run| {
+        let when = "after SIGINT with long.html unchanged";
+        run.restart(when, 1).await;
+        run.settle(when, 1).await;
+    })
+    .await;
 }
 
 /// Starts Chromium and the demo (or skips), opens the tabs on `path`, checks that
@@ -85,19 +89,17 @@ async fn with_run(path: &str, scenario: impl AsyncFnOnce(&mut Run<'_>)) {
         format!("--db={}", work.path().join("posts.sqlite3").display()),
         "--drain-deadline=1000".to_owned(),
     ];
-    let socket = PassedSocket::new();
     let started = Instant::now();
     browser
         .run(async |browser| {
             let mut run = Run {
                 browser,
                 server: None,
+                socket: PassedSocket::new(),
                 args,
                 long_page,
-                touches: 0,
                 title: String::new(),
                 instance: String::new(),
-                socket,
             };
             run.serve();
             let (instance, home_title) = home(run.socket.addr).await;
@@ -108,22 +110,9 @@ async fn with_run(path: &str, scenario: impl AsyncFnOnce(&mut Run<'_>)) {
                 home_title
             };
             let url = format!("http://{}{path}", run.socket.addr);
-            for (i, tab) in run
-                .browser
-                .open_live(&url, TABS, WAIT)
-                .await
-                .iter()
-                .enumerate()
-            {
-                assert_eq!(tab.title, run.title, "tab {i} at the start: {tab:?}");
-                assert_eq!(tab.reloads, None, "tab {i} at the start: {tab:?}");
-                assert_eq!(tab.badge, None, "tab {i} at the start: {tab:?}");
-                let instance = Some(run.instance.as_str());
-                assert_eq!(
-                    tab.instance.as_deref(),
-                    instance,
-                    "tab {i} at the start: {tab:?}"
-                );
+            let tabs = run.browser.open_live(&url, TABS, WAIT).await;
+            for (i, tab) in tabs.iter().enumerate() {
+                run.expect_on(i, tab, "at the start", 0);
             }
             scenario(&mut run).await;
         })
@@ -149,10 +138,7 @@ fn long_page_html() -> String {
 /// `GET /` on the running server: its instance id (from the injected script tag)
 /// and the page's title.
 async fn home(addr: SocketAddr) -> (String, String) {
-    let response = tokio::time::timeout(WAIT, dev_support::http::get(addr, "/"))
-        .await
-        .unwrap_or_else(|_| panic!("GET / did not answer within {WAIT:?}"))
-        .expect("GET /");
+    let response = first_answer(addr, "/", WAIT, || {}).await;
     let page = response.text();
     assert_eq!(response.status, 200, "GET /: {page}");
     let between = |start: &str, end: &str| {
@@ -168,6 +154,11 @@ async fn home(addr: SocketAddr) -> (String, String) {
     )
 }
 
+/// A tab's reload counter after `reloads` reloads (unset before the first).
+fn counter(reloads: u32) -> Option<String> {
+    (reloads > 0).then(|| reloads.to_string())
+}
+
 /// A demo server on a passed socket, and the tabs of a Chromium on it.
 struct Run<'b> {
     browser: &'b mut Browser,
@@ -177,8 +168,6 @@ struct Run<'b> {
     args: Vec<String>,
     /// The long page's file.
     long_page: PathBuf,
-    /// How many times the long page's file was touched.
-    touches: u64,
     /// The title of the page the tabs are on.
     title: String,
     /// The instance id of the running (or last) server.
@@ -186,124 +175,69 @@ struct Run<'b> {
 }
 
 impl Run<'_> {
-    /// Scenario 1, first half: the server dies without a goodbye and the next one
-    /// starts at once.
-    async fn sigkill(&mut self) {
-        let killed = Instant::now();
-        self.stop(Signal::SIGKILL);
-        let title = self.title.clone();
-        let down = |when: &str, i: usize, tab: &TabState| {
-            assert_eq!(
-                tab.title,
-                title,
-                "tab {i} {when} ({} ms after SIGKILL) shows another page (an error page?): {tab:?}",
-                killed.elapsed().as_millis()
-            );
-            assert_eq!(
-                tab.reloads, None,
-                "tab {i} {when} reloaded with no server: {tab:?}"
-            );
-        };
-        let what = "every tab to show it is down after SIGKILL";
-        self.browser
-            .wait_all(what, WAIT, |i, tab| {
-                down("while waiting for it to be down", i, tab);
-                tab.is_down()
+    /// Scenario 1: stops the server with `signal` and starts the next one `gap`
+    /// after it exited; every tab is down (with the badge) within `down_within`.
+    async fn down_and_back(
+        &mut self,
+        signal: Signal,
+        down_within: Duration,
+        gap: Duration,
+        reloads: u32,
+    ) {
+        self.stop(signal);
+        let gone = Instant::now();
+        let (title, before) = (self.title.clone(), counter(reloads - 1));
+        let mut down_after = [None; TABS];
+        let what = format!("every tab down until {} ms after {signal}", gap.as_millis());
+        let limit = gap.max(down_within) + WAIT;
+        (self.browser)
+            .wait_all(&what, limit, |i, tab| {
+                let ms = gone.elapsed().as_millis();
+                let when = format!("{ms} ms after {signal}");
+                assert_eq!(
+                    tab.title, title,
+                    "tab {i} {when} shows another page: {tab:?}"
+                );
+                assert_eq!(tab.reloads, before, "tab {i} {when} reloaded: {tab:?}");
+                if tab.is_down() {
+                    down_after[i].get_or_insert(ms);
+                } else {
+                    assert!(
+                        down_after[i].is_none(),
+                        "tab {i} {when} stopped being down with no server: {tab:?}"
+                    );
+                    assert!(
+                        gone.elapsed() < down_within,
+                        "tab {i} is not down with the badge {when}: {tab:?}"
+                    );
+                }
+                tab.is_down() && gone.elapsed() >= gap
             })
             .await;
-        let took = killed.elapsed().as_millis();
-        eprintln!("SIGKILL: every tab down with the badge {took} ms after the kill");
-        let rest = AFTER_KILL.saturating_sub(killed.elapsed());
-        self.observe("after SIGKILL", rest, |i, tab| {
-            down("after SIGKILL", i, tab);
-            assert!(tab.is_down(), "tab {i} stopped being down: {tab:?}");
-        })
-        .await;
-        self.start_and_expect_one_reload("after SIGKILL", "1").await;
-        self.settle("after SIGKILL", "1").await;
+        eprintln!("{signal}: tabs first seen down with the badge after {down_after:?} ms");
+        let when = format!("after {signal} and {} ms with no server", gap.as_millis());
+        self.start_and_expect_one_reload(&when, reloads).await;
+        self.settle(&when, reloads).await;
     }
 
-    /// Scenario 1, second half: the server is stopped with SIGINT and nothing
-    /// answers for [`GAP`].
-    async fn graceful_with_gap(&mut self) {
-        let stopped = Instant::now();
-        let status = self.stop(Signal::SIGINT);
-        assert!(
-            status.success(),
-            "the server exited with {status} on SIGINT"
-        );
-        let took = stopped.elapsed().as_millis();
-        eprintln!("SIGINT: the server exited after {took} ms");
-        let gone = Instant::now();
-        let title = self.title.clone();
-        let mut down_after = [None; TABS];
-        self.observe("with no server", GAP, |i, tab| {
-            assert_eq!(
-                tab.title,
-                title,
-                "tab {i} {} ms into the gap shows another page (an error page?): {tab:?}",
-                gone.elapsed().as_millis()
-            );
-            let reloads = tab.reloads.as_deref();
-            assert_eq!(
-                reloads,
-                Some("1"),
-                "tab {i} reloaded with no server: {tab:?}"
-            );
-            if tab.is_down() {
-                down_after[i].get_or_insert(gone.elapsed());
-            } else {
-                assert!(
-                    down_after[i].is_none(),
-                    "tab {i} stopped being down with no server: {tab:?}"
-                );
-            }
-        })
-        .await;
-        // Once down a tab stays down (checked above), so this holds to the end.
-        for (i, down) in down_after.iter().enumerate() {
-            assert!(
-                down.is_some(),
-                "tab {i} never showed it was down (with the badge) in the {} ms with no server",
-                GAP.as_millis()
-            );
-        }
-        eprintln!(
-            "SIGINT: tabs first seen down with the badge at {:?} ms into the gap",
-            down_after.map(|at| at.map(|at| at.as_millis()))
-        );
-        let when = "after SIGINT and a gap";
-        self.start_and_expect_one_reload(when, "2").await;
-        self.settle(when, "2").await;
-    }
-
-    /// Scenario 2: the tabs, scrolled down the long page, come back where they were
-    /// after a restart. Then a control: with the client's saved position dropped,
-    /// the reloaded page is at the top, so the browser does not restore it by
-    /// itself and the first check is the client's doing.
-    ///
-    /// The page's file is touched before each restart, as an edit would, so that
-    /// the reload fetches it anew; see [`Run::unchanged_static_page`] for the other
-    /// case.
+    /// Scenario 2. The page's file is touched before each restart, as an edit
+    /// would, so that the reload fetches it anew (scenario 3 leaves it unchanged).
     async fn scroll_kept(&mut self) {
         self.scroll_to(SCROLL).await;
         let stopped = Instant::now();
-        self.touch_long_page();
-        self.restart("after SIGINT", "1").await;
+        self.touch_long_page(1);
+        self.restart("after SIGINT", 1).await;
         // The position is restored on the load event, which comes before the tab
         // goes live; wait a little for it anyway.
-        let deadline = Instant::now() + Duration::from_secs(2);
-        let mut scrolls = self.scrolls().await;
-        while !at_positions(&scrolls) && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            scrolls = self.scrolls().await;
-        }
-        assert!(
-            at_positions(&scrolls),
-            "after the restart the tabs should be back at {SCROLL:?}, they are at {scrolls:?}"
-        );
+        let what = format!("the tabs to be back at {SCROLL:?} after the restart");
+        let limit = Duration::from_secs(2);
+        (self.browser)
+            .wait_all(&what, limit, |i, tab| {
+                (tab.scroll_y - SCROLL[i] as f64).abs() <= 3.0
+            })
+            .await;
         let took = stopped.elapsed().as_millis();
-        eprintln!("scroll: tabs back at {scrolls:?} {took} ms after SIGINT");
+        eprintln!("scroll: tabs back at {SCROLL:?} {took} ms after SIGINT");
 
         // Control: the client does not get to save the position this time.
         const DROP_SAVED_SCROLL: &str = r#"
@@ -319,10 +253,11 @@ impl Run<'_> {
             self.browser.exec(i, DROP_SAVED_SCROLL, args).await;
         }
         self.scroll_to(SCROLL).await;
-        self.touch_long_page();
-        self.restart("after SIGINT", "2").await;
+        self.touch_long_page(2);
+        self.restart("after SIGINT", 2).await;
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let scrolls = self.scrolls().await;
+        let tabs = self.browser.wait_all("every tab read", WAIT, |_, _| true);
+        let scrolls: Vec<f64> = tabs.await.iter().map(|tab| tab.scroll_y).collect();
         assert!(
             scrolls.iter().all(|&y| y == 0.0),
             "control: without the client's saved position the reloaded tabs should be at \
@@ -332,22 +267,10 @@ impl Run<'_> {
         eprintln!("scroll control: without the saved position the tabs come back at {scrolls:?}");
     }
 
-    /// Scenario 3: a restart with the static page's file unchanged. The browser
-    /// revalidates the page on reload; the server must not answer with a copy (a
-    /// `304 Not Modified`) that still names the old server, or the tab reloads
-    /// again and again.
-    async fn unchanged_static_page(&mut self) {
-        let when = "after SIGINT with long.html unchanged (a 304 to the revalidation \
-                    would bring back the copy that names the old server)";
-        self.restart(when, "1").await;
-        self.settle(when, "1").await;
-    }
-
-    /// Moves the long page's modification time forward, so that a revalidation of
-    /// it gets the whole page.
-    fn touch_long_page(&mut self) {
-        self.touches += 1;
-        let modified = SystemTime::now() + Duration::from_secs(60 * self.touches);
+    /// Moves the long page's modification time `minutes` forward, so that a
+    /// revalidation of it gets the whole page.
+    fn touch_long_page(&mut self, minutes: u64) {
+        let modified = SystemTime::now() + Duration::from_secs(60 * minutes);
         std::fs::File::options()
             .write(true)
             .open(&self.long_page)
@@ -365,18 +288,6 @@ impl Run<'_> {
         }
     }
 
-    async fn scrolls(&mut self) -> Vec<f64> {
-        let mut scrolls = Vec::new();
-        for i in 0..TABS {
-            let tab = self.browser.read(i).await;
-            scrolls.push(
-                tab.unwrap_or_else(|err| panic!("reading tab {i}: {err}"))
-                    .scroll_y,
-            );
-        }
-        scrolls
-    }
-
     /// Starts the next server on the socket.
     fn serve(&mut self) {
         assert!(self.server.is_none(), "a server is still running");
@@ -384,32 +295,36 @@ impl Run<'_> {
         self.server = Some(Proc::spawn_on(&self.socket, DEMO, &args));
     }
 
-    /// Sends `signal` to the server and waits for it to exit.
-    fn stop(&mut self, signal: Signal) -> ExitStatus {
+    /// Sends `signal` to the server and waits for it to exit (with success, but
+    /// after SIGKILL).
+    fn stop(&mut self, signal: Signal) {
+        let stopped = Instant::now();
         let mut server = self.server.take().expect("a server is running");
         server.signal(signal);
         let status = server.wait_exit(WAIT);
-        status.unwrap_or_else(|| panic!("the server did not exit within {WAIT:?} of {signal}"))
+        let status =
+            status.unwrap_or_else(|| panic!("the server did not exit within {WAIT:?} of {signal}"));
+        assert!(
+            signal == Signal::SIGKILL || status.success(),
+            "the server exited with {status} on {signal}"
+        );
+        let took = stopped.elapsed().as_millis();
+        eprintln!("{signal}: the server exited after {took} ms");
     }
 
     /// SIGINT, and the next server at once; every tab reloads once onto it.
-    async fn restart(&mut self, when: &str, reloads: &str) {
-        let status = self.stop(Signal::SIGINT);
-        assert!(
-            status.success(),
-            "the server exited with {status} on SIGINT"
-        );
+    async fn restart(&mut self, when: &str, reloads: u32) {
+        self.stop(Signal::SIGINT);
         self.start_and_expect_one_reload(when, reloads).await;
     }
 
     /// Starts the next server and waits for every tab to reload onto it, its
     /// reload counter going from one less to `reloads`, its title the same all
     /// along.
-    async fn start_and_expect_one_reload(&mut self, when: &str, reloads: &str) {
+    async fn start_and_expect_one_reload(&mut self, when: &str, reloads: u32) {
         let old = self.instance.clone();
         let title = self.title.clone();
-        let before = reloads.parse::<u32>().expect("a count") - 1;
-        let before = (before > 0).then(|| before.to_string());
+        let (before, after) = (counter(reloads - 1), counter(reloads));
         let spawned = Instant::now();
         self.serve();
         let mut first = None;
@@ -422,12 +337,12 @@ impl Run<'_> {
                     "tab {i} {when} shows another page (an error page?): {tab:?}"
                 );
                 assert!(
-                    tab.reloads == before || tab.reloads.as_deref() == Some(reloads),
+                    tab.reloads == before || tab.reloads == after,
                     "tab {i} {when} should reload exactly once, its reload count going \
                      from {before:?} to {reloads}: {tab:?}"
                 );
                 let done = tab.is_live()
-                    && tab.reloads.as_deref() == Some(reloads)
+                    && tab.reloads == after
                     && tab.instance.as_deref() != Some(old.as_str());
                 if done {
                     first.get_or_insert(spawned.elapsed());
@@ -451,7 +366,7 @@ impl Run<'_> {
     }
 
     /// Every tab stays as it is for [`SETTLE`]: no second reload on its way.
-    async fn settle(&mut self, when: &str, reloads: &str) {
+    async fn settle(&mut self, when: &str, reloads: u32) {
         let when = format!("{when}, {} ms later", SETTLE.as_millis());
         tokio::time::sleep(SETTLE).await;
         let what = format!("every tab to be live {when}");
@@ -464,69 +379,10 @@ impl Run<'_> {
         }
     }
 
-    /// Tab `i` is live on the current server, shows the page's title and has
-    /// reloaded `reloads` times.
-    fn expect_on(&self, i: usize, tab: &TabState, when: &str, reloads: &str) {
-        let instance = Some(self.instance.as_str());
-        assert!(tab.is_live(), "tab {i} {when} is not live: {tab:?}");
-        assert_eq!(tab.title, self.title, "tab {i} {when}: {tab:?}");
-        assert_eq!(
-            tab.badge, None,
-            "tab {i} {when} still shows the badge: {tab:?}"
-        );
-        let on = tab.instance.as_deref();
-        assert_eq!(
-            on, instance,
-            "tab {i} {when} is not on the new server: {tab:?}"
-        );
-        if tab.url.ends_with('/') {
-            assert_eq!(
-                tab.shown_instance.as_deref(),
-                instance,
-                "tab {i} {when}: the page does not show the new instance: {tab:?}"
-            );
-        }
-        assert_eq!(
-            tab.reloads.as_deref(),
-            Some(reloads),
-            "tab {i} {when} should have reloaded exactly {reloads} times: {tab:?}"
-        );
+    /// Tab `i` is live on the current server, shows the page's title and no badge,
+    /// and has reloaded `reloads` times.
+    fn expect_on(&self, i: usize, tab: &TabState, when: &str, reloads: u32) {
+        let (instance, reloads) = (Some(self.instance.as_str()), counter(reloads));
+        tab.expect_on((i, when), &self.title, instance, reloads.as_deref());
     }
-
-    /// Reads every tab again and again for `duration`, passing each state to
-    /// `check`, which asserts on it.
-    async fn observe(
-        &mut self,
-        what: &str,
-        duration: Duration,
-        mut check: impl FnMut(usize, &TabState),
-    ) {
-        let end = Instant::now() + duration;
-        let mut reads = [0_usize; TABS];
-        loop {
-            for (i, count) in reads.iter_mut().enumerate() {
-                match self.browser.read(i).await {
-                    Ok(tab) => {
-                        check(i, &tab);
-                        *count += 1;
-                    }
-                    Err(err) => eprintln!("reading tab {i} {what}: {err}"),
-                }
-            }
-            if Instant::now() >= end {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        assert!(
-            reads.iter().all(|&count| count > 0),
-            "could not read every tab {what}: reads per tab {reads:?}"
-        );
-    }
-}
-
-/// Whether every tab is within a few pixels of its position in [`SCROLL`].
-fn at_positions(scrolls: &[f64]) -> bool {
-    scrolls.len() == TABS
-        && (scrolls.iter().zip(SCROLL)).all(|(&y, want)| (y - want as f64).abs() <= 3.0)
 }

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use dev_support::chromium::{Browser, Options};
+use dev_support::chromium::{Browser, Options, TabState, READ_TAB};
 use dev_support::scratch::{edit, WatchedCopy};
 use serde::Deserialize;
 
@@ -24,66 +24,62 @@ const TABS: usize = 3;
 /// The demo's pages and its `main`, in the copy of the workspace.
 const PAGES: &str = "demo/src/app/pages.rs";
 const MAIN: &str = "demo/src/main.rs";
-/// The line of [`PAGES`] that the test edits.
-const TITLE_PREFIX: &str = "const TITLE: &str = ";
+/// The starts of the lines of [`PAGES`] and [`MAIN`] that the test edits.
+const TITLE: &str = "const TITLE: &str = ";
+const MAIN_FN: &str = "async fn main() -> ExitCode {";
 
-/// What the test reads from a tab ([`Tab`]): the state the client script shows,
-/// the text of the failure overlay (in its shadow root), its editor links and the
-/// page itself.
-const READ: &str = r#"
-    var overlay = document.getElementById("axum-autoreload-overlay");
-    var root = overlay && overlay.shadowRoot;
-    var links = root ? root.querySelectorAll("a[href]") : document.querySelectorAll("a[href]");
-    var navigation = performance.getEntriesByType("navigation")[0];
-    return {
-        state: document.documentElement.getAttribute("data-autoreload"),
-        timing: document.documentElement.getAttribute("data-autoreload-timing"),
-        overlay: root ? root.textContent : null,
-        links: Array.prototype.map.call(links, function (a) { return a.getAttribute("href"); }),
-        title: document.title,
-        body: document.body ? document.body.innerText : "",
-        url: location.href,
-        ready: document.readyState,
-        loadMs: navigation ? navigation.duration : -1,
-    };
-"#;
+/// Reads a [`Tab`]: [`READ_TAB`], and the failure overlay's text (in its shadow
+/// root), its editor links and the page itself.
+fn read() -> String {
+    format!(
+        r#"
+        var overlay = document.getElementById("axum-autoreload-overlay");
+        var root = overlay && overlay.shadowRoot;
+        var links = root ? root.querySelectorAll("a[href]") : document.querySelectorAll("a[href]");
+        var navigation = performance.getEntriesByType("navigation")[0];
+        return Object.assign((function () {{ {READ_TAB} }}).apply(this, arguments), {{
+            timing: document.documentElement.getAttribute("data-autoreload-timing"),
+            overlay: root ? root.textContent : null,
+            links: Array.prototype.map.call(links, function (a) {{ return a.getAttribute("href"); }}),
+            body: document.body ? document.body.innerText : "",
+            loadMs: navigation ? navigation.duration : -1,
+        }});
+    "#
+    )
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Tab {
-    state: Option<String>,
+    #[serde(flatten)]
+    tab: TabState,
     timing: Option<String>,
     overlay: Option<String>,
     links: Vec<String>,
-    title: String,
     body: String,
-    url: String,
-    ready: String,
     load_ms: f64,
 }
 
 impl Tab {
     /// Shows `needles` in the failure overlay, above the page it had.
     fn shows_overlay_with(&self, needles: &[&str]) -> bool {
-        self.state.as_deref() == Some("failed")
+        self.tab.autoreload.as_deref() == Some("failed")
             && (self.overlay.as_deref())
                 .is_some_and(|text| needles.iter().all(|needle| text.contains(needle)))
     }
 
     /// Live on a server that runs the app, with `title`, and no overlay.
     fn is_live_with(&self, title: &str) -> bool {
-        self.state.as_deref() == Some("live")
-            && self.ready == "complete"
-            && self.title == title
-            && self.overlay.is_none()
+        self.tab.is_live() && self.tab.title == title && self.overlay.is_none()
     }
 }
 
 #[tokio::test]
 async fn a_broken_build_shows_its_errors_in_every_tab_and_the_fix_reloads_them() {
-    let options = Options::default()
-        .page_load(Duration::from_secs(60))
-        .unthrottled_background_tabs();
+    let options = Options {
+        unthrottled_background_tabs: true,
+        ..Options::default()
+    };
     let runner = |root: &Path| vec![build_runner(root).into(), "run".into()];
     let Some((copy, browser)) = WatchedCopy::with_browser_or_skip(options, runner).await else {
         return;
@@ -100,11 +96,7 @@ async fn scenario(browser: &mut Browser, copy: &WatchedCopy) {
 
     // An edit that does not compile: every tab shows the error above its page.
     let pages = copy.root.join(PAGES);
-    let line = replace_line(
-        &pages,
-        TITLE_PREFIX,
-        "const TITLE: &str = e2e_undefined_title;",
-    );
+    let line = replace_line(&pages, TITLE, "e2e_undefined_title;");
     let location = format!("{PAGES}:{line}:");
     let edited = Instant::now();
     let tabs = wait_all(browser, "every tab to show the build error", |tab| {
@@ -118,7 +110,7 @@ async fn scenario(browser: &mut Browser, copy: &WatchedCopy) {
     );
     for (i, tab) in tabs.iter().enumerate() {
         assert_eq!(
-            tab.title, old_title,
+            tab.tab.title, old_title,
             "tab {i}: the old page stays underneath"
         );
         let editor_link = format!("pages.rs:{line}:");
@@ -138,7 +130,7 @@ async fn scenario(browser: &mut Browser, copy: &WatchedCopy) {
     // A tab opened while the build is broken gets the error page.
     browser.open_tabs(&copy.url, 1).await;
     let new_tab: Tab = browser
-        .read_as(TABS, READ)
+        .read_as(TABS, &read())
         .await
         .expect("reading the new tab");
     assert!(
@@ -150,18 +142,12 @@ async fn scenario(browser: &mut Browser, copy: &WatchedCopy) {
         "the error page loads in under 1 s: {} ms",
         new_tab.load_ms
     );
-    eprintln!(
-        "a new tab loaded the error page in {:.0} ms",
-        new_tab.load_ms
-    );
+    let load_ms = new_tab.load_ms;
+    eprintln!("a new tab loaded the error page in {load_ms:.0} ms");
 
     // The fix: every tab, the one opened on the error page too, gets the new page.
     let fixed_title = "Fixed by the runner test";
-    replace_line(
-        &pages,
-        TITLE_PREFIX,
-        &format!("{TITLE_PREFIX}\"{fixed_title}\";"),
-    );
+    replace_line(&pages, TITLE, &format!("\"{fixed_title}\";"));
     let fixed = Instant::now();
     let tabs = wait_all(browser, "every tab to show the fixed page", |tab| {
         tab.is_live_with(fixed_title)
@@ -175,7 +161,7 @@ async fn scenario(browser: &mut Browser, copy: &WatchedCopy) {
     );
     for (i, tab) in tabs.iter().enumerate() {
         assert!(
-            tab.url.starts_with(&copy.url),
+            tab.tab.url.starts_with(&copy.url),
             "tab {i} is no browser error page: {tab:?}"
         );
     }
@@ -189,27 +175,23 @@ async fn scenario(browser: &mut Browser, copy: &WatchedCopy) {
 
     // A panic in main, before serving: the tabs show its message and location.
     let main = copy.root.join(MAIN);
-    let main_line = replace_line(
-        &main,
-        "async fn main()",
-        "async fn main() -> ExitCode { panic!(\"e2e panic in main\");",
-    );
+    let main_line = replace_line(&main, MAIN_FN, " panic!(\"e2e panic in main\");");
     let panic_location = format!("{MAIN}:{main_line}:");
     wait_all(browser, "every tab to show the panic", |tab| {
         tab.shows_overlay_with(&["e2e panic in main", &panic_location])
     })
     .await;
-    replace_line(&main, "async fn main()", "async fn main() -> ExitCode {");
+    replace_line(&main, MAIN_FN, "");
     wait_all(browser, "every tab to be back after the panic", |tab| {
         tab.is_live_with(fixed_title)
     })
     .await;
 }
 
-/// [`Browser::wait_all_as`] with [`READ`], at most [`EDIT`].
+/// [`Browser::wait_all_as`] with [`read`], at most [`EDIT`].
 async fn wait_all(browser: &Browser, what: &str, done: impl Fn(&Tab) -> bool) -> Vec<Tab> {
     browser
-        .wait_all_as(READ, what, EDIT, |_, tab| done(tab))
+        .wait_all_as(&read(), what, EDIT, |_, tab| done(tab))
         .await
 }
 
@@ -251,12 +233,12 @@ fn is_timing_line(line: &str) -> bool {
 }
 
 /// Replaces the line of `file` that starts with `prefix` (after indentation) by
-/// `line` and returns its number (from 1).
-fn replace_line(file: &Path, prefix: &str, line: &str) -> usize {
+/// `prefix` and `rest`, and returns its number (from 1).
+fn replace_line(file: &Path, prefix: &str, rest: &str) -> usize {
     let source = std::fs::read_to_string(file).expect("reading the file to edit");
     let (number, old) = (source.lines().enumerate())
         .find(|(_, old)| old.trim_start().starts_with(prefix))
         .unwrap_or_else(|| panic!("no line starting with {prefix:?} in {}", file.display()));
-    edit(file, old, line);
+    edit(file, old, &format!("{prefix}{rest}"));
     number + 1
 }

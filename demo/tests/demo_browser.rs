@@ -30,21 +30,18 @@ const HALF_TYPED: &str = "half-typed, not sent yet";
 /// Runs `scenario` on a fresh demo server and a Chromium session whose page loads
 /// time out after `page_load`, with the feed's URL.
 async fn with_browser(page_load: Duration, scenario: impl AsyncFnOnce(&mut Browser, String)) {
-    let options = Options::default()
-        .page_load(page_load)
-        .unthrottled_background_tabs();
+    let options = Options {
+        page_load: Some(page_load),
+        unthrottled_background_tabs: true,
+    };
     let Some(browser) = Browser::start_or_skip(options).await else {
         return;
     };
     let dir = dev_support::scratch::temp_dir("axum-autoreload-feed-e2e-");
     let db = dir.path().join("posts.sqlite3");
+    let db = db.to_str().expect("a UTF-8 path");
     let static_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/static");
-    let args = [
-        "--db",
-        db.to_str().expect("a UTF-8 path"),
-        "--static-dir",
-        static_dir,
-    ];
+    let args = ["--db", db, "--static-dir", static_dir];
     let socket = PassedSocket::new();
     let _server = Proc::spawn_on(&socket, env!("CARGO_BIN_EXE_axum-autoreload-demo"), &args);
     wait_ready(socket.addr, SETTLE).await;
@@ -52,18 +49,6 @@ async fn with_browser(page_load: Duration, scenario: impl AsyncFnOnce(&mut Brows
     browser
         .run(async |browser| scenario(browser, url).await)
         .await;
-}
-
-/// Reads every tab with `script` until `done` holds for each; returns the values.
-async fn wait_all(
-    browser: &Browser,
-    what: &str,
-    script: &str,
-    done: impl Fn(&Value) -> bool,
-) -> Vec<Value> {
-    browser
-        .wait_all_as(script, what, SETTLE, |_, value| done(value))
-        .await
 }
 
 const FEED_STATE: &str = "return document.documentElement.dataset.feed || null;";
@@ -112,7 +97,8 @@ async fn ten_feed_tabs_update_live_and_keep_a_half_typed_message() {
     with_browser(SETTLE, async |browser, url| {
         browser.open_tabs(&url, TABS).await;
         let what = "every feed stream to be live";
-        wait_all(browser, what, FEED_STATE, |v| v == "live").await;
+        let live = |_, state: &Value| state == "live";
+        browser.wait_all_as(FEED_STATE, what, SETTLE, live).await;
         eprintln!("{TABS} feed tabs live in one Chromium");
 
         // The first tab: a name and half a message typed, the cursor in it.
@@ -136,7 +122,9 @@ async fn ten_feed_tabs_update_live_and_keep_a_half_typed_message() {
                 .await;
             let clicked = clicked.as_f64().expect("the click time");
             let what = "every tab to show the post";
-            let seen = wait_all(browser, what, "return window.seenAt;", Value::is_number).await;
+            let seen_at = "return window.seenAt;";
+            let seen = browser.wait_all_as(seen_at, what, SETTLE, |_, at: &Value| at.is_number());
+            let seen = seen.await;
             let seen: Vec<f64> = seen.iter().filter_map(Value::as_f64).collect();
             to_other.push(seen[0] - clicked);
             to_all.push(seen.iter().copied().fold(f64::MIN, f64::max) - clicked);

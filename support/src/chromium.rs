@@ -26,57 +26,23 @@ pub const RELOADS_KEY: &str = "axum-autoreload:reloads";
 pub const BADGE_TEXT: &str = "restarting\u{2026}";
 
 /// Chromium's flags in every browser test.
-const CHROMIUM_FLAGS: [&str; 9] = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-];
+const CHROMIUM_FLAGS: &str = "--headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
+    --disable-background-networking --disable-component-update --disable-sync \
+    --disable-dev-shm-usage";
 
 /// Flags that let background tabs run their timers and scripts as usual.
-const UNTHROTTLED_FLAGS: [&str; 3] = [
-    "--disable-background-timer-throttling",
-    "--disable-renderer-backgrounding",
-    "--disable-backgrounding-occluded-windows",
-];
+const UNTHROTTLED_FLAGS: &str = "--disable-background-timer-throttling \
+    --disable-renderer-backgrounding --disable-backgrounding-occluded-windows";
 
-/// How a test wants its [`Browser`]: `Options::default()`, changed with the
-/// methods below.
-#[derive(Debug, Clone, Copy)]
+/// How a test wants its [`Browser`].
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Options {
-    page_load: Duration,
-    unthrottled_background_tabs: bool,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Self {
-            page_load: Duration::from_secs(30),
-            unthrottled_background_tabs: false,
-        }
-    }
-}
-
-impl Options {
-    /// WebDriver's page-load timeout (`goto`, and a script's navigation); 30 s
-    /// by default.
-    pub fn page_load(self, page_load: Duration) -> Self {
-        Self { page_load, ..self }
-    }
-
+    /// WebDriver's page-load timeout (`goto`, and a script's navigation); 60 s
+    /// when `None`.
+    pub page_load: Option<Duration>,
     /// Background tabs run their timers and scripts as usual, where Chromium
     /// would throttle them.
-    pub fn unthrottled_background_tabs(self) -> Self {
-        Self {
-            unthrottled_background_tabs: true,
-            ..self
-        }
-    }
+    pub unthrottled_background_tabs: bool,
 }
 
 /// What the browser tests read from a tab, with [`READ_TAB`].
@@ -143,6 +109,38 @@ impl TabState {
     pub fn is_down(&self) -> bool {
         self.autoreload.as_deref() == Some("down") && self.badge.as_deref() == Some(BADGE_TEXT)
     }
+
+    /// Panics unless tab `i` is live and settled on the server `instance`: no
+    /// badge, `title`, the reload counter at `reloads` (`None` before the first
+    /// reload), and on the demo's home page the instance it renders.
+    pub fn expect_on(
+        &self,
+        (i, when): (usize, &str),
+        title: &str,
+        instance: Option<&str>,
+        reloads: Option<&str>,
+    ) {
+        assert!(self.is_live(), "tab {i} {when} is not live: {self:?}");
+        assert_eq!(self.title, title, "tab {i} {when}: {self:?}");
+        assert_eq!(self.badge, None, "tab {i} {when} shows the badge: {self:?}");
+        let on = self.instance.as_deref();
+        assert_eq!(
+            on, instance,
+            "tab {i} {when} is not on the server: {self:?}"
+        );
+        if self.url.ends_with('/') {
+            assert_eq!(
+                self.shown_instance.as_deref(),
+                instance,
+                "tab {i} {when}: the page does not show the server's instance: {self:?}"
+            );
+        }
+        assert_eq!(
+            self.reloads.as_deref(),
+            reloads,
+            "tab {i} {when} should have reloaded exactly {reloads:?} times: {self:?}"
+        );
+    }
 }
 
 /// A headless Chromium session through a chromedriver of its own, with the tabs a
@@ -184,7 +182,30 @@ impl Browser {
         })
         .await;
         let profile = crate::scratch::temp_dir("chromium-profile-");
-        let client = connect(port, chromium, profile.path(), options).await;
+        let unthrottled = if options.unthrottled_background_tabs {
+            UNTHROTTLED_FLAGS
+        } else {
+            ""
+        };
+        let mut args: Vec<String> = (CHROMIUM_FLAGS.split_whitespace())
+            .chain(unthrottled.split_whitespace())
+            .map(str::to_owned)
+            .collect();
+        args.push(format!("--user-data-dir={}", profile.path().display()));
+        let capabilities = json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": { "binary": chromium, "args": args },
+        });
+        let client = ClientBuilder::new(HttpConnector::new())
+            .capabilities(serde_json::from_value(capabilities).expect("a JSON object"))
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+            .expect("starting a Chromium session through chromedriver");
+        let page_load = options.page_load.unwrap_or(Duration::from_secs(60));
+        let timeouts =
+            TimeoutConfiguration::new(Some(Duration::from_secs(10)), Some(page_load), None);
+        let set = client.update_timeouts(timeouts).await;
+        set.expect("setting WebDriver timeouts");
         Self {
             client,
             tabs: Vec::new(),
@@ -266,11 +287,6 @@ impl Browser {
         serde_json::from_value(value).map_err(CmdError::Json)
     }
 
-    /// Reads tab `i`'s [`TabState`].
-    pub async fn read(&self, i: usize) -> Result<TabState, CmdError> {
-        self.read_as(i, READ_TAB).await
-    }
-
     /// [`Self::wait_all_as`] with [`READ_TAB`].
     pub async fn wait_all(
         &self,
@@ -323,21 +339,16 @@ impl Browser {
         }
     }
 
-    /// Prints every tab's state and what [`DUMP`] shows of its page.
+    /// Prints what [`DUMP`] shows of every tab's page (a timed-out wait has
+    /// printed their states).
     async fn dump(&self) {
         for i in 0..self.tabs.len() {
             let dump = async {
-                let state = self.read(i).await?;
-                let page = self.client.execute(DUMP, Vec::new()).await?;
-                Ok::<_, CmdError>((state, page))
+                self.client.switch_to_window(self.tabs[i].clone()).await?;
+                self.client.execute(DUMP, Vec::new()).await
             };
             match tokio::time::timeout(Duration::from_secs(10), dump).await {
-                Ok(Ok((state, page))) => {
-                    eprintln!(
-                        "---- tab {i}: {state:?}\n{}",
-                        page.as_str().unwrap_or_default()
-                    );
-                }
+                Ok(Ok(page)) => eprintln!("---- tab {i}:\n{}", page.as_str().unwrap_or_default()),
                 Ok(Err(err)) => eprintln!("---- tab {i}: cannot read it: {err}"),
                 Err(_) => eprintln!("---- tab {i}: no answer within 10 s"),
             }
@@ -350,42 +361,9 @@ impl Browser {
 pub fn summary_ms(times: &[f64]) -> String {
     let mut sorted = times.to_vec();
     sorted.sort_by(f64::total_cmp);
-    let (n, each): (usize, Vec<String>) = (
-        times.len(),
-        times.iter().map(|ms| format!("{ms:.0}")).collect(),
-    );
+    let each: Vec<String> = times.iter().map(|t| format!("{t:.0}")).collect();
+    let (n, each) = (times.len(), each.join(", "));
     let median = (sorted[(n - 1) / 2] + sorted[n / 2]) / 2.0;
-    format!(
-        "median {median:.0} ms, min {:.0}, max {:.0} (each: {})",
-        sorted[0],
-        sorted[n - 1],
-        each.join(", ")
-    )
-}
-
-/// A session on headless `chromium` with its profile in `profile`.
-async fn connect(driver_port: u16, chromium: &Path, profile: &Path, options: Options) -> Client {
-    let mut args: Vec<String> = CHROMIUM_FLAGS.map(str::to_owned).to_vec();
-    if options.unthrottled_background_tabs {
-        args.extend(UNTHROTTLED_FLAGS.map(str::to_owned));
-    }
-    args.push(format!("--user-data-dir={}", profile.display()));
-    let capabilities = json!({
-        "browserName": "chrome",
-        "goog:chromeOptions": { "binary": chromium, "args": args },
-    });
-    let Value::Object(capabilities) = capabilities else {
-        unreachable!("a JSON object literal")
-    };
-    let mut builder = ClientBuilder::new(HttpConnector::new());
-    builder.capabilities(capabilities);
-    let client = builder
-        .connect(&format!("http://127.0.0.1:{driver_port}"))
-        .await
-        .expect("starting a Chromium session through chromedriver");
-    let timeouts =
-        TimeoutConfiguration::new(Some(Duration::from_secs(10)), Some(options.page_load), None);
-    let set = client.update_timeouts(timeouts).await;
-    set.expect("setting WebDriver timeouts");
-    client
+    let (min, max) = (sorted[0], sorted[n - 1]);
+    format!("median {median:.0} ms, min {min:.0}, max {max:.0} (each: {each})")
 }

@@ -9,7 +9,6 @@
 use std::collections::{BTreeSet, HashMap};
 use std::fs;
 use std::os::unix::process::CommandExt;
-use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -29,6 +28,8 @@ pub struct Proc {
     log: tempfile::NamedTempFile,
     stop: Signal,
     grace: Duration,
+    /// How it exited, once waited for.
+    status: Option<ExitStatus>,
 }
 
 impl Proc {
@@ -56,6 +57,7 @@ impl Proc {
             log,
             stop: Signal::SIGTERM,
             grace: Duration::from_secs(2),
+            status: None,
         }
     }
 
@@ -64,10 +66,7 @@ impl Proc {
     pub fn spawn_on(socket: &PassedSocket, program: &str, args: &[&str]) -> Self {
         let mut command = Command::new(program);
         socket.pass_to(command.args(args));
-        let name = Path::new(program)
-            .file_name()
-            .and_then(|name| name.to_str());
-        Self::spawn(name.unwrap_or(program), command)
+        Self::spawn(program.rsplit('/').next().unwrap_or(program), command)
     }
 
     /// Stop it with `signal` (and wait up to `grace` for it) before the SIGKILLs.
@@ -79,7 +78,7 @@ impl Proc {
     }
 
     pub fn pid(&self) -> Pid {
-        pid(self.child.id())
+        Pid::from_raw(i32::try_from(self.child.id()).expect("a pid fits in i32"))
     }
 
     /// Sends `signal` to the process (not its group).
@@ -90,43 +89,33 @@ impl Proc {
 
     /// Whether and how the process ended.
     pub fn exited(&mut self) -> Option<ExitStatus> {
-        self.child.try_wait().expect("waiting on a child process")
+        if self.status.is_none() {
+            self.status = self.child.try_wait().expect("waiting on a child process");
+        }
+        self.status
     }
 
     /// Waits up to `limit` for the process to exit; `None` when it did not.
     pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
         let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.exited() {
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
+        while self.exited().is_none() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(1));
         }
+        self.status
     }
 
-    /// The log file: the process's stdout and stderr.
-    pub fn log(&self) -> &Path {
-        self.log.path()
-    }
-
-    /// The log's text so far.
+    /// The log's text so far: the process's stdout and stderr.
     pub fn log_text(&self) -> String {
-        String::from_utf8_lossy(&fs::read(self.log()).unwrap_or_default()).into_owned()
+        String::from_utf8_lossy(&fs::read(self.log.path()).unwrap_or_default()).into_owned()
     }
 
     /// The log's last `lines` lines, under a heading.
     pub fn tail(&self, lines: usize) -> String {
-        let text = self.log_text();
+        let (name, text) = (&self.name, self.log_text());
         let all: Vec<&str> = text.lines().collect();
-        format!(
-            "---- last {lines} lines of the {} log ----\n{}\n---- end of the {} log ----",
-            self.name,
-            all[all.len().saturating_sub(lines)..].join("\n"),
-            self.name,
-        )
+        let tail = all[all.len().saturating_sub(lines)..].join("\n");
+        let head = format!("---- last {lines} lines of the {name} log ----");
+        format!("{head}\n{tail}\n---- end of the {name} log ----")
     }
 }
 
@@ -134,6 +123,10 @@ impl Drop for Proc {
     fn drop(&mut self) {
         if std::thread::panicking() {
             eprintln!("{}", self.tail(60));
+        }
+        // Waited for already: its pid, and its group's, may name other processes now.
+        if self.status.is_some() {
+            return;
         }
         let root = self.pid();
         // Taken before anything is signalled: once the root exits its children are
@@ -159,39 +152,18 @@ impl Drop for Proc {
     }
 }
 
-fn pid(id: u32) -> Pid {
-    Pid::from_raw(i32::try_from(id).expect("a pid fits in i32"))
-}
-
-/// The executable name (`comm`) of a process, from `/proc`.
-pub fn process_name(process: Pid) -> Option<String> {
-    fs::read_to_string(format!("/proc/{process}/comm"))
-        .ok()
-        .map(|name| name.trim().to_owned())
-}
-
 /// Every living descendant of `root`, with its process group, read from `/proc`.
 pub fn descendants(root: Pid) -> Vec<(Pid, Pid)> {
     let mut children: HashMap<i32, Vec<(i32, i32)>> = HashMap::new();
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    for entry in entries.flatten() {
-        let Some(process) = entry.file_name().to_str().and_then(|s| s.parse().ok()) else {
-            continue;
-        };
-        let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
+    for entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let process = entry.file_name().to_str().and_then(|s| s.parse().ok());
+        let stat = fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
         // "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
-        let Some((_, after_comm)) = stat.rsplit_once(')') else {
+        let (Some(process), Some((_, after_comm))) = (process, stat.rsplit_once(')')) else {
             continue;
         };
-        let fields: Vec<&str> = after_comm.split_whitespace().collect();
-        if let (Some(Ok(parent)), Some(Ok(group))) = (
-            fields.get(1).map(|s| s.parse::<i32>()),
-            fields.get(2).map(|s| s.parse::<i32>()),
-        ) {
+        let mut fields = after_comm.split_whitespace().skip(1).map(str::parse);
+        if let (Some(Ok(parent)), Some(Ok(group))) = (fields.next(), fields.next()) {
             children.entry(parent).or_default().push((process, group));
         }
     }

@@ -98,44 +98,26 @@ pub struct WatchedCopy {
 }
 
 impl WatchedCopy {
-    /// How long the first build may take: in CI it compiles every dependency.
-    pub const FIRST_BUILD: Duration = Duration::from_secs(15 * 60);
-
-    /// Finds chromium, chromedriver and watchexec or skips (see [`find_or_skip`]),
-    /// then [`Self::start`]s and opens a [`Browser`] with `options`.
+    /// Finds chromium, chromedriver and watchexec or skips (see [`find_or_skip`]).
+    /// Then copies the workspace, runs `watchexec` on it with the program and
+    /// arguments that `program` gives for the copy (it may build something first),
+    /// waits for the first page (at most 15 minutes: in CI the first build compiles
+    /// every dependency; panics if watchexec exits or the build fails first), and
+    /// opens a [`Browser`] with `options`.
     pub async fn with_browser_or_skip(
         options: Options,
         program: impl FnOnce(&Path) -> Vec<OsString>,
     ) -> Option<(Self, Browser)> {
         let [chromium, chromedriver, watchexec] =
             find_or_skip([CHROMIUM, CHROMEDRIVER, WATCHEXEC])?;
-        let copy = Self::start(&watchexec, program).await;
-        Some((
-            copy,
-            Browser::start(&chromium, &chromedriver, options).await,
-        ))
-    }
-
-    /// Copies the workspace, runs `watchexec` on it with the program and arguments
-    /// that `program` gives for the copy (it may build something first), and waits
-    /// for the first page. Panics if watchexec exits or the build fails first.
-    pub async fn start(watchexec: &Path, program: impl FnOnce(&Path) -> Vec<OsString>) -> Self {
         let dir = temp_dir("axum-autoreload-e2e-");
         let root = dir.path().join("app");
         copy_workspace(&root);
         let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let mut command = Command::new(watchexec);
+        let args = format!("--socket {addr} --restart --stop-signal SIGINT -w src -w demo/src --");
+        let mut command = Command::new(&watchexec);
         command
-            .args(["--socket", &addr.to_string(), "--restart"])
-            .args([
-                "--stop-signal",
-                "SIGINT",
-                "-w",
-                "src",
-                "-w",
-                "demo/src",
-                "--",
-            ])
+            .args(args.split(' '))
             .args(program(&root))
             .current_dir(&root)
             .env("CARGO_TARGET_DIR", Self::target_dir())
@@ -143,37 +125,35 @@ impl WatchedCopy {
         let mut watchexec =
             Proc::spawn("watchexec", command).stop_with(Signal::SIGTERM, Duration::from_secs(10));
         let started = Instant::now();
-        let first_page = first_answer(addr, "/", Self::FIRST_BUILD, || {
+        let first_build = Duration::from_secs(15 * 60);
+        let first_page = first_answer(addr, "/", first_build, || {
             check(&mut watchexec, "the first page");
         })
         .await;
         assert_eq!(first_page.status, 200, "GET /: {}", first_page.text());
         let took = started.elapsed().as_millis();
         eprintln!("first page after {took} ms (includes building the copy)");
-        Self {
+        let browser = Browser::start(&chromium, &chromedriver, options).await;
+        let copy = Self {
             root,
             url: format!("http://{addr}/"),
             first_page,
             watchexec,
             _dir: dir,
-        }
+        };
+        Some((copy, browser))
     }
 
     /// Where the copy's builds go.
     pub fn target_dir() -> PathBuf {
         target_dir().join("e2e")
     }
-
-    /// Panics if watchexec has exited or cargo failed to build or run the copy.
-    pub fn check(&mut self, waiting_for: &str) {
-        check(&mut self.watchexec, waiting_for);
-    }
 }
 
 /// Panics if `watchexec` has exited or cargo failed to build or run the copy (a
 /// line of its log starts with `error`: `error: could not compile`, `error[E0425]:
 /// …`).
-fn check(watchexec: &mut Proc, waiting_for: &str) {
+pub fn check(watchexec: &mut Proc, waiting_for: &str) {
     if let Some(status) = watchexec.exited() {
         panic!("watchexec exited ({status}) while waiting for {waiting_for}");
     }
