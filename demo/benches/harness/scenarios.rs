@@ -17,6 +17,7 @@ use dev_support::process::Proc;
 use dev_support::socket::PassedSocket;
 use dev_support::sse::EventStream;
 use dev_support::tools::{find_or_skip, WRK};
+use dev_support::wait;
 use futures_util::stream::{self, StreamExt};
 use nix::sys::signal::Signal;
 use nix::sys::wait::{waitid, Id, WaitPidFlag};
@@ -509,8 +510,15 @@ pub(crate) async fn inject_cost(bench: &mut Bench, target: Target) -> io::Result
         // would measure the backlog, not the layer.
         socket.listen(1024);
         let server = Server::spawn(target, &socket, &bench.dir, injected);
-        new_instance(socket.addr, None, READY).await?;
-        let page = http::get(socket.addr, path).await?;
+        // With reload off there is no `/auto_refresh/status` to ask: wait for the page.
+        let serving = format!("{name} to serve {path}");
+        let page = wait::until(&serving, READY, || async {
+            http::get(socket.addr, path)
+                .await
+                .ok()
+                .filter(|r| r.status == 200)
+        })
+        .await;
         let (status, len) = (page.status, page.body.len());
         let script = page.text().contains("data-instance=");
         if status != 200 || script != injected || len < PAGE_SIZE {
