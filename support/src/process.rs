@@ -124,11 +124,14 @@ impl Drop for Proc {
         if std::thread::panicking() {
             eprintln!("{}", self.tail(60));
         }
-        // Waited for already: its pid, and its group's, may name other processes now.
+        let root = self.pid();
+        // Waited for already: its descendants are no longer found from its pid, but
+        // what it left in its group (cargo under watchexec) is killed with the group:
+        // a group id is not reused while a member lives.
         if self.status.is_some() {
+            let _ = killpg(root, Signal::SIGKILL);
             return;
         }
-        let root = self.pid();
         // Taken before anything is signalled: once the root exits its children are
         // reparented and can no longer be found from it.
         let descendants = descendants(root);
