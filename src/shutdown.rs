@@ -2,6 +2,7 @@
 //! stream that outlives it.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
 use axum::response::{IntoResponseParts, ResponseParts};
@@ -41,7 +42,10 @@ use tokio_util::sync::{
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct ShutdownSignal {
-    token: CancellationToken,
+    // Behind an `Arc`: the layer's service, and with it this signal, is cloned for
+    // every request, and a `CancellationToken`'s own clone and drop lock a mutex
+    // shared by every stream.
+    token: Arc<CancellationToken>,
 }
 
 impl ShutdownSignal {
@@ -74,7 +78,7 @@ impl ShutdownSignal {
 
     /// [`ShutdownSignal::triggered_owned`] as a named type, to keep in a struct.
     pub(crate) fn triggered_future(&self) -> WaitForCancellationFutureOwned {
-        self.token.clone().cancelled_owned()
+        CancellationToken::clone(&self.token).cancelled_owned()
     }
 
     /// Whether the shutdown has begun.
