@@ -221,8 +221,9 @@ struct Subscription {
     broadcaster: Broadcaster,
     receiver: broadcast::Receiver<Bytes>,
     keep_alive: Interval,
-    /// Made once: polling it again costs nothing, making it anew takes a lock
-    /// shared by every stream.
+    /// Made once: making it anew clones the token and registers a new waiter.
+    /// Polling it takes the token's lock, once per event of a stream, which is
+    /// rare next to requests.
     shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
     state: State,
 }
@@ -260,6 +261,8 @@ impl Subscription {
         if last {
             self.state = State::Done;
         }
+        // Any frame keeps the connection alive: the comment is for silence only.
+        self.keep_alive.reset();
         Some(frame)
     }
 }
@@ -313,6 +316,7 @@ mod tests {
         assert_eq!(broadcaster.open_streams(), 1);
         let hello = stream.next().await.expect("hello");
         assert!(hello.starts_with(b"event: hello\n"), "{hello:?}");
+        tokio::time::advance(Duration::from_secs(10)).await;
         assert_eq!(
             broadcaster.send(&Broadcast::for_change("/static/app.css")),
             1
@@ -321,8 +325,10 @@ mod tests {
             stream.next().await.as_deref(),
             Some(&b"event: css\ndata: /static/app.css\n\n"[..])
         );
-        // Nothing broadcast for 15 s: a keep-alive comment.
+        // Nothing broadcast for 15 s after the last event: a keep-alive comment.
+        let sent = Instant::now();
         assert_eq!(stream.next().await.as_deref(), Some(KEEP_ALIVE));
+        assert_eq!(sent.elapsed(), Duration::from_secs(15));
         shutdown.trigger();
         let restart = stream.next().await.expect("restart");
         assert!(restart.starts_with(b"event: restart\n"), "{restart:?}");

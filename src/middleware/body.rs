@@ -21,7 +21,8 @@ pin_project! {
         splicer: Option<Splicer>,
         // A trailers frame that waits for the held-back bytes and the tag to go out.
         pending: Option<Frame<Bytes>>,
-        // An event stream's end: made once, as polling it again costs nothing.
+        // An event stream's end, made once (making it anew registers a new waiter);
+        // polled once per frame of an app's event stream, never for other bodies.
         shutdown: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
         ended: bool,
     }
