@@ -115,12 +115,17 @@ impl GuardLayer {
         None
     }
 
+    /// Compared without a lowercased copy: this runs for every request.
     fn is_allowed(&self, host: &str) -> bool {
-        let host = normalize(host);
-        host == "localhost"
-            || host.ends_with(".localhost")
+        let host = host.trim().trim_end_matches('.');
+        let suffix = host.len().checked_sub(".localhost".len());
+        host.eq_ignore_ascii_case("localhost")
+            || suffix.is_some_and(|at| host.as_bytes()[at..].eq_ignore_ascii_case(b".localhost"))
             || host.parse::<IpAddr>().is_ok()
-            || self.allowed.contains(&host)
+            || self
+                .allowed
+                .iter()
+                .any(|name| name.eq_ignore_ascii_case(host))
     }
 }
 
@@ -279,10 +284,12 @@ mod tests {
             "localhost:8080",
             "LOCALHOST",
             "app.localhost:3000",
+            "App.LocalHost.:3000",
             "127.0.0.1:8080",
             "[::1]:8080",
             "192.168.1.20",
             "dev.example:8080",
+            "DEV.example.",
         ] {
             assert!(
                 !refused(&guard, Method::GET, "/", &[("host", host)]),
@@ -293,6 +300,7 @@ mod tests {
             "evil.example",
             "localhost.evil.example:8080",
             "127.0.0.1.nip.io",
+            "xlocalhost",
             "",
         ] {
             assert!(
