@@ -74,11 +74,7 @@ impl ResponseForPanic for PanicPage {
         let Some(script_tag) = &self.script_tag else {
             return StatusCode::INTERNAL_SERVER_ERROR.into_response();
         };
-        let message = payload
-            .downcast_ref::<&str>()
-            .map(|message| (*message).to_owned())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "(a panic whose payload is not a string)".to_owned());
+        let message = panic_text(&*payload);
         let location = location.unwrap_or_else(|| "(unknown location)".to_owned());
         let page = html! {
             (DOCTYPE)
@@ -110,3 +106,14 @@ const STYLE: &str = "body{font:15px/1.5 system-ui,sans-serif;margin:2rem;color:#
 h1{color:#b00020;font-size:1.4rem}\
 pre{background:#1e1e1e;color:#eee;padding:1rem;border-radius:6px;white-space:pre-wrap}\
 .hint{color:#666}";
+
+/// A panic's message: its payload when that is text (`panic!` always gives text).
+pub(crate) fn panic_text(payload: &(dyn Any + Send)) -> &str {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        text
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text
+    } else {
+        "(a panic payload that is not text)"
+    }
+}

@@ -85,12 +85,5 @@ impl Connections {
 }
 
 fn panic_message(err: JoinError) -> String {
-    let payload = err.into_panic();
-    if let Some(text) = payload.downcast_ref::<&str>() {
-        (*text).to_owned()
-    } else if let Some(text) = payload.downcast_ref::<String>() {
-        text.clone()
-    } else {
-        "(a panic payload that is not text)".to_owned()
-    }
+    crate::panic_page::panic_text(&*err.into_panic()).to_owned()
 }
