@@ -185,6 +185,9 @@ pub fn watch_static(
 /// dropped and its OS watch closed).
 fn debounce(events: &Receiver<notify::Result<Event>>, changes: &Changes, shared: &Weak<Shared>) {
     let mut written = BTreeSet::new();
+    // The kernel's queue overflowed (inotify's IN_Q_OVERFLOW): what changed is
+    // unknown, so the flush reloads every tab.
+    let mut lost = false;
     let mut last_write: Option<Instant> = None;
     loop {
         let received = match last_write {
@@ -192,6 +195,10 @@ fn debounce(events: &Receiver<notify::Result<Event>>, changes: &Changes, shared:
             None => events.recv().map_err(|_| RecvTimeoutError::Disconnected),
         };
         match received {
+            Ok(Ok(event)) if event.need_rescan() => {
+                lost = true;
+                last_write = Some(Instant::now());
+            }
             Ok(Ok(event)) => {
                 if let Some(path) = written_path(event) {
                     written.insert(path);
@@ -208,9 +215,18 @@ fn debounce(events: &Receiver<notify::Result<Event>>, changes: &Changes, shared:
                 .iter()
                 .filter_map(|path| changes.url_if_announced(path))
                 .collect();
-            match shared.upgrade() {
-                Some(shared) => announce(&AutoReload { shared }, &urls),
-                None => return,
+            let Some(shared) = shared.upgrade() else {
+                return;
+            };
+            let reload = AutoReload { shared };
+            if std::mem::take(&mut lost) {
+                let streams = reload.reload();
+                tracing::warn!(
+                    "watching {}: the system dropped change events (its queue overflowed): reloading ({streams} streams)",
+                    changes.root.display()
+                );
+            } else {
+                announce(&reload, &urls);
             }
         }
     }
@@ -376,7 +392,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn stopping_closes_the_watch_and_nothing_more_is_announced() {
+    async fn stopping_closes_the_watch() {
         let dir = tempfile::tempdir().expect("tempdir");
         let css = dir.path().join("app.css");
         std::fs::write(&css, "a{}").expect("write");
@@ -389,12 +405,33 @@ mod tests {
             .expect("announced")
             .expect("frame");
         assert_eq!(&frame[..], b"event: css\ndata: /static/app.css\n\n");
-
+        // `stop_all` completes once the debounce thread has returned, which it does
+        // when notify's event loop ends: the inotify instance is closed.
         tokio::time::timeout(Duration::from_secs(5), reload.watchers().stop_all())
             .await
             .expect("the watcher's inotify instance closes");
-        let quiet = tokio::time::timeout(Duration::from_millis(300), events.recv());
-        std::fs::write(&css, "a{color:blue}").expect("write");
-        assert!(quiet.await.is_err(), "announced after the watcher stopped");
+    }
+
+    #[tokio::test]
+    async fn lost_events_reload_every_tab() {
+        let reload = AutoReload::builder().enabled(true).build();
+        let mut frames = reload.frames();
+        let (events, received) = std::sync::mpsc::channel();
+        let changes = Changes {
+            root: PathBuf::from("/static-root"),
+            prefix: "/static".to_owned(),
+        };
+        let shared = Arc::downgrade(&reload.shared);
+        let thread = std::thread::spawn(move || debounce(&received, &changes, &shared));
+        // What notify sends when the kernel's queue overflowed.
+        let overflow = Event::new(EventKind::Other).set_flag(notify::event::Flag::Rescan);
+        events.send(Ok(overflow)).expect("send");
+        let frame = tokio::time::timeout(Duration::from_secs(5), frames.recv())
+            .await
+            .expect("announced")
+            .expect("frame");
+        assert!(frame.starts_with(b"event: reload\n"), "{frame:?}");
+        drop(events);
+        thread.join().expect("the debounce thread returns");
     }
 }
