@@ -107,7 +107,9 @@ pub use middleware::{
 };
 pub use overlay::OVERLAY_EVENT;
 pub use panic_page::{catch_panic, PanicPage};
-pub use reload::{AutoReload, AutoReloadBuilder, ENABLE_ENV, STATUS_PATH, TRIGGER_PATH};
+pub use reload::{
+    AutoReload, AutoReloadBuilder, ALLOWED_HOSTS_ENV, ENABLE_ENV, STATUS_PATH, TRIGGER_PATH,
+};
 pub use serve::{serve, Serve};
 pub use shutdown::{KeepStreamOpen, ShutdownSignal};
 pub use sse::STREAM_PATH;

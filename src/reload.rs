@@ -20,6 +20,12 @@ pub const STATUS_PATH: &str = "/auto_refresh/status";
 /// `false`, `off`) whatever the build profile.
 pub const ENABLE_ENV: &str = "AXUM_AUTORELOAD";
 
+/// Environment variable with more host names to answer, comma-separated
+/// (`a.test,b.test`), read by [`AutoReloadBuilder::build`] as if each were given
+/// to [`AutoReloadBuilder::allow_host`]. The runner's error pages read it too, so
+/// one setting serves both.
+pub const ALLOWED_HOSTS_ENV: &str = "AXUM_AUTORELOAD_ALLOWED_HOSTS";
+
 /// Path that takes `POST` requests to reload the tabs, from build tools: with
 /// `?path=/static/app.css` a stylesheet is swapped in place (see
 /// [`AutoReload::changed`]), without it every tab reloads.
@@ -249,8 +255,14 @@ impl AutoReloadBuilder {
         self
     }
 
-    /// Build the handle, with a new instance id.
-    pub fn build(self) -> AutoReload {
+    /// Build the handle, with a new instance id. Reads [`ENABLE_ENV`] (unless
+    /// [`AutoReloadBuilder::enabled`] was called) and [`ALLOWED_HOSTS_ENV`].
+    pub fn build(mut self) -> AutoReload {
+        if let Ok(hosts) = std::env::var(ALLOWED_HOSTS_ENV) {
+            for host in hosts.split(',') {
+                self = self.allow_host(host);
+            }
+        }
         let enabled = self
             .enabled
             .or_else(enabled_from_env)

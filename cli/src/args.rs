@@ -6,9 +6,6 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::editor::{Editor, EDITOR_ENV};
 
-/// The variable the demo reads its extra allowed hosts from, read here too.
-const HOSTS_ENV: &str = "AXUM_AUTORELOAD_ALLOWED_HOSTS";
-
 /// Build and run an axum app under watchexec, handing it the listening socket; when
 /// the build fails or the app exits on its own, show why in every open browser tab.
 #[derive(Debug, Parser)]
@@ -66,8 +63,9 @@ pub(crate) struct RunArgs {
 
     /// Another host name the failure server answers besides localhost,
     /// *.localhost and IP addresses (others get 403, as from the app). Repeat for
-    /// more; the same variable as the demo's, so one setting serves both.
-    #[arg(long = "allowed-host", env = HOSTS_ENV, value_name = "HOST", value_delimiter = ',')]
+    /// more. The library also reads AXUM_AUTORELOAD_ALLOWED_HOSTS (comma-separated),
+    /// here and in any app built on it, so one setting serves both.
+    #[arg(long = "allowed-host", value_name = "HOST", value_delimiter = ',')]
     pub(crate) allowed_hosts: Vec<String>,
 
     /// Arguments for `cargo build`, then `--` and arguments for the app.

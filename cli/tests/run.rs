@@ -24,6 +24,9 @@ const JSON_REQUEST: &str = "Host: localhost\r\nAccept: application/json\r\n";
 /// The headers of a page load through DNS rebinding.
 const FORGED_HOST: &str = "Host: evil.example\r\nAccept: text/html\r\n";
 
+/// The headers of a page load on the host the tests allow ([`support::ALLOWED_HOST`]).
+const ALLOWED_HOST_PAGE_LOAD: &str = "Host: dev.test:8080\r\nAccept: text/html\r\n";
+
 /// The runner on a scratch app whose `main` starts with `body` and fails: the
 /// first page load gets a 500 HTML report that holds `report` and links to
 /// `src/main.rs` at the line of `at.0`, column `at.1`; a reload stream opens with
@@ -71,9 +74,12 @@ async fn a_broken_build_is_shown_to_pages_streams_and_other_requests() {
     let line = "the build failed: 1 error; see the terminal or the browser\n";
     assert_eq!(api.text(), line);
 
-    // The library's Host check guards the failure server too.
+    // The library's Host check guards the failure server too, with the names
+    // allowed in its environment.
     let forged = get(socket.addr, "/", FORGED_HOST, BUILD).await;
     assert_eq!(forged.status, 403, "{forged:?}");
+    let allowed = get(socket.addr, "/", ALLOWED_HOST_PAGE_LOAD, BUILD).await;
+    assert_eq!(allowed.status, 500, "{allowed:?}");
 
     // The reload stream's overlay is followed by hello.
     assert_eq!(stream.event(EVENT).await.0, "hello");
@@ -92,7 +98,7 @@ async fn a_broken_build_is_shown_to_pages_streams_and_other_requests() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_good_build_serves_the_app_on_the_passed_socket() {
-    let (_scratch, _socket, mut runner, page) = support::start("scratch-good", "").await;
+    let (_scratch, socket, mut runner, page) = support::start("scratch-good", "").await;
     assert_eq!(page.status, 200, "{page:?}");
     let body = &page.text();
     assert_contains(body, &["<h1>scratch ok</h1>", "data-instance="]);
@@ -106,6 +112,11 @@ async fn a_good_build_serves_the_app_on_the_passed_socket() {
     let (app_pid, build_ms, spawned_at) = (field("pid"), field("build-ms"), field("spawned-at"));
     assert!(build_ms > 0, "{build_ms}");
     assert!(spawned_at > 1_600_000_000_000, "{spawned_at}");
+    // An app on `AutoReload::new()` answers the host named in its environment.
+    let allowed = get(socket.addr, "/", ALLOWED_HOST_PAGE_LOAD, BUILD).await;
+    assert_eq!(allowed.status, 200, "{allowed:?}");
+    let forged = get(socket.addr, "/", FORGED_HOST, BUILD).await;
+    assert_eq!(forged.status, 403, "{forged:?}");
 
     let stopping = Instant::now();
     runner.signal(Signal::SIGINT);

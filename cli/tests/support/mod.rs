@@ -107,6 +107,8 @@ tokio = {{ version = "1", features = ["macros", "rt-multi-thread"] }}
             .arg("run")
             .current_dir(self.dir.path())
             .env_remove("AXUM_AUTORELOAD_EDITOR")
+            // Read by the library, in the failure server and in the app alike.
+            .env(axum_autoreload::ALLOWED_HOSTS_ENV, ALLOWED_HOST)
             .env("CARGO_TARGET_DIR", target)
             .env("RUST_LOG", "info");
         Proc::spawn("runner", command).stop_with(Signal::SIGINT, Duration::from_secs(10))
@@ -123,6 +125,9 @@ pub async fn start(name: &str, body: &str) -> (Scratch, PassedSocket, Proc, Resp
     let page = get(socket.addr, "/", PAGE_LOAD, FIRST_BUILD).await;
     (scratch, socket, runner, page)
 }
+
+/// The host name the runner and its app are told to answer, besides localhost.
+pub const ALLOWED_HOST: &str = "dev.test";
 
 /// `GET path` with these header lines (each ending in `\r\n`), waiting up to
 /// `limit` for the answer (a request waits in the backlog while cargo builds).

@@ -50,13 +50,9 @@ pub(crate) struct Args {
     header_read_timeout: u64,
 
     /// Another host name to answer besides localhost, *.localhost and IP addresses
-    /// (requests with any other Host get 403). Repeat for more.
-    #[arg(
-        long = "allowed-host",
-        env = "AXUM_AUTORELOAD_ALLOWED_HOSTS",
-        value_name = "HOST",
-        value_delimiter = ','
-    )]
+    /// (requests with any other Host get 403). Repeat for more. The library also
+    /// reads AXUM_AUTORELOAD_ALLOWED_HOSTS (comma-separated).
+    #[arg(long = "allowed-host", value_name = "HOST", value_delimiter = ',')]
     pub(crate) allowed_hosts: Vec<String>,
 }
 
