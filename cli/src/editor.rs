@@ -101,11 +101,12 @@ impl Editor {
             return None;
         };
         let file = utf8_percent_encode(&file.to_string_lossy(), PATH).to_string();
+        // The file last: a path that holds `{line}` or `{col}` stays as it is.
         Some(
             template
-                .replace("{file}", &file)
                 .replace("{line}", &line.to_string())
-                .replace("{col}", &col.to_string()),
+                .replace("{col}", &col.to_string())
+                .replace("{file}", &file),
         )
     }
 }
@@ -148,6 +149,11 @@ mod tests {
 
     #[test]
     fn custom_templates_and_awkward_paths() {
+        assert_eq!(
+            link("vscode", "/src/{line}/{col}.rs").as_deref(),
+            Some("vscode://file//src/{line}/{col}.rs:12:5"),
+            "a path's own braces are not template fields"
+        );
         assert_eq!(
             link("nvim://open?f={file}&l={line}", "/a b/#x?.rs").as_deref(),
             Some("nvim://open?f=/a%20b/%23x%3F.rs&l=12")

@@ -1,6 +1,6 @@
 //! Test support: a scratch axum app that depends on the library by path, and the
 //! runner started in it on a socket passed the way watchexec passes it.
-#![allow(dead_code, unreachable_pub)]
+#![allow(unreachable_pub)]
 
 use std::fs;
 use std::net::SocketAddr;
@@ -121,8 +121,20 @@ tokio = {{ version = "1", features = ["macros", "rt-multi-thread"] }}
 pub async fn start(name: &str, body: &str) -> (Scratch, PassedSocket, Proc, Response) {
     let scratch = Scratch::new(name, body);
     let socket = PassedSocket::new();
-    let runner = scratch.run(&socket);
-    let page = get(socket.addr, "/", PAGE_LOAD, FIRST_BUILD).await;
+    let mut runner = scratch.run(&socket);
+    // The socket stays open in the test: a runner that died would leave the
+    // request in the backlog until FIRST_BUILD, so it is checked every second.
+    let first_page = get(socket.addr, "/", PAGE_LOAD, FIRST_BUILD);
+    tokio::pin!(first_page);
+    let page = loop {
+        tokio::select! {
+            page = &mut first_page => break page,
+            () = tokio::time::sleep(Duration::from_secs(1)) => {
+                let exited = runner.exited();
+                assert!(exited.is_none(), "the runner exited ({exited:?}) before answering");
+            }
+        }
+    };
     (scratch, socket, runner, page)
 }
 
