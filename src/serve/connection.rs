@@ -41,7 +41,8 @@ pub(super) struct Tracked {
     /// The method and path of the request served last, or being served: hyper
     /// serves one request of a connection at a time. The path is copied: a `Uri`
     /// would keep hyper's read buffer alive, so hyper would allocate a new one.
-    last_request: Mutex<Option<(Method, Box<str>)>>,
+    /// The `String` is reused from one request of the connection to the next.
+    last_request: Mutex<Option<(Method, String)>>,
     /// Handed to the app by an upgrade (a WebSocket).
     upgraded: AtomicBool,
 }
@@ -61,7 +62,10 @@ impl Tracked {
             .last_request
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        *last = Some((request.method().clone(), request.uri().path().into()));
+        let (method, path) = last.get_or_insert_with(|| (Method::GET, String::new()));
+        method.clone_from(request.method());
+        path.clear();
+        path.push_str(request.uri().path());
     }
 
     /// What holds the connection: `GET /events`, `GET /ws (upgraded)`, or `no
