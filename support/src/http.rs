@@ -203,7 +203,7 @@ fn is_chunked(response: &Response) -> bool {
 /// Parses a whole response; `Err` when the head or the framed body is incomplete.
 /// The answer to a `HEAD` request (`to_head`) has no body, whatever its header
 /// fields say.
-pub fn parse(bytes: &[u8], to_head: bool) -> io::Result<Response> {
+fn parse(bytes: &[u8], to_head: bool) -> io::Result<Response> {
     let split = memmem::find(bytes, b"\r\n\r\n").ok_or_else(|| invalid("no end of head"))?;
     let head = String::from_utf8_lossy(&bytes[..split]).into_owned();
     let status = head.split(' ').nth(1).and_then(|s| s.parse().ok());
