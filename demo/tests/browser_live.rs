@@ -17,12 +17,13 @@
 //! except under CI (`CI=true`), where it fails. Run it with
 //! `cargo test --test browser_live -- --nocapture` to see the timings.
 
+#[path = "demo/support.rs"]
+mod demo;
+
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use dev_support::chromium::{summary_ms, Browser, Options, TabState, READ_TAB};
-use dev_support::http::wait_ready;
-use dev_support::process::Proc;
 use dev_support::scratch::temp_dir;
 use dev_support::socket::PassedSocket;
 use dev_support::wait::until;
@@ -60,9 +61,7 @@ async fn css_images_and_html_update_live() {
     write(site, "bg.svg", &svg(40, 40, "red"));
     let socket = PassedSocket::new();
     let root = site.to_str().expect("a UTF-8 temporary path");
-    let demo = env!("CARGO_BIN_EXE_axum-autoreload-demo");
-    let _server = Proc::spawn_on(&socket, demo, &["--root", root]);
-    wait_ready(socket.addr, Duration::from_secs(20)).await;
+    let _server = demo::start(&socket, &["--root", root]).await;
     let url = format!("http://{}/", socket.addr);
     browser
         .run(async |browser| {

@@ -19,6 +19,9 @@
 //! except under CI (`CI=true`), where they fail. Run them with
 //! `cargo test --test browser_restart -- --nocapture` to see the timings.
 
+#[path = "demo/support.rs"]
+mod demo;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
@@ -31,7 +34,6 @@ use dev_support::socket::PassedSocket;
 use nix::sys::signal::Signal;
 use serde_json::json;
 
-const DEMO: &str = env!("CARGO_BIN_EXE_axum-autoreload-demo");
 const TABS: usize = 2;
 /// Bound on anything that takes milliseconds when it works (a tab reloading, a
 /// server answering, a process exiting).
@@ -292,7 +294,7 @@ impl Run<'_> {
     fn serve(&mut self) {
         assert!(self.server.is_none(), "a server is still running");
         let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
-        self.server = Some(Proc::spawn_on(&self.socket, DEMO, &args));
+        self.server = Some(demo::spawn_on(&self.socket, &args));
     }
 
     /// Sends `signal` to the server and waits for it to exit (with success, but

@@ -9,11 +9,12 @@
 //! `-- --ignored --nocapture` also measures how many tabs work when each opens
 //! its own stream (`/posts?stream=direct`).
 
+#[path = "demo/support.rs"]
+mod demo;
+
 use std::time::Duration;
 
 use dev_support::chromium::{summary_ms, Browser, Options};
-use dev_support::http::wait_ready;
-use dev_support::process::Proc;
 use dev_support::socket::PassedSocket;
 use dev_support::wait::until;
 use fantoccini::Locator;
@@ -43,8 +44,7 @@ async fn with_browser(page_load: Duration, scenario: impl AsyncFnOnce(&mut Brows
     let static_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/static");
     let args = ["--db", db, "--static-dir", static_dir];
     let socket = PassedSocket::new();
-    let _server = Proc::spawn_on(&socket, env!("CARGO_BIN_EXE_axum-autoreload-demo"), &args);
-    wait_ready(socket.addr, SETTLE).await;
+    let _server = demo::start(&socket, &args).await;
     let url = format!("http://127.0.0.1:{}/posts", socket.port());
     browser
         .run(async |browser| scenario(browser, url).await)

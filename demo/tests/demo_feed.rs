@@ -239,20 +239,36 @@ async fn feed_streams_end_on_shutdown_so_the_process_exits_at_once() {
 
 /// Several processes creating the same fresh database at once (tests side by side
 /// on a fresh checkout) all start: switching a new file to WAL mode is retried.
-#[test]
-fn processes_may_create_the_database_at_once() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_may_create_the_database_at_once() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("fresh/posts.sqlite3");
     let db = db.to_str().expect("utf-8");
     let start = |_| {
-        let mut command = demo::command(&["--addr", "127.0.0.1:0", "--db", db]);
+        let socket = PassedSocket::new();
+        let mut command = demo::command(&["--db", db]);
         command.env("RUST_LOG", "off");
-        demo::spawn(command)
+        socket.pass_to(&mut command);
+        (socket, demo::spawn(command))
     };
     let mut processes: Vec<_> = (0..6).map(start).collect();
-    std::thread::sleep(Duration::from_millis(1500));
+    // Each one either serves (it opened the database) or exits: only then did the
+    // race happen.
+    for (socket, process) in &mut processes {
+        let deadline = Instant::now() + demo::READY;
+        while process.exited().is_none() {
+            let page = tokio::time::timeout(Duration::from_secs(1), http::get(socket.addr, "/"));
+            if let Ok(Ok(page)) = page.await {
+                assert_eq!(page.status, 200, "GET / on a fresh database");
+                break;
+            }
+            let late = Instant::now() >= deadline;
+            assert!(!late, "neither serving nor exited within {:?}", demo::READY);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
     let failures: Vec<String> = (processes.iter_mut())
-        .filter_map(|process| Some(format!("{}: {}", process.exited()?, process.log_text())))
+        .filter_map(|(_, process)| Some(format!("{}: {}", process.exited()?, process.log_text())))
         .collect();
     assert!(failures.is_empty(), "did not start: {failures:?}");
 }

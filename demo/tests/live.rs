@@ -13,7 +13,10 @@ use axum_autoreload::AutoReload;
 use dev_support::http;
 use dev_support::sse::EventStream;
 
-const EVENT: Duration = Duration::from_millis(500);
+/// How long an event may take to come: a correctness wait, not a latency goal
+/// (the debounce is 40 ms; a loaded machine may be slower).
+const EVENT: Duration = Duration::from_secs(5);
+/// How long nothing must come where nothing should.
 const QUIET: Duration = Duration::from_millis(300);
 
 /// The library's pieces in this process: a temporary directory served at
@@ -25,7 +28,15 @@ struct Live {
 }
 
 async fn live() -> Live {
+    live_with_dirs(&[]).await
+}
+
+/// [`live`] with the subdirectories `dirs` made before watching begins.
+async fn live_with_dirs(dirs: &[&str]) -> Live {
     let dir = tempfile::tempdir().expect("tempdir");
+    for sub in dirs {
+        std::fs::create_dir(dir.path().join(sub)).expect("mkdir");
+    }
     let reload = AutoReload::builder().enabled(true).build();
     axum_autoreload::watch_static(dir.path(), "/static", &reload).expect("watch");
     let app = Router::new()
@@ -46,7 +57,7 @@ impl Live {
         std::fs::write(self.path(file), text).expect("write");
     }
 
-    /// Asserts that the stream says, once, within 500 ms, that `file` changed.
+    /// Asserts that the stream says, once, that `file` changed.
     async fn expect_one_css_event(&mut self, file: &str) {
         let css = ("css".to_owned(), format!("/static/{file}"));
         assert_eq!(self.stream.next_within(EVENT).await, Some(css), "{file}");
@@ -56,10 +67,8 @@ impl Live {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn each_kind_of_file_gives_its_event_within_500_ms() {
-    let mut live = live().await;
-    std::fs::create_dir(live.path("img")).expect("mkdir");
-    tokio::time::sleep(Duration::from_millis(100)).await; // the directory is watched too
+async fn each_kind_of_file_gives_its_event() {
+    let mut live = live_with_dirs(&["img"]).await;
     for (file, expected) in [
         ("app.css", ("css", "/static/app.css")),
         ("img/logo.png", ("image", "/static/img/logo.png")),
@@ -68,7 +77,7 @@ async fn each_kind_of_file_gives_its_event_within_500_ms() {
         let written = Instant::now();
         live.write(file, "some content");
         let event = live.stream.next_within(EVENT).await;
-        let (name, data) = event.unwrap_or_else(|| panic!("no event for {file} within 500 ms"));
+        let (name, data) = event.unwrap_or_else(|| panic!("no event for {file} within {EVENT:?}"));
         eprintln!("{file}: {name} after {} ms", written.elapsed().as_millis());
         assert_eq!(name, expected.0, "{file}");
         if !expected.1.is_empty() {

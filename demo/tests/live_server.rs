@@ -74,6 +74,6 @@ async fn serves_and_watches_a_folder() {
     // Watched: a stylesheet edit is announced for a hot swap.
     let mut stream = EventStream::greeted(addr).await;
     std::fs::write(root.join("style.css"), "h1 { color: blue }").expect("write");
-    let event = stream.event(Duration::from_secs(1)).await;
+    let event = stream.event(Duration::from_secs(5)).await;
     assert_eq!(event, ("css".to_owned(), "/style.css".to_owned()));
 }

@@ -4,6 +4,7 @@
 #[path = "demo/support.rs"]
 mod demo;
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use dev_support::http::get;
@@ -114,8 +115,13 @@ async fn idle_keep_alive_connections_do_not_hold_the_shutdown() {
     let mut buf = [0u8; 4096];
     let n = keep_alive.read(&mut buf).await.expect("read");
     assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
-    let _preconnect = TcpStream::connect(socket.addr).await.expect("connect");
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    let preconnect = TcpStream::connect(socket.addr).await.expect("connect");
+    let client = preconnect.local_addr().expect("local address");
+    let what = "the server to accept the preconnect";
+    dev_support::wait::until(what, EVENT, || async {
+        accepted(socket.addr, client).then_some(())
+    })
+    .await;
 
     let started = Instant::now();
     server.signal(Signal::SIGINT);
@@ -128,4 +134,27 @@ async fn idle_keep_alive_connections_do_not_hold_the_shutdown() {
     let _next = demo::spawn_on(&socket, &[]);
     let page = tokio::time::timeout(demo::READY, get(socket.addr, "/")).await;
     assert_eq!(page.expect("answered").expect("GET /").status, 200);
+}
+
+/// Whether the server on `server` has accepted the connection from `client`: in
+/// `/proc/net/tcp` a connection still in the listen backlog has no inode, one
+/// accepted has the inode of the server's socket.
+fn accepted(server: SocketAddr, client: SocketAddr) -> bool {
+    let hex = |addr: SocketAddr| match addr.ip() {
+        std::net::IpAddr::V4(ip) => {
+            format!(
+                "{:08X}:{:04X}",
+                u32::from_ne_bytes(ip.octets()),
+                addr.port()
+            )
+        }
+        std::net::IpAddr::V6(_) => panic!("an IPv4 address: {addr}"),
+    };
+    let (local, remote) = (hex(server), hex(client));
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+    table.lines().skip(1).any(|line| {
+        // "sl local rem st tx:rx tr:when retrnsmt uid timeout inode ..."
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        fields.len() > 9 && fields[1] == local && fields[2] == remote && fields[9] != "0"
+    })
 }

@@ -21,9 +21,9 @@ use crate::socket::free_port;
 use crate::tools::{find_or_skip, CHROMEDRIVER, CHROMIUM};
 
 /// The client script's reload counter in `sessionStorage`.
-pub const RELOADS_KEY: &str = "axum-autoreload:reloads";
+const RELOADS_KEY: &str = "axum-autoreload:reloads";
 /// The badge the client script shows while the server is down.
-pub const BADGE_TEXT: &str = "restarting\u{2026}";
+const BADGE_TEXT: &str = "restarting\u{2026}";
 
 /// Chromium's flags in every browser test.
 const CHROMIUM_FLAGS: &str = "--headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
@@ -271,9 +271,9 @@ impl Browser {
         value.unwrap_or_else(|err| panic!("tab {i}: running {script}: {err}"))
     }
 
-    /// Reads tab `i` with `script`, which gets [`RELOADS_KEY`] as `arguments[0]`
-    /// and returns a `T`; or the WebDriver error (a tab in the middle of a
-    /// navigation may refuse a script).
+    /// Reads tab `i` with `script`, which gets the reload counter's key as
+    /// `arguments[0]` and returns a `T`; or the WebDriver error (a tab in the middle
+    /// of a navigation may refuse a script).
     pub async fn read_as<T: DeserializeOwned>(
         &self,
         i: usize,

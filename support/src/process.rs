@@ -15,8 +15,6 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::{getpgrp, Pid};
 
-use crate::socket::PassedSocket;
-
 /// A running child process, stopped on drop: first `stop` (SIGTERM unless told
 /// otherwise) and up to `grace` for it to exit, then SIGKILL to it, to its
 /// process group and to every descendant and group found from it. If the thread
@@ -59,14 +57,6 @@ impl Proc {
             grace: Duration::from_secs(2),
             status: None,
         }
-    }
-
-    /// Spawns `program` with `args` and `socket` passed on through `LISTEN_FDS`, as
-    /// watchexec passes it.
-    pub fn spawn_on(socket: &PassedSocket, program: &str, args: &[&str]) -> Self {
-        let mut command = Command::new(program);
-        socket.pass_to(command.args(args));
-        Self::spawn(program.rsplit('/').next().unwrap_or(program), command)
     }
 
     /// Stop it with `signal` (and wait up to `grace` for it) before the SIGKILLs.

@@ -48,7 +48,7 @@ pub fn copy_workspace(to: &Path) {
 
 /// Copies the directory tree at `from` into `to`, leaving out directories named
 /// `target`, `.git` and `data`.
-pub fn copy_dir(from: &Path, to: &Path) {
+fn copy_dir(from: &Path, to: &Path) {
     fs::create_dir_all(to).unwrap_or_else(|err| panic!("creating {}: {err}", to.display()));
     let entries =
         fs::read_dir(from).unwrap_or_else(|err| panic!("reading {}: {err}", from.display()));

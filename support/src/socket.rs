@@ -42,7 +42,7 @@ impl PassedSocket {
     }
 
     /// The descriptor number to pass in `LISTEN_FDS_FIRST_FD`.
-    pub fn fd(&self) -> i32 {
+    fn fd(&self) -> i32 {
         self.socket.as_raw_fd()
     }
 

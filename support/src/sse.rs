@@ -39,7 +39,7 @@ impl EventStream {
     }
 
     /// `GET path` with `Accept: text/event-stream` on a new connection.
-    pub async fn open_path(addr: SocketAddr, path: &str) -> io::Result<Self> {
+    async fn open_path(addr: SocketAddr, path: &str) -> io::Result<Self> {
         let mut sender = connect(addr).await?;
         Self::send(&mut sender, path).await
     }

@@ -5,9 +5,9 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 /// How often [`until`] asks again.
-pub const POLL: Duration = Duration::from_millis(10);
+pub(crate) const POLL: Duration = Duration::from_millis(10);
 
-/// Asks `poll` every [`POLL`] until it gives `Some`, and returns that. Panics
+/// Asks `poll` every 10 ms until it gives `Some`, and returns that. Panics
 /// after `limit` with `what` (each ask may take at most the time left).
 pub async fn until<T, F>(what: &str, limit: Duration, mut poll: impl FnMut() -> F) -> T
 where
