@@ -596,6 +596,8 @@ pub(crate) fn injector(bench: &mut Bench, root: &Path, criterion: &Path) -> io::
     // service alone costs. The rest is the rewriter's.
     let own = (means[0] - means[2]) / 1000.0;
     let figure = "injector: the rewriter's own cost (reload on − the service alone)";
-    bench.report.info(figure, "release", format!("{own:.0} µs per MiB"));
+    bench
+        .report
+        .info(figure, "release", format!("{own:.0} µs per MiB"));
     Ok(())
 }
