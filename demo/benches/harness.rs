@@ -1,12 +1,11 @@
 //! The benchmark harness: `cargo bench --bench harness [-- SCENARIO… [OPTION…]]`
 //! (`-- --help` lists the scenarios and options).
 //!
-//! Builds the demo binary (debug and release) and the baseline example
-//! (`examples/baseline.rs`, debug and release), runs each scenario against each,
-//! prints a table and writes it, with the machine, date and command, to a dated
-//! section of BENCHMARKS.md (a run with the same date and scenarios replaces its
-//! section). These are measurements, not tests: nothing here fails on a missed
-//! goal; a scenario that fails is noted in the section, and the others go on.
+//! Builds the `--targets`, runs each scenario against each, prints a table and
+//! writes it, with the machine, date and command, to a dated section of
+//! BENCHMARKS.md (a run with the same date and scenarios replaces its section).
+//! These are measurements, not tests: nothing here fails on a missed goal; a
+//! scenario that fails is noted in the section, and the others go on.
 
 #![allow(clippy::print_stdout)]
 
@@ -77,30 +76,11 @@ pub(crate) enum Target {
 
 impl Target {
     pub(crate) fn name(self) -> &'static str {
-        match self {
-            Self::Debug => "debug",
-            Self::Release => "release",
-            Self::Baseline => "baseline",
-            Self::BaselineRelease => "baseline-release",
-        }
+        ["debug", "release", "baseline", "baseline-release"][self as usize]
     }
 
     pub(crate) fn is_baseline(self) -> bool {
         matches!(self, Self::Baseline | Self::BaselineRelease)
-    }
-
-    /// The `cargo build` arguments and the binary they make, under `target_dir`.
-    pub(crate) fn build(self, target_dir: &Path) -> (&'static str, PathBuf) {
-        let (args, binary) = match self {
-            Self::Debug => ("--bin axum-autoreload-demo", "debug/axum-autoreload-demo"),
-            Self::Release => (
-                "--release --bin axum-autoreload-demo",
-                "release/axum-autoreload-demo",
-            ),
-            Self::Baseline => ("--example baseline", "debug/examples/baseline"),
-            Self::BaselineRelease => ("--release --example baseline", "release/examples/baseline"),
-        };
-        (args, target_dir.join(binary))
     }
 }
 
@@ -110,12 +90,8 @@ impl Target {
 pub(crate) struct Options {
     #[arg(value_enum)]
     scenarios: Vec<Scenario>,
-    #[arg(
-        long,
-        value_enum,
-        value_delimiter = ',',
-        default_value = "debug,release,baseline,baseline-release"
-    )]
+    #[arg(long, value_enum, value_delimiter = ',')]
+    #[arg(default_value = "debug,release,baseline,baseline-release")]
     targets: Vec<Target>,
     /// Open streams of shutdown, fanout and memory.
     #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
@@ -152,10 +128,12 @@ pub(crate) struct Options {
     bench: bool,
 }
 
-impl Options {
-    pub(crate) fn wants(&self, scenario: Scenario) -> bool {
-        self.scenarios.contains(&scenario)
-    }
+/// What every scenario gets: the options, the servers' directory (`target/bench`:
+/// see [`scenarios::Server::spawn`]), and the report to add its figures to.
+pub(crate) struct Bench {
+    options: Options,
+    dir: PathBuf,
+    report: Report,
 }
 
 fn main() -> io::Result<()> {
@@ -166,20 +144,6 @@ fn main() -> io::Result<()> {
     let variants = Scenario::value_variants().iter().copied();
     let wanted = |s: &Scenario| *s != Scenario::All && (all || asked.contains(s));
     options.scenarios = variants.filter(wanted).collect();
-    run(options)
-}
-
-/// What every scenario gets: the options, the directory the servers run in
-/// (`target/bench`: see [`scenarios::Server::spawn`]), and the report to add its
-/// figures to.
-pub(crate) struct Bench {
-    options: Options,
-    dir: PathBuf,
-    report: Report,
-}
-
-fn run(options: Options) -> io::Result<()> {
-    // The workspace root: the library, the demo and the runner, and BENCHMARKS.md.
     let root = dev_support::scratch::workspace();
     let target_dir = dev_support::scratch::target_dir();
     let bench_dir = target_dir.join("bench");
@@ -193,8 +157,27 @@ fn run(options: Options) -> io::Result<()> {
     let files = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(0);
     let date = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     let servers = |s: &Scenario| !matches!(s, Scenario::Injector | Scenario::Edit);
-    if !options.no_build && options.scenarios.iter().any(servers) {
-        build(&root, &target_dir, &bench_dir.join("bin"), &options.targets)?;
+    // Each binary is copied to `bin` under its target's name: a private copy, so that
+    // a build by someone else in the same checkout cannot swap one mid-run.
+    let build = !options.no_build && options.scenarios.iter().any(servers);
+    for target in options.targets.iter().filter(|_| build) {
+        let release = matches!(target, Target::Release | Target::BaselineRelease);
+        let (what, binary) = match target.is_baseline() {
+            true => ("--example baseline", "examples/baseline"),
+            false => ("--bin axum-autoreload-demo", "axum-autoreload-demo"),
+        };
+        let args = format!("{}{what}", if release { "--release " } else { "" });
+        println!("building {}: cargo build {args}", target.name());
+        let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        cargo.arg("build").args(args.split(' ')).current_dir(&root);
+        let status = cargo.status()?;
+        if !status.success() {
+            return Err(io::Error::other(format!("cargo build {args}: {status}")));
+        }
+        let built = target_dir.join(if release { "release" } else { "debug" });
+        let staged = bench_dir.join(format!("bin/{}.new", target.name()));
+        fs::copy(built.join(binary), &staged)?;
+        fs::rename(&staged, bench_dir.join("bin").join(target.name()))?;
     }
     let load = load_average();
     let targets: Vec<&str> = options.targets.iter().map(|t| t.name()).collect();
@@ -203,7 +186,7 @@ fn run(options: Options) -> io::Result<()> {
 
     let mut bench = Bench {
         options,
-        dir: bench_dir.clone(),
+        dir: bench_dir,
         report: Report::default(),
     };
     let (mut loads, mut others) = (vec![format!("start {load}")], Vec::new());
@@ -229,7 +212,6 @@ fn run(options: Options) -> io::Result<()> {
         }};
     }
     for scenario in &scenarios {
-        // shutdown, fanout and memory share one server session per target and N.
         if STREAM_SCENARIOS.contains(scenario) && Some(scenario) != first_stream_scenario {
             continue;
         }
@@ -240,18 +222,23 @@ fn run(options: Options) -> io::Result<()> {
         let (targets, streams) = (bench.options.targets.clone(), bench.options.streams.clone());
         runtime.block_on(async {
             match scenario {
-                Scenario::Restarts => {
+                Scenario::Restarts | Scenario::Inject => {
                     for target in targets {
-                        let what = format!("restarts ({})", target.name());
-                        attempt!(what, scenarios::restarts(&mut bench, target));
+                        let what = format!("{name} ({})", target.name());
+                        if *scenario == Scenario::Restarts {
+                            attempt!(what, scenarios::restarts(&mut bench, target));
+                        } else {
+                            attempt!(what, scenarios::inject_cost(&mut bench, target));
+                        }
                     }
                 }
                 Scenario::Shutdown | Scenario::Fanout | Scenario::Memory => {
                     let largest = streams.iter().copied().max().map(usize::from);
-                    if let Some(n) = largest.filter(|_| bench.options.wants(Scenario::Memory)) {
+                    let memory = bench.options.scenarios.contains(&Scenario::Memory);
+                    if let Some(n) = largest.filter(|_| memory) {
                         for &target in &targets {
                             let what = format!("memory ({}, {n})", target.name());
-                            attempt!(what, scenarios::memory_breakdown(&mut bench, target, n));
+                            attempt!(what, scenarios::memory(&mut bench, target, n));
                         }
                     }
                     for n in streams.iter().map(|&n| usize::from(n)) {
@@ -261,23 +248,8 @@ fn run(options: Options) -> io::Result<()> {
                         }
                     }
                 }
-                Scenario::Inject => {
-                    for target in targets {
-                        let what = format!("inject ({})", target.name());
-                        attempt!(what, scenarios::inject_cost(&mut bench, target));
-                    }
-                }
-                Scenario::Injector => {
-                    let home = bench_dir.join("criterion");
-                    attempt!("injector", async {
-                        scenarios::injector(&mut bench, &root, &home)
-                    });
-                }
-                Scenario::Edit => {
-                    let (edits, tabs, report) =
-                        (bench.options.edits, bench.options.tabs, &mut bench.report);
-                    attempt!("edit", edit::edit_to_page(&target_dir, edits, tabs, report));
-                }
+                Scenario::Injector => attempt!("injector", scenarios::injector(&mut bench, &root)),
+                Scenario::Edit => attempt!("edit", edit::edit_to_page(&mut bench, &target_dir)),
                 Scenario::All => {}
             }
         });
@@ -324,27 +296,6 @@ fn run(options: Options) -> io::Result<()> {
     if !bench.options.no_record {
         record(&root.join("BENCHMARKS.md"), &section)?;
         println!("recorded in BENCHMARKS.md");
-    }
-    Ok(())
-}
-
-/// Builds the binaries and copies them to `bin_dir` under their target names:
-/// private copies, so that a build by someone else in the same checkout cannot
-/// swap one mid-run.
-fn build(root: &Path, target_dir: &Path, bin_dir: &Path, targets: &[Target]) -> io::Result<()> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    for &target in targets {
-        let (args, built) = target.build(target_dir);
-        println!("building {}: cargo build {args}", target.name());
-        let mut cargo = Command::new(&cargo);
-        cargo.arg("build").args(args.split(' '));
-        let status = cargo.current_dir(root).status()?;
-        if !status.success() {
-            return Err(io::Error::other(format!("cargo build {args}: {status}")));
-        }
-        let staged = bin_dir.join(format!("{}.new", target.name()));
-        fs::copy(&built, &staged)?;
-        fs::rename(&staged, bin_dir.join(target.name()))?;
     }
     Ok(())
 }
@@ -409,7 +360,7 @@ fn source_state(root: &Path) -> String {
     let dirty = output(root, status).unwrap_or_default();
     let files: Vec<&str> = dirty.lines().map(|l| l.get(3..).unwrap_or(l)).collect();
     let changes = format!(" plus uncommitted changes to {}", files.join(", "));
-    let changes = report::when(!files.is_empty(), &changes);
+    let changes = report::when(!files.is_empty(), changes);
     format!("commit {commit}{changes}")
 }
 
@@ -425,12 +376,11 @@ fn machine(root: &Path) -> String {
     let kib = field(&read("/proc/meminfo"), "MemTotal").unwrap_or_default();
     let kib: f64 = kib.trim_end_matches(" kB").parse().unwrap_or(0.0);
     let gib = kib / 1024.0 / 1024.0;
-    let kernel = read("/proc/sys/kernel/osrelease");
+    let kernel = read("/proc/sys/kernel/osrelease").trim().to_owned();
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
     let rustc = output(root, &format!("{rustc} -V")).unwrap_or_default();
     let wrk = output(root, "wrk --version").unwrap_or_default();
     let wrk = wrk.split_whitespace().nth(1).unwrap_or("not installed");
-    let kernel = kernel.trim();
     format!("{cpu}, {cores} cores, {gib:.0} GiB; Linux {kernel}; {rustc}; wrk {wrk}")
 }
 

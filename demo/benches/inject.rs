@@ -26,8 +26,7 @@ use tower::{Layer, Service, ServiceExt};
 const SIZE: usize = 1024 * 1024;
 const CHUNK: usize = 4 * 1024;
 
-/// Sends one request through `service` and collects the whole body; returns its
-/// length.
+/// Sends one request through `service`, collects the body and returns its length.
 async fn run<S, B>(service: &S) -> usize
 where
     S: Service<Request<()>, Response = Response<B>, Error = Infallible> + Clone,
@@ -36,10 +35,7 @@ where
 {
     let response = service.clone().oneshot(Request::new(())).await;
     let body = response.unwrap_or_else(|never| match never {}).into_body();
-    let body = body
-        .collect()
-        .await
-        .expect("the body streams without error");
+    let body = body.collect().await.expect("a body without error");
     body.to_bytes().len()
 }
 
@@ -50,8 +46,7 @@ fn main() {
     assert_eq!(page.len(), SIZE);
     let runtime = tokio::runtime::Builder::new_current_thread().build();
     let runtime = runtime.expect("a Tokio runtime");
-    // The page as a streamed body of `CHUNK`-byte frames (slices of one buffer: no
-    // copy).
+    // The page as a body of `CHUNK`-byte frames (slices of one buffer: no copy).
     let app = tower::service_fn(move |_request: Request<()>| {
         let frames = (0..SIZE).step_by(CHUNK).map(|at| {
             let chunk = page.slice(at..(at + CHUNK).min(SIZE));
@@ -60,28 +55,26 @@ fn main() {
         let body = StreamBody::new(stream::iter(frames.collect::<Vec<_>>()));
         let html = "text/html; charset=utf-8";
         let response = Response::builder().header(header::CONTENT_TYPE, html);
-        std::future::ready(Ok::<_, Infallible>(
-            response.body(body).expect("a response"),
-        ))
+        std::future::ready(Ok::<_, Infallible>(response.body(body).expect("a body")))
     });
     let on = AutoReload::builder().enabled(true).build();
     let off = AutoReload::builder().enabled(false).build();
-    let with_layer = on.layer().layer(app.clone());
-    let layer_off = off.layer().layer(app.clone());
+    let (with_layer, without) = (
+        on.layer().layer(app.clone()),
+        off.layer().layer(app.clone()),
+    );
 
     // The layer must really inject: the page grows by the tag.
     let grown = runtime.block_on(run(&with_layer));
     assert_eq!(grown, SIZE + on.script_tag().len());
-    assert_eq!(runtime.block_on(run(&layer_off)), SIZE);
+    assert_eq!(runtime.block_on(run(&without)), SIZE);
 
     let mut criterion = Criterion::default().configure_from_args();
     let mut group = criterion.benchmark_group("inject");
     group.throughput(Throughput::Bytes(SIZE as u64));
     group.measurement_time(Duration::from_secs(5));
     group.bench_function("layer", |b| b.iter(|| runtime.block_on(run(&with_layer))));
-    group.bench_function("layer_off", |b| {
-        b.iter(|| runtime.block_on(run(&layer_off)))
-    });
+    group.bench_function("layer_off", |b| b.iter(|| runtime.block_on(run(&without))));
     group.bench_function("no_layer", |b| b.iter(|| runtime.block_on(run(&app))));
     group.finish();
     criterion.final_summary();

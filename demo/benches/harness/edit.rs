@@ -1,16 +1,10 @@
-//! Edit to new page: a real `watchexec --socket`, a real headless Chromium with
-//! `--tabs` tabs on the demo, edits of the title in `demo/src/app/pages.rs`: how long
-//! until every tab shows the new title, under `cargo run` and through the runner,
-//! next to how long `cargo build` alone takes for the same kind of edit.
-//!
-//! The two ways alternate, one edit each (cargo run, the runner, cargo run, …), so
-//! that a machine that slows down or speeds up during the run weighs on both alike.
-//! The workspace is built from a copy (outside any git checkout, so that
-//! watchexec's ignore files do not hide it) into `target/bench-e2e`, both kept
-//! between runs. When each tab showed the new page comes from the tab itself
-//! (`performance.timeOrigin` plus the navigation's `domContentLoadedEventEnd`, on
-//! the same clock as the edit), not from polling, so the polling interval does not
-//! blur the figure.
+//! [`Scenario::Edit`](crate::Scenario::Edit), editing the title in
+//! `demo/src/app/pages.rs`. The two ways alternate, one edit each, so that a
+//! machine that slows down or speeds up during the run weighs on both alike. The
+//! workspace is built from a copy (outside any git checkout, so that watchexec's
+//! ignore files do not hide it) into `target/bench-e2e`, both kept between runs.
+//! When each tab showed the new page comes from the tab itself (on the same clock
+//! as the edit), not from polling, so the polling interval does not blur the figure.
 
 use std::fs;
 use std::io;
@@ -26,6 +20,7 @@ use dev_support::tools::{find_or_skip, CHROMEDRIVER, CHROMIUM, WATCHEXEC};
 
 use crate::report::{median, Report};
 use crate::scenarios::new_instance;
+use crate::Bench;
 
 /// How long the first build of the copy may take (it may compile every dependency).
 const FIRST_BUILD: Duration = Duration::from_secs(30 * 60);
@@ -77,13 +72,9 @@ fn cargo_build(app: &Path, target_dir: &Path, args: &[&str], limit: Duration) ->
 
 /// The figures, recorded in `report` under the debug column: `cargo build` alone,
 /// under `cargo run`, through the runner, and the ratio of the two ways.
-pub(crate) async fn edit_to_page(
-    cargo_target_dir: &Path,
-    edits: u16,
-    tabs: u16,
-    report: &mut Report,
-) -> io::Result<()> {
-    let tab_count = usize::from(tabs);
+pub(crate) async fn edit_to_page(bench: &mut Bench, cargo_target_dir: &Path) -> io::Result<()> {
+    let (edits, tab_count) = (bench.options.edits, usize::from(bench.options.tabs));
+    let report = &mut bench.report;
     let tools = find_or_skip([WATCHEXEC, CHROMIUM, CHROMEDRIVER]);
     let Some([watchexec, chromium, chromedriver]) = tools else {
         let skipped = "edit to new page: skipped, a tool is missing on PATH";
@@ -105,7 +96,10 @@ pub(crate) async fn edit_to_page(
     let cli = ["-p", "axum-autoreload-cli"];
     cargo_build(&app, &target_dir, &cli, FIRST_BUILD)?;
     let runner = target_dir.join("debug/axum-autoreload");
-    println!("  edit: first build took {:.1} s", first / 1000.0);
+    println!(
+        "  edit: first build of the copy took {:.1} s",
+        first / 1000.0
+    );
     let mut builds = Vec::new();
     for k in 0..edits {
         new_title(&pages, &format!("build {k}"))?;
@@ -120,22 +114,22 @@ pub(crate) async fn edit_to_page(
     // watchexec, Chromium, the tabs, the same edits, alternating the two ways:
     // `cargo run` as without the runner, and `axum-autoreload run`.
     let browser = Browser::start(&chromium, &chromedriver, Options::default()).await;
-    let ways = [("cargo run", None), ("the runner", Some(&runner))];
+    let ways = [
+        ("cargo run", Path::new("cargo")),
+        ("the runner", runner.as_path()),
+    ];
     // Per way: edit → every tab shows the new page, edit → the new server started,
     // the new server started → the last tab shows the page; in ms.
     let mut times: [[Vec<f64>; 3]; 2] = Default::default();
-    let edited = browser
+    browser
         .run(async |browser| -> io::Result<()> {
             for k in 0..edits {
-                for ((name, runner), times) in ways.iter().zip(&mut times) {
+                for ((name, program), times) in ways.iter().zip(&mut times) {
                     let port = free_port();
                     let mut command = Command::new(&watchexec);
                     command.args(["--socket", &format!("127.0.0.1:{port}"), "--restart"]);
                     command.args("--stop-signal SIGINT -w src -w demo/src --".split(' '));
-                    match runner {
-                        None => command.args(["cargo", "run"]),
-                        Some(runner) => command.arg(runner).arg("run"),
-                    };
+                    command.arg(program).arg("run");
                     command.current_dir(&app).env("RUST_LOG", "info");
                     command.env("CARGO_TARGET_DIR", &target_dir);
                     let watchexec = Proc::spawn("watchexec", command);
@@ -148,13 +142,12 @@ pub(crate) async fn edit_to_page(
             }
             Ok(())
         })
-        .await;
-    edited?;
+        .await?;
 
     for ((name, _), [totals, to_server, to_tabs]) in ways.iter().zip(&times) {
-        let figure = format!("edit to new page ({name}): edit → all {tab_count} tabs show it");
         let total = median(totals);
-        let figure = format!("{figure} (median of {edits})");
+        let all = format!("all {tab_count} tabs show it (median of {edits})");
+        let figure = format!("edit to new page ({name}): edit → {all}");
         report.info(&figure, "debug", format!("{total:.0} ms"));
         let (overhead, server, tabs) = (total - build, median(to_server), median(to_tabs));
         let figure = format!("edit to new page ({name}): overhead beyond the build");
@@ -190,14 +183,12 @@ async fn one_edit(
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let old = new_instance(addr, None, SETTLE + Duration::from_secs(60)).await?;
     let url = format!("http://{addr}/");
-    for i in 0..tab_count {
-        if i < browser.tabs.len() {
-            browser.switch(i).await;
-            browser.client.goto(&url).await
-        } else {
-            browser.open_tab(&url).await
-        }
-        .map_err(io::Error::other)?;
+    for i in 0..browser.tabs.len() {
+        browser.switch(i).await;
+        browser.client.goto(&url).await.map_err(io::Error::other)?;
+    }
+    for _ in browser.tabs.len()..tab_count {
+        browser.open_tab(&url).await.map_err(io::Error::other)?;
     }
     // Every read of the tabs checks that watchexec still runs.
     let mut running = || watchexec.exited().is_none() || panic!("watchexec exited");

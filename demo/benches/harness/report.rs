@@ -30,12 +30,12 @@ impl Report {
         text: String,
         met: Option<bool>,
     ) {
-        if !self.rows.iter().any(|row| row.0 == figure) {
+        let at = self.rows.iter().position(|row| row.0 == figure);
+        let at = at.unwrap_or_else(|| {
             self.rows.push((figure.into(), goal.into(), Cells::new()));
-        }
-        if let Some(row) = self.rows.iter_mut().find(|row| row.0 == figure) {
-            row.2.insert(target.to_owned(), (text, met));
-        }
+            self.rows.len() - 1
+        });
+        self.rows[at].2.insert(target.to_owned(), (text, met));
     }
 
     /// A figure without a goal.
@@ -140,10 +140,10 @@ pub(crate) fn thousands(n: usize) -> String {
 }
 
 /// `text` if `cond`, else nothing.
-pub(crate) fn when(cond: bool, text: &str) -> &str {
+pub(crate) fn when<T: Default>(cond: bool, text: T) -> T {
     if cond {
         text
     } else {
-        ""
+        T::default()
     }
 }

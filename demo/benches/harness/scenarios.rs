@@ -164,8 +164,7 @@ pub(crate) async fn restarts(bench: &mut Bench, target: Target) -> io::Result<()
             while !stop.load(Ordering::Relaxed) {
                 let started = Instant::now();
                 let asked = tokio::time::timeout(Duration::from_secs(5), http::get(addr, "/"));
-                let answer = asked.await;
-                let took = started.elapsed();
+                let (answer, took) = (asked.await, started.elapsed());
                 latencies.record(took);
                 let failure = match answer {
                     Ok(Ok(response)) if response.status == 200 => continue,
@@ -239,7 +238,7 @@ pub(crate) async fn restarts(bench: &mut Bench, target: Target) -> io::Result<()
     let met = worst <= Duration::from_millis(25);
     report.set(figure, "≤ 25 ms", name, text, Some(met));
     let hung_text = format!("; {hung} did not exit in {} s", EXIT_CAP.as_secs());
-    let text = format!("{}, {}", exits.ms(50.0), exits.ms(100.0)) + when(hung > 0, &hung_text);
+    let text = format!("{}, {}", exits.ms(50.0), exits.ms(100.0)) + &when(hung > 0, hung_text);
     report.info("restarts: SIGINT → exit (median, max)", name, text);
     let text = format!("{}, {}", starts.ms(50.0), starts.ms(100.0));
     report.info("restarts: spawn → first answer (median, max)", name, text);
@@ -261,21 +260,20 @@ pub(crate) async fn restarts(bench: &mut Bench, target: Target) -> io::Result<()
 pub(crate) async fn streams(bench: &mut Bench, target: Target, n: usize) -> io::Result<()> {
     let (name, n_label) = (target.name(), thousands(n));
     let (server, socket, _) = ready(&bench.dir, target).await?;
-    let addr = socket.addr;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let idle = server.rss_kib()?;
     let opening = Instant::now();
-    let greeted = || async move { Ok(EventStream::greeted(addr).await) };
+    let greeted = || async { Ok(EventStream::greeted(socket.addr).await) };
     let opened = open_all(target, n, greeted).await;
     let mut streams = opened.into_iter().collect::<io::Result<Vec<_>>>()?;
     let opened_in = ms(opening.elapsed());
-    let status = http::get(addr, "/auto_refresh/status").await?;
+    let status = http::get(socket.addr, "/auto_refresh/status").await?;
     let counted = json(&status.text(), "open_streams").unwrap_or_default();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let loaded = server.rss_kib()?;
     println!("  streams {name} n={n}: opened in {opened_in}, server counts {counted}, RSS {idle} → {loaded} KiB");
     let (options, report) = (&bench.options, &mut bench.report);
-    if options.wants(Scenario::Memory) {
+    if options.scenarios.contains(&Scenario::Memory) {
         // Information, not a goal: a developer holds one to three streams (one per
         // browser, shared by its tabs).
         let per_stream = (loaded.saturating_sub(idle)) as f64 / n as f64;
@@ -285,7 +283,7 @@ pub(crate) async fn streams(bench: &mut Bench, target: Target, n: usize) -> io::
     let figure = format!("opening {n_label} streams (demo 128 at a time, baseline 2)");
     report.info(&figure, name, opened_in);
 
-    if options.wants(Scenario::Fanout) {
+    if options.scenarios.contains(&Scenario::Fanout) {
         // Each round: every stream waits for `reload`, one SIGUSR1, all arrivals.
         let rounds = options.fanout_rounds;
         let (mut lasts, mut medians) = (Latencies::default(), Latencies::default());
@@ -320,7 +318,7 @@ pub(crate) async fn streams(bench: &mut Bench, target: Target, n: usize) -> io::
         }
         let (last, worst, p50) = (lasts.ms(50.0), lasts.ms(100.0), medians.ms(50.0));
         let missing_text = format!("; {missing} arrivals missing after 5 s");
-        let missing_text = when(missing > 0, &missing_text);
+        let missing_text = when(missing > 0, missing_text);
         let text = format!("{last}; worst {worst} (p50 arrival {p50}){missing_text}");
         let figure = format!("fan-out to {n_label} streams: last `reload`");
         let figure = format!("{figure} (median of {rounds} broadcasts; worst)");
@@ -329,41 +327,25 @@ pub(crate) async fn streams(bench: &mut Bench, target: Target, n: usize) -> io::
         let (goal_text, met) = (when(goal, "≤ 100 ms"), goal.then_some(met));
         report.set(&figure, goal_text, name, text, met);
     }
-    if options.wants(Scenario::Shutdown) {
-        shutdown(bench, target, server, streams).await?;
+    if !options.scenarios.contains(&Scenario::Shutdown) {
+        return Ok(());
     }
-    Ok(())
-}
-
-/// What one stream saw after SIGINT: when `restart` came, and whether the stream
-/// then ended cleanly.
-async fn read_to_end(mut stream: EventStream) -> (Option<Instant>, bool) {
-    let mut restart = None;
-    loop {
-        match stream.next_event().await {
-            Ok(Some((event, _))) if event == "restart" => {
-                restart = restart.or(Some(Instant::now()))
-            }
-            Ok(Some(_)) => {}
-            Ok(None) => return (restart, true),
-            Err(_) => return (restart, false),
-        }
-    }
-}
-
-/// SIGINT to a server with open `streams`: when it exits, and when each stream
-/// got `restart` and ended.
-async fn shutdown(
-    bench: &mut Bench,
-    target: Target,
-    server: Server,
-    streams: Vec<EventStream>,
-) -> io::Result<()> {
-    let (name, n) = (target.name(), streams.len());
+    // SIGINT with the streams open: when the server exits, and when each stream got
+    // `restart` and whether it then ended cleanly.
     let mut reading = JoinSet::new();
-    for stream in streams {
+    for mut stream in streams {
+        let read_to_end = async move {
+            let mut restart = None;
+            let ended_cleanly = loop {
+                match stream.next_event().await {
+                    Ok(Some((e, _))) => restart = restart.or((e == "restart").then(Instant::now)),
+                    end => break end.is_ok(),
+                }
+            };
+            (restart, ended_cleanly)
+        };
         let limit = EXIT_CAP + Duration::from_secs(3);
-        reading.spawn(tokio::time::timeout(limit, read_to_end(stream)));
+        reading.spawn(tokio::time::timeout(limit, read_to_end));
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let signalled = Instant::now();
@@ -379,24 +361,16 @@ async fn shutdown(
         if let Some(at) = restart {
             restarts.record(at.saturating_duration_since(signalled));
         }
-        let ended = if ended_cleanly {
-            &mut clean
-        } else {
-            &mut reset
-        };
-        *ended += 1;
+        clean += u32::from(ended_cleanly);
+        reset += u32::from(!ended_cleanly);
     }
     drop(server);
-    let (got, n_label) = (restarts.len(), thousands(n));
-    let goal = match n {
-        1_000 => Some(Duration::from_millis(50)),
-        10_000 => Some(Duration::from_millis(500)),
-        _ => None,
-    };
+    let got = restarts.len();
+    let goal = [(1_000, 50), (10_000, 500)].into_iter().find(|g| g.0 == n);
+    let goal = goal.map(|(_, limit)| Duration::from_millis(limit));
     let killed = format!("did not exit in {} s (killed)", EXIT_CAP.as_secs());
     let exit_text = exit.map_or(killed, ms);
-    let resets = format!(", {reset} reset");
-    let resets = when(reset > 0, &resets);
+    let resets = when(reset > 0, format!(", {reset} reset"));
     let text = format!("{exit_text}; {got}/{n} got `restart`{resets}");
     let goal_text = goal.map_or(String::new(), |g| format!("≤ {} ms", g.as_millis()));
     let met = goal.map(|g| exit.is_some_and(|took| took <= g) && got == n);
@@ -428,12 +402,7 @@ async fn keep_alive(addr: SocketAddr) -> io::Result<TcpStream> {
 /// Memory per connection that is not a stream, for comparison with the streams:
 /// `n` silent connections (accepted, nothing sent: the server waits for a request
 /// head), then `n` idle keep-alive connections, each against a fresh server.
-pub(crate) async fn memory_breakdown(
-    bench: &mut Bench,
-    target: Target,
-    n: usize,
-) -> io::Result<()> {
-    let name = target.name();
+pub(crate) async fn memory(bench: &mut Bench, target: Target, n: usize) -> io::Result<()> {
     for (idle, what) in [
         (false, "silent connections (accepted, no request yet)"),
         (true, "idle keep-alive connections (one request answered)"),
@@ -454,7 +423,7 @@ pub(crate) async fn memory_breakdown(
         let per = after.saturating_sub(before) as f64 / open.max(1) as f64;
         let figure = format!("memory per connection, {} {what}", thousands(n));
         let text = format!("{per:.1} KiB (RSS {before} → {after} KiB, {open} open)");
-        bench.report.info(&figure, name, text);
+        bench.report.info(&figure, target.name(), text);
     }
     Ok(())
 }
@@ -474,15 +443,13 @@ async fn wrk(wrk: &Path, url: &str, seconds: u16) -> io::Result<(f64, u64)> {
     for line in text.lines().map(str::trim) {
         if let Some(value) = line.strip_prefix("Requests/sec:") {
             requests_per_s = value.trim().parse().unwrap_or(0.0);
-        } else if let Some(counts) = line
-            .strip_prefix("Non-2xx or 3xx responses:")
-            .or_else(|| line.strip_prefix("Socket errors:"))
-        {
-            // `connect 0, read 0, write 0, timeout 0`, or one number.
-            let counts = counts
-                .split(',')
-                .filter_map(|c| c.split_whitespace().last());
-            errors += counts.map(|n| n.parse::<u64>().unwrap_or(0)).sum::<u64>();
+        }
+        let counted = ["Non-2xx or 3xx responses:", "Socket errors:"];
+        let counts = counted.iter().filter_map(|p| line.strip_prefix(p));
+        // `connect 0, read 0, write 0, timeout 0`, or one number.
+        for count in counts.flat_map(|c| c.split(',')) {
+            let count = count.split_whitespace().last();
+            errors += count.map_or(0, |n| n.parse().unwrap_or(0));
         }
     }
     Ok((requests_per_s, errors))
@@ -496,15 +463,17 @@ pub(crate) async fn inject_cost(bench: &mut Bench, target: Target) -> io::Result
         bench.report.notes.push(note.into());
         return Ok(());
     };
-    let (name, baseline) = (target.name(), target.is_baseline());
-    let (pages, compared): (&[&str], _) = match baseline {
-        true => (&["/static/page.html", "/page"], "with ÷ without the layer"),
-        false => (&["/static/page.html"], "reload on ÷ off"),
+    let name = target.name();
+    let file = ("/static/page.html", "static file");
+    let pages = [file, ("/page", "in-memory page")];
+    let (pages, compared) = match target.is_baseline() {
+        true => (&pages[..], "with ÷ without the layer"),
+        false => (&pages[..1], "reload on ÷ off"),
     };
     // Per page, with the script injected and without: the server and its socket,
     // the URL, the rates measured and the errors.
     let mut running = Vec::new();
-    for (path, injected) in pages.iter().flat_map(|&path| [(path, true), (path, false)]) {
+    for (path, injected) in pages.iter().flat_map(|p| [(p.0, true), (p.0, false)]) {
         let socket = PassedSocket::new();
         // wrk's 64 connections at once must not wait for SYN retransmits, which
         // would measure the backlog, not the layer.
@@ -513,10 +482,8 @@ pub(crate) async fn inject_cost(bench: &mut Bench, target: Target) -> io::Result
         // With reload off there is no `/auto_refresh/status` to ask: wait for the page.
         let serving = format!("{name} to serve {path}");
         let page = wait::until(&serving, READY, || async {
-            http::get(socket.addr, path)
-                .await
-                .ok()
-                .filter(|r| r.status == 200)
+            let page = http::get(socket.addr, path).await.ok();
+            page.filter(|r| r.status == 200)
         })
         .await;
         let (status, len) = (page.status, page.body.len());
@@ -537,24 +504,18 @@ pub(crate) async fn inject_cost(bench: &mut Bench, target: Target) -> io::Result
             *errors += failed;
         }
     }
-    let mut measured = Vec::new();
-    for (_, url, rates, errors) in &running {
-        println!("  inject {name} {url}: {rates:.0?} req/s, {errors} errors");
-        measured.push((median(rates), *errors));
-    }
-    for (path, runs) in pages.iter().zip(measured.chunks(2)) {
-        let [(with, with_errors), (without, without_errors)] = runs else {
+    for (&(_, what), runs) in pages.iter().zip(running.chunks(2)) {
+        for (_, url, rates, errors) in runs {
+            println!("  inject {name} {url}: {rates:.0?} req/s, {errors} errors");
+        }
+        let [(_, _, with, with_errors), (_, _, without, without_errors)] = runs else {
             continue;
         };
-        let ratio = if *without > 0.0 { with / without } else { 0.0 };
-        let what = match *path {
-            "/page" => "in-memory page",
-            _ => "static file",
-        };
+        let (with, without) = (median(with), median(without));
+        let ratio = if without > 0.0 { with / without } else { 0.0 };
         let errors = with_errors + without_errors;
-        let (with, without) = (thousands(*with as usize), thousands(*without as usize));
-        let errors_text = format!(", {errors} errors");
-        let errors_text = when(errors > 0, &errors_text);
+        let (with, without) = (thousands(with as usize), thousands(without as usize));
+        let errors_text = when(errors > 0, format!(", {errors} errors"));
         let text = format!("{ratio:.3}× ({with} vs {without} req/s{errors_text})");
         let figure = format!("injection cost: 20 KiB {what}, req/s {compared}");
         let met = ratio >= 0.95 && errors == 0;
@@ -564,10 +525,11 @@ pub(crate) async fn inject_cost(bench: &mut Bench, target: Target) -> io::Result
 }
 
 /// Runs `cargo bench --bench inject` (criterion) in `root` and reads its estimates.
-pub(crate) fn injector(bench: &mut Bench, root: &Path, criterion: &Path) -> io::Result<()> {
+pub(crate) async fn injector(bench: &mut Bench, root: &Path) -> io::Result<()> {
+    let criterion = bench.dir.join("criterion");
     let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cargo.args(["bench", "--bench", "inject", "--", "--noplot"]);
-    cargo.current_dir(root).env("CRITERION_HOME", criterion);
+    cargo.current_dir(root).env("CRITERION_HOME", &criterion);
     let status = cargo.status()?;
     if !status.success() {
         let failed = format!("cargo bench --bench inject: {status}");
@@ -596,8 +558,7 @@ pub(crate) fn injector(bench: &mut Bench, root: &Path, criterion: &Path) -> io::
     // service alone costs. The rest is the rewriter's.
     let own = (means[0] - means[2]) / 1000.0;
     let figure = "injector: the rewriter's own cost (reload on − the service alone)";
-    bench
-        .report
-        .info(figure, "release", format!("{own:.0} µs per MiB"));
+    let text = format!("{own:.0} µs per MiB");
+    bench.report.info(figure, "release", text);
     Ok(())
 }
