@@ -379,7 +379,9 @@ fn machine(root: &Path) -> String {
     let kernel = read("/proc/sys/kernel/osrelease").trim().to_owned();
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
     let rustc = output(root, &format!("{rustc} -V")).unwrap_or_default();
-    let wrk = output(root, "wrk --version").unwrap_or_default();
+    // `wrk -v` prints its version, then exits 1.
+    let wrk = Command::new("wrk").arg("-v").output().map(|out| out.stdout);
+    let wrk = String::from_utf8_lossy(&wrk.unwrap_or_default()).into_owned();
     let wrk = wrk.split_whitespace().nth(1).unwrap_or("not installed");
     format!("{cpu}, {cores} cores, {gib:.0} GiB; Linux {kernel}; {rustc}; wrk {wrk}")
 }
