@@ -152,6 +152,31 @@ impl AutoReload {
             .send(&Broadcast::for_change(url_path))
     }
 
+    /// Tell every open tab that a build of the next version started while this
+    /// app keeps serving (the runner calls it through its channel): tabs show a
+    /// small "building…" badge and stay live. Tabs opened until [`AutoReload::report`]
+    /// or [`AutoReload::clear`] get it too. Returns how many reload streams were
+    /// open to hear it.
+    pub fn building(&self) -> usize {
+        self.shared.broadcaster.send(&Broadcast::Building)
+    }
+
+    /// Show `html` (a failed build's report, an HTML fragment: escape what it
+    /// quotes) above the live page of every open tab, and of every tab opened
+    /// until [`AutoReload::clear`] or [`AutoReload::building`]; the page stays live
+    /// underneath and no tab reloads. Returns how many reload streams were open to
+    /// hear it.
+    pub fn report(&self, html: &str) -> usize {
+        self.shared.broadcaster.send(&Broadcast::Report(html.into()))
+    }
+
+    /// Take back [`AutoReload::building`] and [`AutoReload::report`]: tabs drop the
+    /// badge and the report (a build that changed nothing). Returns how many reload
+    /// streams were open to hear it.
+    pub fn clear(&self) -> usize {
+        self.shared.broadcaster.send(&Broadcast::Clear)
+    }
+
     /// The signal that fires when the graceful shutdown begins. Handlers behind
     /// [`AutoReload::layer`] can also take it as an extractor.
     pub fn shutdown_signal(&self) -> ShutdownSignal {

@@ -13,6 +13,9 @@
 //! | `css`     | URL path of the stylesheet, e.g. `/static/style.css` | a stylesheet changed: tabs swap it in place |
 //! | `image`   | URL path of the image | an image changed: tabs refresh it where shown |
 //! | `restart` | instance id | the server is shutting down; the stream ends right after |
+//! | `building`| empty       | the runner started a build while this app keeps serving ([`crate::AutoReload::building`]); sent after `hello` to every stream opened while it lasts: tabs show a small "building…" badge and stay live |
+//! | `report`  | HTML fragment, one `data:` line per line | the runner's build failed while this app keeps serving ([`crate::AutoReload::report`]); sent after `hello` to every stream opened while it lasts: tabs show it above their live page and do not reload |
+//! | `clear`   | empty       | the build ended with nothing to show ([`crate::AutoReload::clear`]): tabs drop the badge and the report |
 //!
 //! Idle streams get a keep-alive comment (`:` line) every
 //! [`crate::AutoReloadBuilder::keep_alive`].
@@ -24,7 +27,7 @@
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -41,6 +44,15 @@ use crate::{InstanceId, KeepStreamOpen, ShutdownSignal};
 /// Path of the reload stream (server-sent events); the client script is served
 /// below it, at `/auto_refresh/client.js`.
 pub const STREAM_PATH: &str = "/auto_refresh";
+
+/// Name of the event that says a build started (see the table above).
+pub(crate) const BUILDING_EVENT: &str = "building";
+
+/// Name of the event that carries a failed build's report for a live page.
+pub(crate) const REPORT_EVENT: &str = "report";
+
+/// Name of the event that takes `building` and `report` back.
+pub(crate) const CLEAR_EVENT: &str = "clear";
 
 /// `Content-Type` of the stream (WHATWG HTML, server-sent events).
 pub(crate) const CONTENT_TYPE: &str = "text/event-stream";
@@ -61,6 +73,13 @@ pub(crate) enum Broadcast {
     Css(Arc<str>),
     /// Refresh the image served at this URL path wherever it is shown.
     Image(Arc<str>),
+    /// A build started; this instance keeps serving. Kept for streams opened later.
+    Building,
+    /// A build failed; this instance keeps serving. The HTML fragment is kept for
+    /// streams opened later (it replaces a `Building`).
+    Report(Arc<str>),
+    /// Nothing to show any more: forget `Building` and `Report`.
+    Clear,
 }
 
 /// The file name endings that are refreshed in place as images.
@@ -117,6 +136,9 @@ struct Inner {
     hello: Bytes,
     reload: Bytes,
     restart: Bytes,
+    /// The `building` or `report` event every stream opened now gets after its
+    /// `hello`, if any.
+    state: Mutex<Option<Bytes>>,
     open: AtomicUsize,
     keep_alive: Duration,
     shutdown: ShutdownSignal,
@@ -144,6 +166,7 @@ impl Broadcaster {
             },
             reload: encode("reload", id, None),
             restart: encode("restart", id, None),
+            state: Mutex::new(None),
             open: AtomicUsize::new(0),
             keep_alive,
             shutdown,
@@ -157,8 +180,23 @@ impl Broadcaster {
             Broadcast::Reload => self.0.reload.clone(),
             Broadcast::Css(path) => encode("css", path, None),
             Broadcast::Image(path) => encode("image", path, None),
+            Broadcast::Building => self.keep(Some(encode(BUILDING_EVENT, "", None))),
+            Broadcast::Report(html) => self.keep(Some(encode(REPORT_EVENT, html, None))),
+            Broadcast::Clear => {
+                self.keep(None);
+                encode(CLEAR_EVENT, "", None)
+            }
         };
         self.0.sender.send(frame).unwrap_or(0)
+    }
+
+    /// Keep `frame` for the streams opened from now on and return it for the
+    /// broadcast. A stream opened between the two gets the frame twice, which the
+    /// client shows as once.
+    fn keep(&self, frame: Option<Bytes>) -> Bytes {
+        let mut state = self.0.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.clone_from(&frame);
+        frame.unwrap_or_default()
     }
 
     /// How many streams are open now.
@@ -243,7 +281,15 @@ impl Subscription {
             State::Done => return None,
             State::Hello => {
                 self.state = State::Live;
-                return Some(inner.hello.clone());
+                let kept = inner
+                    .state
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .clone();
+                return Some(match kept {
+                    Some(kept) => [inner.hello.as_ref(), &kept].concat().into(),
+                    None => inner.hello.clone(),
+                });
             }
             State::Live => {}
         }
@@ -335,5 +381,43 @@ mod tests {
         assert_eq!(stream.next().await, None);
         drop(stream);
         assert_eq!(broadcaster.open_streams(), 0);
+    }
+
+    #[tokio::test]
+    async fn building_and_report_reach_open_streams_and_streams_opened_later() {
+        let broadcaster = Broadcaster::new(
+            &InstanceId::generate(),
+            Duration::from_millis(100),
+            Duration::from_secs(15),
+            ShutdownSignal::new(),
+            None,
+        );
+        let mut open = broadcaster.subscribe();
+        open.next().await.expect("hello");
+        broadcaster.send(&Broadcast::Building);
+        assert_eq!(
+            open.next().await.as_deref(),
+            Some(&b"event: building\ndata: \n\n"[..])
+        );
+        let later = broadcaster.subscribe().next().await.expect("hello");
+        assert!(later.ends_with(b"\n\nevent: building\ndata: \n\n"), "{later:?}");
+        broadcaster.send(&Broadcast::Report("<p>a</p>\n<p>b</p>".into()));
+        assert_eq!(
+            open.next().await.as_deref(),
+            Some(&b"event: report\ndata: <p>a</p>\ndata: <p>b</p>\n\n"[..])
+        );
+        let later = broadcaster.subscribe().next().await.expect("hello");
+        assert!(later.starts_with(b"event: hello\n"), "{later:?}");
+        assert!(
+            later.ends_with(b"\n\nevent: report\ndata: <p>a</p>\ndata: <p>b</p>\n\n"),
+            "the report replaces the building state: {later:?}"
+        );
+        broadcaster.send(&Broadcast::Clear);
+        assert_eq!(
+            open.next().await.as_deref(),
+            Some(&b"event: clear\ndata: \n\n"[..])
+        );
+        let later = broadcaster.subscribe().next().await.expect("hello");
+        assert_eq!(later, broadcaster.0.hello, "nothing kept after clear");
     }
 }
