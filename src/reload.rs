@@ -167,7 +167,9 @@ impl AutoReload {
     /// underneath and no tab reloads. Returns how many reload streams were open to
     /// hear it.
     pub fn report(&self, html: &str) -> usize {
-        self.shared.broadcaster.send(&Broadcast::Report(html.into()))
+        self.shared
+            .broadcaster
+            .send(&Broadcast::Report(html.into()))
     }
 
     /// Take back [`AutoReload::building`] and [`AutoReload::report`]: tabs drop the
@@ -281,7 +283,9 @@ impl AutoReloadBuilder {
     }
 
     /// Build the handle, with a new instance id. Reads [`ENABLE_ENV`] (unless
-    /// [`AutoReloadBuilder::enabled`] was called) and [`ALLOWED_HOSTS_ENV`].
+    /// [`AutoReloadBuilder::enabled`] was called) and [`ALLOWED_HOSTS_ENV`]. The
+    /// first handle built within a Tokio runtime in an app the runner started takes
+    /// the runner's channel ([`crate::runner_channel`]).
     pub fn build(mut self) -> AutoReload {
         if let Ok(hosts) = std::env::var(ALLOWED_HOSTS_ENV) {
             for host in hosts.split(',') {
@@ -294,7 +298,7 @@ impl AutoReloadBuilder {
             .unwrap_or(cfg!(debug_assertions));
         let instance = InstanceId::generate();
         let shutdown = ShutdownSignal::new();
-        AutoReload {
+        let reload = AutoReload {
             shared: Arc::new(Shared {
                 broadcaster: Broadcaster::new(
                     &instance,
@@ -309,9 +313,11 @@ impl AutoReloadBuilder {
                 shutdown,
                 guard: self.guard,
                 watchers: watch::Watchers::default(),
-                timing: Timing::from_env(),
+                timing: Timing::default(),
             }),
-        }
+        };
+        crate::runner_channel::take(&reload);
+        reload
     }
 }
 

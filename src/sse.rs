@@ -400,7 +400,10 @@ mod tests {
             Some(&b"event: building\ndata: \n\n"[..])
         );
         let later = broadcaster.subscribe().next().await.expect("hello");
-        assert!(later.ends_with(b"\n\nevent: building\ndata: \n\n"), "{later:?}");
+        assert!(
+            later.ends_with(b"\n\nevent: building\ndata: \n\n"),
+            "{later:?}"
+        );
         broadcaster.send(&Broadcast::Report("<p>a</p>\n<p>b</p>".into()));
         assert_eq!(
             open.next().await.as_deref(),

@@ -7,20 +7,16 @@
 //! and logs in its console, and which the server logs once, in the terminal.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Path that takes the tab's `POST ?reload_ms=<milliseconds>` and answers the
 /// timing line (`text/plain`).
 pub const TIMING_PATH: &str = "/auto_refresh/timing";
 
-/// Environment variable the runner sets: how long `cargo build` took, in
-/// milliseconds.
-pub const BUILD_MS_ENV: &str = "AXUM_AUTORELOAD_BUILD_MS";
-
-/// Environment variable the runner sets: when it started, right after the
-/// previous process exited, in milliseconds since the Unix epoch.
-pub const STARTED_AT_MS_ENV: &str = "AXUM_AUTORELOAD_STARTED_AT_MS";
+/// A shutdown that took this long, milliseconds, is named in the line with what
+/// held it.
+const LONG_SHUTDOWN_MS: u64 = 250;
 
 /// The query of the tab's `POST` to [`TIMING_PATH`].
 #[derive(Debug, serde::Deserialize)]
@@ -33,37 +29,54 @@ pub(crate) struct TimingQuery {
 /// The figures of this process's start.
 #[derive(Debug, Default)]
 pub(crate) struct Timing {
-    /// `cargo build`'s wall time, milliseconds.
-    build_ms: Option<u64>,
-    /// When the runner started, Unix milliseconds.
-    started_at_ms: Option<u64>,
-    /// From the runner's start to serving, less the build, milliseconds.
-    restart_ms: OnceLock<u64>,
+    figures: Mutex<Figures>,
     /// Whether the line was logged in the terminal.
     logged: AtomicBool,
 }
 
+#[derive(Debug, Default, Clone)]
+struct Figures {
+    /// When the runner received the change, Unix milliseconds.
+    change_at_ms: Option<u64>,
+    /// `cargo build`'s wall time, milliseconds.
+    build_ms: Option<u64>,
+    /// The previous app's graceful shutdown, milliseconds, and what held it.
+    shutdown: Option<(u64, Option<String>)>,
+    /// When this process began to serve, Unix milliseconds.
+    serving_at_ms: Option<u64>,
+}
+
+impl Figures {
+    /// From the change to serving, less the build: the old app's shutdown, the
+    /// new one's start, milliseconds.
+    fn swap_ms(&self) -> Option<u64> {
+        let swap = self
+            .serving_at_ms?
+            .saturating_sub(self.change_at_ms?)
+            .saturating_sub(self.build_ms.unwrap_or(0));
+        Some(swap)
+    }
+}
+
 impl Timing {
-    /// The figures the runner passed, if it did.
-    pub(crate) fn from_env() -> Self {
-        let read = |name: &str| std::env::var(name).ok()?.trim().parse::<u64>().ok();
-        Self {
-            build_ms: read(BUILD_MS_ENV),
-            started_at_ms: read(STARTED_AT_MS_ENV),
-            ..Self::default()
-        }
+    /// The runner's figures for this start ([`crate::runner_channel::ToApp::Timing`]).
+    pub(crate) fn set_by_runner(
+        &self,
+        change_at_ms: u64,
+        build_ms: u64,
+        shutdown_ms: Option<u64>,
+        held_by: Option<String>,
+    ) {
+        let mut figures = self.figures.lock().unwrap_or_else(PoisonError::into_inner);
+        figures.change_at_ms = Some(change_at_ms);
+        figures.build_ms = Some(build_ms);
+        figures.shutdown = shutdown_ms.map(|ms| (ms, held_by));
     }
 
-    /// The server serves from now on: the restart ends here. Later calls change
-    /// nothing.
+    /// The server serves from now on. Later calls change nothing.
     pub(crate) fn serving(&self) {
-        if let Some(started_at) = self.started_at_ms {
-            let now = unix_ms();
-            let restart = now
-                .saturating_sub(started_at)
-                .saturating_sub(self.build_ms.unwrap_or(0));
-            let _ = self.restart_ms.set(restart);
-        }
+        let mut figures = self.figures.lock().unwrap_or_else(PoisonError::into_inner);
+        figures.serving_at_ms.get_or_insert_with(unix_ms);
     }
 
     /// The line for a tab that reloaded in `reload_ms` milliseconds; logged at
@@ -87,13 +100,25 @@ impl Timing {
     }
 
     fn line(&self, reload_ms: Option<u64>) -> String {
+        let figures = self
+            .figures
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
         let mut parts = Vec::new();
-        if let Some(build) = self.build_ms {
-            #[allow(clippy::cast_precision_loss)] // a build takes far less than 2^52 ms
-            parts.push(format!("rebuilt {:.2} s", build as f64 / 1000.0));
+        if let Some(build) = figures.build_ms {
+            parts.push(format!("rebuilt {}", seconds(build)));
         }
-        if let Some(restart) = self.restart_ms.get() {
-            parts.push(format!("restart {restart} ms"));
+        if let Some(swap) = figures.swap_ms() {
+            let mut part = format!("swap {swap} ms");
+            if let Some((shutdown, held_by)) = &figures.shutdown {
+                if *shutdown >= LONG_SHUTDOWN_MS {
+                    part = format!("swap {}", seconds(swap));
+                    let held_by = held_by.as_deref().unwrap_or("the app's own shutdown");
+                    part.push_str(&format!(" (shutdown {}: {held_by})", seconds(*shutdown)));
+                }
+            }
+            parts.push(part);
         }
         if let Some(reload) = reload_ms {
             parts.push(format!("reload {reload} ms"));
@@ -106,7 +131,14 @@ impl Timing {
     }
 }
 
-fn unix_ms() -> u64 {
+/// `ms` as seconds with two decimals: `0.62 s`.
+fn seconds(ms: u64) -> String {
+    #[allow(clippy::cast_precision_loss)] // far less than 2^52 ms
+    let seconds = ms as f64 / 1000.0;
+    format!("{seconds:.2} s")
+}
+
+pub(crate) fn unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |since| {
@@ -120,24 +152,50 @@ mod tests {
 
     #[test]
     fn the_line_says_what_was_measured_and_nothing_else() {
-        let started = unix_ms() - 700;
-        let timing = Timing {
-            build_ms: Some(620),
-            started_at_ms: Some(started),
-            ..Timing::default()
-        };
+        let timing = Timing::default();
+        assert_eq!(timing.line(Some(40)), "reload 40 ms");
+        assert_eq!(timing.line(None), "reloaded");
+        let change_at = unix_ms() - 700;
+        timing.set_by_runner(change_at, 620, None, None);
         assert_eq!(timing.line(Some(85)), "rebuilt 0.62 s \u{b7} reload 85 ms");
         timing.serving();
-        let restart = *timing.restart_ms.get().expect("measured");
+        let swap = timing
+            .figures
+            .lock()
+            .expect("not poisoned")
+            .swap_ms()
+            .expect("measured");
         assert!(
-            (80..1_000).contains(&restart),
-            "700 ms less the 620 ms build: {restart}"
+            (80..1_000).contains(&swap),
+            "700 ms less the 620 ms build: {swap}"
         );
         assert_eq!(
             timing.line(Some(85)),
-            format!("rebuilt 0.62 s \u{b7} restart {restart} ms \u{b7} reload 85 ms")
+            format!("rebuilt 0.62 s \u{b7} swap {swap} ms \u{b7} reload 85 ms")
         );
-        assert_eq!(Timing::default().line(Some(40)), "reload 40 ms");
-        assert_eq!(Timing::default().line(None), "reloaded");
+    }
+
+    #[test]
+    fn a_long_shutdown_is_named_with_what_held_it() {
+        let timing = Timing::default();
+        let change_at = unix_ms() - 3_000;
+        timing.set_by_runner(
+            change_at,
+            700,
+            Some(2_004),
+            Some("GET /ws (upgraded)".into()),
+        );
+        timing.serving();
+        let line = timing.line(Some(60));
+        assert!(line.starts_with("rebuilt 0.70 s \u{b7} swap 2."), "{line}");
+        assert!(
+            line.ends_with(" s (shutdown 2.00 s: GET /ws (upgraded)) \u{b7} reload 60 ms"),
+            "{line}"
+        );
+        timing.set_by_runner(change_at, 700, Some(40), Some("GET /ws (upgraded)".into()));
+        assert!(
+            !timing.line(None).contains("shutdown"),
+            "a short one is not named"
+        );
     }
 }

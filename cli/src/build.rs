@@ -8,16 +8,16 @@
 //! with rustc's colours, is printed to stderr as cargo itself would.
 
 use std::io::{self, BufReader, Write};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use cargo_metadata::diagnostic::{Diagnostic, DiagnosticLevel};
 use cargo_metadata::{Message, TargetKind};
-use nix::sys::signal::{kill, Signal};
+use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
-
-use crate::signals::Signals;
+use tokio::task::JoinHandle;
 
 /// The executable a successful build made.
 #[derive(Debug)]
@@ -27,6 +27,8 @@ pub(crate) struct Executable {
     /// The directory of its package's `Cargo.toml` (`CARGO_MANIFEST_DIR`, as
     /// `cargo run` sets it).
     pub(crate) manifest_dir: PathBuf,
+    /// Cargo did not build it anew (its `compiler-artifact` message's `fresh`).
+    pub(crate) fresh: bool,
 }
 
 /// Why there is nothing to run.
@@ -49,8 +51,6 @@ pub(crate) enum Failure {
 pub(crate) enum Outcome {
     Built(Executable),
     Failed(Failure),
-    /// SIGINT or SIGTERM reached the runner while cargo ran.
-    Interrupted(Signal),
 }
 
 /// What cargo's messages said.
@@ -58,64 +58,97 @@ pub(crate) enum Outcome {
 struct Messages {
     errors: Vec<Diagnostic>,
     warnings: Vec<Diagnostic>,
-    /// Name, executable and manifest of every binary (or example) built.
-    executables: Vec<(String, PathBuf, PathBuf)>,
+    /// Name and executable of every binary (or example) built.
+    executables: Vec<(String, Executable)>,
 }
 
-/// Run `cargo build [--bin bin] cargo_args` and read its messages. Returns how it
-/// ended and how long cargo ran (wall time).
-///
-/// # Errors
-///
-/// When cargo cannot be started or its output cannot be read.
-pub(crate) async fn build(
-    cargo_args: &[String],
-    bin: Option<&str>,
-    signals: &mut Signals,
-) -> io::Result<(Outcome, Duration)> {
-    let started = Instant::now();
-    let mut command = Command::new(cargo());
-    command
-        .args(["build", "--message-format=json-diagnostic-rendered-ansi"])
-        .args(bin.iter().flat_map(|bin| ["--bin", bin]))
-        .args(cargo_args)
-        .stdout(Stdio::piped());
-    let mut child = command
-        .spawn()
-        .map_err(|err| io::Error::new(err.kind(), format!("cannot run cargo: {err}")))?;
-    let pid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
-    let stdout = child
-        .stdout
-        .take()
-        .ok_or_else(|| io::Error::other("no stdout"))?;
-    let reading = tokio::task::spawn_blocking(move || {
-        let messages = read_messages(BufReader::new(stdout));
-        (messages, child.wait())
-    });
-    tokio::pin!(reading);
-    let (messages, status) = tokio::select! {
-        done = &mut reading => done.map_err(io::Error::other)?,
-        signal = signals.recv() => {
-            // watchexec signals the whole group, cargo included; a runner signalled
-            // alone passes it on. A second SIGINT does cargo no harm.
-            let _ = kill(pid, Signal::SIGINT);
-            let _ = reading.await;
-            return Ok((Outcome::Interrupted(signal), started.elapsed()));
-        }
-    };
-    let (messages, status) = (messages?, status?);
-    let elapsed = started.elapsed();
-    let outcome = if !messages.errors.is_empty() {
-        Outcome::Failed(Failure::Compile {
-            errors: messages.errors,
-            warnings: messages.warnings,
+/// How long cargo gets to stop on SIGINT before its process group is killed.
+const STOP_GRACE: Duration = Duration::from_secs(2);
+
+/// A `cargo build` under way, in a process group of its own: a build that a newer
+/// change makes useless is ended with every rustc and build script it started.
+#[derive(Debug)]
+pub(crate) struct Build {
+    started: Instant,
+    group: Pid,
+    bin: Option<String>,
+    reading: JoinHandle<io::Result<(Messages, ExitStatus)>>,
+}
+
+impl Build {
+    /// Start `cargo build [--bin bin] cargo_args`.
+    ///
+    /// # Errors
+    ///
+    /// When cargo cannot be started.
+    pub(crate) fn start(cargo_args: &[String], bin: Option<&str>) -> io::Result<Self> {
+        let started = Instant::now();
+        let mut child = Command::new(cargo())
+            .args(["build", "--message-format=json-diagnostic-rendered-ansi"])
+            .args(bin.iter().flat_map(|bin| ["--bin", bin]))
+            .args(cargo_args)
+            .stdout(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .map_err(|err| io::Error::new(err.kind(), format!("cannot run cargo: {err}")))?;
+        let group = Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| io::Error::other("no stdout"))?;
+        let reading = tokio::task::spawn_blocking(move || {
+            let messages = read_messages(BufReader::new(stdout));
+            let status = child.wait()?;
+            Ok((messages?, status))
+        });
+        Ok(Self {
+            started,
+            group,
+            bin: bin.map(str::to_owned),
+            reading,
         })
-    } else if !status.success() {
-        Outcome::Failed(Failure::Cargo(status))
-    } else {
-        choose(messages.executables, bin)
-    };
-    Ok((outcome, elapsed))
+    }
+
+    /// Wait for the build to end; how it ended and how long cargo ran (wall
+    /// time). Cancel safe.
+    ///
+    /// # Errors
+    ///
+    /// When cargo's output cannot be read or cargo cannot be waited for.
+    pub(crate) async fn finished(&mut self) -> io::Result<(Outcome, Duration)> {
+        let (messages, status) = (&mut self.reading).await.map_err(io::Error::other)??;
+        let elapsed = self.started.elapsed();
+        let outcome = if !messages.errors.is_empty() {
+            Outcome::Failed(Failure::Compile {
+                errors: messages.errors,
+                warnings: messages.warnings,
+            })
+        } else if !status.success() {
+            Outcome::Failed(Failure::Cargo(status))
+        } else {
+            choose(messages.executables, self.bin.as_deref())
+        };
+        Ok((outcome, elapsed))
+    }
+
+    /// End the build: SIGINT to cargo's process group (cargo, rustc, build
+    /// scripts), SIGKILL after [`STOP_GRACE`]; returns once cargo has exited.
+    pub(crate) async fn cancel(mut self) {
+        let _ = killpg(self.group, Signal::SIGINT);
+        if tokio::time::timeout(STOP_GRACE, &mut self.reading)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "cargo still runs {} s after SIGINT: killing it",
+                STOP_GRACE.as_secs()
+            );
+            let _ = killpg(self.group, Signal::SIGKILL);
+            let _ = self.reading.await;
+        }
+        // What cargo started and left behind in its group.
+        let _ = killpg(self.group, Signal::SIGKILL);
+    }
 }
 
 /// The cargo to run: the one that runs us (`CARGO`), or the one on `PATH`.
@@ -159,8 +192,11 @@ fn read_messages(stdout: impl io::BufRead) -> io::Result<Messages> {
                         .unwrap_or_default();
                     messages.executables.push((
                         artifact.target.name,
-                        executable.into_std_path_buf(),
-                        manifest_dir,
+                        Executable {
+                            path: executable.into_std_path_buf(),
+                            manifest_dir,
+                            fresh: artifact.fresh,
+                        },
                     ));
                 }
             }
@@ -181,21 +217,18 @@ fn is_summary(diagnostic: &Diagnostic) -> bool {
 }
 
 /// The executable to run: the one named by `--bin`, else the only one built.
-fn choose(executables: Vec<(String, PathBuf, PathBuf)>, bin: Option<&str>) -> Outcome {
+fn choose(executables: Vec<(String, Executable)>, bin: Option<&str>) -> Outcome {
     let mut chosen: Vec<_> = executables
         .into_iter()
-        .filter(|(name, _, _)| bin.is_none_or(|bin| bin == name))
+        .filter(|(name, _)| bin.is_none_or(|bin| bin == name))
         .collect();
     match chosen.len() {
-        1 => {
-            let (_, path, manifest_dir) = chosen.remove(0);
-            Outcome::Built(Executable { path, manifest_dir })
-        }
+        1 => Outcome::Built(chosen.remove(0).1),
         0 => Outcome::Failed(Failure::Target(
             "cargo built no binary to run: is there a [[bin]] target (src/main.rs)?".to_owned(),
         )),
         _ => {
-            let names: Vec<_> = chosen.iter().map(|(name, _, _)| name.as_str()).collect();
+            let names: Vec<_> = chosen.iter().map(|(name, _)| name.as_str()).collect();
             Outcome::Failed(Failure::Target(format!(
                 "cargo built several binaries ({}): choose one with `axum-autoreload run --bin NAME`",
                 names.join(", ")
@@ -206,8 +239,16 @@ fn choose(executables: Vec<(String, PathBuf, PathBuf)>, bin: Option<&str>) -> Ou
 
 /// The workspace root: where rustc's and panics' relative paths start. Asked of
 /// `cargo metadata` (honouring `--manifest-path` in `cargo_args`) only when there
-/// is a failure to show; the current directory when that fails.
-pub(crate) fn workspace_root(cargo_args: &[String]) -> PathBuf {
+/// is a failure to show, on a blocking thread; the current directory when that
+/// fails.
+pub(crate) async fn workspace_root(cargo_args: &[String]) -> PathBuf {
+    let cargo_args = cargo_args.to_vec();
+    tokio::task::spawn_blocking(move || ask_workspace_root(&cargo_args))
+        .await
+        .unwrap_or_default()
+}
+
+fn ask_workspace_root(cargo_args: &[String]) -> PathBuf {
     let mut command = cargo_metadata::MetadataCommand::new();
     command.cargo_path(cargo()).no_deps();
     if let Some(manifest) = manifest_path(cargo_args) {
@@ -265,7 +306,14 @@ not json
         let built = |names: &[&str]| {
             names
                 .iter()
-                .map(|name| ((*name).to_owned(), PathBuf::from(name), PathBuf::new()))
+                .map(|name| {
+                    let executable = Executable {
+                        path: PathBuf::from(name),
+                        manifest_dir: PathBuf::new(),
+                        fresh: false,
+                    };
+                    ((*name).to_owned(), executable)
+                })
                 .collect::<Vec<_>>()
         };
         assert!(

@@ -1,74 +1,101 @@
 //! The failure server: the runner serves the socket itself while there is no app
-//! to run, until the next SIGINT.
+//! to run (the first build failed, or the app exited), until an app runs again.
 //!
 //! Built on the library's public API like any app: an [`AutoReload`] that is a
 //! failure report ([`axum_autoreload::AutoReloadBuilder::overlay`]), its router and layer,
 //! and [`axum_autoreload::serve()`], which brings the Host and Origin checks and
 //! the graceful shutdown (every reload stream gets `restart` and ends). Open tabs
 //! show the report above their page; a page load gets an error page (500) with
-//! the report and the client script; any other request gets 503 and one line of
-//! plain text.
+//! the report and the client script; an app's own event stream is held open with
+//! a short `retry`; any other request gets 503 and one line of plain text.
 
 use std::future::IntoFuture;
 use std::io;
+use std::os::fd::AsFd;
 
+use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::Router;
 use axum_autoreload::listener::Listener;
 use axum_autoreload::AutoReload;
+use tokio::task::JoinHandle;
 
 use crate::report::Report;
-use crate::signals::Signals;
 
-/// Serve `report` on `listener` until SIGINT or SIGTERM, then shut down as the
-/// library does. Requests whose `Host` is neither local nor in `allowed_hosts`
-/// get 403. Returns the signal that stopped it.
-///
-/// # Errors
-///
-/// When the socket cannot be registered with the runtime.
-pub(crate) async fn serve(
-    listener: Listener,
-    report: Report,
-    allowed_hosts: &[String],
-    signals: &mut Signals,
-) -> io::Result<nix::sys::signal::Signal> {
-    let url = listener.url();
-    let reload = allowed_hosts
-        .iter()
-        .fold(AutoReload::builder(), |builder, host| {
-            builder.allow_host(host)
-        })
-        .enabled(true)
-        .overlay(&report.fragment)
-        .build();
-    let app = Router::new()
-        .fallback(move |request: Request| std::future::ready(answer(&report, &request)))
-        .merge(reload.router())
-        .layer(reload.layer());
-    let shutdown = reload.shutdown_signal();
-    // The runner owns the signals, from before the build on; the shutdown is the
-    // library's.
-    let server = axum_autoreload::serve(listener.into_tokio()?, app, reload).handle_signals(false);
-    let mut server = std::pin::pin!(server.into_future());
-    tracing::info!("showing the failure on {url} until the next change");
-    let signal = tokio::select! {
-        served = &mut server => {
-            served?;
-            return Err(io::Error::other("the failure server stopped by itself"));
-        }
-        signal = signals.recv() => signal,
-    };
-    shutdown.trigger();
-    server.await?;
-    Ok(signal)
+/// The `retry` an app's own `EventSource` gets here, milliseconds: it reconnects
+/// this soon after the failure server ends its stream, to the fixed app.
+const APP_STREAM_RETRY_MS: u64 = 250;
+
+/// The failure server, serving a report on a duplicate of the listening socket.
+#[derive(Debug)]
+pub(crate) struct FailureServer {
+    reload: AutoReload,
+    task: JoinHandle<io::Result<()>>,
 }
 
-/// A page load gets the error page, anything else a 503 with one line of text.
+impl FailureServer {
+    /// Serve `report` on `listener` until [`FailureServer::stop`]. Requests whose
+    /// `Host` is neither local nor in `allowed_hosts` get 403.
+    ///
+    /// # Errors
+    ///
+    /// When the socket cannot be duplicated or registered with the runtime.
+    pub(crate) fn start(
+        listener: &Listener,
+        report: Report,
+        allowed_hosts: &[String],
+    ) -> io::Result<Self> {
+        let socket = std::net::TcpListener::from(listener.as_fd().try_clone_to_owned()?);
+        socket.set_nonblocking(true)?;
+        let socket = tokio::net::TcpListener::from_std(socket)?;
+        let reload = allowed_hosts
+            .iter()
+            .fold(AutoReload::builder(), |builder, host| {
+                builder.allow_host(host)
+            })
+            .enabled(true)
+            .overlay(&report.fragment)
+            .build();
+        let app = Router::new()
+            .fallback(move |request: Request| std::future::ready(answer(&report, &request)))
+            .merge(reload.router())
+            .layer(reload.layer());
+        // The runner owns the signals; the shutdown is the library's.
+        let server = axum_autoreload::serve(socket, app, reload.clone()).handle_signals(false);
+        tracing::info!(
+            "showing the failure on {} until the next change",
+            listener.url()
+        );
+        Ok(Self {
+            reload,
+            task: tokio::spawn(server.into_future()),
+        })
+    }
+
+    /// Tell every open tab that a build started.
+    pub(crate) fn building(&self) {
+        self.reload.building();
+    }
+
+    /// Shut down as the library does: every reload stream gets `restart` and ends.
+    ///
+    /// # Errors
+    ///
+    /// When the server failed.
+    pub(crate) async fn stop(self) -> io::Result<()> {
+        self.reload.shutdown_signal().trigger();
+        self.task.await.map_err(io::Error::other)?
+    }
+}
+
+/// A page load gets the error page; an app's own event stream is held open (see
+/// [`held_event_stream`]); anything else gets a 503 with one line of text.
 fn answer(report: &Report, request: &Request) -> Response {
-    if is_page_load(request.method(), request.headers()) {
+    if accepts(request.headers(), "text/event-stream") {
+        held_event_stream()
+    } else if is_page_load(request.method(), request.headers()) {
         let mut response = (StatusCode::INTERNAL_SERVER_ERROR, Html(report.page())).into_response();
         response.headers_mut().insert(
             header::CACHE_CONTROL,
@@ -88,15 +115,40 @@ fn answer(report: &Report, request: &Request) -> Response {
     }
 }
 
+/// An app's own `EventSource` (its `Accept` is `text/event-stream`): an error
+/// status would close it for good (WHATWG HTML, server-sent events), so it gets a
+/// stream that sends only a short `retry` and stays open until this server shuts
+/// down, which ends it; the browser then reconnects to the fixed app.
+fn held_event_stream() -> Response {
+    let retry = format!("retry: {APP_STREAM_RETRY_MS}\n\n");
+    let first = futures_util::stream::once(std::future::ready(Ok::<_, io::Error>(retry)));
+    let body = Body::from_stream(futures_util::StreamExt::chain(
+        first,
+        futures_util::stream::pending(),
+    ));
+    (
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
 /// A GET or HEAD whose `Accept` takes `text/html`: what a browser sends for a page.
 fn is_page_load(method: &Method, headers: &HeaderMap) -> bool {
-    (method == Method::GET || method == Method::HEAD)
-        && headers
-            .get_all(header::ACCEPT)
-            .iter()
-            .filter_map(|value| value.to_str().ok())
-            .flat_map(|value| value.split(','))
-            .any(|media| media.split(';').next().map(str::trim) == Some("text/html"))
+    (method == Method::GET || method == Method::HEAD) && accepts(headers, "text/html")
+}
+
+/// Whether `Accept` names `media` (parameters aside).
+fn accepts(headers: &HeaderMap, media: &str) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|named| named.split(';').next().map(str::trim) == Some(media))
 }
 
 #[cfg(test)]

@@ -1,13 +1,17 @@
 //! `axum-autoreload`: runs an axum app under watchexec. It builds the app with
-//! `cargo build`, hands it the listening socket, and, when the build fails or the
-//! app exits on its own, serves the socket itself to show why in every open tab.
+//! `cargo build`, hands it the listening socket, rebuilds on each change while the
+//! last good app keeps serving, and shows a failed build or a crash in every open
+//! tab.
 //!
 //! ```sh
-//! watchexec --socket 8080 --restart --stop-signal SIGINT -- axum-autoreload run
+//! watchexec --socket 8080 --signal SIGHUP -- axum-autoreload run
 //! ```
 
+mod app;
 mod args;
+mod binary;
 mod build;
+mod channel;
 mod diagnostic;
 mod editor;
 mod failure;
@@ -16,7 +20,6 @@ mod report;
 mod run;
 mod signals;
 mod socket;
-mod supervise;
 
 use std::process::ExitCode;
 

@@ -6,10 +6,10 @@
 
 use std::fmt::Write as _;
 use std::path::Path;
-use std::process::ExitStatus;
 
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
+use crate::app::Ended;
 use crate::build::Failure;
 use crate::diagnostic::{self, ansi, location};
 use crate::editor::Editor;
@@ -66,10 +66,16 @@ impl Report {
     }
 
     /// The report of an app that exited without being asked to: its exit status,
-    /// the panic in `stderr` (the message, and where, as an editor link) and the
-    /// last lines of `stderr`.
-    pub(crate) fn exited(status: ExitStatus, stderr: &str, root: &Path, editor: &Editor) -> Self {
-        let panic = last_panic(&strip_ansi(stderr));
+    /// its panic (the message, and where, as an editor link: the library's record
+    /// through the channel, else read back from stderr) and the last lines of its
+    /// stderr.
+    pub(crate) fn exited(ended: &Ended, root: &Path, editor: &Editor) -> Self {
+        let stderr = &ended.stderr;
+        let panic = ended
+            .news
+            .panic
+            .clone()
+            .or_else(|| last_panic(&strip_ansi(stderr)));
         let tail = last_lines(stderr, STDERR_LINES);
         let content = html! {
             @if let Some(panic) = &panic {
@@ -88,7 +94,7 @@ impl Report {
                 }
             }
         };
-        let status = status.to_string();
+        let status = ended.status.to_string();
         let summary = match &panic {
             Some(panic) => format!(
                 "the app panicked at {}:{}:{} ({status})",
@@ -160,8 +166,44 @@ fn last_lines(text: &str, count: usize) -> &str {
 #[cfg(test)]
 mod tests {
     use std::os::unix::process::ExitStatusExt;
+    use std::process::ExitStatus;
 
     use super::*;
+    use crate::channel::News;
+    use crate::panic::Panic;
+
+    fn ended(code: i32, stderr: &str, panic: Option<Panic>) -> Ended {
+        Ended {
+            status: ExitStatus::from_raw(code << 8),
+            stderr: stderr.to_owned(),
+            news: News {
+                panic,
+                shutdown: None,
+            },
+        }
+    }
+
+    #[test]
+    fn the_panic_the_library_recorded_comes_before_stderr() {
+        let recorded = Panic {
+            thread: "main".to_owned(),
+            file: "src/main.rs".to_owned(),
+            line: 3,
+            col: 7,
+            message: "recorded".to_owned(),
+        };
+        let stderr = "thread 'main' panicked at src/other.rs:1:1:\nparsed\n";
+        let report = Report::exited(
+            &ended(101, stderr, Some(recorded)),
+            Path::new("/app"),
+            &Editor::None,
+        );
+        assert_eq!(
+            report.summary,
+            "the app panicked at src/main.rs:3:7 (exit status: 101)"
+        );
+        assert!(report.fragment.contains("recorded"), "{}", report.fragment);
+    }
 
     #[test]
     fn counts_read_as_english() {
@@ -200,8 +242,7 @@ mod tests {
         let stderr = "INFO listening\nthread 'main' (7) panicked at src/main.rs:9:5:\nno <config> & no luck\n\
                       note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n";
         let report = Report::exited(
-            ExitStatus::from_raw(101 << 8),
-            stderr,
+            &ended(101, stderr, None),
             Path::new("/app"),
             &Editor::default(),
         );
@@ -221,12 +262,7 @@ mod tests {
     #[test]
     fn an_exit_without_a_panic_shows_stderr() {
         let stderr = "Error: cannot listen on 127.0.0.1:8080: address in use\n";
-        let report = Report::exited(
-            ExitStatus::from_raw(1 << 8),
-            stderr,
-            Path::new("/app"),
-            &Editor::None,
-        );
+        let report = Report::exited(&ended(1, stderr, None), Path::new("/app"), &Editor::None);
         assert_eq!(report.summary, "the app exited (exit status: 1)");
         assert!(
             report

@@ -303,6 +303,8 @@ impl Serve {
         let mut connections = Connections::default();
         let mut phase = Phase::Serving(trigger);
         let mut began = Instant::now();
+        // What held the drain, as it stood when the shutdown became long.
+        let mut held_by = None;
 
         tracing::debug!(instance = %reload.instance_id(), "serving");
         reload.timing().serving();
@@ -357,6 +359,7 @@ impl Serve {
                         phase = Phase::Draining(Box::pin(tokio::time::sleep(drain_deadline)));
                     }
                     Step::DeadlinePassed => {
+                        held_by = Some(connections.holders());
                         tracing::warn!(
                             "drain deadline of {} ms passed: closing {} connections still open, held by: {}; \
                              end such handlers on the ShutdownSignal",
@@ -375,7 +378,12 @@ impl Serve {
             }
         }
         connections.abort_all();
-        tracing::info!("shut down in {} ms", began.elapsed().as_millis());
+        let ms = u64::try_from(began.elapsed().as_millis()).unwrap_or(u64::MAX);
+        tracing::info!("shut down in {ms} ms");
+        crate::runner_channel::tell_runner(&crate::runner_channel::ToRunner::Shutdown {
+            ms,
+            held_by,
+        });
         Ok(())
     }
 }

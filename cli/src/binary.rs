@@ -1,0 +1,95 @@
+//! The copy of the app's binary that the runner runs: cargo's own output stays
+//! free for the next build (a running executable cannot be written, `ETXTBSY`),
+//! and a build that made the same bytes is told from one that changed them.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// The copies a runner made, in `<the binary's directory>/axum-autoreload/`, named
+/// `<binary>-<runner's pid>-<n>` so that two runners never share one.
+#[derive(Debug, Default)]
+pub(crate) struct Copies {
+    made: u32,
+}
+
+impl Copies {
+    /// A new copy of `built`, ready to run; `None` when `running` (the copy the
+    /// app runs now) has the same bytes. Blocking: call it on a blocking thread.
+    ///
+    /// # Errors
+    ///
+    /// When `built` cannot be read or the copy cannot be written.
+    pub(crate) fn stage(
+        &mut self,
+        built: &Path,
+        running: Option<&Path>,
+    ) -> io::Result<Option<PathBuf>> {
+        let bytes = fs::read(built)?;
+        if let Some(running) = running {
+            if fs::read(running).is_ok_and(|old| old == bytes) {
+                return Ok(None);
+            }
+        }
+        let name = built
+            .file_name()
+            .ok_or_else(|| io::Error::other("the binary's path has no file name"))?;
+        let dir = built
+            .parent()
+            .unwrap_or_else(|| Path::new("."))
+            .join("axum-autoreload");
+        fs::create_dir_all(&dir)?;
+        self.made += 1;
+        let copy = dir.join(format!(
+            "{}-{}-{}",
+            name.to_string_lossy(),
+            std::process::id(),
+            self.made
+        ));
+        // Written under another name, then renamed: never run half-written.
+        let partial = copy.with_extension("partial");
+        fs::write(&partial, &bytes)?;
+        fs::set_permissions(&partial, fs::metadata(built)?.permissions())?;
+        fs::rename(&partial, &copy)?;
+        Ok(Some(copy))
+    }
+}
+
+/// Remove a copy no process runs any more; a failure is only logged.
+pub(crate) fn remove(copy: &Path) {
+    if let Err(err) = fs::remove_file(copy) {
+        tracing::debug!("cannot remove {}: {err}", copy.display());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn a_copy_runs_and_the_same_bytes_make_none() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let built = dir.path().join("app");
+        fs::write(&built, b"#!/bin/sh\n").expect("write");
+        fs::set_permissions(&built, fs::Permissions::from_mode(0o755)).expect("chmod");
+        let mut copies = Copies::default();
+        let first = copies.stage(&built, None).expect("copied").expect("a copy");
+        assert_ne!(first, built);
+        assert_eq!(fs::read(&first).expect("read"), b"#!/bin/sh\n");
+        assert_eq!(
+            fs::metadata(&first).expect("stat").permissions().mode() & 0o777,
+            0o755
+        );
+        assert_eq!(copies.stage(&built, Some(&first)).expect("compared"), None);
+        fs::write(&built, b"#!/bin/sh\nexit 0\n").expect("write");
+        let second = copies
+            .stage(&built, Some(&first))
+            .expect("copied")
+            .expect("a copy");
+        assert_ne!(second, first);
+        remove(&first);
+        assert!(!first.exists());
+    }
+}
