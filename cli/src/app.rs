@@ -88,8 +88,8 @@ impl App {
     /// # Errors
     ///
     /// When the channel cannot be made or the executable cannot be started.
-    pub(crate) fn start(launch: Launch<'_>) -> io::Result<Self> {
-        let (channel, app_ends) = Channel::open()?;
+    pub(crate) async fn start(launch: Launch<'_>) -> io::Result<Self> {
+        let (mut channel, app_ends) = Channel::open()?;
         let fd = crate::socket::fd(launch.listener);
         let child = {
             let _socket = Inheritable::new(launch.listener)?;
@@ -119,7 +119,7 @@ impl App {
         };
         // The app holds its ends now; ours close here.
         drop(app_ends);
-        channel.tell(&launch.timing);
+        channel.tell(&launch.timing).await;
         let group = child
             .id()
             .and_then(|id| i32::try_from(id).ok())
@@ -146,8 +146,8 @@ impl App {
     }
 
     /// Tell the app `message` through the channel.
-    pub(crate) fn tell(&self, message: &ToApp) {
-        self.channel.tell(message);
+    pub(crate) async fn tell(&mut self, message: &ToApp) {
+        self.channel.tell(message).await;
     }
 
     /// Completes when the app has exited. Cancel safe.

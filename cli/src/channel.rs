@@ -7,16 +7,20 @@
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use axum_autoreload::runner_channel::{ToApp, ToRunner};
 use nix::fcntl::OFlag;
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::unix::pipe;
 
 use crate::panic::Panic;
 use crate::socket::Inheritable;
 
 pub(crate) use axum_autoreload::runner_channel::CHANNEL_ENV;
+
+/// How long the runner waits for room in the pipe to the app.
+const TELL_LIMIT: Duration = Duration::from_secs(1);
 
 /// What the app told the runner so far.
 #[derive(Debug, Default, Clone)]
@@ -91,14 +95,17 @@ impl Channel {
         ))
     }
 
-    /// Tell the app `message`. A message the pipe has no room for (an app that
-    /// stopped reading) is dropped: the runner never waits for the app here.
-    pub(crate) fn tell(&self, message: &ToApp) {
+    /// Tell the app `message`. The runner waits at most [`TELL_LIMIT`] for an
+    /// app that stopped reading.
+    pub(crate) async fn tell(&mut self, message: &ToApp) {
         let line = message.to_line();
-        match self.to_app.try_write(line.as_bytes()) {
-            Ok(written) if written == line.len() => {}
-            Ok(_) => tracing::debug!("the app's channel took part of {message:?}"),
-            Err(err) => tracing::debug!("cannot tell the app {message:?}: {err}"),
+        match tokio::time::timeout(TELL_LIMIT, self.to_app.write_all(line.as_bytes())).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => tracing::debug!("cannot tell the app {message:?}: {err}"),
+            Err(_) => tracing::warn!(
+                "the app has not read its channel for {} ms",
+                TELL_LIMIT.as_millis()
+            ),
         }
     }
 

@@ -78,10 +78,10 @@ enum Serving {
 
 impl Serving {
     /// Tell the tabs a build started.
-    fn building(&self) {
+    async fn building(&mut self) {
         match self {
             Self::Nothing => {}
-            Self::App(app) => app.tell(&ToApp::Building),
+            Self::App(app) => app.tell(&ToApp::Building).await,
             Self::Failure(server) => server.building(),
         }
     }
@@ -164,7 +164,7 @@ impl Runner<'_> {
     async fn run(&mut self, signals: &mut Signals) -> Result<Signal, RunError> {
         let (cargo_args, _) = self.args.split_rest();
         loop {
-            self.serving.building();
+            self.serving.building().await;
             let mut build =
                 Build::start(cargo_args, self.args.bin.as_deref()).map_err(RunError::Build)?;
             let finished = loop {
@@ -190,7 +190,8 @@ impl Runner<'_> {
                 Outcome::Failed(failure) => {
                     tracing::info!("build failed in {build_ms} ms");
                     let root = build::workspace_root(cargo_args).await;
-                    self.show(Report::build_failed(&failure, &root, &self.args.editor))?;
+                    self.show(Report::build_failed(&failure, &root, &self.args.editor))
+                        .await?;
                 }
                 Outcome::Built(executable) => self.built(executable, build_ms).await?,
             }
@@ -230,8 +231,8 @@ impl Runner<'_> {
         };
         let Some(copy) = staged else {
             tracing::info!("build finished in {build_ms} ms: the binary is the one running");
-            if let Serving::App(app) = &self.serving {
-                app.tell(&ToApp::Clear);
+            if let Serving::App(app) = &mut self.serving {
+                app.tell(&ToApp::Clear).await;
             }
             return Ok(());
         };
@@ -243,10 +244,11 @@ impl Runner<'_> {
             .stop(Signal::SIGINT)
             .await?;
         self.start(&copy, &executable, build_ms, stopped.shutdown)
+            .await
     }
 
     /// Start the app from `copy`.
-    fn start(
+    async fn start(
         &mut self,
         copy: &PathBuf,
         executable: &Executable,
@@ -267,6 +269,7 @@ impl Runner<'_> {
                 held_by: held_by.flatten(),
             },
         })
+        .await
         .map_err(RunError::App)?;
         self.serving = Serving::App(Box::new(app));
         Ok(())
@@ -274,12 +277,13 @@ impl Runner<'_> {
 
     /// Show `report`: above the live page of the app that keeps serving, or on
     /// the failure server when there is none.
-    fn show(&mut self, report: Report) -> Result<(), RunError> {
+    async fn show(&mut self, report: Report) -> Result<(), RunError> {
         tracing::error!("{}", report.summary);
-        if let Serving::App(app) = &self.serving {
+        if let Serving::App(app) = &mut self.serving {
             app.tell(&ToApp::Report {
                 html: report.fragment,
-            });
+            })
+            .await;
             tracing::info!("the last good app keeps serving");
             return Ok(());
         }
@@ -309,5 +313,6 @@ impl Runner<'_> {
         let (cargo_args, _) = self.args.split_rest();
         let root = build::workspace_root(cargo_args).await;
         self.show(Report::exited(&ended, &root, &self.args.editor))
+            .await
     }
 }

@@ -1,17 +1,23 @@
 //! `axum-autoreload run` on a real scratch app, through a socket passed as
-//! watchexec passes it: a broken build, a good build, a panic in `main`.
+//! watchexec passes it: a broken build, a good build, a panic in `main`; then as
+//! watchexec's `--signal SIGHUP` drives it, one runner for the whole edit loop,
+//! each change a SIGHUP: the last good app serves through the build and through a
+//! failed one, an unchanged binary is not restarted, a burst of changes builds the
+//! last one, and the app does not outlive the runner.
 
 mod support;
 
 use std::time::{Duration, Instant};
 
 use dev_support::assert_contains;
-use dev_support::http::{Load, Tally};
+use dev_support::http::{self, Load, Tally};
+use dev_support::process::descendants;
 use dev_support::process::Proc;
 use dev_support::socket::PassedSocket;
 use dev_support::sse::EventStream;
 use nix::sys::signal::Signal;
-use support::{get, Scratch};
+use support::{get, pid_of, Scratch, PAGE_LOAD};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const EVENT: Duration = Duration::from_secs(5);
 
@@ -74,6 +80,31 @@ async fn a_broken_build_is_shown_to_pages_streams_and_other_requests() {
     let line = "the build failed: 1 error; see the terminal or the browser\n";
     assert_eq!(api.text(), line);
 
+    // An app's own EventSource is held open with a short retry, not refused: a
+    // refusal would close it for good.
+    let mut events = tokio::net::TcpStream::connect(socket.addr)
+        .await
+        .expect("connect");
+    events
+        .write_all(
+            b"GET /feed/events HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n",
+        )
+        .await
+        .expect("send");
+    let mut head = Vec::new();
+    let held = tokio::time::timeout(EVENT, async {
+        let mut buffer = [0; 1024];
+        while !String::from_utf8_lossy(&head).contains("retry: 250\n\n") {
+            let read = events.read(&mut buffer).await.expect("read");
+            assert!(read > 0, "held open: {}", String::from_utf8_lossy(&head));
+            head.extend_from_slice(&buffer[..read]);
+        }
+    })
+    .await;
+    let head = String::from_utf8_lossy(&head).to_lowercase();
+    assert!(held.is_ok() && head.starts_with("http/1.1 200"), "{head}");
+    assert!(head.contains("content-type: text/event-stream"), "{head}");
+
     // The library's Host check guards the failure server too, with the names
     // allowed in its environment.
     let forged = get(socket.addr, "/", FORGED_HOST, BUILD).await;
@@ -104,14 +135,23 @@ async fn a_good_build_serves_the_app_on_the_passed_socket() {
     assert_contains(body, &["<h1>scratch ok</h1>", "data-instance="]);
     let report = body.contains(" data-overlay");
     assert!(!report, "the app is no failure report: {body}");
-    let field = |id: &str| -> u128 {
-        let (_, rest) = body.split_once(&format!("<p id={id}>")).expect(id);
-        let value = rest.split_once('<').expect("the end of the field").0;
-        value.parse().unwrap_or_else(|_| panic!("{id}: {body}"))
-    };
-    let (app_pid, build_ms, spawned_at) = (field("pid"), field("build-ms"), field("spawned-at"));
-    assert!(build_ms > 0, "{build_ms}");
-    assert!(spawned_at > 1_600_000_000_000, "{spawned_at}");
+    let app_pid = support::pid_of(&page);
+    // The runner's figures reach the app through its channel: the timing line.
+    let timing = http::send(
+        socket.addr,
+        "POST /auto_refresh/timing?reload_ms=5",
+        "Host: localhost\r\n",
+        "",
+    )
+    .await;
+    assert_eq!(timing.status, 200, "{timing:?}");
+    let line = timing.text();
+    assert!(
+        line.starts_with("rebuilt ")
+            && line.contains(" \u{b7} swap ")
+            && line.ends_with(" \u{b7} reload 5 ms"),
+        "{line}"
+    );
     // An app on `AutoReload::new()` answers the host named in its environment.
     let allowed = get(socket.addr, "/", ALLOWED_HOST_PAGE_LOAD, BUILD).await;
     assert_eq!(allowed.status, 200, "{allowed:?}");
@@ -170,4 +210,150 @@ async fn no_request_fails_across_restarts_through_the_runner() {
     eprintln!("{RESTARTS} restarts through the runner, {CLIENTS} clients: {} requests ok, {failed} failed", ok.len());
     assert!(failures.is_empty(), "failed requests: {failures:?}");
     assert!(ok.len() > RESTARTS, "the clients were served: {}", ok.len());
+}
+
+/// The line that breaks the scratch app's build, and the one it replaces.
+const GOOD: &str = "let reload = AutoReload::new();";
+const BROKEN: &str = "let reload = AutoReload::new(); let _ = undefined_name;";
+
+/// The next event's name, skipping keep-alives; panics after `limit`.
+async fn next(stream: &mut EventStream, limit: Duration) -> (String, String) {
+    stream.event(limit).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_good_app_serves_through_a_build_and_a_broken_one() {
+    let (scratch, socket, runner, page) = support::start("scratch-keep", "").await;
+    assert_eq!(page.status, 200, "{page:?}");
+    let pid = pid_of(&page);
+    // The app runs the runner's copy of the binary: cargo's output stays free for
+    // the next build (ETXTBSY).
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).expect("the app's executable");
+    let exe = exe.display().to_string();
+    assert!(exe.contains("/axum-autoreload/scratch-keep-"), "{exe}");
+    let mut stream = EventStream::greeted(socket.addr).await;
+
+    scratch.edit(GOOD, BROKEN);
+    runner.signal(Signal::SIGHUP);
+    assert_eq!(next(&mut stream, EVENT).await.0, "building");
+    // Served by the same app while cargo builds (or has just failed).
+    let during = get(socket.addr, "/", PAGE_LOAD, EVENT).await;
+    assert_eq!((during.status, pid_of(&during)), (200, pid), "{during:?}");
+    let (name, report) = next(&mut stream, BUILD).await;
+    assert_eq!(name, "report", "{report}");
+    assert!(
+        report.contains("E0425") && report.contains("undefined_name"),
+        "{report}"
+    );
+
+    // After the failure the app still serves pages and stores what it is sent.
+    let after = get(socket.addr, "/", PAGE_LOAD, EVENT).await;
+    assert_eq!((after.status, pid_of(&after)), (200, pid), "{after:?}");
+    let posted = http::send(socket.addr, "POST /notes", "Host: localhost\r\n", "kept").await;
+    assert_eq!((posted.status, posted.text().as_str()), (200, "stored\n"));
+    let notes = get(socket.addr, "/notes", JSON_REQUEST, EVENT).await;
+    assert_eq!(notes.text(), "kept");
+    // A tab opened now gets the page's instance, then the report.
+    let mut later = EventStream::greeted(socket.addr).await;
+    let (name, shown) = next(&mut later, EVENT).await;
+    assert!(
+        name == "report" && shown.contains("E0425"),
+        "{name}: {shown}"
+    );
+
+    // The fix (with a new title: the same binary as the running one would only
+    // clear the report): one swap, onto a new process, and the report is gone.
+    scratch.edit(BROKEN, GOOD);
+    scratch.edit("scratch ok", "scratch fixed");
+    runner.signal(Signal::SIGHUP);
+    assert_eq!(next(&mut stream, EVENT).await.0, "building");
+    assert_eq!(next(&mut stream, BUILD).await.0, "restart");
+    assert_eq!(next(&mut later, EVENT).await.0, "building");
+    assert_eq!(next(&mut later, EVENT).await.0, "restart");
+    let fixed = get(socket.addr, "/", PAGE_LOAD, BUILD).await;
+    assert_eq!(fixed.status, 200, "{fixed:?}");
+    assert_ne!(pid_of(&fixed), pid, "a new process");
+    let mut fresh = EventStream::greeted(socket.addr).await;
+    assert!(
+        fresh
+            .next_within(Duration::from_millis(300))
+            .await
+            .is_none(),
+        "no report kept"
+    );
+    let old_gone = !std::path::Path::new(&format!("/proc/{pid}")).exists();
+    assert!(old_gone, "the old app exited");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unchanged_binary_is_not_restarted() {
+    let (_scratch, socket, runner, page) = support::start("scratch-same", "").await;
+    let pid = pid_of(&page);
+    let mut stream = EventStream::greeted(socket.addr).await;
+    for _ in 0..2 {
+        runner.signal(Signal::SIGHUP);
+        assert_eq!(next(&mut stream, EVENT).await.0, "building");
+        assert_eq!(next(&mut stream, BUILD).await.0, "clear");
+    }
+    let quiet = stream.next_within(Duration::from_millis(300)).await;
+    assert!(quiet.is_none(), "no restart, no reload: {quiet:?}");
+    let page = get(socket.addr, "/", PAGE_LOAD, EVENT).await;
+    assert_eq!(pid_of(&page), pid, "the same process");
+    let log = runner.log_text();
+    assert!(log.contains("the binary is the one running"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_changes_builds_the_last_one_and_leaves_no_cargo() {
+    let (scratch, socket, runner, page) = support::start("scratch-burst", "").await;
+    let pid = pid_of(&page);
+    let mut stream = EventStream::greeted(socket.addr).await;
+    // Two saves a few milliseconds apart: the first build is cancelled.
+    scratch.edit("scratch ok", "scratch two");
+    runner.signal(Signal::SIGHUP);
+    assert_eq!(next(&mut stream, EVENT).await.0, "building");
+    scratch.edit("scratch two", "scratch three");
+    runner.signal(Signal::SIGHUP);
+    assert_eq!(next(&mut stream, EVENT).await.0, "building");
+    assert_eq!(next(&mut stream, BUILD).await.0, "restart");
+    assert!(
+        stream.ends_within(EVENT).await,
+        "the old app's stream ended"
+    );
+    let page = get(socket.addr, "/", PAGE_LOAD, BUILD).await;
+    assert!(page.text().contains("scratch three"), "{page:?}");
+    assert_ne!(pid_of(&page), pid);
+    let mut stream = EventStream::greeted(socket.addr).await;
+    assert!(
+        stream
+            .next_within(Duration::from_millis(300))
+            .await
+            .is_none(),
+        "one swap"
+    );
+    let log = runner.log_text();
+    assert!(log.contains("changed again: building anew"), "{log}");
+    // Only the app runs under the runner: the cancelled cargo and its rustc are
+    // gone.
+    let left: Vec<_> = descendants(runner.pid())
+        .into_iter()
+        .map(|(process, _)| process.as_raw())
+        .filter(|&process| u32::try_from(process).ok() != Some(pid_of(&page)))
+        .collect();
+    assert!(left.is_empty(), "processes left under the runner: {left:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_app_ends_when_the_runner_is_killed() {
+    let (_scratch, _socket, runner, page) = support::start("scratch-orphan", "").await;
+    let pid = pid_of(&page);
+    let killed = Instant::now();
+    runner.signal(Signal::SIGKILL);
+    let gone = dev_support::wait::until("the app to exit", EVENT, || async {
+        (!std::path::Path::new(&format!("/proc/{pid}")).exists()).then_some(())
+    })
+    .await;
+    let ms = killed.elapsed().as_millis();
+    eprintln!("runner killed with SIGKILL: the app exited {ms} ms later");
+    gone
 }

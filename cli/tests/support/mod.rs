@@ -21,7 +21,9 @@ pub const PAGE_LOAD: &str =
     "Host: localhost\r\nAccept: text/html,application/xhtml+xml,*/*;q=0.8\r\n";
 
 /// The scratch app's `main.rs`; `// BODY` is where a test puts its edit.
-const MAIN: &str = r#"use axum::{routing::get, Router};
+const MAIN: &str = r#"use std::sync::{Arc, Mutex};
+
+use axum::{routing::get, Router};
 use axum_autoreload::{listener, AutoReload};
 
 #[tokio::main]
@@ -29,13 +31,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // BODY
     let reload = AutoReload::new();
     let page = format!(
-        "<!DOCTYPE html><html><body><h1>scratch ok</h1><p id=pid>{}</p><p id=build-ms>{}</p><p id=spawned-at>{}</p></body></html>",
+        "<!DOCTYPE html><html><body><h1>scratch ok</h1><p id=pid>{}</p></body></html>",
         std::process::id(),
-        std::env::var("AXUM_AUTORELOAD_BUILD_MS").unwrap_or_default(),
-        std::env::var("AXUM_AUTORELOAD_SPAWNED_AT_MS").unwrap_or_default(),
     );
+    let notes = Arc::new(Mutex::new(Vec::<String>::new()));
+    let (read, write) = (Arc::clone(&notes), notes);
     let app = Router::new()
         .route("/", get(move || std::future::ready(axum::response::Html(page.clone()))))
+        .route(
+            "/notes",
+            get(move || std::future::ready(read.lock().unwrap().join("\n")))
+                .post(move |body: String| {
+                    write.lock().unwrap().push(body);
+                    std::future::ready("stored\n")
+                }),
+        )
         .merge(reload.router())
         .layer(reload.layer());
     let listener = listener::take_or_bind("127.0.0.1:0".parse()?)?;
@@ -78,6 +88,11 @@ tokio = {{ version = "1", features = ["macros", "rt-multi-thread"] }}
         let main_rs = MAIN.replace("    // BODY\n", body);
         fs::write(dir.path().join("src/main.rs"), &main_rs).expect("main.rs");
         Self { dir, main_rs }
+    }
+
+    /// Replaces the one `old` in `src/main.rs` with `new`, as an editor saves.
+    pub fn edit(&self, old: &str, new: &str) {
+        dev_support::scratch::edit(&self.dir.path().join("src/main.rs"), old, new);
     }
 
     /// Asserts that `html` shows `src/main.rs:LINE:col`, LINE the line that holds
@@ -136,6 +151,16 @@ pub async fn start(name: &str, body: &str) -> (Scratch, PassedSocket, Proc, Resp
         }
     };
     (scratch, socket, runner, page)
+}
+
+/// The process id the scratch app's page shows.
+pub fn pid_of(page: &Response) -> u32 {
+    let text = page.text();
+    let (_, rest) = text
+        .split_once("<p id=pid>")
+        .unwrap_or_else(|| panic!("a pid in {text}"));
+    let pid = rest.split_once('<').map(|(pid, _)| pid).unwrap_or_default();
+    pid.parse().unwrap_or_else(|_| panic!("a pid in {text}"))
 }
 
 /// The host name the runner and its app are told to answer, besides localhost.
