@@ -11,10 +11,14 @@ use std::time::{Duration, Instant};
 
 use dev_support::assert_contains;
 use dev_support::http::{self, Load, Tally};
-use dev_support::process::descendants;
+use std::net::SocketAddr;
+
 use dev_support::process::Proc;
+use dev_support::process::{descendants, running};
+use dev_support::socket::free_port;
 use dev_support::socket::PassedSocket;
 use dev_support::sse::EventStream;
+use dev_support::tools::{find_or_skip, WATCHEXEC};
 use nix::sys::signal::Signal;
 use support::{get, pid_of, Scratch, PAGE_LOAD};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -166,7 +170,7 @@ async fn a_good_build_serves_the_app_on_the_passed_socket() {
     eprintln!("app through the runner: SIGINT to exit in {ms} ms");
     let log = runner.log_text();
     assert_eq!(status.code(), Some(0), "the app's own status: {log}");
-    let gone = !std::path::Path::new(&format!("/proc/{app_pid}")).exists();
+    let gone = !running(app_pid);
     assert!(gone, "the app is gone");
     let twice = log.contains("again");
     assert!(!twice, "the app got one SIGINT, not two: {log}");
@@ -281,7 +285,7 @@ async fn the_last_good_app_serves_through_a_build_and_a_broken_one() {
             .is_none(),
         "no report kept"
     );
-    let old_gone = !std::path::Path::new(&format!("/proc/{pid}")).exists();
+    let old_gone = !running(pid);
     assert!(old_gone, "the old app exited");
 }
 
@@ -350,10 +354,70 @@ async fn the_app_ends_when_the_runner_is_killed() {
     let killed = Instant::now();
     runner.signal(Signal::SIGKILL);
     let gone = dev_support::wait::until("the app to exit", EVENT, || async {
-        (!std::path::Path::new(&format!("/proc/{pid}")).exists()).then_some(())
+        (!running(pid)).then_some(())
     })
     .await;
     let ms = killed.elapsed().as_millis();
     eprintln!("runner killed with SIGKILL: the app exited {ms} ms later");
     gone
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_line_serves_edits_and_ctrl_c_leaves_no_process() {
+    let Some([watchexec]) = find_or_skip([WATCHEXEC]) else {
+        return;
+    };
+    let scratch = Scratch::new("scratch-watched", "");
+    let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let mut watching = scratch.watch(&watchexec, addr);
+    let page = http::first_answer(addr, "/", BUILD, || {
+        assert!(
+            watching.exited().is_none(),
+            "watchexec exited: {}",
+            watching.log_text()
+        );
+    })
+    .await;
+    assert_eq!(page.status, 200, "{page:?}");
+    let pid = pid_of(&page);
+    let mut stream = EventStream::greeted(addr).await;
+
+    // A broken save: watchexec's SIGHUP reaches the one runner; the app serves on.
+    scratch.edit(GOOD, BROKEN);
+    assert_eq!(next(&mut stream, EVENT).await.0, "building");
+    assert_eq!(next(&mut stream, BUILD).await.0, "report");
+    let during = get(addr, "/", PAGE_LOAD, EVENT).await;
+    assert_eq!((during.status, pid_of(&during)), (200, pid), "{during:?}");
+    // The fix, with a new title: the swap.
+    scratch.edit(BROKEN, GOOD);
+    scratch.edit("scratch ok", "scratch watched");
+    assert_eq!(next(&mut stream, EVENT).await.0, "building");
+    assert_eq!(next(&mut stream, BUILD).await.0, "restart");
+    let fixed = get(addr, "/", PAGE_LOAD, BUILD).await;
+    assert!(fixed.text().contains("scratch watched"), "{fixed:?}");
+
+    // Ctrl-C: watchexec stops the runner, the runner the app; nothing is left.
+    let family: Vec<_> = descendants(watching.pid())
+        .into_iter()
+        .map(|(process, _)| process)
+        .collect();
+    let app = pid_of(&fixed);
+    assert!(
+        family
+            .iter()
+            .any(|process| process.as_raw().unsigned_abs() == app),
+        "the app runs under watchexec"
+    );
+    watching.signal(Signal::SIGINT);
+    let status = watching.wait_exit(Duration::from_secs(15));
+    assert!(
+        status.is_some(),
+        "watchexec exited: {}",
+        watching.log_text()
+    );
+    let left: Vec<_> = family
+        .iter()
+        .filter(|process| running(process.as_raw().unsigned_abs()))
+        .collect();
+    assert!(left.is_empty(), "processes left after Ctrl-C: {left:?}");
 }

@@ -170,3 +170,14 @@ pub fn descendants(root: Pid) -> Vec<(Pid, Pid)> {
     }
     found
 }
+
+/// Whether process `pid` runs: it exists and is no zombie (one that exited and
+/// whose parent has not reaped it yet: an orphan waits for the reaper).
+pub fn running(pid: u32) -> bool {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // "pid (comm) state ...": comm may hold spaces and parentheses.
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, after)| after.split_whitespace().next());
+    state.is_some_and(|state| state != "Z" && state != "X")
+}

@@ -109,24 +109,53 @@ tokio = {{ version = "1", features = ["macros", "rt-multi-thread"] }}
         assert!(html.contains(&label), "{label} in {html}");
     }
 
+    /// The README's run line in this app: `watchexec --socket ADDR --signal SIGHUP
+    /// --stop-signal SIGINT -- axum-autoreload run`, watching `src/`. Dropped, it
+    /// is stopped with SIGINT, as Ctrl-C stops it.
+    pub fn watch(&self, watchexec: &std::path::Path, addr: SocketAddr) -> Proc {
+        let mut command = Command::new(watchexec);
+        command
+            .args([
+                "--socket",
+                &addr.to_string(),
+                "--signal",
+                "SIGHUP",
+                "--stop-signal",
+                "SIGINT",
+            ])
+            .args([
+                "-w",
+                "src",
+                "--",
+                env!("CARGO_BIN_EXE_axum-autoreload"),
+                "run",
+            ]);
+        self.runner_env(&mut command);
+        Proc::spawn("watchexec", command).stop_with(Signal::SIGINT, Duration::from_secs(10))
+    }
+
     /// `axum-autoreload run` in this app, on `socket`. Dropped, it is stopped as
     /// watchexec stops it, with SIGINT: the runner passes it on to the app, which
     /// runs in a process group of its own.
     pub fn run(&self, socket: &PassedSocket) -> Proc {
         let mut command = Command::new(env!("CARGO_BIN_EXE_axum-autoreload"));
+        socket.pass_to(&mut command).arg("run");
+        self.runner_env(&mut command);
+        Proc::spawn("runner", command).stop_with(Signal::SIGINT, Duration::from_secs(10))
+    }
+
+    /// The runner's directory and environment.
+    fn runner_env(&self, command: &mut Command) {
         // One target directory for every scratch app of every test run: their
         // dependencies are built once.
         let target = std::env::temp_dir().join("axum-autoreload-cli-tests-target");
-        socket
-            .pass_to(&mut command)
-            .arg("run")
+        command
             .current_dir(self.dir.path())
             .env_remove("AXUM_AUTORELOAD_EDITOR")
             // Read by the library, in the failure server and in the app alike.
             .env(axum_autoreload::ALLOWED_HOSTS_ENV, ALLOWED_HOST)
             .env("CARGO_TARGET_DIR", target)
             .env("RUST_LOG", "info");
-        Proc::spawn("runner", command).stop_with(Signal::SIGINT, Duration::from_secs(10))
     }
 }
 
