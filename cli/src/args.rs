@@ -17,29 +17,35 @@ pub(crate) struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// `cargo build` the app, then run it on the passed socket, or serve the
-    /// build errors on it.
+    /// `cargo build` the app and run it on the passed socket; on each SIGHUP build
+    /// again while it keeps serving, then swap in the new build.
     ///
-    /// Run it under watchexec, which owns the socket across restarts:
+    /// Run it under watchexec, which owns the socket and tells of each change
+    /// with SIGHUP:
     ///
-    ///     watchexec --socket 8080 --restart --stop-signal SIGINT -- axum-autoreload run
+    ///     watchexec --socket 8080 --signal SIGHUP --stop-signal SIGINT -- axum-autoreload run
     ///
     /// Arguments after `--` go to `cargo build`; arguments after a second `--` go
     /// to the app, as with `cargo run`:
     ///
     ///     axum-autoreload run -- --features dev -- --port 8080
     ///
-    /// The app runs in its own process group and gets the socket as from
-    /// watchexec (LISTEN_FDS=1, LISTEN_FDS_FIRST_FD), and AXUM_AUTORELOAD_BUILD_MS
-    /// (cargo build's wall time, milliseconds), AXUM_AUTORELOAD_SPAWNED_AT_MS (when
-    /// it was started) and AXUM_AUTORELOAD_STARTED_AT_MS (when the runner started),
-    /// both in milliseconds since the Unix epoch. The first SIGINT
-    /// or SIGTERM is passed on to it, once; the runner then exits with its status.
+    /// The app runs a copy of the built binary in its own process group, gets the
+    /// socket as from watchexec (LISTEN_FDS=1, LISTEN_FDS_FIRST_FD) and a private
+    /// channel (AXUM_AUTORELOAD_CHANNEL, two inherited pipes) that the library
+    /// reads: the build's state, the report of a failed build and the timing go to
+    /// the app; when the runner is gone the app shuts down.
     ///
-    /// When the build fails, or the app exits without being asked to, the runner
-    /// serves the socket itself until the next SIGINT: every open tab shows the
-    /// errors (or the panic) above its page, a page load gets an error page (500),
-    /// any other request a 503.
+    /// On SIGHUP: `cargo build` while the app serves (a newer SIGHUP cancels it);
+    /// a new binary is swapped in (SIGINT to the app, wait, start the new one), the
+    /// same binary is left running, a failed build is shown above every tab's live
+    /// page. When the app exits on its own (or the first build fails), the runner
+    /// serves the socket itself until the next change: a page load gets an error
+    /// page (500), any other request a 503.
+    ///
+    /// SIGINT or SIGTERM is passed on to the app, once; the runner then exits with
+    /// its status. Under `watchexec --restart` (a runner per change) the same flow
+    /// runs once.
     #[command(verbatim_doc_comment)]
     Run(RunArgs),
 }

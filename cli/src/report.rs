@@ -33,10 +33,19 @@ pub(crate) struct Report {
     pub(crate) fragment: String,
 }
 
+/// The report's last line when no app serves.
+const FOOT: &str = "Fix it and save: every tab reloads once the app runs again.";
+
 impl Report {
     /// The report of a build that produced nothing to run. Errors come first, then
-    /// the warnings, folded, under their count. `root` is the workspace root.
-    pub(crate) fn build_failed(failure: &Failure, root: &Path, editor: &Editor) -> Self {
+    /// the warnings, folded, under their count. `root` is the workspace root;
+    /// `live`: the last good app still serves under the report.
+    pub(crate) fn build_failed(
+        failure: &Failure,
+        root: &Path,
+        editor: &Editor,
+        live: bool,
+    ) -> Self {
         let (summary, content) = match failure {
             Failure::Compile { errors, warnings } => {
                 let count = counts(errors.len(), warnings.len());
@@ -57,11 +66,17 @@ impl Report {
             ),
             Failure::Target(why) => (why.clone(), html! { p { (why) } }),
         };
+        let foot = if live {
+            "The page below is the last good build, still serving. Fix it and save: every tab updates once it builds."
+        } else {
+            FOOT
+        };
         Self::new(
             "Build failed",
             format!("the build failed: {summary}"),
             &summary,
             content,
+            foot,
         )
     }
 
@@ -102,16 +117,22 @@ impl Report {
             ),
             None => format!("the app exited ({status})"),
         };
-        Self::new("The app exited", summary, &status, content)
+        Self::new("The app exited", summary, &status, content, FOOT)
     }
 
-    fn new(title: &'static str, summary: String, detail: &str, content: Markup) -> Self {
+    fn new(
+        title: &'static str,
+        summary: String,
+        detail: &str,
+        content: Markup,
+        foot: &str,
+    ) -> Self {
         let fragment = html! {
             style { (PreEscaped(STYLE)) }
             div.aar-report {
                 h1 { (title) small { (detail) } }
                 (content)
-                p.aar-foot { "Fix it and save: every tab reloads once the app runs again." }
+                p.aar-foot { (foot) }
             }
         };
         Self {
@@ -226,7 +247,7 @@ mod tests {
             errors: vec![fixtures::e0425()],
             warnings: vec![fixtures::unused_variable()],
         };
-        let report = Report::build_failed(&failure, Path::new("/app"), &Editor::default());
+        let report = Report::build_failed(&failure, Path::new("/app"), &Editor::default(), true);
         assert_eq!(report.summary, "the build failed: 1 error, 1 warning");
         let html = &report.fragment;
         let error = html.find("E0425").expect("the error");
@@ -235,6 +256,10 @@ mod tests {
             .expect("the warnings");
         assert!(error < warnings, "{html}");
         assert!(html.contains("<summary>1 warning</summary>"), "{html}");
+        assert!(
+            html.contains("the last good build, still serving"),
+            "{html}"
+        );
     }
 
     #[test]

@@ -190,8 +190,14 @@ impl Runner<'_> {
                 Outcome::Failed(failure) => {
                     tracing::info!("build failed in {build_ms} ms");
                     let root = build::workspace_root(cargo_args).await;
-                    self.show(Report::build_failed(&failure, &root, &self.args.editor))
-                        .await?;
+                    let live = matches!(self.serving, Serving::App(_));
+                    self.show(Report::build_failed(
+                        &failure,
+                        &root,
+                        &self.args.editor,
+                        live,
+                    ))
+                    .await?;
                 }
                 Outcome::Built(executable) => self.built(executable, build_ms).await?,
             }
