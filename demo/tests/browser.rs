@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use dev_support::chromium::{Browser, Options, TabState};
 use dev_support::process::descendants;
-use dev_support::scratch::{check, edit, WatchedCopy};
+use dev_support::scratch::{check, edit, Watch, WatchedCopy};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
@@ -29,7 +29,8 @@ const TITLE_PREFIX: &str = "const TITLE: &str = \"";
 #[tokio::test]
 async fn ten_tabs_reload_once_after_an_edit() {
     let cargo_run = |_: &_| vec!["cargo".into(), "run".into()];
-    let started = WatchedCopy::with_browser_or_skip(Options::default(), cargo_run).await;
+    let started =
+        WatchedCopy::with_browser_or_skip(Options::default(), Watch::Restart, cargo_run).await;
     let Some((mut copy, browser)) = started else {
         return;
     };

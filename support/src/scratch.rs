@@ -81,9 +81,19 @@ pub fn edit(path: &Path, old: &str, new: &str) {
         .unwrap_or_else(|err| panic!("writing {}: {err}", path.display()));
 }
 
+/// How watchexec tells the program of a change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Watch {
+    /// `--restart --stop-signal SIGINT`: a new process per change.
+    Restart,
+    /// `--signal SIGHUP --stop-signal SIGINT`: one process, a SIGHUP per change
+    /// (the runner's supervisor mode, the README's run line).
+    Signal,
+}
+
 /// A scratch copy of the workspace served on a free port by `watchexec --socket`,
-/// which holds the socket and restarts the program on every change under `src/`
-/// or `demo/src/`. Builds go to `e2e/` in [`target_dir`], kept between runs so
+/// which holds the socket and restarts or signals the program ([`Watch`]) on every
+/// change under `src/` or `demo/src/`. Builds go to `e2e/` in [`target_dir`], kept between runs so
 /// that only the first compiles the dependencies.
 #[derive(Debug)]
 pub struct WatchedCopy {
@@ -106,6 +116,7 @@ impl WatchedCopy {
     /// opens a [`Browser`] with `options`.
     pub async fn with_browser_or_skip(
         options: Options,
+        watch: Watch,
         program: impl FnOnce(&Path) -> Vec<OsString>,
     ) -> Option<(Self, Browser)> {
         let [chromium, chromedriver, watchexec] =
@@ -114,7 +125,11 @@ impl WatchedCopy {
         let root = dir.path().join("app");
         copy_workspace(&root);
         let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let args = format!("--socket {addr} --restart --stop-signal SIGINT -w src -w demo/src --");
+        let mode = match watch {
+            Watch::Restart => "--restart",
+            Watch::Signal => "--signal SIGHUP",
+        };
+        let args = format!("--socket {addr} {mode} --stop-signal SIGINT -w src -w demo/src --");
         let mut command = Command::new(&watchexec);
         command
             .args(args.split(' '))
