@@ -7,7 +7,8 @@
 //!    badge, never an error page, and reload exactly once onto the next server; then
 //!    after SIGINT and a second with no server at all (requests wait in the
 //!    backlog), the same, and exactly one more reload;
-//! 2. on a long static page: the scroll position survives the reload, restored by
+//! 2. on a long static page that opts out of morphing (so the tabs reload rather
+//!    than morph the new page in): the scroll position survives the reload, restored by
 //!    the client script (the page turns the browser's own restoration off, and a
 //!    control run checks that without the client's saved position the page comes
 //!    back at the top);
@@ -124,7 +125,9 @@ async fn with_run(path: &str, scenario: impl AsyncFnOnce(&mut Run<'_>)) {
 }
 
 /// An HTML page far taller than the window, that turns off the browser's own
-/// scroll restoration so that only the client script can bring the position back.
+/// scroll restoration so that only the client script can bring the position back,
+/// and opts out of morphing (a morph keeps the scroll position by itself): these
+/// scenarios pin the full reload.
 fn long_page_html() -> String {
     let paragraphs: String = (0..300)
         .map(|i| format!("<p>Paragraph {i}: long enough to make the page scroll.</p>\n"))
@@ -132,6 +135,7 @@ fn long_page_html() -> String {
     format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <title>{LONG_TITLE}</title>\
+         <meta name=\"axum-autoreload\" content=\"reload\">\
          <script>history.scrollRestoration = \"manual\";</script></head>\n<body>\n\
          {paragraphs}</body></html>\n"
     )
