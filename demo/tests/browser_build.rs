@@ -14,7 +14,6 @@
 #[path = "demo/support.rs"]
 mod demo;
 
-use std::future::IntoFuture;
 use std::net::TcpListener as StdListener;
 use std::time::Duration;
 
@@ -22,11 +21,10 @@ use axum::response::Html;
 use axum::routing::get;
 use axum::Router;
 use axum_autoreload::AutoReload;
+use demo::SwappedApp;
 use dev_support::chromium::{Browser, Options, TabState, READ_TAB};
 use serde::Deserialize;
 use serde_json::json;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 /// Tabs open before the build starts; one more opens in each state.
 const TABS: usize = 2;
@@ -88,51 +86,6 @@ async fn page() -> Html<String> {
     ))
 }
 
-/// An app served on a copy of the test's socket, until [`App::swap`].
-struct App {
-    reload: AutoReload,
-    stop: oneshot::Sender<()>,
-    served: JoinHandle<()>,
-}
-
-impl App {
-    async fn start(socket: &StdListener) -> Self {
-        let reload = AutoReload::builder().enabled(true).build();
-        let app = Router::new()
-            .route("/", get(page))
-            .merge(reload.router())
-            .layer(reload.layer());
-        let listener = socket.try_clone().expect("a copy of the socket");
-        let listener = tokio::net::TcpListener::from_std(listener).expect("a tokio listener");
-        let (stop, stopped) = oneshot::channel::<()>();
-        let server = axum_autoreload::serve(listener, app, reload.clone())
-            .handle_signals(false)
-            .drain_deadline(Duration::from_millis(500))
-            .with_graceful_shutdown(async move {
-                let _ = stopped.await;
-            });
-        let served = tokio::spawn(async move {
-            server.into_future().await.expect("serving");
-        });
-        Self {
-            reload,
-            stop,
-            served,
-        }
-    }
-
-    /// Stops this app, as the runner stops the old one, and serves the next one
-    /// on the same socket.
-    async fn swap(self, socket: &StdListener) -> Self {
-        let _ = self.stop.send(());
-        tokio::time::timeout(WAIT, self.served)
-            .await
-            .expect("the old app stops")
-            .expect("the old app's task");
-        Self::start(socket).await
-    }
-}
-
 #[tokio::test]
 async fn building_report_and_clear_reach_every_tab_and_the_page_stays_live() {
     let options = Options {
@@ -142,16 +95,19 @@ async fn building_report_and_clear_reach_every_tab_and_the_page_stays_live() {
     let Some(browser) = Browser::start_or_skip(options).await else {
         return;
     };
-    let socket = StdListener::bind("127.0.0.1:0").expect("binding a socket");
-    socket.set_nonblocking(true).expect("a non-blocking socket");
-    let url = format!("http://{}/", socket.local_addr().expect("its address"));
-    let app = App::start(&socket).await;
+    let (socket, url) = demo::app_socket();
+    let app = SwappedApp::start(&socket, app);
     browser
         .run(async |browser| scenario(browser, &url, &socket, app).await)
         .await;
 }
 
-async fn scenario(browser: &mut Browser, url: &str, socket: &StdListener, app: App) {
+/// The app: the page at `/`.
+fn app(_: &AutoReload) -> Router {
+    Router::new().route("/", get(page))
+}
+
+async fn scenario(browser: &mut Browser, url: &str, socket: &StdListener, app: SwappedApp) {
     browser.open_live(url, TABS, WAIT).await;
     for i in 0..TABS {
         let leave = "document.getElementById('draft').value = arguments[0]; window.e2eMark = true;";
@@ -208,7 +164,7 @@ async fn scenario(browser: &mut Browser, url: &str, socket: &StdListener, app: A
     })
     .await;
     let old = app.reload.instance_id().to_string();
-    let next = app.swap(socket).await;
+    let next = app.swap(socket, self::app).await;
     let new = next.reload.instance_id().to_string();
     let what = "every tab to be live on the next app, without the report";
     let tabs = wait_all(browser, what, |tab| {
