@@ -82,7 +82,8 @@ impl AutoReload {
     }
 
     /// The routes under [`STREAM_PATH`]: the reload stream at `/auto_refresh`, the
-    /// client script at `/auto_refresh/client.js`, the status document at
+    /// client script at `/auto_refresh/client.js` (with its shared worker at
+    /// `/auto_refresh/worker.js` and idiomorph at `/auto_refresh/idiomorph.js`), the status document at
     /// [`STATUS_PATH`] and the trigger at [`TRIGGER_PATH`]. Empty when reload is
     /// off, so those paths fall through to the app (a 404 by default).
     ///
@@ -106,6 +107,8 @@ impl AutoReload {
                 get(move || std::future::ready(stream.response())),
             )
             .route(client::SCRIPT_PATH, get(client::script))
+            .route(client::WORKER_PATH, get(client::worker))
+            .route(client::IDIOMORPH_PATH, get(client::idiomorph))
             .route(
                 STATUS_PATH,
                 get(move || std::future::ready(status.status())),
@@ -144,8 +147,9 @@ impl AutoReload {
     /// Tell every open tab that the file served at `url_path` (such as
     /// `/static/app.css`) changed: a stylesheet (`.css`) is swapped in place without
     /// a navigation, an image (`.png`, `.jpg`, `.svg`, …) is refreshed where it is
-    /// shown, anything else reloads the tabs. Returns how many reload streams were
-    /// open to hear it.
+    /// shown, a page (`.html`, `.htm`) is fetched again and morphed into each tab,
+    /// anything else (a script, say) reloads the tabs. Returns how many reload
+    /// streams were open to hear it.
     pub fn changed(&self, url_path: &str) -> usize {
         self.shared
             .broadcaster
@@ -232,6 +236,7 @@ pub struct AutoReloadBuilder {
     keep_alive: Duration,
     retry: Duration,
     guard: GuardLayer,
+    morph: bool,
     /// Set by [`AutoReloadBuilder::overlay`] (`overlay.rs`).
     pub(crate) overlay: Option<Overlay>,
 }
@@ -243,6 +248,7 @@ impl Default for AutoReloadBuilder {
             keep_alive: Duration::from_secs(15),
             retry: Duration::from_millis(100),
             guard: GuardLayer::new(),
+            morph: true,
             overlay: None,
         }
     }
@@ -270,6 +276,17 @@ impl AutoReloadBuilder {
     /// socket's backlog for the next process.
     pub fn retry(mut self, retry: Duration) -> Self {
         self.retry = retry;
+        self
+    }
+
+    /// Whether a tab that must show a newer page morphs it into the one it shows
+    /// (keeping what the person typed, the focus and the scroll positions), or
+    /// always reloads. Default `true`: the client script morphs, and reloads
+    /// wherever a morph could leave the page wrong (see the README's "Morph, or
+    /// reload"). One page opts out with `<meta name="axum-autoreload"
+    /// content="reload">`.
+    pub fn morph(mut self, morph: bool) -> Self {
+        self.morph = morph;
         self
     }
 
@@ -307,7 +324,7 @@ impl AutoReloadBuilder {
                     shutdown.clone(),
                     self.overlay.as_ref(),
                 ),
-                script_tag: client::script_tag(&instance, self.overlay.is_some()),
+                script_tag: client::script_tag(&instance, self.overlay.is_some(), self.morph),
                 instance,
                 enabled,
                 shutdown,

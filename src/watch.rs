@@ -290,7 +290,13 @@ fn announce(reload: &AutoReload, urls: &[String]) {
         );
         return;
     }
+    let mut morphed = false;
     for url in urls {
+        // One morph brings every page up to date.
+        let morph = Broadcast::for_change(url) == Broadcast::Morph;
+        if morph && std::mem::replace(&mut morphed, true) {
+            continue;
+        }
         let streams = reload.changed(url);
         tracing::info!("changed: {url}: refreshing in place ({streams} streams)");
     }

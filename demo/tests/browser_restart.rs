@@ -7,13 +7,18 @@
 //!    badge, never an error page, and reload exactly once onto the next server; then
 //!    after SIGINT and a second with no server at all (requests wait in the
 //!    backlog), the same, and exactly one more reload;
-//! 2. on a long static page: the scroll position survives the reload, restored by
+//! 2. on a long static page that opts out of morphing (so the tabs reload rather
+//!    than morph the new page in): the scroll position survives the reload, restored by
 //!    the client script (the page turns the browser's own restoration off, and a
 //!    control run checks that without the client's saved position the page comes
 //!    back at the top);
 //! 3. on a static page whose file did not change: a restart reloads it exactly once
 //!    onto the new server (the browser revalidates the page; a `304 Not Modified`
 //!    must not bring back the copy that names the old server).
+//!
+//! 4. on the demo's feed page, long enough to scroll: a restart morphs the next
+//!    server's page into every tab, with no navigation: the half-typed message,
+//!    the focus and the selection in it, and the scroll position stay.
 //!
 //! Needs chromium and chromedriver on PATH: without them the tests are skipped,
 //! except under CI (`CI=true`), where they fail. Run them with
@@ -31,7 +36,10 @@ use dev_support::http::first_answer;
 use dev_support::process::Proc;
 use dev_support::scratch::temp_dir;
 use dev_support::socket::PassedSocket;
+use dev_support::wait::until;
+use fantoccini::Locator;
 use nix::sys::signal::Signal;
+use serde::Deserialize;
 use serde_json::json;
 
 const TABS: usize = 2;
@@ -49,6 +57,15 @@ const SCROLL: [i64; TABS] = [3000, 1500];
 const SCROLL_KEY: &str = "axum-autoreload:scroll";
 const LONG_PAGE: &str = "/static/long.html";
 const LONG_TITLE: &str = "a long page";
+const FEED: &str = "/posts";
+const FEED_TITLE: &str = "Live feed";
+/// Posts made before the restart, so that the feed page scrolls.
+const POSTS: usize = 40;
+/// What each tab has typed, not sent, when the server restarts; the part of it
+/// selected; how far the tab is scrolled.
+const DRAFT: &str = "half-typed, not sent";
+const SELECTION: (i64, i64) = (5, 10);
+const FEED_SCROLL: i64 = 600;
 
 #[tokio::test]
 async fn tabs_reload_once_after_sigkill_and_after_a_gap() {
@@ -75,6 +92,11 @@ async fn unchanged_static_page_reloads_once_after_a_restart() {
     .await;
 }
 
+#[tokio::test]
+async fn feed_draft_focus_and_scroll_survive_a_restart() {
+    with_run(FEED, async |run| run.feed_kept().await).await;
+}
+
 /// Starts Chromium and the demo (or skips), opens the tabs on `path`, checks that
 /// they are live on the first server, and runs `scenario`.
 async fn with_run(path: &str, scenario: impl AsyncFnOnce(&mut Run<'_>)) {
@@ -86,6 +108,11 @@ async fn with_run(path: &str, scenario: impl AsyncFnOnce(&mut Run<'_>)) {
     std::fs::create_dir(&static_dir).expect("creating the static directory");
     let long_page = static_dir.join("long.html");
     std::fs::write(&long_page, long_page_html()).expect("writing long.html");
+    // The feed needs the demo's own static files (htmx); the others the long page.
+    let static_dir = match path {
+        FEED => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/static")),
+        _ => static_dir,
+    };
     let args = vec![
         format!("--static-dir={}", static_dir.display()),
         format!("--db={}", work.path().join("posts.sqlite3").display()),
@@ -106,10 +133,10 @@ async fn with_run(path: &str, scenario: impl AsyncFnOnce(&mut Run<'_>)) {
             run.serve();
             let (instance, home_title) = home(run.socket.addr).await;
             run.instance = instance;
-            run.title = if path == LONG_PAGE {
-                LONG_TITLE.to_owned()
-            } else {
-                home_title
+            run.title = match path {
+                LONG_PAGE => LONG_TITLE.to_owned(),
+                FEED => FEED_TITLE.to_owned(),
+                _ => home_title,
             };
             let url = format!("http://{}{path}", run.socket.addr);
             let tabs = run.browser.open_live(&url, TABS, WAIT).await;
@@ -124,7 +151,9 @@ async fn with_run(path: &str, scenario: impl AsyncFnOnce(&mut Run<'_>)) {
 }
 
 /// An HTML page far taller than the window, that turns off the browser's own
-/// scroll restoration so that only the client script can bring the position back.
+/// scroll restoration so that only the client script can bring the position back,
+/// and opts out of morphing (a morph keeps the scroll position by itself): these
+/// scenarios pin the full reload.
 fn long_page_html() -> String {
     let paragraphs: String = (0..300)
         .map(|i| format!("<p>Paragraph {i}: long enough to make the page scroll.</p>\n"))
@@ -132,6 +161,7 @@ fn long_page_html() -> String {
     format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <title>{LONG_TITLE}</title>\
+         <meta name=\"axum-autoreload\" content=\"reload\">\
          <script>history.scrollRestoration = \"manual\";</script></head>\n<body>\n\
          {paragraphs}</body></html>\n"
     )
@@ -159,6 +189,19 @@ async fn home(addr: SocketAddr) -> (String, String) {
 /// A tab's reload counter after `reloads` reloads (unset before the first).
 fn counter(reloads: u32) -> Option<String> {
     (reloads > 0).then(|| reloads.to_string())
+}
+
+/// What a feed tab holds that a reload would lose.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct FeedState {
+    /// The mark left on the page's window: gone after a navigation.
+    marked: bool,
+    draft: String,
+    /// The id of the focused element.
+    focused: Option<String>,
+    selection: (i64, i64),
+    scroll_y: f64,
 }
 
 /// A demo server on a passed socket, and the tabs of a Chromium on it.
@@ -267,6 +310,86 @@ impl Run<'_> {
              so the check above proves nothing"
         );
         eprintln!("scroll control: without the saved position the tabs come back at {scrolls:?}");
+    }
+
+    /// Scenario 4.
+    async fn feed_kept(&mut self) {
+        const POST: &str = r#"
+            var done = arguments[arguments.length - 1];
+            var posts = [];
+            for (var i = 0; i < arguments[0]; i++) {
+                var body = new URLSearchParams({ username: "e2e", message: "post " + i + ": " +
+                    "long enough to take a line or two of the feed page, so that it scrolls." });
+                posts.push(fetch("/posts", { method: "POST", body: body, headers: { "HX-Request": "true" } }));
+            }
+            Promise.all(posts).then(function () { done(true); }, function (e) { done(String(e)); });
+        "#;
+        let posted = self
+            .browser
+            .client
+            .execute_async(POST, vec![json!(POSTS)])
+            .await;
+        assert_eq!(posted.expect("posting"), json!(true));
+        const COUNT: &str = "return document.querySelectorAll('#posts li.post').length;";
+        for i in 0..TABS {
+            let what = format!("tab {i} to show the {POSTS} posts");
+            until(&what, WAIT, || async {
+                let shown = self.browser.exec(i, COUNT, vec![]).await;
+                (shown.as_u64() == Some(POSTS as u64)).then_some(())
+            })
+            .await;
+        }
+        for i in 0..TABS {
+            self.browser.switch(i).await;
+            let field = self.browser.client.find(Locator::Id("message")).await;
+            let field = field.expect("the feed's message field");
+            field.send_keys(DRAFT).await.expect("typing the draft");
+            const SELECT_AND_MARK: &str = r#"
+                var field = document.getElementById("message");
+                field.setSelectionRange(arguments[0], arguments[1]);
+                window.e2eMark = true;
+            "#;
+            let args = vec![json!(SELECTION.0), json!(SELECTION.1)];
+            self.browser.exec(i, SELECT_AND_MARK, args).await;
+        }
+        self.scroll_to([FEED_SCROLL; TABS]).await;
+        let before = self.feed_state().await;
+        let typed = FeedState {
+            marked: true,
+            draft: DRAFT.to_owned(),
+            focused: Some("message".to_owned()),
+            selection: SELECTION,
+            scroll_y: FEED_SCROLL as f64,
+        };
+        assert_eq!(before, [typed.clone(), typed.clone()], "before the restart");
+        self.restart("after SIGINT on the feed page", 1).await;
+        let after = self.feed_state().await;
+        assert_eq!(
+            after,
+            [typed.clone(), typed],
+            "draft, focus, selection, scroll and the page itself (no navigation) kept"
+        );
+    }
+
+    /// Every tab's [`FeedState`].
+    async fn feed_state(&self) -> Vec<FeedState> {
+        const READ: &str = r#"
+            var field = document.getElementById("message");
+            var active = document.activeElement;
+            return {
+                marked: window.e2eMark === true,
+                draft: field.value,
+                focused: active && active.id ? active.id : null,
+                selection: [field.selectionStart, field.selectionEnd],
+                scrollY: window.scrollY,
+            };
+        "#;
+        let mut states = Vec::new();
+        for i in 0..TABS {
+            let state = self.browser.exec(i, READ, vec![]).await;
+            states.push(serde_json::from_value(state).expect("a feed state"));
+        }
+        states
     }
 
     /// Moves the long page's modification time `minutes` forward, so that a

@@ -313,6 +313,47 @@ async fn event_streams_end_at_shutdown_unless_kept_open() {
     assert_eq!(body, "data: 1\n\n");
 }
 
+#[tokio::test]
+async fn app_event_streams_start_with_a_short_retry_when_reload_is_on() {
+    let retry_first = |enabled: bool| {
+        let reload = AutoReload::builder().enabled(enabled).build();
+        let service = through_layer(&reload, event_stream);
+        async move {
+            let response = service.oneshot(get("/events")).await.expect("infallible");
+            let mut body = response.into_body();
+            let first = next_frame(&mut body).await;
+            let second = if first.starts_with("retry") {
+                Some(next_frame(&mut body).await)
+            } else {
+                None
+            };
+            (first, second)
+        }
+    };
+    let (first, second) = retry_first(true).await;
+    assert_eq!(first, "retry: 250\n\n", "the field comes first");
+    assert_eq!(
+        second.as_deref(),
+        Some("data: 1\n\n"),
+        "then the app's events"
+    );
+    let (first, second) = retry_first(false).await;
+    assert_eq!(
+        (first.as_str(), second),
+        ("data: 1\n\n", None),
+        "reload off: as it was"
+    );
+    // The reload stream sets its own (100 ms) and gets no other.
+    let reload = AutoReload::builder().enabled(true).build();
+    let app = axum::Router::new()
+        .merge(reload.router())
+        .layer(reload.layer());
+    let response = app.oneshot(get("/auto_refresh")).await.expect("infallible");
+    let mut body = response.into_body();
+    let hello = next_frame(&mut body).await;
+    assert!(hello.starts_with("event: hello\n"), "{hello:?}");
+}
+
 mod arbitrary_bodies {
     //! Property test over arbitrary bytes (invalid UTF-8 included) and arbitrary
     //! chunking, through the public layer: the output is the input with the tag

@@ -19,7 +19,9 @@ pin_project! {
         #[pin]
         inner: B,
         splicer: Option<Splicer>,
-        // A trailers frame that waits for the held-back bytes and the tag to go out.
+        // A frame to send before the next of the inner body: a trailers frame that
+        // waits for the held-back bytes and the tag to go out, or the `retry`
+        // field that starts an event stream.
         pending: Option<Frame<Bytes>>,
         // An event stream's end, made once (making it anew registers a new waiter);
         // polled once per frame of an app's event stream, never for other bodies.
@@ -50,9 +52,16 @@ impl<B> AutoReloadBody<B> {
         }
     }
 
-    pub(crate) fn until_shutdown(inner: B, shutdown: &ShutdownSignal) -> Self {
+    /// An event stream that ends at the shutdown, and starts with `retry` (a
+    /// `retry:` field block) when there is one.
+    pub(crate) fn until_shutdown(
+        inner: B,
+        shutdown: &ShutdownSignal,
+        retry: Option<Bytes>,
+    ) -> Self {
         Self {
             shutdown: Some(Box::pin(shutdown.triggered_future())),
+            pending: retry.map(Frame::data),
             ..Self::new(inner)
         }
     }

@@ -15,6 +15,9 @@ use crate::ShutdownSignal;
 #[must_use = "a layer does nothing until it is applied"]
 pub struct AutoReloadLayer<P = HtmlPages> {
     pub(super) script_tag: Option<Bytes>,
+    /// The `retry` field put first in the app's event streams (none when reload
+    /// is off).
+    pub(super) retry: Option<Bytes>,
     pub(super) shutdown: ShutdownSignal,
     pub(super) predicate: P,
 }
@@ -25,6 +28,7 @@ impl AutoReloadLayer {
     pub(crate) fn new(script_tag: Option<&str>, shutdown: ShutdownSignal) -> Self {
         Self {
             script_tag: script_tag.map(|tag| Bytes::copy_from_slice(tag.as_bytes())),
+            retry: script_tag.map(|_| crate::sse::app_stream_retry()),
             shutdown,
             predicate: HtmlPages,
         }
@@ -65,6 +69,7 @@ impl<P> AutoReloadLayer<P> {
     pub fn inject_when<Q: Predicate>(self, predicate: Q) -> AutoReloadLayer<Q> {
         AutoReloadLayer {
             script_tag: self.script_tag,
+            retry: self.retry,
             shutdown: self.shutdown,
             predicate,
         }

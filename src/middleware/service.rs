@@ -55,6 +55,7 @@ where
         ResponseFuture {
             inner: self.inner.call(request),
             shutdown: layer.shutdown.clone(),
+            retry: layer.retry.clone(),
             inject,
             head,
         }
@@ -68,6 +69,8 @@ pin_project! {
         #[pin]
         inner: F,
         shutdown: ShutdownSignal,
+        // The `retry` field for the app's event streams, when reload is on.
+        retry: Option<Bytes>,
         // The tag and the predicate, or `None` when reload is off or the request
         // rules injection out.
         inject: Option<(Bytes, P)>,
@@ -89,8 +92,9 @@ where
         let mut response = ready!(this.inner.poll(cx))?;
         if ends_at_shutdown(&response) {
             let shutdown = &*this.shutdown;
+            let retry = this.retry.take();
             return Poll::Ready(Ok(
-                response.map(|body| AutoReloadBody::until_shutdown(body, shutdown))
+                response.map(|body| AutoReloadBody::until_shutdown(body, shutdown, retry))
             ));
         }
         let tag = this.inject.take().and_then(|(tag, predicate)| {

@@ -80,6 +80,74 @@ pub async fn serve_here(app: axum::Router, reload: axum_autoreload::AutoReload) 
     addr
 }
 
+/// An app served by `axum_autoreload::serve` in this process on a copy of a
+/// socket the test holds (as watchexec holds one), until [`SwappedApp::swap`]
+/// stops it and serves the next one on the same socket, as the runner swaps apps.
+pub struct SwappedApp {
+    pub reload: axum_autoreload::AutoReload,
+    stop: tokio::sync::oneshot::Sender<()>,
+    served: tokio::task::JoinHandle<()>,
+}
+
+impl SwappedApp {
+    /// Serves `app(&reload)` with a new `AutoReload` (reload on), behind its
+    /// router and layer.
+    pub fn start(
+        socket: &std::net::TcpListener,
+        app: impl FnOnce(&axum_autoreload::AutoReload) -> axum::Router,
+    ) -> Self {
+        let reload = axum_autoreload::AutoReload::builder().enabled(true).build();
+        let app = app(&reload).merge(reload.router()).layer(reload.layer());
+        let listener = socket.try_clone().expect("a copy of the socket");
+        listener
+            .set_nonblocking(true)
+            .expect("a non-blocking socket");
+        let listener = TcpListener::from_std(listener).expect("a tokio listener");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = axum_autoreload::serve(listener, app, reload.clone())
+            .handle_signals(false)
+            .drain_deadline(Duration::from_millis(500))
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            });
+        let served = tokio::spawn(async move {
+            server.into_future().await.expect("serving");
+        });
+        Self {
+            reload,
+            stop,
+            served,
+        }
+    }
+
+    /// Stops this app (streams get `restart`, as when the runner stops it) and
+    /// waits, at most 10 s, for it to be done.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        tokio::time::timeout(Duration::from_secs(10), self.served)
+            .await
+            .expect("the old app stops within 10 s")
+            .expect("the old app's task");
+    }
+
+    /// [`Self::stop`], then serves `app` on the same socket with a new `AutoReload`.
+    pub async fn swap(
+        self,
+        socket: &std::net::TcpListener,
+        app: impl FnOnce(&axum_autoreload::AutoReload) -> axum::Router,
+    ) -> Self {
+        self.stop().await;
+        Self::start(socket, app)
+    }
+}
+
+/// A listening socket on a free loopback port, and the URL of `/` on it.
+pub fn app_socket() -> (std::net::TcpListener, String) {
+    let socket = std::net::TcpListener::bind("127.0.0.1:0").expect("binding a socket");
+    let url = format!("http://{}/", socket.local_addr().expect("its address"));
+    (socket, url)
+}
+
 /// A static directory for `--static-dir` with `big.bin`, 64 MiB: far more than
 /// the socket buffers hold, so a client that stops reading it keeps the server
 /// writing.
