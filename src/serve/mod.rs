@@ -56,6 +56,10 @@ use connections::Connections;
 /// one gets 431 Request Header Fields Too Large.
 const MAX_HEADER_SIZE: usize = 64 * 1024;
 
+/// A graceful shutdown that runs this long is long: what holds it is noted then,
+/// for the runner's timing line.
+const LONG_SHUTDOWN: Duration = Duration::from_millis(250);
+
 /// How long the shutdown keeps accepting while the file watchers close; past it,
 /// the server stops accepting anyway.
 const WATCHERS_CLOSE_LIMIT: Duration = Duration::from_millis(250);
@@ -303,7 +307,8 @@ impl Serve {
         let mut connections = Connections::default();
         let mut phase = Phase::Serving(trigger);
         let mut began = Instant::now();
-        // What held the drain, as it stood when the shutdown became long.
+        // When the shutdown has run [`LONG_SHUTDOWN`], what held it then.
+        let mut long: Pin<Box<Sleep>> = Box::pin(tokio::time::sleep(Duration::MAX));
         let mut held_by = None;
 
         tracing::debug!(instance = %reload.instance_id(), "serving");
@@ -336,6 +341,7 @@ impl Serve {
                         // The streams end now; keep serving while the watchers close.
                         shutdown.trigger();
                         began = Instant::now();
+                        long.as_mut().reset((began + LONG_SHUTDOWN).into());
                         let closed = reload.watchers().stop_all();
                         phase = Phase::ClosingWatchers(Box::pin(
                             tokio::time::timeout(WATCHERS_CLOSE_LIMIT, closed),
@@ -359,17 +365,22 @@ impl Serve {
                         phase = Phase::Draining(Box::pin(tokio::time::sleep(drain_deadline)));
                     }
                     Step::DeadlinePassed => {
-                        held_by = Some(connections.holders());
-                        tracing::warn!(
+                        let warning = format!(
                             "drain deadline of {} ms passed: closing {} connections still open, held by: {}; \
                              end such handlers on the ShutdownSignal",
                             drain_deadline.as_millis(),
                             connections.len(),
                             connections.holders(),
                         );
+                        held_by.get_or_insert_with(|| connections.holders());
+                        warn_even_without_subscriber(&warning);
                         break;
                     }
                 },
+                () = long.as_mut(), if held_by.is_none() && !connections.is_empty() => {
+                    held_by = Some(connections.holders());
+                    long.as_mut().reset((Instant::now() + Duration::from_secs(3600)).into());
+                }
                 () = connections.join_next(), if !connections.is_empty() => {}
                 accepted = accept(listener.as_ref()) => match accepted {
                     Ok((stream, remote)) => connections.spawn(&connect, stream, remote),
@@ -393,6 +404,16 @@ async fn accept(listener: Option<&TcpListener>) -> io::Result<(TcpStream, Socket
     match listener {
         Some(listener) => listener.accept().await,
         None => std::future::pending().await,
+    }
+}
+
+/// `warning` through `tracing`, or on stderr in an app that set no subscriber:
+/// it says what holds every restart, which nobody else would tell.
+fn warn_even_without_subscriber(warning: &str) {
+    if tracing::dispatcher::has_been_set() {
+        tracing::warn!("{warning}");
+    } else {
+        eprintln!("axum-autoreload: {warning}");
     }
 }
 
