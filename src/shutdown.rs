@@ -48,10 +48,12 @@ use tokio_util::sync::{
 ///                     let _ = sender.send(Message::Close(Some(close))).await;
 ///                     break;
 ///                 }
-///                 news = news.recv() => match news {
-///                     Ok(text) if sender.send(Message::text(text)).await.is_ok() => {}
-///                     _ => break,
-///                 },
+///                 next = news.recv() => {
+///                     let Ok(text) = next else { break };
+///                     if sender.send(Message::text(text)).await.is_err() {
+///                         break;
+///                     }
+///                 }
 ///             }
 ///         }
 ///     });

@@ -12,8 +12,10 @@
 //! watchexec --socket 3000 --restart --stop-signal SIGINT -- target/debug/examples/chat
 //! ```
 //!
-//! `--keep-open` answers every upgrade with `KeepStreamOpen` beside it (the
-//! server then leaves the sockets open until its drain deadline);
+//! `--close-on-shutdown` makes the sending task `select!` on the
+//! `ShutdownSignal` too and send a Close frame with 1012 (reason `restart`), the
+//! README's recipe; `--keep-open` answers every upgrade with `KeepStreamOpen`
+//! beside it (the server then leaves the sockets open until its drain deadline);
 //! `--drain-deadline MS` sets that deadline. The tests in `tests/ws_shutdown.rs`
 //! run it.
 
@@ -21,12 +23,12 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use axum_autoreload::{listener, AutoReload, KeepStreamOpen};
+use axum_autoreload::{listener, AutoReload, KeepStreamOpen, ShutdownSignal};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::broadcast;
 use tracing_subscriber::EnvFilter;
@@ -35,12 +37,16 @@ use tracing_subscriber::EnvFilter;
 struct Chat {
     names: Mutex<HashSet<String>>,
     messages: broadcast::Sender<String>,
+    close_on_shutdown: bool,
     keep_open: bool,
 }
 
 /// The command line.
 #[derive(clap::Parser)]
 struct Args {
+    /// Send a Close frame with 1012 when the shutdown begins.
+    #[arg(long)]
+    close_on_shutdown: bool,
     /// Answer upgrades with `KeepStreamOpen`: the server does not close them.
     #[arg(long)]
     keep_open: bool,
@@ -58,6 +64,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let chat = Arc::new(Chat {
         names: Mutex::default(),
         messages: broadcast::channel(100).0,
+        close_on_shutdown: args.close_on_shutdown,
         keep_open: args.keep_open,
     });
     let reload = AutoReload::new();
@@ -74,9 +81,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-async fn upgrade(upgrade: WebSocketUpgrade, State(chat): State<Arc<Chat>>) -> Response {
+async fn upgrade(
+    upgrade: WebSocketUpgrade,
+    shutdown: ShutdownSignal,
+    State(chat): State<Arc<Chat>>,
+) -> Response {
     let keep_open = chat.keep_open;
-    let response = upgrade.on_upgrade(|socket| talk(socket, chat));
+    let shutdown = chat.close_on_shutdown.then_some(shutdown);
+    let response = upgrade.on_upgrade(|socket| talk(socket, chat, shutdown));
     match keep_open {
         true => (KeepStreamOpen, response).into_response(),
         false => response,
@@ -84,8 +96,8 @@ async fn upgrade(upgrade: WebSocketUpgrade, State(chat): State<Arc<Chat>>) -> Re
 }
 
 /// One client: its name, then its messages out and everyone's in, until either
-/// side ends.
-async fn talk(socket: WebSocket, chat: Arc<Chat>) {
+/// side ends (or the shutdown begins, if `shutdown` is given).
+async fn talk(socket: WebSocket, chat: Arc<Chat>, shutdown: Option<ShutdownSignal>) {
     let (mut to_client, mut from_client) = socket.split();
     let name = loop {
         match from_client.next().await {
@@ -103,9 +115,28 @@ async fn talk(socket: WebSocket, chat: Arc<Chat>) {
     let _ = chat.messages.send(format!("{name} joined."));
 
     let mut sending = tokio::spawn(async move {
-        while let Ok(message) = messages.recv().await {
-            if to_client.send(Message::text(message)).await.is_err() {
-                break;
+        let Some(shutdown) = shutdown else {
+            while let Ok(message) = messages.recv().await {
+                if to_client.send(Message::text(message)).await.is_err() {
+                    break;
+                }
+            }
+            return;
+        };
+        // The README's recipe.
+        loop {
+            tokio::select! {
+                () = shutdown.triggered() => {
+                    let close = CloseFrame { code: close_code::RESTART, reason: "restart".into() };
+                    let _ = to_client.send(Message::Close(Some(close))).await;
+                    break;
+                }
+                next = messages.recv() => {
+                    let Ok(text) = next else { break };
+                    if to_client.send(Message::text(text)).await.is_err() {
+                        break;
+                    }
+                }
             }
         }
     });

@@ -2,8 +2,9 @@
 //! sockets, a spawned task per direction, a broadcast channel, no shutdown
 //! handling), in its own process on a passed socket, with tokio-tungstenite
 //! clients: at SIGINT the server closes its sockets with 1012 after the upgrade
-//! grace and the process exits long before the drain deadline; sockets the app
-//! keeps open with `KeepStreamOpen` stay open until the deadline.
+//! grace and the process exits long before the drain deadline; with the README's
+//! recipe the app sends its own 1012; sockets the app keeps open with
+//! `KeepStreamOpen` stay open until the deadline.
 
 #[path = "demo/support.rs"]
 mod demo;
@@ -63,25 +64,30 @@ async fn heard(ws: &mut Socket, text: &str) {
     }
 }
 
-/// Reads past the chat's texts to the end of the connection: the code of the
-/// Close frame that came, if one did. Asserts that the connection then ends.
-async fn close_code(ws: &mut Socket) -> Option<u16> {
+/// Reads past the chat's texts to the end of the connection: the code and reason
+/// of the Close frame that came, if one did. Asserts that the connection then
+/// ends.
+async fn close_frame(ws: &mut Socket) -> Option<(u16, String)> {
     loop {
         match next(ws).await {
             Some(Ok(Message::Text(_))) => {}
             Some(Ok(Message::Close(frame))) => {
-                let code = frame.map(|frame| u16::from(frame.code));
                 let end = next(ws).await;
                 assert!(
                     end.is_none(),
                     "the connection ends after the Close: {end:?}"
                 );
-                return code;
+                return frame.map(|frame| (u16::from(frame.code), frame.reason.to_string()));
             }
             Some(Ok(other)) => panic!("unexpected {other:?}"),
             Some(Err(_)) | None => return None,
         }
     }
+}
+
+/// The code of [`close_frame`].
+async fn close_code(ws: &mut Socket) -> Option<u16> {
+    close_frame(ws).await.map(|(code, _)| code)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -101,6 +107,28 @@ async fn a_chat_that_ignores_the_shutdown_gets_its_sockets_closed_with_1012_and_
     for (name, ws) in [("alice", &mut alice), ("bob", &mut bob)] {
         let code = close_code(ws).await;
         assert_eq!(code, Some(1012), "{name}: service restart, from the server");
+    }
+}
+
+/// The README's recipe: the sending task sends the Close itself (its reason
+/// tells it from the server's, which has none).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chat_whose_sending_task_watches_the_signal_sends_its_own_1012() {
+    let (addr, mut chat) = chat(&["--close-on-shutdown"]).await;
+    let mut alice = join(addr, "alice").await;
+    let mut bob = join(addr, "bob").await;
+    heard(&mut alice, "bob joined.").await;
+
+    chat.signal(Signal::SIGINT);
+    let why = "well before the drain deadline (2 s): the app closes the sockets";
+    demo::assert_exits_cleanly(&mut chat, Duration::from_secs(1), why);
+    for (name, ws) in [("alice", &mut alice), ("bob", &mut bob)] {
+        let frame = close_frame(ws).await;
+        assert_eq!(
+            frame,
+            Some((1012, "restart".into())),
+            "{name}: the app's Close"
+        );
     }
 }
 
@@ -130,10 +158,9 @@ async fn sockets_kept_open_stay_open_past_the_grace_until_the_drain_deadline() {
     }
 }
 
-/// Not a test: the figure of the README's and BENCHMARKS.md's "split-socket chat"
-/// line. `cargo test -p axum-autoreload-demo --test ws_shutdown -- --ignored
-/// --nocapture`: five rounds of SIGINT with two sockets open, and how long each
-/// exit took.
+/// Not a test: the exit time the CHANGELOG quotes. `cargo test -p
+/// axum-autoreload-demo --test ws_shutdown -- --ignored --nocapture`: five rounds
+/// of SIGINT with two sockets open, and how long each exit took.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a measurement"]
 async fn measure_the_exit_with_two_sockets_open() {
