@@ -19,8 +19,9 @@
 //!   that failed, an app that exited): each open tab shows it above its page.
 //! - [`serve()`]: an HTTP/1.1 server (hyper) with a graceful shutdown that ends
 //!   every event stream, serves connections already accepted, drains in-flight
-//!   requests and upgraded connections and exits fast, so the next build can take
-//!   the socket.
+//!   requests, closes the upgraded connections (WebSockets) that the app does not
+//!   close within a short grace, and exits fast, so the next build can take the
+//!   socket.
 //!
 //! # Examples
 //!

@@ -1,5 +1,5 @@
-//! The shutdown signal that long-lived handlers watch, and the mark of an event
-//! stream that outlives it.
+//! The shutdown signal that long-lived handlers watch, and the mark of a response
+//! (an event stream, an upgraded connection) that outlives it.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -17,28 +17,54 @@ use tokio_util::sync::{
 /// [`ShutdownSignal::trigger`]).
 ///
 /// The reload streams end on it, and so do the app's own `text/event-stream`
-/// responses behind [`crate::AutoReload::layer`]. Other long-lived handlers (a
-/// WebSocket, a long poll) should end on it too: [`crate::serve()`] waits for them
-/// until its drain deadline. Cheap to clone: every clone observes the same signal.
+/// responses behind [`crate::AutoReload::layer`]. Other long-lived handlers (a long
+/// poll) should end on it too: [`crate::serve()`] waits for them until its drain
+/// deadline. A WebSocket that has not ended [`crate::serve()`] closes after a
+/// short grace ([`crate::Serve::upgrade_grace`]); ending it on this signal lets it
+/// say goodbye first. Cheap to clone: every clone observes the same signal.
 ///
 /// A handler behind [`crate::AutoReload::layer`] gets it as an extractor; without
 /// the layer, the extractor answers `500 Internal Server Error`.
 ///
 /// # Examples
 ///
-/// A WebSocket that ends when the shutdown begins:
+/// A WebSocket split between two tasks, as in axum's `examples/chat`, whose
+/// sending task sends a Close frame with 1012 (service restart) when the shutdown
+/// begins; the browser then reconnects to the next process:
 ///
 /// ```
-/// use axum::extract::ws::{WebSocket, WebSocketUpgrade};
-/// use axum::response::Response;
+/// use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket};
 /// use axum_autoreload::ShutdownSignal;
+/// use futures_util::{SinkExt, StreamExt};
+/// use tokio::sync::broadcast;
 ///
-/// async fn ws(upgrade: WebSocketUpgrade, shutdown: ShutdownSignal) -> Response {
-///     upgrade.on_upgrade(|socket| async move {
-///         shutdown.run_until(echo(socket)).await;
-///     })
+/// async fn chat(socket: WebSocket, mut news: broadcast::Receiver<String>, shutdown: ShutdownSignal) {
+///     let (mut sender, mut receiver) = socket.split();
+///     let mut sending = tokio::spawn(async move {
+///         loop {
+///             tokio::select! {
+///                 () = shutdown.triggered() => {
+///                     let close = CloseFrame { code: close_code::RESTART, reason: "restart".into() };
+///                     let _ = sender.send(Message::Close(Some(close))).await;
+///                     break;
+///                 }
+///                 next = news.recv() => {
+///                     let Ok(text) = next else { break };
+///                     if sender.send(Message::text(text)).await.is_err() {
+///                         break;
+///                     }
+///                 }
+///             }
+///         }
+///     });
+///     let mut receiving = tokio::spawn(async move {
+///         while let Some(Ok(_message)) = receiver.next().await {}
+///     });
+///     tokio::select! {
+///         _ = &mut sending => receiving.abort(),
+///         _ = &mut receiving => sending.abort(),
+///     }
 /// }
-/// # async fn echo(_socket: WebSocket) {}
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct ShutdownSignal {
@@ -103,14 +129,19 @@ impl<S: Send + Sync> FromRequestParts<S> for ShutdownSignal {
     }
 }
 
-/// Marks a `text/event-stream` response that [`crate::AutoReloadLayer`] leaves open when
-/// the shutdown begins. Such a stream holds the shutdown until it ends or the
-/// drain deadline passes ([`crate::Serve::drain_deadline`]).
+/// Marks a response that stays open when the shutdown begins: a
+/// `text/event-stream` response that [`crate::AutoReloadLayer`] then leaves open,
+/// or an upgrade (`101 Switching Protocols`, a WebSocket) that [`crate::serve()`]
+/// then does not close after its upgrade grace ([`crate::Serve::upgrade_grace`]).
+/// Such a stream holds the shutdown until it ends or the drain deadline passes
+/// ([`crate::Serve::drain_deadline`]).
 ///
 /// In an axum handler, return it beside the response; elsewhere, insert it in the
 /// response's extensions.
 ///
 /// # Examples
+///
+/// An event stream:
 ///
 /// ```
 /// use std::convert::Infallible;
@@ -122,6 +153,20 @@ impl<S: Send + Sync> FromRequestParts<S> for ShutdownSignal {
 ///     let events = futures_util::stream::pending::<Result<Event, Infallible>>();
 ///     (KeepStreamOpen, Sse::new(events))
 /// }
+/// ```
+///
+/// A WebSocket that finishes its work before it closes, however long the
+/// shutdown lets it:
+///
+/// ```
+/// use axum::extract::ws::{WebSocket, WebSocketUpgrade};
+/// use axum::response::IntoResponse;
+/// use axum_autoreload::KeepStreamOpen;
+///
+/// async fn upload(upgrade: WebSocketUpgrade) -> impl IntoResponse {
+///     (KeepStreamOpen, upgrade.on_upgrade(receive_all))
+/// }
+/// # async fn receive_all(_socket: WebSocket) {}
 /// ```
 #[derive(Clone, Copy, Debug, Default)]
 pub struct KeepStreamOpen;

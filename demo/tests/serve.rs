@@ -1,7 +1,9 @@
 //! The server and the layers in this process: the app's event streams end at
-//! shutdown under any server, upgraded connections are waited for, the drain
-//! deadline names what held it, a panic in a body is logged, and the reload routes
-//! carry the Host and Origin checks under `axum::serve` too.
+//! shutdown under any server, upgraded connections are closed after the upgrade
+//! grace (with 1012 between frames, without a Close frame mid-frame or for other
+//! protocols) unless kept open, the drain deadline names what held it, a panic in
+//! a body is logged, and the reload routes carry the Host and Origin checks under
+//! `axum::serve` too.
 
 use std::convert::Infallible;
 use std::future::IntoFuture;
@@ -19,7 +21,8 @@ use axum_autoreload::{AutoReload, KeepStreamOpen, ShutdownSignal};
 use dev_support::http;
 use dev_support::sse::EventStream;
 use futures_util::{FutureExt, Stream, StreamExt};
-use tokio::net::TcpListener;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite;
 
@@ -116,16 +119,18 @@ async fn the_apps_event_streams_end_when_the_shutdown_begins() {
     }
 }
 
-/// A stream that opted out, and an upgraded connection the app never closes.
+/// A stream that opted out, and an upgraded connection the app never closes and
+/// keeps open.
 #[tokio::test]
 async fn what_holds_the_drain_past_its_deadline_is_named() {
     let (logs, _guard) = capture_logs();
     let reload = AutoReload::builder().enabled(true).build();
     let ws = get(|upgrade: WebSocketUpgrade| async move {
-        upgrade.on_upgrade(|socket| async move {
+        let socket = upgrade.on_upgrade(|socket| async move {
             std::future::pending::<()>().await;
             drop(socket);
-        })
+        });
+        (KeepStreamOpen, socket)
     });
     let app = app(&reload).route("/ws", ws);
     let (addr, server) = serve(app, &reload, Duration::from_millis(300)).await;
@@ -144,35 +149,198 @@ async fn what_holds_the_drain_past_its_deadline_is_named() {
     );
 }
 
+/// Within the upgrade grace, or past it when the app answered with
+/// `KeepStreamOpen`, the server waits for the app to close the socket.
 #[tokio::test]
 async fn an_upgraded_connection_is_waited_for_until_the_app_closes_it() {
+    for keep_open in [true, false] {
+        let reload = AutoReload::builder().enabled(true).build();
+        let ws = move |upgrade: WebSocketUpgrade, shutdown: ShutdownSignal| async move {
+            let socket = upgrade.on_upgrade(|mut socket| async move {
+                shutdown.triggered().await;
+                // Some work before the goodbye, longer than the default grace.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                let close = CloseFrame {
+                    code: 1001,
+                    reason: "going away".into(),
+                };
+                let _ = socket.send(Message::Close(Some(close))).await;
+            });
+            (keep_open.then_some(KeepStreamOpen), socket)
+        };
+        let app = Router::new().route("/ws", get(ws)).layer(reload.layer());
+        let (listener, addr) = listen().await;
+        let mut server = axum_autoreload::serve(listener, app, reload.clone())
+            .handle_signals(false)
+            .drain_deadline(Duration::from_secs(5));
+        if !keep_open {
+            server = server.upgrade_grace(Duration::from_secs(1));
+        }
+        let server = tokio::spawn(server.into_future());
+        let client = tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await;
+        let (mut client, _) = client.expect("connect");
+
+        let took = shut_down(&reload, server).await;
+        let waited = took >= Duration::from_millis(200) && took < Duration::from_secs(1);
+        assert!(
+            waited,
+            "kept open: {keep_open}: waited for the socket, no longer: {took:?}"
+        );
+        let message = tokio::time::timeout(Duration::from_secs(1), client.next()).await;
+        let message = message.expect("a message");
+        let Some(Ok(tungstenite::Message::Close(Some(frame)))) = message else {
+            panic!("expected the app's Close, got {message:?}");
+        };
+        assert_eq!(u16::from(frame.code), 1001, "the app's Close");
+    }
+}
+
+/// A WebSocket that the app holds and never ends: 1012 from the server after the
+/// grace, and the app's read ends and its write fails.
+#[tokio::test]
+async fn a_websocket_the_app_holds_is_closed_with_1012_after_the_grace() {
     let reload = AutoReload::builder().enabled(true).build();
-    let ws = |upgrade: WebSocketUpgrade, shutdown: ShutdownSignal| async move {
-        upgrade.on_upgrade(|mut socket| async move {
-            shutdown.triggered().await;
-            // Some work before the goodbye: the server waits for it.
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            let close = CloseFrame {
-                code: 1012,
-                reason: "restart".into(),
-            };
-            let _ = socket.send(Message::Close(Some(close))).await;
-        })
-    };
-    let app = Router::new().route("/ws", get(ws)).layer(reload.layer());
-    let (addr, server) = serve(app, &reload, Duration::from_secs(5)).await;
+    let (ended, app_saw) = tokio::sync::oneshot::channel();
+    let ended = std::sync::Arc::new(std::sync::Mutex::new(Some(ended)));
+    let ws = get(move |upgrade: WebSocketUpgrade| {
+        let ended = ended.lock().expect("not poisoned").take();
+        async move {
+            upgrade.on_upgrade(|mut socket| async move {
+                while let Some(Ok(_)) = socket.recv().await {}
+                let sent = socket.send(Message::text("after the close")).await;
+                let _ = ended.expect("one socket").send(sent.is_err());
+            })
+        }
+    });
+    let (addr, server) = serve(
+        app(&reload).route("/ws", ws),
+        &reload,
+        Duration::from_secs(5),
+    )
+    .await;
     let client = tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await;
     let (mut client, _) = client.expect("connect");
 
     let took = shut_down(&reload, server).await;
-    let waited = took >= Duration::from_millis(200) && took < Duration::from_secs(2);
-    assert!(waited, "waited for the socket, no longer: {took:?}");
+    let in_grace = took >= Duration::from_millis(80) && took < Duration::from_secs(1);
+    assert!(in_grace, "closed after the 80 ms grace: {took:?}");
     let message = tokio::time::timeout(Duration::from_secs(1), client.next()).await;
     let message = message.expect("a message");
     let Some(Ok(tungstenite::Message::Close(Some(frame)))) = message else {
-        panic!("expected the app's Close, got {message:?}");
+        panic!("expected the server's Close, got {message:?}");
     };
-    assert_eq!(u16::from(frame.code), 1012);
+    assert_eq!(u16::from(frame.code), 1012, "service restart");
+    let end = tokio::time::timeout(Duration::from_secs(1), client.next()).await;
+    assert!(matches!(end, Ok(None)), "then the end: {end:?}");
+    let write_failed = tokio::time::timeout(Duration::from_secs(1), app_saw).await;
+    let write_failed = write_failed
+        .expect("the app's read ends")
+        .expect("a report");
+    assert!(write_failed, "the app's write after the close fails");
+}
+
+/// The app is in the middle of a frame that the client does not read: the
+/// connection ends inside that frame, with no Close frame cut into it.
+#[tokio::test]
+async fn a_websocket_caught_mid_frame_is_closed_without_a_close_frame() {
+    const LEN: usize = 32 << 20;
+    let reload = AutoReload::builder().enabled(true).build();
+    let ws = get(|upgrade: WebSocketUpgrade| async move {
+        upgrade.on_upgrade(|mut socket| async move {
+            let _ = socket.send(Message::binary(vec![7; LEN])).await;
+            std::future::pending::<()>().await;
+        })
+    });
+    let (addr, server) = serve(
+        app(&reload).route("/ws", ws),
+        &reload,
+        Duration::from_secs(5),
+    )
+    .await;
+    let mut stream = upgraded(addr, "/ws", "websocket").await;
+    // The frame's head: binary, 127 and a 64-bit length.
+    let mut head = [0; 10];
+    stream
+        .read_exact(&mut head)
+        .await
+        .expect("the frame's head");
+    assert_eq!(head[..2], [0x82, 127]);
+    assert_eq!(
+        u64::from_be_bytes(head[2..].try_into().expect("8 bytes")),
+        LEN as u64
+    );
+
+    let took = shut_down(&reload, server).await;
+    assert!(
+        took < Duration::from_secs(1),
+        "closed after the grace: {took:?}"
+    );
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest)).await;
+    read.expect("the end within 5 s").expect("read to the end");
+    assert!(
+        rest.len() < LEN,
+        "the frame is cut: {} of {LEN} bytes",
+        rest.len()
+    );
+    assert!(
+        rest.iter().all(|&byte| byte == 7),
+        "only the frame's payload"
+    );
+}
+
+/// An upgrade to another protocol than WebSocket: no frame is written into it.
+#[tokio::test]
+async fn an_upgrade_to_another_protocol_is_closed_without_a_frame() {
+    let reload = AutoReload::builder().enabled(true).build();
+    let raw = get(|mut request: axum::extract::Request| async move {
+        let upgraded = hyper::upgrade::on(&mut request);
+        tokio::spawn(async move {
+            let _held = upgraded.await;
+            std::future::pending::<()>().await;
+        });
+        let switching = axum::http::StatusCode::SWITCHING_PROTOCOLS;
+        (switching, [("connection", "upgrade"), ("upgrade", "raw")])
+    });
+    let (addr, server) = serve(
+        app(&reload).route("/raw", raw),
+        &reload,
+        Duration::from_secs(5),
+    )
+    .await;
+    let mut stream = upgraded(addr, "/raw", "raw").await;
+
+    let took = shut_down(&reload, server).await;
+    assert!(
+        took < Duration::from_secs(1),
+        "closed after the grace: {took:?}"
+    );
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(1), stream.read_to_end(&mut rest)).await;
+    read.expect("the end within 1 s").expect("read to the end");
+    assert_eq!(rest, b"", "nothing after the 101");
+}
+
+/// A raw connection upgraded to `protocol` at `path`: the `101` head read.
+async fn upgraded(addr: SocketAddr, path: &str, protocol: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: upgrade\r\nUpgrade: {protocol}\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.expect("send");
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0];
+        stream.read_exact(&mut byte).await.expect("the 101 head");
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101 "),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    stream
 }
 
 /// A panic in a handler is `panic.rs`'s: a 500 page through `serve`.

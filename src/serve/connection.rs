@@ -1,6 +1,7 @@
 //! One accepted connection, served by hyper: its requests go through the guarded
-//! app, with the first-request grace at shutdown, and an upgraded connection is
-//! waited for until the app drops it.
+//! app, with the first-request grace at shutdown; an upgraded connection is waited
+//! for until the app drops it, or until the upgrade grace after the shutdown
+//! began, when the server closes it ([`super::upgrade`]).
 
 use std::convert::Infallible;
 use std::io;
@@ -22,6 +23,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{oneshot, Notify};
 use tower::ServiceExt;
 
+use super::upgrade::Upgrade;
 use crate::guard::Guard;
 use crate::ShutdownSignal;
 
@@ -32,6 +34,7 @@ pub(super) struct Connect {
     pub(super) app: Guard<Router>,
     pub(super) shutdown: ShutdownSignal,
     pub(super) first_request_grace: Duration,
+    pub(super) upgrade_grace: Duration,
 }
 
 /// What the server knows of one open connection while it runs.
@@ -117,9 +120,11 @@ pub(super) async fn serve(connect: Arc<Connect>, stream: TcpStream, tracked: Arc
     if let Err(err) = stream.set_nodelay(true) {
         tracing::debug!("TCP_NODELAY on a connection from {remote}: {err}");
     }
-    let (alive, dropped) = oneshot::channel();
+    let (alive, mut dropped) = oneshot::channel();
+    let upgrade = Arc::new(Upgrade::default());
     let io = TokioIo::new(Watched {
         stream,
+        upgrade: Arc::clone(&upgrade),
         _alive: alive,
     });
     let first = Arc::new(FirstRequest::default());
@@ -127,11 +132,21 @@ pub(super) async fn serve(connect: Arc<Connect>, stream: TcpStream, tracked: Arc
         let app = connect.app.clone();
         let first = Arc::clone(&first);
         let tracked = Arc::clone(&tracked);
+        let upgrade = Arc::clone(&upgrade);
         hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
             first.mark();
             tracked.serving(&request);
             request.extensions_mut().insert(ConnectInfo(remote));
-            app.clone().oneshot(request)
+            let websocket = super::upgrade::is_websocket(&request);
+            let upgrade = Arc::clone(&upgrade);
+            let response = app.clone().oneshot(request);
+            async move {
+                let response = response.await;
+                if let Ok(response) = &response {
+                    upgrade.responded(websocket, response);
+                }
+                response
+            }
         })
     };
     let result = {
@@ -161,30 +176,49 @@ pub(super) async fn serve(connect: Arc<Connect>, stream: TcpStream, tracked: Arc
         // The connection, and with it the socket unless an upgrade took it, is
         // dropped here.
     };
-    end(&tracked, result, dropped).await;
-}
-
-/// The connection's hyper part is over: log how, and if the socket was handed to
-/// the app by an upgrade, wait until the app drops it.
-async fn end(
-    tracked: &Tracked,
-    result: Result<(), hyper::Error>,
-    mut dropped: oneshot::Receiver<Infallible>,
-) {
     if let Err(err) = result {
-        tracing::debug!("connection from {}: {err}", tracked.remote);
+        tracing::debug!("connection from {remote}: {err}");
     }
     if matches!(dropped.try_recv(), Err(oneshot::error::TryRecvError::Empty)) {
         tracked.upgraded.store(true, Ordering::Relaxed);
-        let _ = dropped.await;
+        upgraded(&connect, &tracked, &upgrade, dropped).await;
     }
 }
 
-/// The connection's socket, and a sender whose drop tells when the socket is
-/// dropped: with the connection, or, after an upgrade, by the app.
+/// The socket was handed to the app by an upgrade: wait until the app drops it,
+/// or close it once the shutdown has begun and the upgrade grace has passed
+/// (unless the app keeps it open, [`crate::KeepStreamOpen`]).
+async fn upgraded(
+    connect: &Connect,
+    tracked: &Tracked,
+    upgrade: &Upgrade,
+    mut dropped: oneshot::Receiver<Infallible>,
+) {
+    if upgrade.closable() {
+        let grace = async {
+            connect.shutdown.triggered().await;
+            tokio::time::sleep(connect.upgrade_grace).await;
+        };
+        tokio::select! {
+            _ = &mut dropped => return,
+            () = grace => {}
+        }
+        if let Some(closing) = upgrade.close() {
+            let (remote, holder) = (tracked.remote, tracked.holder());
+            tracing::debug!("closed the connection from {remote}, {holder}, {closing}");
+            return;
+        }
+    }
+    let _ = dropped.await;
+}
+
+/// The connection's socket, what the server knows of its writes for an upgrade,
+/// and a sender whose drop tells when the socket is dropped: with the connection,
+/// or, after an upgrade, by the app.
 #[derive(Debug)]
 struct Watched {
     stream: TcpStream,
+    upgrade: Arc<Upgrade>,
     _alive: oneshot::Sender<Infallible>,
 }
 
@@ -200,19 +234,27 @@ impl AsyncRead for Watched {
 
 impl AsyncWrite for Watched {
     fn poll_write(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
+        let Self {
+            stream, upgrade, ..
+        } = self.get_mut();
+        upgrade.write(&[io::IoSlice::new(buf)], || {
+            Pin::new(stream).poll_write(cx, buf)
+        })
     }
 
     fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+        let Self {
+            stream, upgrade, ..
+        } = self.get_mut();
+        upgrade.write(bufs, || Pin::new(stream).poll_write_vectored(cx, bufs))
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -220,10 +262,18 @@ impl AsyncWrite for Watched {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
+        let flushed = Pin::new(&mut self.stream).poll_flush(cx);
+        if let Poll::Ready(Ok(())) = flushed {
+            self.upgrade.flushed(&self.stream);
+        }
+        flushed
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.upgrade.is_closed() {
+            // The server has shut it down already.
+            return Poll::Ready(Ok(()));
+        }
         Pin::new(&mut self.stream).poll_shutdown(cx)
     }
 }

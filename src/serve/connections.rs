@@ -12,7 +12,7 @@ use super::connection::{self, Connect, Tracked};
 
 /// Every connection the server accepted and has not seen end. A connection
 /// counts until its socket is dropped: one upgraded to a WebSocket counts until
-/// the app drops the socket.
+/// the app drops the socket or the server closes it after the upgrade grace.
 #[derive(Debug, Default)]
 pub(super) struct Connections {
     tasks: JoinSet<()>,
@@ -77,8 +77,9 @@ impl Connections {
             .join(", ")
     }
 
-    /// End every connection task. Sockets the app holds after an upgrade stay open
-    /// until the app drops them (at the latest when its runtime shuts down).
+    /// End every connection task. Sockets the app holds after an upgrade and that
+    /// the server has not closed stay open until the app drops them (at the latest
+    /// when its runtime shuts down).
     pub(super) fn abort_all(&mut self) {
         self.tasks.abort_all();
     }

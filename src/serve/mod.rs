@@ -18,8 +18,10 @@
 //! 4. lets in-flight requests finish, then closes their connections; closes idle
 //!    keep-alive connections at once; gives a connection accepted but still silent
 //!    a short grace ([`Serve::first_request_grace`]) to send its request, which is
-//!    then served rather than reset; waits for upgraded connections (WebSockets)
-//!    until the app drops them;
+//!    then served rather than reset; gives an upgraded connection (a WebSocket)
+//!    that the app still holds a short grace ([`Serve::upgrade_grace`]), then
+//!    closes it, with a Close frame 1012 (service restart) when it can; waits for
+//!    one the app answered with [`crate::KeepStreamOpen`] until the app drops it;
 //! 5. returns when every connection is done, when the drain deadline passes
 //!    ([`Serve::drain_deadline`]; the warning then names the requests that held
 //!    it), or at once on a second SIGINT or SIGTERM.
@@ -31,6 +33,7 @@
 
 mod connection;
 mod connections;
+mod upgrade;
 
 use std::fmt;
 use std::future::{Future, IntoFuture};
@@ -100,6 +103,7 @@ pub fn serve(listener: TcpListener, app: Router, reload: AutoReload) -> Serve {
         reload,
         drain_deadline: Duration::from_secs(2),
         first_request_grace: Duration::from_millis(100),
+        upgrade_grace: Duration::from_millis(80),
         handle_signals: true,
         header_read_timeout: Duration::from_secs(10),
         trigger: Box::pin(std::future::pending()),
@@ -115,6 +119,7 @@ pub struct Serve {
     reload: AutoReload,
     drain_deadline: Duration,
     first_request_grace: Duration,
+    upgrade_grace: Duration,
     handle_signals: bool,
     header_read_timeout: Duration,
     trigger: Trigger,
@@ -127,6 +132,7 @@ impl fmt::Debug for Serve {
             .field("reload", &self.reload)
             .field("drain_deadline", &self.drain_deadline)
             .field("first_request_grace", &self.first_request_grace)
+            .field("upgrade_grace", &self.upgrade_grace)
             .field("handle_signals", &self.handle_signals)
             .field("header_read_timeout", &self.header_read_timeout)
             .finish_non_exhaustive()
@@ -144,7 +150,8 @@ impl Serve {
     }
 
     /// How long the graceful shutdown waits for connections to finish before it
-    /// closes them, upgraded ones included. Default 2 seconds.
+    /// closes them, upgraded ones kept open with [`crate::KeepStreamOpen`]
+    /// included. Default 2 seconds.
     pub fn drain_deadline(self, deadline: Duration) -> Self {
         self.set(|serve| serve.drain_deadline = deadline)
     }
@@ -155,6 +162,32 @@ impl Serve {
     /// milliseconds.
     pub fn first_request_grace(self, grace: Duration) -> Self {
         self.set(|serve| serve.first_request_grace = grace)
+    }
+
+    /// How long an upgraded connection (a WebSocket) that the app still holds gets,
+    /// once the shutdown has begun, before the server closes it. Default 80
+    /// milliseconds: enough for an app that closes its sockets on the signal to
+    /// finish its closing handshake with a local browser, and short enough that
+    /// the exit stays under 100 ms.
+    ///
+    /// An app that ends its sockets on the [`crate::ShutdownSignal`] is done within
+    /// it; one that does not (a socket split between two tasks that never hear of
+    /// the shutdown) would otherwise hold every restart until the drain deadline.
+    /// The server shuts the socket down both ways: the client sees the connection
+    /// end, the app's reads end and its writes fail (`BrokenPipe`). The close code
+    /// the client sees:
+    ///
+    /// - 1012 (service restart, RFC 6455 §7.4.1): a WebSocket (its request had
+    ///   `Upgrade: websocket`) between two of the app's frames, whose send buffer
+    ///   has room: the server sends a Close frame first;
+    /// - the app's own code: the app had sent its Close frame already;
+    /// - none, which a browser reports as 1006: the app was in the middle of a
+    ///   frame, the send buffer was full, or the upgrade was not a WebSocket.
+    ///
+    /// An upgrade answered with [`crate::KeepStreamOpen`] beside its response is
+    /// left open until the app drops it or the drain deadline passes.
+    pub fn upgrade_grace(self, grace: Duration) -> Self {
+        self.set(|serve| serve.upgrade_grace = grace)
     }
 
     /// Whether the server handles SIGINT, SIGTERM and SIGUSR1 itself. Default `true`.
@@ -287,6 +320,7 @@ impl Serve {
             reload,
             drain_deadline,
             first_request_grace,
+            upgrade_grace,
             handle_signals,
             header_read_timeout,
             trigger,
@@ -302,6 +336,7 @@ impl Serve {
             app: reload.guard().layer(app.layer(crate::catch_panic(&reload))),
             shutdown: shutdown.clone(),
             first_request_grace,
+            upgrade_grace,
         });
         let mut listener = Some(listener);
         let mut connections = Connections::default();

@@ -4,6 +4,7 @@
 
 use std::future::IntoFuture;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
@@ -52,6 +53,41 @@ pub async fn start(socket: &PassedSocket, args: &[&str]) -> Proc {
 pub async fn serving(args: &[&str]) -> (SocketAddr, Proc) {
     let socket = PassedSocket::new();
     (socket.addr, start(&socket, args).await)
+}
+
+/// The example `name` (`demo/examples/NAME.rs`), built by cargo into this test's
+/// target directory and profile (`cargo test --test X` builds no example); its
+/// path.
+pub fn example(name: &str) -> PathBuf {
+    // This test is `<target>/<profile>/deps/<test>`.
+    let exe = std::env::current_exe().expect("the test's path");
+    let profile = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("<target>/<profile>");
+    let target = profile.parent().expect("<target>");
+    let release = match profile.file_name().and_then(|n| n.to_str()) {
+        Some("debug") => None,
+        Some("release") => Some("--release"),
+        other => panic!("a test built in profile {other:?}"),
+    };
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "axum-autoreload-demo",
+            "--example",
+            name,
+        ])
+        .args(release)
+        .env("CARGO_TARGET_DIR", target)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("running cargo build");
+    assert!(status.success(), "cargo build --example {name}: {status}");
+    profile.join("examples").join(name)
 }
 
 /// Runs the demo with `args` and `env` to its end, logging nothing.
