@@ -13,7 +13,6 @@ use http::{header, StatusCode};
 use maud::{html, PreEscaped, DOCTYPE};
 use tower_http::catch_panic::{CatchPanicLayer, ResponseForPanic};
 
-use crate::runner_channel::ToRunner;
 use crate::AutoReload;
 
 thread_local! {
@@ -23,10 +22,9 @@ thread_local! {
     static LOCATION: RefCell<Option<String>> = const { RefCell::new(None) };
 }
 
-/// Record each panic's location for [`PanicPage`] and tell the runner, if there
-/// is one ([`crate::runner_channel`]), then run the hook that was there before
-/// (the default one prints the panic to stderr as usual).
-pub(crate) fn install_location_hook() {
+/// Record each panic's location for [`PanicPage`], then run the hook that was
+/// there before (the default one prints the panic to stderr as usual).
+fn install_location_hook() {
     static INSTALLED: Once = Once::new();
     INSTALLED.call_once(|| {
         let previous = std::panic::take_hook();
@@ -35,18 +33,6 @@ pub(crate) fn install_location_hook() {
                 .location()
                 .map(|at| format!("{}:{}:{}", at.file(), at.line(), at.column()));
             LOCATION.with(|last| *last.borrow_mut() = location);
-            if let Some(at) = info.location() {
-                crate::runner_channel::tell_runner(&ToRunner::Panic {
-                    thread: std::thread::current()
-                        .name()
-                        .unwrap_or("<unnamed>")
-                        .to_owned(),
-                    file: at.file().to_owned(),
-                    line: at.line(),
-                    col: at.column(),
-                    message: panic_text(info.payload()).to_owned(),
-                });
-            }
             previous(info);
         }));
     });

@@ -9,6 +9,7 @@ use axum::routing::{get, post};
 use axum::Router;
 
 use crate::overlay::Overlay;
+use crate::runner_channel::ToApp;
 use crate::sse::{Broadcast, Broadcaster, STREAM_PATH};
 use crate::timing::{Timing, TIMING_PATH};
 use crate::{client, watch, AutoReloadLayer, GuardLayer, InstanceId, ShutdownSignal};
@@ -210,6 +211,29 @@ impl AutoReload {
         &self.shared.watchers
     }
 
+    /// Act on a message from the runner ([`crate::runner_channel`]).
+    fn apply(&self, message: ToApp) {
+        match message {
+            ToApp::Building => {
+                self.building();
+            }
+            ToApp::Report { html } => {
+                self.report(&html);
+            }
+            ToApp::Clear => {
+                self.clear();
+            }
+            ToApp::Timing {
+                change_at_ms,
+                build_ms,
+                shutdown_ms,
+                held_by,
+            } => self
+                .timing()
+                .set_by_runner(change_at_ms, build_ms, shutdown_ms, held_by),
+        }
+    }
+
     /// The encoded events as they are broadcast, for tests that watch them.
     #[cfg(test)]
     pub(crate) fn frames(&self) -> tokio::sync::broadcast::Receiver<bytes::Bytes> {
@@ -333,7 +357,11 @@ impl AutoReloadBuilder {
                 timing: Timing::default(),
             }),
         };
-        crate::runner_channel::take(&reload);
+        let taker = reload.clone();
+        crate::runner_channel::take(
+            move |message| taker.apply(message),
+            reload.shutdown_signal(),
+        );
         reload
     }
 }

@@ -4,8 +4,9 @@
 //!
 //! - The runner writes [`ToApp`] messages, one JSON object a line: a build started
 //!   ([`ToApp::Building`]), it failed ([`ToApp::Report`]), it changed nothing
-//!   ([`ToApp::Clear`]), and what this start cost ([`ToApp::Timing`]). The library
-//!   turns the first three into reload-stream events ([`crate::AutoReload::building`],
+//!   ([`ToApp::Clear`]), and what this start cost ([`ToApp::Timing`]). The
+//!   [`crate::AutoReload`] that takes the channel turns the first three into
+//!   reload-stream events ([`crate::AutoReload::building`],
 //!   [`crate::AutoReload::report`], [`crate::AutoReload::clear`]) and puts the last
 //!   in the timing line.
 //! - End of file on that pipe means the runner is gone (it exited, or was killed
@@ -30,7 +31,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::unix::pipe;
 
-use crate::AutoReload;
+use crate::ShutdownSignal;
 
 /// Environment variable the runner sets: `<read fd>,<write fd>`, the app's ends
 /// of the two pipes (decimal file descriptor numbers, inherited).
@@ -138,9 +139,10 @@ pub(crate) fn tell_runner(message: &ToRunner) {
     let _ = file.write_all(message.to_line().as_bytes());
 }
 
-/// Take the channel, if the runner passed one and no other handle took it, and
-/// serve it for `reload` on the current Tokio runtime.
-pub(crate) fn take(reload: &AutoReload) {
+/// Take the channel, if the runner passed one and nothing took it yet: read it on
+/// the current Tokio runtime, handing each message to `apply`; at its end, start
+/// the graceful shutdown (see [`read`]).
+pub(crate) fn take(apply: impl Fn(ToApp) + Send + 'static, shutdown: ShutdownSignal) {
     static TAKEN: OnceLock<()> = OnceLock::new();
     let Ok(value) = std::env::var(CHANNEL_ENV) else {
         return;
@@ -162,9 +164,29 @@ pub(crate) fn take(reload: &AutoReload) {
         }
     };
     let _ = TO_RUNNER.set(Mutex::new(to_runner));
-    crate::panic_page::install_location_hook();
-    let reload = reload.clone();
-    runtime.spawn(read(from_runner, reload));
+    install_panic_hook();
+    runtime.spawn(read(from_runner, apply, shutdown));
+}
+
+/// Tell the runner where each panic happened and what it said, then run the hook
+/// that was there before (the default one prints the panic to stderr as usual).
+fn install_panic_hook() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if let Some(at) = info.location() {
+            tell_runner(&ToRunner::Panic {
+                thread: std::thread::current()
+                    .name()
+                    .unwrap_or("<unnamed>")
+                    .to_owned(),
+                file: at.file().to_owned(),
+                line: at.line(),
+                col: at.column(),
+                message: crate::panic_page::panic_text(info.payload()).to_owned(),
+            });
+        }
+        previous(info);
+    }));
 }
 
 /// Open both ends named in `value` (`<read fd>,<write fd>`) through `/dev/fd`,
@@ -197,45 +219,24 @@ fn open(value: &str) -> io::Result<(pipe::Receiver, File)> {
     Ok((pipe::Receiver::from_file(from_runner)?, to_runner))
 }
 
-/// Apply each message from the runner to `reload`; at end of file (the runner is
-/// gone) raise SIGINT, which starts the graceful shutdown.
-async fn read(from_runner: pipe::Receiver, reload: AutoReload) {
+/// Hand each message from the runner to `apply`; at end of file (the runner is
+/// gone) raise SIGINT, which starts the graceful shutdown of [`crate::serve()`]
+/// or of an app that handles Ctrl-C itself.
+async fn read(from_runner: pipe::Receiver, apply: impl Fn(ToApp), shutdown: ShutdownSignal) {
     let mut lines = BufReader::new(from_runner).lines();
     while let Ok(Some(line)) = lines.next_line().await {
         match ToApp::from_line(&line) {
-            Some(message) => apply(&reload, message),
+            Some(message) => apply(message),
             None => tracing::debug!("runner channel: ignoring {line:?}"),
         }
     }
-    if reload.shutdown_signal().is_triggered() {
+    if shutdown.is_triggered() {
         return;
     }
     tracing::info!("the runner is gone: shutting down");
     if let Err(err) = nix::sys::signal::raise(nix::sys::signal::Signal::SIGINT) {
         tracing::warn!("cannot raise SIGINT: {err}; shutting down the reload streams only");
-        reload.shutdown_signal().trigger();
-    }
-}
-
-fn apply(reload: &AutoReload, message: ToApp) {
-    match message {
-        ToApp::Building => {
-            reload.building();
-        }
-        ToApp::Report { html } => {
-            reload.report(&html);
-        }
-        ToApp::Clear => {
-            reload.clear();
-        }
-        ToApp::Timing {
-            change_at_ms,
-            build_ms,
-            shutdown_ms,
-            held_by,
-        } => reload
-            .timing()
-            .set_by_runner(change_at_ms, build_ms, shutdown_ms, held_by),
+        shutdown.trigger();
     }
 }
 
