@@ -3,7 +3,8 @@
 //! workspace: an edit that does not compile shows rustc's error in every open tab
 //! above the live page, while the last good app keeps serving (its API stores a
 //! post; a tab opened meanwhile gets the page and the error), the fix brings every
-//! tab to the new page, and a panic in `main` shows its message and location.
+//! tab to the new page, a burst of two saves updates every tab once onto the last,
+//! and a panic in `main` shows its message and location.
 //!
 //! Needs chromium, chromedriver and watchexec on PATH: without them the test is
 //! skipped, except under CI (`CI=true`), where it fails. The runner is built from
@@ -191,6 +192,39 @@ async fn scenario(browser: &mut Browser, copy: &WatchedCopy) {
     .await;
     eprintln!("timing line of tab 0: {:?}", tabs[0].timing);
 
+    // A burst: a second save while the first one builds. The first build is
+    // cancelled; every tab ends on the second edit, updated once.
+    let updates = |tabs: &[Tab]| -> Vec<u64> {
+        (tabs.iter())
+            .map(|tab| {
+                tab.tab
+                    .reloads
+                    .as_deref()
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0)
+            })
+            .collect()
+    };
+    let before = updates(&tabs);
+    replace_line(&pages, TITLE, "\"Burst one\";");
+    wait_all(browser, "every tab to show the build", |tab| {
+        tab.tab.autoreload.as_deref() == Some("building")
+    })
+    .await;
+    replace_line(&pages, TITLE, "\"Burst two\";");
+    let tabs = wait_all(browser, "every tab on the last edit", |tab| {
+        tab.is_live_with("Burst two")
+    })
+    .await;
+    let after = updates(&tabs);
+    let once: Vec<u64> = before.iter().map(|n| n + 1).collect();
+    assert_eq!(after, once, "one update per tab for the burst");
+    let log = copy.watchexec.log_text();
+    assert!(
+        log.contains("changed again: building anew"),
+        "the first build was cancelled"
+    );
+
     // A panic in main, before serving: the tabs show its message and location.
     let main = copy.root.join(MAIN);
     let main_line = replace_line(&main, MAIN_FN, " panic!(\"e2e panic in main\");");
@@ -201,7 +235,7 @@ async fn scenario(browser: &mut Browser, copy: &WatchedCopy) {
     .await;
     replace_line(&main, MAIN_FN, "");
     wait_all(browser, "every tab to be back after the panic", |tab| {
-        tab.is_live_with(fixed_title)
+        tab.is_live_with("Burst two")
     })
     .await;
 }
