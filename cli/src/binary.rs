@@ -39,6 +39,7 @@ impl Copies {
             .unwrap_or_else(|| Path::new("."))
             .join("axum-autoreload");
         fs::create_dir_all(&dir)?;
+        remove_orphans(&dir, &name.to_string_lossy());
         self.made += 1;
         let copy = dir.join(format!(
             "{}-{}-{}",
@@ -52,6 +53,31 @@ impl Copies {
         fs::set_permissions(&partial, fs::metadata(built)?.permissions())?;
         fs::rename(&partial, &copy)?;
         Ok(Some(copy))
+    }
+}
+
+/// Remove the copies of `name` in `dir` left by runners that are gone (killed
+/// with SIGKILL, say): `<name>-<pid>-<n>` whose pid no process has.
+fn remove_orphans(dir: &Path, name: &str) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file = entry.file_name();
+        let Some(rest) = file.to_str().and_then(|file| file.strip_prefix(name)) else {
+            continue;
+        };
+        let pid = rest
+            .strip_prefix('-')
+            .and_then(|rest| rest.split('-').next());
+        let Some(pid) = pid.and_then(|pid| pid.parse::<i32>().ok()) else {
+            continue;
+        };
+        let gone = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None)
+            == Err(nix::errno::Errno::ESRCH);
+        if gone {
+            remove(&entry.path());
+        }
     }
 }
 
