@@ -6,7 +6,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-/// The copies a runner made, in `<the binary's directory>/axum-autoreload/`, named
+/// The copies a runner made, in `<the binary's directory>/.axum-autoreload/`, named
 /// `<binary>-<runner's pid>-<n>` so that two runners never share one.
 #[derive(Debug, Default)]
 pub(crate) struct Copies {
@@ -37,7 +37,9 @@ impl Copies {
         let dir = built
             .parent()
             .unwrap_or_else(|| Path::new("."))
-            .join("axum-autoreload");
+            // Hidden: no cargo target is named so, and the runner's own binary
+            // is `axum-autoreload` in the same directory when both are built.
+            .join(".axum-autoreload");
         fs::create_dir_all(&dir)?;
         remove_orphans(&dir, &name.to_string_lossy());
         self.made += 1;

@@ -234,7 +234,7 @@ async fn the_last_good_app_serves_through_a_build_and_a_broken_one() {
     // the next build (ETXTBSY).
     let exe = std::fs::read_link(format!("/proc/{pid}/exe")).expect("the app's executable");
     let exe = exe.display().to_string();
-    assert!(exe.contains("/axum-autoreload/scratch-keep-"), "{exe}");
+    assert!(exe.contains("/.axum-autoreload/scratch-keep-"), "{exe}");
     let mut stream = EventStream::greeted(socket.addr).await;
 
     scratch.edit(GOOD, BROKEN);

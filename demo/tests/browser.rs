@@ -123,7 +123,7 @@ async fn wait_all(
     let mut last = None;
     let checked = |i: usize, tab: &TabState| {
         if !matches!(last, Some(last) if i > last) {
-            check(&mut copy.watchexec, what);
+            check(&mut copy.watchexec, Watch::Restart, what);
         }
         last = Some(i);
         done(i, tab)

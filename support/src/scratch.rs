@@ -142,7 +142,7 @@ impl WatchedCopy {
         let started = Instant::now();
         let first_build = Duration::from_secs(15 * 60);
         let first_page = first_answer(addr, "/", first_build, || {
-            check(&mut watchexec, "the first page");
+            check(&mut watchexec, watch, "the first page");
         })
         .await;
         assert_eq!(first_page.status, 200, "GET /: {}", first_page.text());
@@ -165,10 +165,10 @@ impl WatchedCopy {
     }
 }
 
-/// Panics if `watchexec` has exited or cargo failed to build or run the copy (a
+/// Panics if `watchexec` has exited, cargo failed to build or run the copy (a
 /// line of its log starts with `error`: `error: could not compile`, `error[E0425]:
-/// …`).
-pub fn check(watchexec: &mut Proc, waiting_for: &str) {
+/// …`), or, under [`Watch::Signal`], the program watchexec runs exited.
+pub fn check(watchexec: &mut Proc, watch: Watch, waiting_for: &str) {
     if let Some(status) = watchexec.exited() {
         panic!("watchexec exited ({status}) while waiting for {waiting_for}");
     }
@@ -176,5 +176,11 @@ pub fn check(watchexec: &mut Proc, waiting_for: &str) {
     assert!(
         !log.lines().any(|line| line.starts_with("error")),
         "cargo failed to build or run the copy while waiting for {waiting_for}"
+    );
+    // watchexec's own line when the program ends: under `--signal` nothing
+    // restarts it before the next change.
+    assert!(
+        watch == Watch::Restart || !log.contains("[Command exited with"),
+        "the program exited while waiting for {waiting_for}"
     );
 }
