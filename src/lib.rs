@@ -115,4 +115,4 @@ pub use shutdown::{KeepStreamOpen, ShutdownSignal};
 pub use sse::STREAM_PATH;
 pub use static_files::{static_files, StaticFiles};
 pub use timing::{BUILD_MS_ENV, STARTED_AT_MS_ENV, TIMING_PATH};
-pub use watch::{watch_static, WatchError, DEBOUNCE};
+pub use watch::{watch_static, watch_templates, WatchError, DEBOUNCE};

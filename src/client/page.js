@@ -706,10 +706,15 @@ function refreshImages(path) {
   });
 }
 
+// How long a tab waits for its worker's answer to "hi" before it opens a stream of
+// its own: the worker answers at once, from a script served by this origin.
+var JOIN_TIMEOUT_MS = 2000;
+
 // Joins the SharedWorker that holds the one reload stream (worker.js, served beside
 // this script with the same version); false where there is none. A worker that
-// fails to start (its script does not load, or throws) hands the tab its own
-// stream.
+// fails to start (its script does not load, or throws: the error event; or it never
+// answers, as a tab that joins a worker that failed for another tab sees) hands the
+// tab its own stream.
 function joinSharedWorker() {
   if (typeof SharedWorker !== "function") return false;
   var url = new URL("worker.js", script.src);
@@ -720,23 +725,30 @@ function joinSharedWorker() {
   } catch (e) {
     return false;
   }
+  var joined = false;
   var fellBack = false;
-  worker.onerror = function () {
-    if (fellBack) return;
+  var fallBack = function () {
+    if (joined || fellBack) return;
     fellBack = true;
     worker.port.close();
     openStream(STREAM, handle);
   };
+  worker.onerror = fallBack;
+  setTimeout(fallBack, JOIN_TIMEOUT_MS);
   worker.port.onmessage = function (event) {
+    if (event.data && event.data.type === JOINED) {
+      joined = true;
+      return;
+    }
     handle(event.data);
   };
   worker.port.start();
   worker.port.postMessage("hi");
   window.addEventListener("pagehide", function () {
-    worker.port.postMessage("bye");
+    if (!fellBack) worker.port.postMessage("bye");
   });
   window.addEventListener("pageshow", function (event) {
-    if (event.persisted) worker.port.postMessage("hi");
+    if (event.persisted && !fellBack) worker.port.postMessage("hi");
   });
   return true;
 }
