@@ -57,6 +57,9 @@ var BUILDING = "building\u2026";
 // When the reload this script asked for was asked for (ms since the epoch); null
 // when it asked for none, or the navigation was cancelled.
 var reloadingSince = null;
+// The same, kept for the page's last moment (pagehide) after a prompt: a browser
+// may skip the prompt (no user activation) and navigate after all.
+var reloadAskedAt = null;
 var badge = null;
 
 // Reload the page. What the next page needs (the scroll position, the reload
@@ -74,6 +77,7 @@ function reload() {
     function (event) {
       if (!event.defaultPrevented && !event.returnValue) return;
       setTimeout(function () {
+        reloadAskedAt = reloadingSince;
         reloadingSince = null;
         setState("stale");
       }, 0);
@@ -84,14 +88,15 @@ function reload() {
 }
 
 window.addEventListener("pagehide", function () {
-  if (reloadingSince === null) return;
+  var at = reloadingSince !== null ? reloadingSince : reloadAskedAt;
+  if (at === null) return;
   try {
     sessionStorage.setItem(
       SCROLL_KEY,
       JSON.stringify({ url: location.href, x: window.scrollX, y: window.scrollY })
     );
     count();
-    sessionStorage.setItem(TIMING_KEY, JSON.stringify({ at: reloadingSince, from: pageId }));
+    sessionStorage.setItem(TIMING_KEY, JSON.stringify({ at: at, from: pageId }));
   } catch (e) {
     // Storage may be off; the reload still happens.
   }
