@@ -213,8 +213,19 @@ async fn one_edit(
         browser.switch(i).await;
         browser.client.goto(&url).await.map_err(io::Error::other)?;
     }
+    // Each page in a window of its own, as ten windows side by side: Chromium
+    // shows one tab per window (`document.visibilityState`), and the client
+    // leaves a hidden tab as it is until it is shown.
     for _ in browser.tabs.len()..tab_count {
-        browser.open_tab(&url).await.map_err(io::Error::other)?;
+        let window = browser.client.new_window(false).await;
+        let window = window.map_err(io::Error::other)?.handle;
+        browser
+            .client
+            .switch_to_window(window.clone())
+            .await
+            .map_err(io::Error::other)?;
+        browser.tabs.push(window);
+        browser.client.goto(&url).await.map_err(io::Error::other)?;
     }
     // Every read of the tabs checks that watchexec still runs.
     let mut running = || watchexec.exited().is_none() || panic!("watchexec exited");
