@@ -117,4 +117,4 @@ pub use shutdown::{KeepStreamOpen, ShutdownSignal};
 pub use sse::STREAM_PATH;
 pub use static_files::{static_files, StaticFiles};
 pub use timing::TIMING_PATH;
-pub use watch::{watch_static, WatchError, DEBOUNCE};
+pub use watch::{watch_static, watch_templates, WatchError, DEBOUNCE};

@@ -157,6 +157,12 @@ impl AutoReload {
             .send(&Broadcast::for_change(url_path))
     }
 
+    /// Tell every open tab to fetch its page again and morph it in (a template
+    /// changed). Returns how many reload streams were open to hear it.
+    pub(crate) fn morph(&self) -> usize {
+        self.shared.broadcaster.send(&Broadcast::Morph)
+    }
+
     /// Tell every open tab that a build of the next version started while this
     /// app keeps serving (the runner calls it through its channel): tabs show a
     /// small "building…" badge and stay live. Tabs opened until [`AutoReload::report`]

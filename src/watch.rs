@@ -124,7 +124,7 @@ impl WatchError {
 
 /// Watch `dir` (recursively) and tell every open tab when a file in it changes, as
 /// [`AutoReload::changed`] does: stylesheets are swapped in place, images refreshed,
-/// anything else reloads the tabs. `url_prefix` is where `dir` is served, such as
+/// pages (`.html`) morphed in, anything else reloads the tabs. `url_prefix` is where `dir` is served, such as
 /// `/static` (so `dir/app.css` is `/static/app.css`).
 ///
 /// The watcher belongs to `reload`: it runs until the graceful shutdown of
@@ -150,7 +150,32 @@ pub fn watch_static(
     url_prefix: &str,
     reload: &AutoReload,
 ) -> Result<(), WatchError> {
-    let dir = dir.into();
+    let prefix = url_prefix.trim_end_matches('/').to_owned();
+    watch(dir.into(), Some(prefix), reload)
+}
+
+/// Watch a folder of templates (recursively) and morph every open tab when a file
+/// in it changes: each tab fetches its page again, rendered from the changed
+/// templates, and morphs it in (or reloads where a morph could leave it wrong),
+/// with no rebuild and no restart. Pair it with a template engine that reloads its
+/// templates by itself: minijinja with `minijinja-autoreload`, tera with
+/// `Tera::full_reload`. Run the app with the folder ignored by whatever restarts
+/// it (`watchexec --ignore 'templates/**'`).
+///
+/// Files count as changed as for [`watch_static`], and a burst of changes is one
+/// morph. The watcher belongs to `reload`, as for [`watch_static`].
+///
+/// # Errors
+///
+/// Returns `Err` when `dir` cannot be watched: it does not exist, or the system's
+/// limit on watches is reached.
+pub fn watch_templates(dir: impl Into<PathBuf>, reload: &AutoReload) -> Result<(), WatchError> {
+    watch(dir.into(), None, reload)
+}
+
+/// Watch `dir` for [`watch_static`] (`prefix`: where it is served) or
+/// [`watch_templates`] (`None`).
+fn watch(dir: PathBuf, prefix: Option<String>, reload: &AutoReload) -> Result<(), WatchError> {
     let root = std::fs::canonicalize(&dir).map_err(|err| WatchError::new(&dir, err.into()))?;
     let (events, received) = mpsc::channel();
     let mut watcher = RecommendedWatcher::new(events, notify::Config::default())
@@ -158,10 +183,8 @@ pub fn watch_static(
     watcher
         .watch(&root, RecursiveMode::Recursive)
         .map_err(|err| WatchError::new(&dir, err))?;
-    let changes = Changes {
-        root,
-        prefix: url_prefix.trim_end_matches('/').to_owned(),
-    };
+    let changes_prefix = prefix.clone();
+    let changes = Changes { root, prefix };
     let watchers = reload.watchers();
     let token = watchers.token();
     let shared = Arc::downgrade(&reload.shared);
@@ -172,10 +195,13 @@ pub fn watch_static(
             drop(token);
         })
         .map_err(|err| WatchError::new(&dir, err.into()))?;
-    tracing::info!(
-        "watching {} for changes (served at {url_prefix})",
-        dir.display()
-    );
+    match &changes_prefix {
+        Some(prefix) => tracing::info!(
+            "watching {} for changes (served at {prefix})",
+            dir.display()
+        ),
+        None => tracing::info!("watching {} for template changes", dir.display()),
+    }
     watchers.add(watcher);
     Ok(())
 }
@@ -225,6 +251,11 @@ fn debounce(events: &Receiver<notify::Result<Event>>, changes: &Changes, shared:
                     "watching {}: the system dropped change events (its queue overflowed): reloading ({streams} streams)",
                     changes.root.display()
                 );
+            } else if changes.prefix.is_none() {
+                if !urls.is_empty() {
+                    let streams = reload.morph();
+                    tracing::info!("changed: {}: morphing ({streams} streams)", urls.join(", "));
+                }
             } else {
                 announce(&reload, &urls);
             }
@@ -259,7 +290,9 @@ fn written_path(mut event: Event) -> Option<PathBuf> {
 #[derive(Debug)]
 struct Changes {
     root: PathBuf,
-    prefix: String,
+    /// Where `root` is served; `None` for templates, which are not served (their
+    /// path under `root` names them in the log).
+    prefix: Option<String>,
 }
 
 impl Changes {
@@ -271,7 +304,7 @@ impl Changes {
         if !metadata.is_file() || metadata.len() == 0 {
             return None;
         }
-        url_path(&self.root, &self.prefix, path)
+        url_path(&self.root, self.prefix.as_deref().unwrap_or(""), path)
     }
 }
 
@@ -338,7 +371,7 @@ mod tests {
         }
         let changes = Changes {
             root: root.clone(),
-            prefix: "/static".to_owned(),
+            prefix: Some("/static".to_owned()),
         };
         let url = |name: &str| changes.url_if_announced(&root.join(name));
         assert_eq!(url("css/app.css").as_deref(), Some("/static/css/app.css"));
@@ -425,7 +458,7 @@ mod tests {
         let (events, received) = std::sync::mpsc::channel();
         let changes = Changes {
             root: PathBuf::from("/static-root"),
-            prefix: "/static".to_owned(),
+            prefix: Some("/static".to_owned()),
         };
         let shared = Arc::downgrade(&reload.shared);
         let thread = std::thread::spawn(move || debounce(&received, &changes, &shared));

@@ -112,6 +112,7 @@ pub(crate) struct Options {
     /// Edits under each way of running the demo.
     #[arg(long, default_value_t = 3, value_parser = value_parser!(u16).range(1..=20))]
     edits: u16,
+    /// Pages open in `edit`, each in a window of its own (all visible).
     #[arg(long, default_value_t = 10, value_parser = value_parser!(u16).range(1..=30))]
     tabs: u16,
     /// Reload broadcasts that the fan-out figure takes the median of.

@@ -7,8 +7,9 @@
 //!    navigation); then one whose head script changed: they reload instead.
 //! 2. A page whose WebSocket the restart closed reloads (a morph would leave it
 //!    dead); the same page that closed its socket itself morphs.
-//! 3. A shared worker that fails to start: each tab opens its own stream, and
-//!    still hears the stream's events.
+//! 3. A shared worker that fails to start: each tab opens its own stream (on the
+//!    worker's error, or when the worker does not answer), and still hears the
+//!    stream's events.
 //! 4. The app's own `EventSource` is back on the next app within 500 ms of its
 //!    stream's end (the layer's `retry: 250`; the browser's default is 3 s).
 //! 5. A hidden tab waits until it is shown to update, then updates once.
@@ -265,10 +266,12 @@ async fn a_worker_that_fails_to_start_leaves_each_tab_its_own_stream() {
     with_tabs(
         app("first", BROKEN_WORKER_PAGE),
         async |browser, socket, app| {
-            let tabs = wait_all(browser, "every tab to see its worker fail", |_, tab| {
-                tab.worker_failed && tab.tab.is_live()
-            })
-            .await;
+            // Chromium reports the worker's error to some of the tabs, not always
+            // to any: a tab whose worker does not answer falls back too.
+            let what = "every tab to be live on a stream of its own";
+            let tabs = wait_all(browser, what, |_, tab| tab.tab.is_live()).await;
+            let errors = tabs.iter().filter(|tab| tab.worker_failed).count();
+            eprintln!("{errors} of {TABS} tabs heard their worker's error event");
             let streams = app.reload.open_streams();
             assert_eq!(streams, TABS, "one stream per tab: {tabs:?}");
             assert_eq!(

@@ -57,6 +57,9 @@ var BUILDING = "building\u2026";
 // When the reload this script asked for was asked for (ms since the epoch); null
 // when it asked for none, or the navigation was cancelled.
 var reloadingSince = null;
+// The same, kept for the page's last moment (pagehide) after a prompt: a browser
+// may skip the prompt (no user activation) and navigate after all.
+var reloadAskedAt = null;
 var badge = null;
 
 // Reload the page. What the next page needs (the scroll position, the reload
@@ -74,6 +77,7 @@ function reload() {
     function (event) {
       if (!event.defaultPrevented && !event.returnValue) return;
       setTimeout(function () {
+        reloadAskedAt = reloadingSince;
         reloadingSince = null;
         setState("stale");
       }, 0);
@@ -84,14 +88,15 @@ function reload() {
 }
 
 window.addEventListener("pagehide", function () {
-  if (reloadingSince === null) return;
+  var at = reloadingSince !== null ? reloadingSince : reloadAskedAt;
+  if (at === null) return;
   try {
     sessionStorage.setItem(
       SCROLL_KEY,
       JSON.stringify({ url: location.href, x: window.scrollX, y: window.scrollY })
     );
     count();
-    sessionStorage.setItem(TIMING_KEY, JSON.stringify({ at: reloadingSince, from: pageId }));
+    sessionStorage.setItem(TIMING_KEY, JSON.stringify({ at: at, from: pageId }));
   } catch (e) {
     // Storage may be off; the reload still happens.
   }
@@ -706,10 +711,15 @@ function refreshImages(path) {
   });
 }
 
+// How long a tab waits for its worker's answer to "hi" before it opens a stream of
+// its own: the worker answers at once, from a script served by this origin.
+var JOIN_TIMEOUT_MS = 2000;
+
 // Joins the SharedWorker that holds the one reload stream (worker.js, served beside
 // this script with the same version); false where there is none. A worker that
-// fails to start (its script does not load, or throws) hands the tab its own
-// stream.
+// fails to start (its script does not load, or throws: the error event; or it never
+// answers, as a tab that joins a worker that failed for another tab sees) hands the
+// tab its own stream.
 function joinSharedWorker() {
   if (typeof SharedWorker !== "function") return false;
   var url = new URL("worker.js", script.src);
@@ -720,23 +730,30 @@ function joinSharedWorker() {
   } catch (e) {
     return false;
   }
+  var joined = false;
   var fellBack = false;
-  worker.onerror = function () {
-    if (fellBack) return;
+  var fallBack = function () {
+    if (joined || fellBack) return;
     fellBack = true;
     worker.port.close();
     openStream(STREAM, handle);
   };
+  worker.onerror = fallBack;
+  setTimeout(fallBack, JOIN_TIMEOUT_MS);
   worker.port.onmessage = function (event) {
+    if (event.data && event.data.type === JOINED) {
+      joined = true;
+      return;
+    }
     handle(event.data);
   };
   worker.port.start();
   worker.port.postMessage("hi");
   window.addEventListener("pagehide", function () {
-    worker.port.postMessage("bye");
+    if (!fellBack) worker.port.postMessage("bye");
   });
   window.addEventListener("pageshow", function (event) {
-    if (event.persisted) worker.port.postMessage("hi");
+    if (event.persisted && !fellBack) worker.port.postMessage("hi");
   });
   return true;
 }

@@ -6,6 +6,9 @@
 // What the page and the worker say when the stream is down (not an event of the
 // stream).
 var DOWN = "down";
+// What the worker answers a tab's "hi" with, at once: a tab that hears nothing
+// from its worker falls back to a stream of its own.
+var JOINED = "joined";
 var MAX_BACKOFF_MS = 10000;
 
 // Opens the reload stream at `path` and reports {type, data}: type is one of the

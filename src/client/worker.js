@@ -65,6 +65,7 @@ self.onconnect = function (event) {
       ports.delete(port);
     } else if (message.data === "hi") {
       ports.add(port);
+      port.postMessage({ type: JOINED });
       if (state && overlay) port.postMessage(overlay);
       if (state) port.postMessage(state);
       if (state && build) port.postMessage(build);
