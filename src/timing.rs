@@ -114,7 +114,7 @@ impl Timing {
             if let Some((shutdown, held_by)) = &figures.shutdown {
                 if *shutdown >= LONG_SHUTDOWN_MS {
                     part = format!("swap {}", seconds(swap));
-                    let held_by = held_by.as_deref().unwrap_or("the app's own shutdown");
+                    let held_by = held_by.as_deref().unwrap_or("no connection held it");
                     part.push_str(&format!(" (shutdown {}: {held_by})", seconds(*shutdown)));
                 }
             }
