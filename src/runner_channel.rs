@@ -11,8 +11,9 @@
 //!   in the timing line.
 //! - End of file on that pipe means the runner is gone (it exited, or was killed
 //!   with SIGKILL): the app raises SIGINT in itself, which starts the graceful
-//!   shutdown of [`crate::serve()`] (or of an app that handles Ctrl-C itself), so
-//!   nothing outlives the runner.
+//!   shutdown of [`crate::serve()`] (or of an app that handles Ctrl-C itself), and
+//!   exits (status 1) if it still runs 10 seconds later, so nothing outlives the
+//!   runner.
 //! - The app writes [`ToRunner`] messages back: where a panic happened (from the
 //!   library's panic hook), and what its graceful shutdown took.
 //!
@@ -32,6 +33,10 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::unix::pipe;
 
 use crate::ShutdownSignal;
+
+/// How long an app whose runner is gone gets for its graceful shutdown before it
+/// exits anyway (status 1).
+const ORPHAN_EXIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Environment variable the runner sets: `<read fd>,<write fd>`, the app's ends
 /// of the two pipes (decimal file descriptor numbers, inherited).
@@ -233,10 +238,18 @@ async fn read(from_runner: pipe::Receiver, apply: impl Fn(ToApp), shutdown: Shut
     if shutdown.is_triggered() {
         return;
     }
-    tracing::info!("the runner is gone: shutting down");
-    if let Err(err) = nix::sys::signal::raise(nix::sys::signal::Signal::SIGINT) {
-        tracing::warn!("cannot raise SIGINT: {err}; shutting down the reload streams only");
-        shutdown.trigger();
+    // Before anything is logged: stderr is a pipe to the runner that is gone, and
+    // a subscriber that cannot write there may panic.
+    let raised = nix::sys::signal::raise(nix::sys::signal::Signal::SIGINT);
+    shutdown.trigger();
+    // An app stuck in its shutdown has nobody left to stop it.
+    std::thread::spawn(|| {
+        std::thread::sleep(ORPHAN_EXIT);
+        std::process::exit(1);
+    });
+    match raised {
+        Ok(()) => tracing::info!("the runner is gone: shutting down"),
+        Err(err) => tracing::warn!("the runner is gone, and SIGINT cannot be raised: {err}"),
     }
 }
 

@@ -29,6 +29,9 @@ use axum_autoreload::{listener, AutoReload};
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // BODY
+    // Logs to stderr, a pipe to the runner: it must not keep the app alive once
+    // the runner is gone.
+    tracing_subscriber::fmt().init();
     let reload = AutoReload::new();
     let page = format!(
         "<!DOCTYPE html><html><body><h1>scratch ok</h1><p id=pid>{}</p></body></html>",
@@ -79,6 +82,7 @@ publish = false
 axum-autoreload = {{ path = {library:?} }}
 axum = "0.8"
 tokio = {{ version = "1", features = ["macros", "rt-multi-thread"] }}
+tracing-subscriber = "0.3"
 "#,
         );
         fs::write(dir.path().join("Cargo.toml"), manifest).expect("Cargo.toml");
