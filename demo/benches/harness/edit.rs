@@ -80,7 +80,8 @@ pub(crate) struct Copy {
     pub(crate) target_dir: PathBuf,
     /// The demo's `pages.rs`, whose title the edits change.
     pub(crate) pages: PathBuf,
-    /// `axum-autoreload`, built from the copy as `cargo install --path cli` would.
+    /// `axum-autoreload`, built from the copy as `cargo install --path cli` would,
+    /// kept in `runner/` of the target directory.
     pub(crate) runner: PathBuf,
 }
 
@@ -97,17 +98,27 @@ impl Copy {
         let target_dir = cargo_target_dir.join("bench-e2e");
         println!("  first build of the copy into {target_dir:?}");
         let first = cargo_build(&app, &target_dir, &[], FIRST_BUILD)?;
+        // The runner keeps its copies of the app in `debug/axum-autoreload/`, where
+        // cargo puts the runner's own binary: that is moved out of the way (and a
+        // directory of copies left by an earlier run, out of cargo's way).
+        let (built, runner) = (
+            target_dir.join("debug/axum-autoreload"),
+            target_dir.join("runner"),
+        );
+        if built.is_dir() {
+            fs::remove_dir_all(&built)?;
+        }
         cargo_build(
             &app,
             &target_dir,
             &["-p", "axum-autoreload-cli"],
             FIRST_BUILD,
         )?;
+        fs::create_dir_all(&runner)?;
+        let runner = runner.join("axum-autoreload");
+        fs::rename(&built, &runner)?;
         println!("  first build of the copy took {:.1} s", first / 1000.0);
-        let (pages, runner) = (
-            app.join("demo/src/app/pages.rs"),
-            target_dir.join("debug/axum-autoreload"),
-        );
+        let pages = app.join("demo/src/app/pages.rs");
         Ok(Self {
             app,
             target_dir,

@@ -190,8 +190,15 @@ pub(crate) async fn supervisor(bench: &mut Bench, cargo_target_dir: &Path) -> io
         let what = "unchanged binary (a line added to README.md), per session";
         report.info(&figure(what), "debug", text);
         let gone: Vec<f64> = found.iter().filter_map(|s| s.gone).collect();
-        let stayed = found.len() - gone.len();
-        let text = spread(gone).0 + &when(stayed > 0, format!("; {stayed} still ran after 5 s"));
+        let stayed = format!(
+            "{} of {} still ran after 5 s",
+            found.len() - gone.len(),
+            found.len()
+        );
+        let text = match (gone.is_empty(), gone.len() < found.len()) {
+            (true, _) => stayed,
+            (false, some_stayed) => spread(gone).0 + &when(some_stayed, format!("; {stayed}")),
+        };
         report.info(
             &figure("runner killed with SIGKILL: app gone (median, max)"),
             "debug",
