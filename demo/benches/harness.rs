@@ -17,6 +17,8 @@ mod page;
 mod report;
 #[path = "harness/scenarios.rs"]
 mod scenarios;
+#[path = "harness/supervisor.rs"]
+mod supervisor;
 
 use std::fs;
 use std::io;
@@ -53,6 +55,13 @@ pub(crate) enum Scenario {
     /// time until every tab shows it, under `cargo run` and through the runner
     /// (alternated), next to `cargo build` alone.
     Edit,
+    /// Issue 18's figures: real watchexec and headless Chromium, `--tabs` tabs,
+    /// `--edits` sessions of the runner in restart mode (a new runner per change)
+    /// and in signal mode (one runner, SIGHUP per change), alternated: the longest
+    /// wait of a request during an edit, save → new app less the build, what a
+    /// broken build leaves working, an unchanged binary's restarts and reloads,
+    /// SIGKILL of the runner → app gone.
+    Supervisor,
     /// Every scenario.
     All,
 }
@@ -109,7 +118,7 @@ pub(crate) struct Options {
     /// wrk runs of each server, interleaved.
     #[arg(long, default_value_t = 3, value_parser = value_parser!(u16).range(1..=20))]
     pub(crate) rounds: u16,
-    /// Edits under each way of running the demo.
+    /// Edits under each way of running the demo (`supervisor`: sessions of each way).
     #[arg(long, default_value_t = 3, value_parser = value_parser!(u16).range(1..=20))]
     edits: u16,
     /// Pages open in `edit`, each in a window of its own (all visible).
@@ -157,7 +166,12 @@ fn main() -> io::Result<()> {
     // inherits the limit: the soft limit on open files goes up to the hard one.
     let files = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(0);
     let date = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
-    let servers = |s: &Scenario| !matches!(s, Scenario::Injector | Scenario::Edit);
+    let servers = |s: &Scenario| {
+        !matches!(
+            s,
+            Scenario::Injector | Scenario::Edit | Scenario::Supervisor
+        )
+    };
     // Each binary is copied to `bin` under its target's name: a private copy, so that
     // a build by someone else in the same checkout cannot swap one mid-run.
     let build = !options.no_build && options.scenarios.iter().any(servers);
@@ -251,6 +265,12 @@ fn main() -> io::Result<()> {
                 }
                 Scenario::Injector => attempt!("injector", scenarios::injector(&mut bench, &root)),
                 Scenario::Edit => attempt!("edit", edit::edit_to_page(&mut bench, &target_dir)),
+                Scenario::Supervisor => {
+                    attempt!(
+                        "supervisor",
+                        supervisor::supervisor(&mut bench, &target_dir)
+                    )
+                }
                 Scenario::All => {}
             }
         });

@@ -9,7 +9,7 @@
 use std::fs;
 use std::io;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -17,6 +17,7 @@ use dev_support::chromium::{Browser, Options, TabState};
 use dev_support::process::Proc;
 use dev_support::socket::free_port;
 use dev_support::tools::{find_or_skip, CHROMEDRIVER, CHROMIUM, WATCHEXEC};
+use nix::sys::signal::Signal;
 
 use crate::report::{median, Report};
 use crate::scenarios::new_instance;
@@ -25,9 +26,11 @@ use crate::Bench;
 /// How long the first build of the copy may take (it may compile every dependency).
 const FIRST_BUILD: Duration = Duration::from_secs(30 * 60);
 /// How long one edit may take to reach every tab.
-const EDIT_LIMIT: Duration = Duration::from_secs(5 * 60);
+pub(crate) const EDIT_LIMIT: Duration = Duration::from_secs(5 * 60);
 /// How long tabs may take to settle when nothing is building.
-const SETTLE: Duration = Duration::from_secs(30);
+pub(crate) const SETTLE: Duration = Duration::from_secs(30);
+/// How long watchexec's first start may take to answer (a build of a built copy).
+pub(crate) const FIRST_START: Duration = Duration::from_secs(90);
 
 /// How the new page came to a tab, in ms: when it began (since the epoch), then
 /// from there: request sent, first byte, last byte, DOM interactive, shown. After a
@@ -66,13 +69,13 @@ const WATCH_TITLE: &str = r#"
     }).observe(document.head, { childList: true, subtree: true, characterData: true });
 "#;
 
-fn epoch_ms() -> f64 {
+pub(crate) fn epoch_ms() -> f64 {
     let now = SystemTime::now().duration_since(UNIX_EPOCH);
     now.map_or(0.0, |d| d.as_secs_f64() * 1000.0)
 }
 
 /// Gives the page a new title, as an editor saves; returns it.
-fn new_title(pages: &Path, what: &str) -> io::Result<String> {
+pub(crate) fn new_title(pages: &Path, what: &str) -> io::Result<String> {
     const LITERAL: &str = "const TITLE: &str = \"";
     let source = fs::read_to_string(pages)?;
     let old = source.lines().find(|line| line.starts_with(LITERAL));
@@ -96,6 +99,108 @@ fn cargo_build(app: &Path, target_dir: &Path, args: &[&str], limit: Duration) ->
     }
 }
 
+/// The scratch copy of the workspace, built: where it is and what it runs.
+pub(crate) struct Copy {
+    pub(crate) app: PathBuf,
+    /// Its `CARGO_TARGET_DIR`.
+    pub(crate) target_dir: PathBuf,
+    /// The demo's `pages.rs`, whose title the edits change.
+    pub(crate) pages: PathBuf,
+    /// `axum-autoreload`, built from the copy as `cargo install --path cli` would,
+    /// kept in `runner/` of the target directory.
+    pub(crate) runner: PathBuf,
+}
+
+impl Copy {
+    /// A new copy of the workspace (outside any git checkout, so that watchexec's
+    /// ignore files do not hide it), the demo and the runner built from it into
+    /// `target/bench-e2e`.
+    pub(crate) fn build(cargo_target_dir: &Path) -> io::Result<Self> {
+        let app = std::env::temp_dir().join("axum-autoreload-bench-e2e/app");
+        if app.exists() {
+            fs::remove_dir_all(&app)?;
+        }
+        dev_support::scratch::copy_workspace(&app);
+        let target_dir = cargo_target_dir.join("bench-e2e");
+        println!("  first build of the copy into {target_dir:?}");
+        let first = cargo_build(&app, &target_dir, &[], FIRST_BUILD)?;
+        // The runner keeps its copies of the app in `debug/axum-autoreload/`, where
+        // cargo puts the runner's own binary: that is moved out of the way (and a
+        // directory of copies left by an earlier run, out of cargo's way).
+        let (built, runner) = (
+            target_dir.join("debug/axum-autoreload"),
+            target_dir.join("runner"),
+        );
+        if built.is_dir() {
+            fs::remove_dir_all(&built)?;
+        }
+        cargo_build(
+            &app,
+            &target_dir,
+            &["-p", "axum-autoreload-cli"],
+            FIRST_BUILD,
+        )?;
+        fs::create_dir_all(&runner)?;
+        let runner = runner.join("axum-autoreload");
+        fs::rename(&built, &runner)?;
+        println!("  first build of the copy took {:.1} s", first / 1000.0);
+        let pages = app.join("demo/src/app/pages.rs");
+        Ok(Self {
+            app,
+            target_dir,
+            pages,
+            runner,
+        })
+    }
+
+    /// `watchexec --socket 127.0.0.1:PORT MODE --stop-signal SIGINT` on `src/`,
+    /// `demo/src/` and `README.md`, running `PROGRAM run` in the copy; MODE is
+    /// `--restart` or `--signal SIGHUP`.
+    pub(crate) fn watch(&self, watchexec: &Path, port: u16, mode: &str, program: &Path) -> Proc {
+        let mut command = Command::new(watchexec);
+        command
+            .args(["--socket", &format!("127.0.0.1:{port}")])
+            .args(mode.split(' '));
+        command.args("--stop-signal SIGINT -w src -w demo/src -w README.md --".split(' '));
+        command.arg(program).arg("run");
+        command.current_dir(&self.app).env("RUST_LOG", "info");
+        command.env("CARGO_TARGET_DIR", &self.target_dir);
+        Proc::spawn("watchexec", command).stop_with(Signal::SIGINT, Duration::from_secs(10))
+    }
+}
+
+/// Points `count` tabs at `url` (those open navigate, the rest are opened) and
+/// waits until every one is live; panics if `watchexec` exits meanwhile.
+pub(crate) async fn point_tabs(
+    browser: &mut Browser,
+    url: &str,
+    count: usize,
+    watchexec: &mut Proc,
+) -> io::Result<()> {
+    for i in 0..browser.tabs.len() {
+        browser.switch(i).await;
+        browser.client.goto(url).await.map_err(io::Error::other)?;
+    }
+    // Each page in a window of its own, as ten windows side by side: Chromium
+    // shows one tab per window (`document.visibilityState`), and the client
+    // leaves a hidden tab as it is until it is shown.
+    for _ in browser.tabs.len()..count {
+        let window = browser.client.new_window(false).await;
+        let window = window.map_err(io::Error::other)?.handle;
+        browser
+            .client
+            .switch_to_window(window.clone())
+            .await
+            .map_err(io::Error::other)?;
+        browser.tabs.push(window);
+        browser.client.goto(url).await.map_err(io::Error::other)?;
+    }
+    let mut running = || watchexec.exited().is_none() || panic!("watchexec exited");
+    let live = |_: usize, tab: &TabState| running() && tab.is_live();
+    browser.wait_all("every tab live", SETTLE, live).await;
+    Ok(())
+}
+
 /// The figures, recorded in `report` under the debug column: `cargo build` alone,
 /// under `cargo run`, through the runner, and the ratio of the two ways.
 pub(crate) async fn edit_to_page(bench: &mut Bench, cargo_target_dir: &Path) -> io::Result<()> {
@@ -107,29 +212,13 @@ pub(crate) async fn edit_to_page(bench: &mut Bench, cargo_target_dir: &Path) -> 
         report.notes.push(skipped.into());
         return Ok(());
     };
-    let app = std::env::temp_dir().join("axum-autoreload-bench-e2e/app");
-    if app.exists() {
-        fs::remove_dir_all(&app)?;
-    }
-    dev_support::scratch::copy_workspace(&app);
-    let target_dir = cargo_target_dir.join("bench-e2e");
-    let pages = app.join("demo/src/app/pages.rs");
-
-    // The build alone, for the same kind of edit; and the runner, built from the
-    // copy as `cargo install --path cli` would.
-    println!("  edit: first build of the copy into {target_dir:?}");
-    let first = cargo_build(&app, &target_dir, &[], FIRST_BUILD)?;
-    let cli = ["-p", "axum-autoreload-cli"];
-    cargo_build(&app, &target_dir, &cli, FIRST_BUILD)?;
-    let runner = target_dir.join("debug/axum-autoreload");
-    println!(
-        "  edit: first build of the copy took {:.1} s",
-        first / 1000.0
-    );
+    // The build alone, for the same kind of edit.
+    let copy = Copy::build(cargo_target_dir)?;
+    let (app, target_dir, pages) = (&copy.app, &copy.target_dir, &copy.pages);
     let mut builds = Vec::new();
     for k in 0..edits {
-        new_title(&pages, &format!("build {k}"))?;
-        let build = cargo_build(&app, &target_dir, &[], EDIT_LIMIT)?;
+        new_title(pages, &format!("build {k}"))?;
+        let build = cargo_build(app, target_dir, &[], EDIT_LIMIT)?;
         println!("  edit: cargo build alone after an edit: {build:.0} ms");
         builds.push(build);
     }
@@ -142,7 +231,7 @@ pub(crate) async fn edit_to_page(bench: &mut Bench, cargo_target_dir: &Path) -> 
     let browser = Browser::start(&chromium, &chromedriver, Options::default()).await;
     let ways = [
         ("cargo run", Path::new("cargo")),
-        ("the runner", runner.as_path()),
+        ("the runner", copy.runner.as_path()),
     ];
     // Per way: edit → every tab shows the new page, edit → the new server started,
     // the new server started → the last tab shows the page; in ms.
@@ -152,15 +241,9 @@ pub(crate) async fn edit_to_page(bench: &mut Bench, cargo_target_dir: &Path) -> 
             for k in 0..edits {
                 for ((name, program), times) in ways.iter().zip(&mut times) {
                     let port = free_port();
-                    let mut command = Command::new(&watchexec);
-                    command.args(["--socket", &format!("127.0.0.1:{port}"), "--restart"]);
-                    command.args("--stop-signal SIGINT -w src -w demo/src --".split(' '));
-                    command.arg(program).arg("run");
-                    command.current_dir(&app).env("RUST_LOG", "info");
-                    command.env("CARGO_TARGET_DIR", &target_dir);
-                    let watchexec = Proc::spawn("watchexec", command);
+                    let watchexec = copy.watch(&watchexec, port, "--restart", program);
                     let what = format!("edit {k} ({name})");
-                    let run = one_edit(browser, watchexec, port, &pages, tab_count, &what, report);
+                    let run = one_edit(browser, watchexec, port, pages, tab_count, &what, report);
                     for (time, took) in times.iter_mut().zip(run.await?) {
                         time.push(took);
                     }
@@ -207,30 +290,16 @@ async fn one_edit(
     report: &mut Report,
 ) -> io::Result<[f64; 3]> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let old = new_instance(addr, None, SETTLE + Duration::from_secs(60)).await?;
-    let url = format!("http://{addr}/");
-    for i in 0..browser.tabs.len() {
-        browser.switch(i).await;
-        browser.client.goto(&url).await.map_err(io::Error::other)?;
-    }
-    // Each page in a window of its own, as ten windows side by side: Chromium
-    // shows one tab per window (`document.visibilityState`), and the client
-    // leaves a hidden tab as it is until it is shown.
-    for _ in browser.tabs.len()..tab_count {
-        let window = browser.client.new_window(false).await;
-        let window = window.map_err(io::Error::other)?.handle;
-        browser
-            .client
-            .switch_to_window(window.clone())
-            .await
-            .map_err(io::Error::other)?;
-        browser.tabs.push(window);
-        browser.client.goto(&url).await.map_err(io::Error::other)?;
-    }
+    let old = new_instance(addr, None, FIRST_START).await?;
+    point_tabs(
+        browser,
+        &format!("http://{addr}/"),
+        tab_count,
+        &mut watchexec,
+    )
+    .await?;
     // Every read of the tabs checks that watchexec still runs.
     let mut running = || watchexec.exited().is_none() || panic!("watchexec exited");
-    let live = |_: usize, tab: &TabState| running() && tab.is_live();
-    browser.wait_all("every tab live", SETTLE, live).await;
     for i in 0..tab_count {
         browser.exec(i, WATCH_TITLE, Vec::new()).await;
     }

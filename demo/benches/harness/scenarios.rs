@@ -97,14 +97,27 @@ pub(crate) async fn new_instance(
     previous: Option<&str>,
     limit: Duration,
 ) -> io::Result<String> {
-    let started = Instant::now();
+    let each = Duration::from_secs(5);
+    Ok(new_instance_waits(addr, previous, limit, each).await?.0)
+}
+
+/// [`new_instance`] with each request given up to `each`: the instance, and the
+/// longest that one of the requests waited for its answer (or its failure).
+pub(crate) async fn new_instance_waits(
+    addr: SocketAddr,
+    previous: Option<&str>,
+    limit: Duration,
+    each: Duration,
+) -> io::Result<(String, Duration)> {
+    let (started, mut longest) = (Instant::now(), Duration::ZERO);
     while started.elapsed() < limit {
-        let asked = http::get(addr, "/auto_refresh/status");
-        let answer = tokio::time::timeout(Duration::from_secs(5), asked).await;
+        let asked = Instant::now();
+        let answer = tokio::time::timeout(each, http::get(addr, "/auto_refresh/status")).await;
+        longest = longest.max(asked.elapsed());
         let answer = answer.ok().and_then(Result::ok).filter(|r| r.status == 200);
         let instance = answer.and_then(|r| Some(json(&r.text(), "instance")?.as_str()?.to_owned()));
         if let Some(instance) = instance.filter(|id| previous != Some(id)) {
-            return Ok(instance);
+            return Ok((instance, longest));
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
