@@ -22,7 +22,7 @@ use axum::routing::get;
 use axum::Router;
 use axum_autoreload::AutoReload;
 use demo::SwappedApp;
-use dev_support::chromium::{Browser, Options, TabState, READ_TAB};
+use dev_support::chromium::{Browser, TabState, READ_TAB};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -88,18 +88,7 @@ async fn page() -> Html<String> {
 
 #[tokio::test]
 async fn building_report_and_clear_reach_every_tab_and_the_page_stays_live() {
-    let options = Options {
-        unthrottled_background_tabs: true,
-        ..Options::default()
-    };
-    let Some(browser) = Browser::start_or_skip(options).await else {
-        return;
-    };
-    let (socket, url) = demo::app_socket();
-    let app = SwappedApp::start(&socket, app);
-    browser
-        .run(async |browser| scenario(browser, &url, &socket, app).await)
-        .await;
+    demo::with_swapped_app(app, scenario).await;
 }
 
 /// The app: the page at `/`.

@@ -31,7 +31,7 @@ use axum::routing::get;
 use axum::Router;
 use axum_autoreload::{AutoReload, ShutdownSignal};
 use demo::SwappedApp;
-use dev_support::chromium::{Browser, Options, TabState, READ_TAB};
+use dev_support::chromium::{Browser, TabState, READ_TAB};
 use serde::Deserialize;
 
 const TABS: usize = 2;
@@ -131,22 +131,12 @@ async fn with_tabs(
     first: impl FnOnce(&AutoReload) -> Router,
     scenario: impl AsyncFnOnce(&mut Browser, &StdListener, SwappedApp),
 ) {
-    let options = Options {
-        unthrottled_background_tabs: true,
-        ..Options::default()
-    };
-    let Some(browser) = Browser::start_or_skip(options).await else {
-        return;
-    };
-    let (socket, url) = demo::app_socket();
-    let app = SwappedApp::start(&socket, first);
-    browser
-        .run(async |browser| {
-            browser.open_live(&url, TABS, WAIT).await;
-            mark(browser).await;
-            scenario(browser, &socket, app).await;
-        })
-        .await;
+    demo::with_swapped_app(first, async |browser, url, socket, app| {
+        browser.open_live(url, TABS, WAIT).await;
+        mark(browser).await;
+        scenario(browser, socket, app).await;
+    })
+    .await;
 }
 
 async fn mark(browser: &Browser) {

@@ -178,6 +178,32 @@ impl SwappedApp {
 }
 
 /// A listening socket on a free loopback port, and the URL of `/` on it.
+/// Chromium (or skip, see [`dev_support::chromium::Browser::start_or_skip`]) with
+/// background tabs unthrottled, and `first` served on a new socket
+/// ([`app_socket`], [`SwappedApp`]); then `scenario` with the page's URL.
+pub async fn with_swapped_app(
+    first: impl FnOnce(&axum_autoreload::AutoReload) -> axum::Router,
+    scenario: impl AsyncFnOnce(
+        &mut dev_support::chromium::Browser,
+        &str,
+        &std::net::TcpListener,
+        SwappedApp,
+    ),
+) {
+    let options = dev_support::chromium::Options {
+        unthrottled_background_tabs: true,
+        ..dev_support::chromium::Options::default()
+    };
+    let Some(browser) = dev_support::chromium::Browser::start_or_skip(options).await else {
+        return;
+    };
+    let (socket, url) = app_socket();
+    let app = SwappedApp::start(&socket, first);
+    browser
+        .run(async |browser| scenario(browser, &url, &socket, app).await)
+        .await;
+}
+
 pub fn app_socket() -> (std::net::TcpListener, String) {
     let socket = std::net::TcpListener::bind("127.0.0.1:0").expect("binding a socket");
     let url = format!("http://{}/", socket.local_addr().expect("its address"));
