@@ -330,7 +330,7 @@ async fn session(
     let under = |root: Pid| descendants(root).into_iter().map(|(pid, _)| pid);
     let runner = under(watchexec.pid()).find(|&pid| exe(pid) == copy.runner);
     let runner = runner.ok_or_else(|| io::Error::other(format!("{what}: no runner")))?;
-    let copies = copy.target_dir.join("debug/axum-autoreload");
+    let copies = copy.target_dir.join("debug/.axum-autoreload");
     let app = under(runner).find(|&pid| exe(pid).starts_with(&copies));
     let app = app.ok_or_else(|| io::Error::other(format!("{what}: no app under the runner")))?;
     let killed = Instant::now();
