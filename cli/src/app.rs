@@ -51,7 +51,7 @@ pub(crate) fn unix_ms() -> u64 {
 /// What the app is started with.
 #[derive(Debug)]
 pub(crate) struct Launch<'a> {
-    /// The binary to run (the runner's copy of cargo's output).
+    /// The binary to run (the runner's link to cargo's output).
     pub(crate) path: &'a Path,
     /// Its package's directory (`CARGO_MANIFEST_DIR`).
     pub(crate) manifest_dir: &'a Path,

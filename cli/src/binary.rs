@@ -1,6 +1,7 @@
-//! The copy of the app's binary that the runner runs: cargo's own output stays
-//! free for the next build (a running executable cannot be written, `ETXTBSY`),
-//! and a build that made the same bytes is told from one that changed them.
+//! The runner's own name for the app's binary, a hard link (or a copy): the path
+//! cargo writes stays free for the next build (a running executable cannot be
+//! written, `ETXTBSY`), and a build that made the same bytes is told from one that
+//! changed them.
 
 use std::fs;
 use std::io;
@@ -14,20 +15,20 @@ pub(crate) struct Copies {
 }
 
 impl Copies {
-    /// A new copy of `built`, ready to run; `None` when `running` (the copy the
-    /// app runs now) has the same bytes. Blocking: call it on a blocking thread.
+    /// A new link to (or copy of) `built`, ready to run; `None` when `running` (the
+    /// one the app runs now) has the same bytes. Blocking: call it on a blocking
+    /// thread.
     ///
     /// # Errors
     ///
-    /// When `built` cannot be read or the copy cannot be written.
+    /// When `built` cannot be read or neither a link nor a copy can be made.
     pub(crate) fn stage(
         &mut self,
         built: &Path,
         running: Option<&Path>,
     ) -> io::Result<Option<PathBuf>> {
-        let bytes = fs::read(built)?;
         if let Some(running) = running {
-            if fs::read(running).is_ok_and(|old| old == bytes) {
+            if same_bytes(built, running)? {
                 return Ok(None);
             }
         }
@@ -49,13 +50,31 @@ impl Copies {
             std::process::id(),
             self.made
         ));
-        // Written under another name, then renamed: never run half-written.
-        let partial = copy.with_extension("partial");
-        fs::write(&partial, &bytes)?;
-        fs::set_permissions(&partial, fs::metadata(built)?.permissions())?;
-        fs::rename(&partial, &copy)?;
+        // A hard link: cargo and the linkers replace the binary (unlink, then
+        // write anew) rather than write into it, so the running inode stays as
+        // it is. A copy where no link can be made (another file system).
+        if fs::hard_link(built, &copy).is_err() {
+            // Written under another name, then renamed: never run half-written.
+            let partial = copy.with_extension("partial");
+            fs::copy(built, &partial)?;
+            fs::rename(&partial, &copy)?;
+        }
         Ok(Some(copy))
     }
+}
+
+/// Whether `built` and `running` hold the same bytes: the same file, or the same
+/// length and content.
+fn same_bytes(built: &Path, running: &Path) -> io::Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let (new, old) = (fs::metadata(built)?, fs::metadata(running)?);
+    if (new.dev(), new.ino()) == (old.dev(), old.ino()) {
+        return Ok(true);
+    }
+    if new.len() != old.len() {
+        return Ok(false);
+    }
+    Ok(fs::read(built)? == fs::read(running)?)
 }
 
 /// Remove the copies of `name` in `dir` left by runners that are gone (killed
@@ -111,7 +130,15 @@ mod tests {
             0o755
         );
         assert_eq!(copies.stage(&built, Some(&first)).expect("compared"), None);
+        // As cargo replaces a binary: the old file goes, a new one comes.
+        fs::remove_file(&built).expect("remove");
         fs::write(&built, b"#!/bin/sh\nexit 0\n").expect("write");
+        fs::set_permissions(&built, fs::Permissions::from_mode(0o755)).expect("chmod");
+        assert_eq!(
+            fs::read(&first).expect("read"),
+            b"#!/bin/sh\n",
+            "the running one stays"
+        );
         let second = copies
             .stage(&built, Some(&first))
             .expect("copied")
@@ -119,5 +146,19 @@ mod tests {
         assert_ne!(second, first);
         remove(&first);
         assert!(!first.exists());
+        // Rebuilt to the same bytes: nothing to swap.
+        fs::remove_file(&built).expect("remove");
+        fs::write(&built, b"#!/bin/sh\nexit 0\n").expect("write");
+        assert_eq!(copies.stage(&built, Some(&second)).expect("compared"), None);
+        // A copy left by a runner that is gone goes with the next stage; one of a
+        // runner that runs stays.
+        let copies_dir = second.parent().expect("the copies' directory");
+        let orphan = copies_dir.join(format!("app-{}-1", i32::MAX));
+        let living = copies_dir.join("app-1-1");
+        for file in [&orphan, &living] {
+            fs::write(file, b"").expect("write");
+        }
+        copies.stage(&built, None).expect("linked");
+        assert!(!orphan.exists() && living.exists());
     }
 }

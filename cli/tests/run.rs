@@ -230,7 +230,7 @@ async fn the_last_good_app_serves_through_a_build_and_a_broken_one() {
     let (scratch, socket, runner, page) = support::start("scratch-keep", "").await;
     assert_eq!(page.status, 200, "{page:?}");
     let pid = pid_of(&page);
-    // The app runs the runner's copy of the binary: cargo's output stays free for
+    // The app runs the runner's link to the binary: cargo's output stays free for
     // the next build (ETXTBSY).
     let exe = std::fs::read_link(format!("/proc/{pid}/exe")).expect("the app's executable");
     let exe = exe.display().to_string();
