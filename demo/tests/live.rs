@@ -72,7 +72,9 @@ async fn each_kind_of_file_gives_its_event() {
     for (file, expected) in [
         ("app.css", ("css", "/static/app.css")),
         ("img/logo.png", ("image", "/static/img/logo.png")),
-        ("page.html", ("reload", "")),
+        // A page is morphed into every tab; a script reloads them.
+        ("page.html", ("morph", "")),
+        ("app.js", ("reload", "")),
     ] {
         let written = Instant::now();
         live.write(file, "some content");
@@ -167,7 +169,7 @@ async fn reading_or_serving_a_file_announces_nothing() {
     live.write("read.css", "a { color: red }");
     live.expect_one_css_event("read.css").await;
     live.write("read.html", "<h1>read</h1>");
-    assert_eq!(live.stream.event(EVENT).await.0, "reload");
+    assert_eq!(live.stream.event(EVENT).await.0, "morph");
     for _ in 0..3 {
         let content = std::fs::read_to_string(live.path("read.css")).expect("read");
         assert_eq!(content, "a { color: red }");
