@@ -91,7 +91,7 @@ impl App {
     pub(crate) async fn start(launch: Launch<'_>) -> io::Result<Self> {
         let (mut channel, app_ends) = Channel::open()?;
         let fd = crate::socket::fd(launch.listener);
-        let child = {
+        let mut child = {
             let _socket = Inheritable::new(launch.listener)?;
             let _ends = app_ends.inheritable()?;
             Command::new(launch.path)
@@ -124,7 +124,6 @@ impl App {
             .id()
             .and_then(|id| i32::try_from(id).ok())
             .map(Pid::from_raw);
-        let mut child = child;
         let tail = Arc::new(Mutex::new(VecDeque::with_capacity(STDERR_TAIL)));
         let tee = child
             .stderr

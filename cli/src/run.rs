@@ -299,7 +299,7 @@ impl Runner<'_> {
         if let Serving::Failure(old) =
             std::mem::replace(&mut self.serving, Serving::Failure(server))
         {
-            tokio::spawn(old.stop());
+            old.stop().await.map_err(RunError::Serve)?;
         }
         Ok(())
     }
