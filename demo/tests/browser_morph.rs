@@ -4,7 +4,8 @@
 //! open on them.
 //!
 //! 1. The next app's page has the same scripts: the tabs morph it in (no
-//!    navigation); then one whose head script changed: they reload instead.
+//!    navigation), from one fetch of the page that their shared worker made for
+//!    both; then one whose head script changed: they reload instead.
 //! 2. A page whose WebSocket the restart closed reloads (a morph would leave it
 //!    dead); the same page that closed its socket itself morphs.
 //! 3. A shared worker that fails to start: each tab opens its own stream (on the
@@ -21,8 +22,10 @@
 #[path = "demo/support.rs"]
 mod demo;
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::TcpListener as StdListener;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use axum::extract::ws::{close_code, CloseFrame, Message, WebSocketUpgrade};
@@ -76,6 +79,15 @@ fn page(title: &str, head: &str) -> Html<String> {
     ))
 }
 
+/// How many times each app's page `/` was asked for, by title and head (the tests
+/// of this file run at once, in one process, each with its own titles and heads).
+static PAGE_GETS: Mutex<BTreeMap<String, usize>> = Mutex::new(BTreeMap::new());
+
+fn page_gets(title: &str, head: &str) -> usize {
+    let gets = PAGE_GETS.lock().expect("the page counter");
+    gets.get(&format!("{title}{head}")).copied().unwrap_or(0)
+}
+
 /// An app whose page `/` is [`page`] with `title` and `head`, with `/a.js` and
 /// `/b.js` (empty scripts), a WebSocket at `/ws` that the server closes at the
 /// shutdown (1012, service restart) and an event stream at `/events`.
@@ -83,7 +95,14 @@ fn app(title: &'static str, head: &'static str) -> impl FnOnce(&AutoReload) -> R
     move |_| {
         let script = || async { ([("content-type", "text/javascript")], "") };
         Router::new()
-            .route("/", get(move || async move { page(title, head) }))
+            .route(
+                "/",
+                get(move || async move {
+                    let mut gets = PAGE_GETS.lock().expect("the page counter");
+                    *gets.entry(format!("{title}{head}")).or_default() += 1;
+                    page(title, head)
+                }),
+            )
             .route("/a.js", get(script))
             .route("/b.js", get(script))
             .route("/ws", get(socket))
@@ -190,6 +209,8 @@ async fn same_scripts_morph_and_a_changed_head_script_reloads() {
         let app = app.swap(socket, self::app("second", script_a)).await;
         let tabs = settled_on(browser, &app, "second").await;
         expect(&tabs, true, "1", "on a page with the same scripts");
+        // The shared worker fetched the page once for both tabs.
+        assert_eq!(page_gets("second", script_a), 1, "GET / of the second app");
 
         let app = app.swap(socket, self::app("third", script_b)).await;
         let tabs = settled_on(browser, &app, "third").await;

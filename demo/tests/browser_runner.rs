@@ -3,7 +3,8 @@
 //! workspace: an edit that does not compile shows rustc's error in every open tab
 //! above the live page, while the last good app keeps serving (its API stores a
 //! post; a tab opened meanwhile gets the page and the error), the fix brings every
-//! tab to the new page, a burst of two saves updates every tab once onto the last,
+//! tab to the new page (a feed tab keeps its half-typed message, its focus and its
+//! selection: the new page is morphed in, not loaded), a burst of two saves updates every tab once onto the last,
 //! and a panic in `main` shows its message and location.
 //!
 //! Needs chromium, chromedriver and watchexec on PATH: without them the test is
@@ -18,7 +19,9 @@ use std::time::{Duration, Instant};
 use dev_support::chromium::{Browser, Options, TabState, READ_TAB};
 use dev_support::http;
 use dev_support::scratch::{edit, Watch, WatchedCopy};
+use fantoccini::Locator;
 use serde::Deserialize;
+use serde_json::json;
 
 /// How long an edit may take to reach every tab: cargo rebuilds the crate.
 const EDIT: Duration = Duration::from_secs(5 * 60);
@@ -30,6 +33,10 @@ const MAIN: &str = "demo/src/main.rs";
 /// The starts of the lines of [`PAGES`] and [`MAIN`] that the test edits.
 const TITLE: &str = "const TITLE: &str = ";
 const MAIN_FN: &str = "async fn main() -> ExitCode {";
+/// The demo's feed page, and what a person left in its message field.
+const FEED: &str = "posts";
+const DRAFT: &str = "half-typed, not sent";
+const SELECTION: (i64, i64) = (5, 10);
 
 /// Reads a [`Tab`]: [`READ_TAB`], and the failure overlay's text (in its shadow
 /// root), its editor links and how long the page took to load.
@@ -45,6 +52,10 @@ fn read() -> String {
             overlay: root ? root.textContent : null,
             links: Array.prototype.map.call(links, function (a) {{ return a.getAttribute("href"); }}),
             loadMs: navigation ? navigation.duration : -1,
+            homeLink: (function () {{
+                var link = document.querySelector("header nav a");
+                return link ? link.textContent : null;
+            }})(),
         }});
     "#
     )
@@ -59,6 +70,9 @@ struct Tab {
     overlay: Option<String>,
     links: Vec<String>,
     load_ms: f64,
+    /// The text of the link home in the header of every page but the home page:
+    /// `← <the home page's title>`.
+    home_link: Option<String>,
 }
 
 impl Tab {
@@ -69,9 +83,13 @@ impl Tab {
                 .is_some_and(|text| needles.iter().all(|needle| text.contains(needle)))
     }
 
-    /// Live on a server that runs the app, with `title`, and no overlay.
+    /// Live on a server that runs the app, with `title` (on the home page; the link
+    /// home on the others), and no overlay.
     fn is_live_with(&self, title: &str) -> bool {
-        self.tab.is_live() && self.tab.title == title && self.overlay.is_none()
+        let home = |link: &str| link.strip_prefix("← ") == Some(title);
+        self.tab.is_live()
+            && (self.tab.title == title || self.home_link.as_deref().is_some_and(home))
+            && self.overlay.is_none()
     }
 }
 
@@ -164,6 +182,28 @@ async fn scenario(browser: &mut Browser, copy: &WatchedCopy) {
     let load_ms = new_tab.load_ms;
     eprintln!("a new tab loaded the page with the error in {load_ms:.0} ms");
 
+    // A feed tab with a half-typed message, focused and partly selected.
+    let feed = browser.tabs.len();
+    browser.open_tabs(&format!("{}{FEED}", copy.url), 1).await;
+    browser
+        .wait_all_as(
+            &read(),
+            "the feed tab to show the error",
+            EDIT,
+            |i, tab: &Tab| i != feed || tab.shows_overlay_with(&["E0425"]),
+        )
+        .await;
+    browser.switch(feed).await;
+    let field = browser.client.find(Locator::Id("message")).await;
+    let field = field.expect("the feed's message field");
+    field.send_keys(DRAFT).await.expect("typing the draft");
+    const SELECT_AND_MARK: &str = r#"
+        document.getElementById("message").setSelectionRange(arguments[0], arguments[1]);
+        window.e2eMark = true;
+    "#;
+    let selection = vec![json!(SELECTION.0), json!(SELECTION.1)];
+    browser.exec(feed, SELECT_AND_MARK, selection).await;
+
     // The fix: every tab, the one opened on the error page too, gets the new page.
     let fixed_title = "Fixed by the runner test";
     replace_line(&pages, TITLE, &format!("\"{fixed_title}\";"));
@@ -184,6 +224,17 @@ async fn scenario(browser: &mut Browser, copy: &WatchedCopy) {
             "tab {i} is no browser error page: {tab:?}"
         );
     }
+    const READ_FEED: &str = r#"
+        var field = document.getElementById("message");
+        var active = document.activeElement;
+        return [window.e2eMark === true, field.value, active && active.id,
+            field.selectionStart, field.selectionEnd];
+    "#;
+    assert_eq!(
+        browser.exec(feed, READ_FEED, Vec::new()).await,
+        json!([true, DRAFT, "message", SELECTION.0, SELECTION.1]),
+        "the feed tab keeps the page itself (no navigation), its draft, focus and selection"
+    );
     // What the loop cost, measured: the build and restart from the runner, the
     // reload from the tab.
     let tabs = wait_all(browser, "every tab to show what the loop cost", |tab| {

@@ -10,6 +10,29 @@ var DOWN = "down";
 // from its worker falls back to a stream of its own.
 var JOINED = "joined";
 var MAX_BACKOFF_MS = 10000;
+// What a tab asks its worker for a page with ({type: PAGE, id, url}), and what the
+// worker answers ({type: PAGE, id, answer}).
+var PAGE = "page";
+
+// Fetches the page at `url` for a morph: {html}, {why} when the answer cannot be
+// morphed in (not a 200 text/html, or a redirect), or {down} when no server
+// answered.
+function fetchPage(url) {
+  return fetch(url, { credentials: "same-origin", cache: "no-store", headers: { Accept: "text/html" } })
+    .then(
+      function (response) {
+        var type = response.headers.get("content-type") || "";
+        if (response.status !== 200 || !/^text\/html/i.test(type)) return { why: "the page answers " + response.status + " " + type };
+        if (response.redirected) return { why: "the page redirects" };
+        return response.text().then(function (html) {
+          return { html: html };
+        });
+      },
+      function () {
+        return { down: true };
+      }
+    );
+}
 
 // Opens the reload stream at `path` and reports {type, data}: type is one of the
 // stream's events, or DOWN (no data). The EventSource reconnects by itself after a

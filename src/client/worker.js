@@ -51,7 +51,32 @@ function remember(message) {
   }
 }
 
+// The pages fetched for the tabs' morphs, by URL: {promise, done (ms since the
+// epoch, or null while it is under way), generation}. Ten tabs of one page that
+// all update after a restart make one request, not ten.
+var pages = {};
+// One more for every event that may change a page; a fetch is shared only within
+// its generation, and for a short while after it ended.
+var generation = 0;
+var SHARE_FOR_MS = 1000;
+
+function page(url) {
+  var now = Date.now();
+  var known = pages[url];
+  if (known && known.generation === generation && (known.done === null || now - known.done < SHARE_FOR_MS)) {
+    return known.promise;
+  }
+  var entry = { generation: generation, done: null };
+  entry.promise = fetchPage(url).then(function (answer) {
+    entry.done = Date.now();
+    return answer;
+  });
+  pages[url] = entry;
+  return entry.promise;
+}
+
 function relay(message) {
+  if (message.type === EVENT.hello || message.type === EVENT.morph || message.type === EVENT.reload) generation++;
   remember(message);
   ports.forEach(function (port) {
     port.postMessage(message);
@@ -61,7 +86,12 @@ function relay(message) {
 self.onconnect = function (event) {
   var port = event.ports[0];
   port.onmessage = function (message) {
-    if (message.data === "bye") {
+    if (message.data && message.data.type === PAGE) {
+      var id = message.data.id;
+      page(message.data.url).then(function (answer) {
+        port.postMessage({ type: PAGE, id: id, answer: answer });
+      });
+    } else if (message.data === "bye") {
       ports.delete(port);
     } else if (message.data === "hi") {
       ports.add(port);

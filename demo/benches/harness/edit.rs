@@ -35,27 +35,41 @@ pub(crate) const FIRST_START: Duration = Duration::from_secs(90);
 /// How the new page came to a tab, in ms: when it began (since the epoch), then
 /// from there: request sent, first byte, last byte, DOM interactive, shown. After a
 /// navigation these are the navigation's (shown: DOMContentLoaded end); after a
-/// morph, the fetch of the page (its resource timing) and the title's change, seen
-/// by [`WATCH_TITLE`].
+/// morph, from the client's `axum-autoreload:update` mark: the tab's own fetch of
+/// the page (its resource timing; -1 when the shared worker fetched it) and the
+/// title's change, seen by [`WATCH_TITLE`].
 const READ_TIMES: &str = r#"
     var shown = window.benchTitleChanged;
     if (shown) {
-        var fetches = performance.getEntriesByType("resource").filter(function (entry) {
-            return entry.initiatorType === "fetch" && entry.name === location.href;
-        });
-        var fetched = fetches[fetches.length - 1];
-        if (!fetched) return null;
-        var start = fetched.startTime;
+        var last = function (entries) { return entries[entries.length - 1]; };
+        var updates = performance.getEntriesByName("axum-autoreload:update", "mark");
+        if (!updates.length) return null;
+        var start = last(updates).startTime;
+        // The tab's own fetch of the page, when it made one (the shared worker
+        // fetches it for the tabs that joined it).
+        var fetched = last(performance.getEntriesByType("resource").filter(function (entry) {
+            return entry.initiatorType === "fetch" && entry.name === location.href
+                && entry.startTime >= start;
+        }));
         var at = shown - performance.timeOrigin - start;
-        return [performance.timeOrigin + start, fetched.requestStart - start,
-            fetched.responseStart - start, fetched.responseEnd - start, at, at];
+        var step = function (name) {
+            var marks = performance.getEntriesByName("axum-autoreload:" + name, "mark");
+            return marks.length ? last(marks).startTime - start : -1;
+        };
+        var request = function (field) { return fetched ? fetched[field] - start : -1; };
+        return [performance.timeOrigin + start, request("requestStart"),
+            request("responseStart"), request("responseEnd"), at, at,
+            step("fetched"), step("parsed"), step("morphed"), step("processed")];
     }
     var nav = performance.getEntriesByType("navigation")[0];
     return nav && nav.domContentLoadedEventEnd > 0
         ? [performance.timeOrigin, nav.requestStart, nav.responseStart, nav.responseEnd,
-           nav.domInteractive, nav.domContentLoadedEventEnd]
+           nav.domInteractive, nav.domContentLoadedEventEnd, -1, -1, -1, -1]
         : null;
 "#;
+/// The morph's steps in [`READ_TIMES`] after its six fields: the User Timing marks
+/// the client script sets (ms from the update's start; -1 after a navigation).
+const MORPH_STEPS: [&str; 4] = ["fetched", "parsed", "morphed", "processed"];
 
 /// Notes in `window.benchTitleChanged` when the page's title first changes (ms
 /// since the epoch), as a morph changes it without a navigation.
@@ -318,7 +332,7 @@ async fn one_edit(
     let mut navigations = Vec::new();
     for i in 0..tab_count {
         let times = browser.exec(i, READ_TIMES, Vec::new()).await;
-        navigations.push(serde_json::from_value::<[f64; 6]>(times).map_err(io::Error::other)?);
+        navigations.push(serde_json::from_value::<[f64; 10]>(times).map_err(io::Error::other)?);
     }
     // The server's start, from its instance id `<start ms hex>-<random>`.
     let start =
@@ -330,15 +344,38 @@ async fn one_edit(
     let greatest = |values: Vec<f64>| values.into_iter().reduce(f64::max).unwrap_or_default();
     let shown: Vec<f64> = navigations.iter().map(|n| n[0] + n[5]).collect();
     let (first, last) = (least(shown.clone()), greatest(shown));
-    let [sent, first_byte, last_byte, interactive, loaded] =
-        [1, 2, 3, 4, 5].map(|i| median(&field(i)));
+    // The median of a field over the tabs that have it (-1: not measured there).
+    let measured = |i: usize| {
+        let values: Vec<f64> = field(i).into_iter().filter(|t| *t >= 0.0).collect();
+        match values.is_empty() {
+            true => "-".to_owned(),
+            false => format!("{:.0}", median(&values)),
+        }
+    };
+    let [sent, first_byte, last_byte] = [1, 2, 3].map(measured);
+    let [interactive, loaded] = [4, 5].map(|i| median(&field(i)));
     let (began_first, began_last) = (least(field(0)) - started, greatest(field(0)) - started);
     let loaded_max = greatest(field(5));
+    let steps = MORPH_STEPS.iter().enumerate().map(|(i, step)| {
+        let times: Vec<f64> = field(6 + i).into_iter().filter(|t| *t >= 0.0).collect();
+        match times.is_empty() {
+            true => format!("{step} -"),
+            false => format!(
+                "{step} {:.0}/{:.0}",
+                median(&times),
+                greatest(times.clone())
+            ),
+        }
+    });
+    let steps = steps.collect::<Vec<_>>().join(", ");
+    report.notes.push(format!(
+        "{what}: morph steps per tab from the update's start, median/max ms: {steps}"
+    ));
     report.notes.push(format!(
         "{what}: server up → tabs began updating {began_first:.0}–{began_last:.0} ms; update → \
          shown per tab median {loaded:.0} ms, max {loaded_max:.0} ms (median per tab from the \
-         update's start: request sent {sent:.0} ms, first byte {first_byte:.0} ms, last byte \
-         {last_byte:.0} ms, DOM interactive or morphed {interactive:.0} ms, shown {loaded:.0} ms)"
+         update's start: request sent {sent} ms, first byte {first_byte} ms, last byte \
+         {last_byte} ms, DOM interactive or morphed {interactive:.0} ms, shown {loaded:.0} ms)"
     ));
     let (total, first, to_server) = (last - edited, first - edited, started - edited);
     println!("  {what}: every tab after {total:.0} ms (first {first:.0} ms); new server started {to_server:.0} ms after the edit");
