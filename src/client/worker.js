@@ -9,7 +9,9 @@
 // It holds the one EventSource and relays its events to every tab, and replays
 // to a tab that joins later what the stream said so far: the last hello (or
 // "down"), the overlay that came right before that hello, and the building or
-// report state that came after it.
+// report state that came after it. It also fetches the page a tab asks for to
+// morph it in, once for all the tabs of that page that ask after the same event:
+// after a restart, ten tabs of a page make one request to the new app, not ten.
 
 var STREAM = new URL(self.location.href).searchParams.get("stream");
 
