@@ -17,27 +17,18 @@
 //!   checksum and licence).
 //!
 //! Each script is served as one function: the stream's event names from
-//! [`crate::sse::EVENTS`] (so the names are written once, in Rust), `stream.js`,
-//! then `page.js` or `worker.js`.
+//! [`crate::protocol::EVENTS`] (so the names are written once, in Rust), `stream.js`,
+//! then `page.js` or `worker.js`. The paths come from [`crate::protocol`] too: the
+//! tag carries the stream's path in `data-stream`, and the page's script finds the
+//! worker and idiomorph beside itself.
 
 use std::sync::LazyLock;
 
 use axum::http::header;
 use axum::response::IntoResponse;
 
-use crate::sse::{EVENTS, STREAM_PATH};
-use crate::InstanceId;
-
-/// Where the page's script is served.
-pub(crate) const SCRIPT_PATH: &str = "/auto_refresh/client.js";
-
-/// Where the shared worker's script is served: beside the page's, whose script
-/// finds it there.
-pub(crate) const WORKER_PATH: &str = "/auto_refresh/worker.js";
-
-/// Where idiomorph is served (`src/client/vendor/`): the page's script loads it
-/// from beside itself.
-pub(crate) const IDIOMORPH_PATH: &str = "/auto_refresh/idiomorph.js";
+use crate::instance::InstanceId;
+use crate::protocol::{EVENTS, SCRIPT_PATH, STREAM_PATH};
 
 /// idiomorph as served: the vendored file unchanged, in a function of its own so
 /// that it sets no global of the page's (which may load its own copy), handing its
@@ -88,12 +79,12 @@ pub(crate) async fn script() -> impl IntoResponse {
     javascript(&PAGE)
 }
 
-/// `GET` [`WORKER_PATH`].
+/// `GET` [`crate::protocol::WORKER_PATH`].
 pub(crate) async fn worker() -> impl IntoResponse {
     javascript(&WORKER)
 }
 
-/// `GET` [`IDIOMORPH_PATH`].
+/// `GET` [`crate::protocol::IDIOMORPH_PATH`].
 pub(crate) async fn idiomorph() -> impl IntoResponse {
     javascript(&IDIOMORPH)
 }
