@@ -287,7 +287,12 @@ mod tests {
         builder.body(()).expect("request")
     }
 
-    fn refused(guard: &AllowedHostsLayer, method: Method, path: &str, headers: &[(&str, &str)]) -> bool {
+    fn refused(
+        guard: &AllowedHostsLayer,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> bool {
         guard.refusal(&request(method, path, headers)).is_some()
     }
 

@@ -215,10 +215,12 @@ pub async fn bind<A: ToSocketAddrs>(addr: A) -> Result<TcpListener, ListenerErro
 }
 
 fn into_tokio(listener: Listener) -> Result<TcpListener, ListenerError> {
-    listener.into_tokio().map_err(|source| ListenerError::Setup {
-        what: "register the socket with the Tokio runtime",
-        source,
-    })
+    listener
+        .into_tokio()
+        .map_err(|source| ListenerError::Setup {
+            what: "register the socket with the Tokio runtime",
+            source,
+        })
 }
 
 /// Take the first socket passed by socket activation, or bind `addr` when none was

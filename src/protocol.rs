@@ -131,7 +131,6 @@ pub const ALLOWED_HOSTS_ENV: &str = "AXUM_AUTORELOAD_ALLOWED_HOSTS";
 /// numbers, inherited).
 pub const CHANNEL_ENV: &str = "AXUM_AUTORELOAD_CHANNEL";
 
-
 /// What the runner tells the app, one JSON object a line (`{"type":"building"}`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]

@@ -205,12 +205,6 @@ impl AutoReload {
                 .set_by_runner(change_at_ms, build_ms, shutdown_ms, held_by),
         }
     }
-
-    /// The encoded events as they are broadcast, for tests that watch them.
-    #[cfg(test)]
-    pub(crate) fn frames(&self) -> tokio::sync::broadcast::Receiver<bytes::Bytes> {
-        self.shared.broadcaster.frames()
-    }
 }
 
 /// Configures an [`AutoReload`]. Made by [`AutoReload::builder`].
@@ -343,8 +337,8 @@ impl AutoReloadBuilder {
             self.overlay.as_deref(),
         );
         let timing = Arc::new(Timing::default());
-        let routes = enabled
-            .then(|| routes::router(&broadcaster, &instance, &timing, &self.allowed_hosts));
+        let routes =
+            enabled.then(|| routes::router(&broadcaster, &instance, &timing, &self.allowed_hosts));
         let reload = AutoReload {
             shared: Arc::new(Shared {
                 broadcaster,
@@ -469,8 +463,8 @@ mod tests {
             Ok::<_, std::convert::Infallible>(http::Response::new(axum::body::Body::empty()))
         }));
         let response = app.oneshot(request).await;
-        let mut stream = axum::body::Body::new(response.expect("infallible").into_body())
-            .into_data_stream();
+        let mut stream =
+            axum::body::Body::new(response.expect("infallible").into_body()).into_data_stream();
         let first = stream.next().await.expect("first frame").expect("bytes");
         let text = std::str::from_utf8(&first).expect("utf-8");
         let hello = format!("event: hello\ndata: {}\n", reload.instance_id());

@@ -141,7 +141,6 @@ async fn read(from_runner: pipe::Receiver, apply: impl Fn(ToApp), shutdown: Shut
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,9 +22,8 @@ use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use crate::instance::InstanceId;
 use crate::protocol::{
-    BUILDING_EVENT, CLEAR_EVENT, CSS_EVENT, EVENT_STREAM_CONTENT_TYPE as CONTENT_TYPE,
-    HELLO_EVENT, IMAGE_EVENT, MORPH_EVENT, OVERLAY_EVENT, RELOAD_EVENT, REPORT_EVENT,
-    RESTART_EVENT,
+    BUILDING_EVENT, CLEAR_EVENT, CSS_EVENT, EVENT_STREAM_CONTENT_TYPE as CONTENT_TYPE, HELLO_EVENT,
+    IMAGE_EVENT, MORPH_EVENT, OVERLAY_EVENT, RELOAD_EVENT, REPORT_EVENT, RESTART_EVENT,
 };
 use crate::shutdown::{KeepStreamOpen, ShutdownSignal};
 
@@ -150,7 +149,9 @@ impl Broadcaster {
         Self(Arc::new(Inner {
             sender: broadcast::channel(CAPACITY).0,
             hello: match overlay {
-                Some(html) => [encode(OVERLAY_EVENT, html, None).as_ref(), &hello].concat().into(),
+                Some(html) => [encode(OVERLAY_EVENT, html, None).as_ref(), &hello]
+                    .concat()
+                    .into(),
                 None => hello,
             },
             reload: encode(RELOAD_EVENT, id, None),

@@ -1,9 +1,7 @@
 use axum::Router;
 use bytes::Bytes;
-use tower::Layer;
 
 use super::predicate::{HtmlPages, Predicate};
-use super::service::InjectService;
 use crate::shutdown::ShutdownSignal;
 
 /// Answers the reload paths, adds the client script to HTML pages, ends the app's
@@ -102,13 +100,5 @@ impl<P> InjectLayer<P> {
             shutdown: self.shutdown,
             predicate,
         }
-    }
-}
-
-impl<S, P: Clone> Layer<S> for InjectLayer<P> {
-    type Service = InjectService<S, P>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        InjectService::new(inner, self.clone())
     }
 }

@@ -4,11 +4,10 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use axum::routing::future::RouteFuture;
-use axum::BoxError;
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use pin_project_lite::pin_project;
-use tower::Service;
+use tower::{Layer, Service};
 
 use super::body::InjectBody;
 use super::layer::InjectLayer;
@@ -32,9 +31,14 @@ pub struct InjectService<S, P> {
     layer: InjectLayer<P>,
 }
 
-impl<S, P> InjectService<S, P> {
-    pub(crate) fn new(inner: S, layer: InjectLayer<P>) -> Self {
-        Self { inner, layer }
+impl<S, P: Clone> Layer<S> for InjectLayer<P> {
+    type Service = InjectService<S, P>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        InjectService {
+            inner,
+            layer: self.clone(),
+        }
     }
 }
 
@@ -42,8 +46,6 @@ impl<S, P, ReqBody, ResBody> Service<Request<ReqBody>> for InjectService<S, P>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     P: Predicate,
-    ReqBody: http_body::Body<Data = Bytes> + Send + 'static,
-    ReqBody::Error: Into<BoxError>,
     ResBody: http_body::Body<Data = Bytes>,
 {
     type Response = Response<InjectBody<ResBody>>;
@@ -58,7 +60,11 @@ where
         let layer = &self.layer;
         if let Some(routes) = &layer.routes {
             if is_reload_path(request.uri().path()) {
-                // A router is always ready.
+                // No reload path reads the body: the router gets none, and the
+                // request's body type is the app's business. A router is always
+                // ready.
+                let (parts, _body) = request.into_parts();
+                let request = Request::from_parts(parts, axum::body::Body::empty());
                 let answer = routes.clone().call(request);
                 return ResponseFuture {
                     kind: Kind::Reload { answer },
@@ -172,13 +178,13 @@ where
     let Some(tag) = tag else {
         return response.map(InjectBody::passthrough);
     };
-        let headers = response.headers_mut();
-        grow_content_length(headers, tag.len());
-        // The body now names this process: a validator of the file it came from
-        // would let the browser reuse a page that names an older one (a 304 after
-        // each reload, and a reload loop).
-        headers.remove(header::ETAG);
-        headers.remove(header::LAST_MODIFIED);
+    let headers = response.headers_mut();
+    grow_content_length(headers, tag.len());
+    // The body now names this process: a validator of the file it came from
+    // would let the browser reuse a page that names an older one (a 304 after
+    // each reload, and a reload loop).
+    headers.remove(header::ETAG);
+    headers.remove(header::LAST_MODIFIED);
     if layer.head {
         return response.map(InjectBody::passthrough);
     }

@@ -498,10 +498,7 @@ impl Serve {
         connections.abort_all();
         let ms = u64::try_from(began.elapsed().as_millis()).unwrap_or(u64::MAX);
         tracing::info!("shut down in {ms} ms");
-        tell_runner(&ToRunner::Shutdown {
-            ms,
-            held_by,
-        });
+        tell_runner(&ToRunner::Shutdown { ms, held_by });
         Ok(())
     }
 }
