@@ -224,6 +224,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_path_is_below_the_stream() {
+        for path in [
+            SCRIPT_PATH,
+            WORKER_PATH,
+            IDIOMORPH_PATH,
+            STATUS_PATH,
+            TRIGGER_PATH,
+            TIMING_PATH,
+        ] {
+            let below = path.strip_prefix(STREAM_PATH);
+            assert!(below.is_some_and(|rest| rest.starts_with('/')), "{path}");
+        }
+    }
+
+    #[test]
     fn messages_are_one_json_line_each_way() {
         let report = ToApp::Report {
             html: "<p>a</p>\n<p>b</p>".to_owned(),

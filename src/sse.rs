@@ -358,16 +358,16 @@ mod tests {
         assert_eq!(Broadcast::for_change("/Makefile"), Broadcast::Reload);
     }
 
+    /// A broadcast with `retry` 100 ms and no overlay.
+    fn test_broadcaster(keep_alive: Duration, shutdown: ShutdownSignal) -> Broadcaster {
+        let retry = Duration::from_millis(100);
+        Broadcaster::new(&InstanceId::generate(), retry, keep_alive, shutdown, None)
+    }
+
     #[tokio::test(start_paused = true)]
     async fn hello_then_broadcasts_keep_alives_and_restart() {
         let shutdown = ShutdownSignal::new();
-        let broadcaster = Broadcaster::new(
-            &InstanceId::generate(),
-            Duration::from_millis(100),
-            Duration::from_secs(15),
-            shutdown.clone(),
-            None,
-        );
+        let broadcaster = test_broadcaster(Duration::from_secs(15), shutdown.clone());
         let mut stream = broadcaster.subscribe();
         assert_eq!(broadcaster.open_streams(), 1);
         let hello = stream.next().await.expect("hello");
@@ -396,13 +396,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_zero_keep_alive_sends_no_comments() {
         let shutdown = ShutdownSignal::new();
-        let broadcaster = Broadcaster::new(
-            &InstanceId::generate(),
-            Duration::from_millis(100),
-            Duration::ZERO,
-            shutdown.clone(),
-            None,
-        );
+        let broadcaster = test_broadcaster(Duration::ZERO, shutdown.clone());
         let mut stream = broadcaster.subscribe();
         stream.next().await.expect("hello");
         tokio::time::advance(Duration::from_secs(3600)).await;
@@ -413,13 +407,7 @@ mod tests {
 
     #[tokio::test]
     async fn building_and_report_reach_open_streams_and_streams_opened_later() {
-        let broadcaster = Broadcaster::new(
-            &InstanceId::generate(),
-            Duration::from_millis(100),
-            Duration::from_secs(15),
-            ShutdownSignal::new(),
-            None,
-        );
+        let broadcaster = test_broadcaster(Duration::from_secs(15), ShutdownSignal::new());
         let mut open = broadcaster.subscribe();
         open.next().await.expect("hello");
         broadcaster.send(&Broadcast::Building);

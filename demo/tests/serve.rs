@@ -357,7 +357,7 @@ async fn a_panic_in_a_body_is_logged_and_the_server_goes_on() {
     });
     let app = app(&reload).route("/panic-in-body", panics);
     let (addr, server) = serve(app, &reload, Duration::from_secs(1)).await;
-    // Past catch_panic: the connection ends, the panic is logged.
+    // Past the panic page: the connection ends, the panic is logged.
     let _ = http::get(addr, "/panic-in-body").await;
     let page = http::get(addr, "/").await.expect("GET /");
     assert_eq!(page.status, 200, "still serving");
