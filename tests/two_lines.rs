@@ -187,3 +187,59 @@ async fn a_keep_alive_of_zero_sends_none_and_does_not_panic() {
     let (name, _) = stream.event(Duration::from_secs(5)).await;
     assert_eq!(name, "reload");
 }
+
+#[tokio::test]
+async fn an_event_stream_of_an_app_with_the_layer_gets_one_retry() {
+    use axum::response::sse::{Event, Sse};
+    use futures_util::{stream, StreamExt};
+
+    let reload = AutoReload::builder().enabled(true).build();
+    let events = || async {
+        let one = stream::iter([Ok::<_, std::convert::Infallible>(
+            Event::default().event("tick").data("1"),
+        )])
+        .chain(stream::pending());
+        Sse::new(one)
+    };
+    let app = Router::new()
+        .route("/events", get(events))
+        .layer(reload.layer());
+    let (listener, addr) = bind().await;
+    spawn(reload.serve(listener, app));
+
+    let (mut stream, data) = EventStream::opened(addr, "/events", "tick").await;
+    assert_eq!(data, "1");
+    assert!(stream.head.contains("text/event-stream"), "{}", stream.head);
+    // The `retry: 250` goes once before the app's first byte, however many layers:
+    // counted on the wire, where a parser would hide a second one.
+    let raw = read_until(addr, "/events", "data: 1").await;
+    assert_eq!(raw.matches("retry: 250").count(), 1, "{raw}");
+    reload.shutdown_signal().trigger();
+    assert!(stream.ends_within(Duration::from_secs(5)).await);
+}
+
+/// `GET path` on a raw connection, read until `needle` has come; what came.
+async fn read_until(addr: SocketAddr, path: &str, needle: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("send");
+    let mut raw = Vec::new();
+    let read = async {
+        while !String::from_utf8_lossy(&raw).contains(needle) {
+            let mut buf = [0; 1024];
+            let n = stream.read(&mut buf).await.expect("read");
+            assert!(
+                n > 0,
+                "the connection ended: {}",
+                String::from_utf8_lossy(&raw)
+            );
+            raw.extend_from_slice(&buf[..n]);
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), read)
+        .await
+        .expect("in time");
+    String::from_utf8_lossy(&raw).into_owned()
+}
