@@ -218,6 +218,40 @@ async fn an_event_stream_of_an_app_with_the_layer_gets_one_retry() {
     assert!(stream.ends_within(Duration::from_secs(5)).await);
 }
 
+#[tokio::test]
+async fn an_app_with_a_handle_of_its_own_has_its_streams_ended_by_the_server() {
+    use axum::response::sse::{Event, Sse};
+    use futures_util::{stream, StreamExt};
+
+    let own = AutoReload::builder().enabled(true).build();
+    let events = || async {
+        let one = stream::iter([Ok::<_, std::convert::Infallible>(
+            Event::default().event("tick").data("1"),
+        )])
+        .chain(stream::pending());
+        Sse::new(one)
+    };
+    let app = Router::new()
+        .route("/events", get(events))
+        .layer(own.layer());
+    let (listener, addr) = bind().await;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    spawn(
+        axum_autoreload::serve(listener, app)
+            .drain_deadline(Duration::from_secs(30))
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            }),
+    );
+
+    let (mut stream, _) = EventStream::opened(addr, "/events", "tick").await;
+    stop.send(()).expect("the server runs");
+    assert!(
+        stream.ends_within(Duration::from_secs(5)).await,
+        "the server's shutdown ends the stream, not its drain deadline"
+    );
+}
+
 /// `GET path` on a raw connection, read until `needle` has come; what came.
 async fn read_until(addr: SocketAddr, path: &str, needle: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

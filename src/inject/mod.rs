@@ -20,7 +20,8 @@
 //! A response that an inner `InjectLayer` handled already (the app has
 //! `reload.layer()` and is served by [`crate::serve()`], which adds one too) is
 //! left alone by the outer one: the script goes in once, an event stream gets one
-//! `retry` field.
+//! `retry` field, and ends when either layer's shutdown signal fires. Handlers get
+//! the outer layer's signal (the server's).
 //!
 //! # Event streams
 //!

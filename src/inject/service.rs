@@ -15,7 +15,7 @@ use super::predicate::{has_media_type, Predicate};
 use super::splice::Splicer;
 use crate::protocol::EVENT_STREAM_CONTENT_TYPE as EVENT_STREAM;
 use crate::routes::is_reload_path;
-use crate::shutdown::KeepStreamOpen;
+use crate::shutdown::{KeepStreamOpen, ShutdownSignal};
 
 /// Marks a response an `InjectLayer` handled, so an outer one leaves it alone.
 #[derive(Clone, Copy, Debug)]
@@ -71,7 +71,10 @@ where
                 };
             }
         }
-        request.extensions_mut().insert(layer.shutdown.clone());
+        // An outer layer's signal (the server's) stays: it is the one that fires.
+        if request.extensions().get::<ShutdownSignal>().is_none() {
+            request.extensions_mut().insert(layer.shutdown.clone());
+        }
         let inject = layer
             .script_tag
             .as_ref()
@@ -120,7 +123,7 @@ impl<F, P> std::fmt::Debug for ResponseFuture<F, P> {
 /// What the layer does to the app's answer to one request.
 #[derive(Debug)]
 struct AppLayer<P> {
-    shutdown: crate::shutdown::ShutdownSignal,
+    shutdown: ShutdownSignal,
     // The `retry` field for the app's event streams, when reload is on.
     retry: Option<Bytes>,
     // The tag and the predicate, or `None` when reload is off or the request
@@ -164,6 +167,13 @@ where
     P: Predicate,
 {
     if response.extensions().get::<Handled>().is_some() {
+        // An inner layer did its work. Its shutdown signal may be another
+        // handle's than the server's: the stream ends on this one's too, with no
+        // second `retry`.
+        if ends_at_shutdown(&response) {
+            let shutdown = &layer.shutdown;
+            return response.map(|body| InjectBody::until_shutdown(body, shutdown, None));
+        }
         return response.map(InjectBody::passthrough);
     }
     response.extensions_mut().insert(Handled);

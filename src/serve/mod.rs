@@ -49,7 +49,9 @@ type Trigger = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// gracefully as the [`Serve`] docs describe: what `axum::serve(listener,
 /// app)` does, plus reload. The same as `AutoReload::new().serve(listener, app)`
 /// ([`AutoReload::serve`], which says what each request goes through); use that
-/// form when the app needs the handle (to watch files, to tell the tabs to reload).
+/// form when the app needs the handle (to watch files, to tell the tabs to
+/// reload), and serve an app that has a handle of its own with that handle: the
+/// runner's messages go to the first handle built.
 ///
 /// `app` is what `axum::serve` takes: a `Router` (its state given with
 /// `with_state`), a `NormalizePath<Router>`, any
