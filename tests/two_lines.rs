@@ -190,20 +190,8 @@ async fn a_keep_alive_of_zero_sends_none_and_does_not_panic() {
 
 #[tokio::test]
 async fn an_event_stream_of_an_app_with_the_layer_gets_one_retry() {
-    use axum::response::sse::{Event, Sse};
-    use futures_util::{stream, StreamExt};
-
     let reload = AutoReload::builder().enabled(true).build();
-    let events = || async {
-        let one = stream::iter([Ok::<_, std::convert::Infallible>(
-            Event::default().event("tick").data("1"),
-        )])
-        .chain(stream::pending());
-        Sse::new(one)
-    };
-    let app = Router::new()
-        .route("/events", get(events))
-        .layer(reload.layer());
+    let app = events_app(&reload);
     let (listener, addr) = bind().await;
     spawn(reload.serve(listener, app));
 
@@ -220,20 +208,8 @@ async fn an_event_stream_of_an_app_with_the_layer_gets_one_retry() {
 
 #[tokio::test]
 async fn an_app_with_a_handle_of_its_own_has_its_streams_ended_by_the_server() {
-    use axum::response::sse::{Event, Sse};
-    use futures_util::{stream, StreamExt};
-
     let own = AutoReload::builder().enabled(true).build();
-    let events = || async {
-        let one = stream::iter([Ok::<_, std::convert::Infallible>(
-            Event::default().event("tick").data("1"),
-        )])
-        .chain(stream::pending());
-        Sse::new(one)
-    };
-    let app = Router::new()
-        .route("/events", get(events))
-        .layer(own.layer());
+    let app = events_app(&own);
     let (listener, addr) = bind().await;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     spawn(
@@ -250,6 +226,22 @@ async fn an_app_with_a_handle_of_its_own_has_its_streams_ended_by_the_server() {
         stream.ends_within(Duration::from_secs(5)).await,
         "the server's shutdown ends the stream, not its drain deadline"
     );
+}
+
+/// An app whose event stream at `/events` sends `tick` once and stays open, behind
+/// `reload`'s layer.
+fn events_app(reload: &AutoReload) -> Router {
+    use axum::response::sse::{Event, Sse};
+    use futures_util::{stream, StreamExt};
+
+    let events = || async {
+        let tick = Event::default().event("tick").data("1");
+        let events = stream::iter([Ok::<_, std::convert::Infallible>(tick)]);
+        Sse::new(events.chain(stream::pending()))
+    };
+    Router::new()
+        .route("/events", get(events))
+        .layer(reload.layer())
 }
 
 /// `GET path` on a raw connection, read until `needle` has come; what came.
