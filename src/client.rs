@@ -17,27 +17,22 @@
 //!   checksum and licence).
 //!
 //! Each script is served as one function: the stream's event names from
-//! [`crate::sse::EVENTS`] (so the names are written once, in Rust), `stream.js`,
-//! then `page.js` or `worker.js`.
+//! [`crate::protocol::EVENTS`] as `EVENT` and the paths of [`crate::protocol`] as
+//! `PATH` (so both are written once, in Rust), `stream.js`, then `page.js` or
+//! `worker.js`. The tag carries the stream's path in `data-stream`; today the
+//! page's script finds the worker and idiomorph beside itself and the timing path
+//! below the stream's (`PATH` is there for it to read them instead).
 
 use std::sync::LazyLock;
 
 use axum::http::header;
 use axum::response::IntoResponse;
 
-use crate::sse::{EVENTS, STREAM_PATH};
-use crate::InstanceId;
-
-/// Where the page's script is served.
-pub(crate) const SCRIPT_PATH: &str = "/auto_refresh/client.js";
-
-/// Where the shared worker's script is served: beside the page's, whose script
-/// finds it there.
-pub(crate) const WORKER_PATH: &str = "/auto_refresh/worker.js";
-
-/// Where idiomorph is served (`src/client/vendor/`): the page's script loads it
-/// from beside itself.
-pub(crate) const IDIOMORPH_PATH: &str = "/auto_refresh/idiomorph.js";
+use crate::instance::InstanceId;
+use crate::protocol::{
+    EVENTS, IDIOMORPH_PATH, SCRIPT_PATH, STATUS_PATH, STREAM_PATH, TIMING_PATH, TRIGGER_PATH,
+    WORKER_PATH,
+};
 
 /// idiomorph as served: the vendored file unchanged, in a function of its own so
 /// that it sets no global of the page's (which may load its own copy), handing its
@@ -55,18 +50,36 @@ static PAGE: LazyLock<String> = LazyLock::new(|| bundle(include_str!("client/pag
 /// The worker's script, as served.
 static WORKER: LazyLock<String> = LazyLock::new(|| bundle(include_str!("client/worker.js")));
 
-/// `part` (`page.js` or `worker.js`) after the event names and `stream.js`, in a
-/// function of its own.
+/// `part` (`page.js` or `worker.js`) after the event names (`EVENT`), the paths
+/// (`PATH`) and `stream.js`, in a function of its own.
 fn bundle(part: &str) -> String {
-    let events: Vec<String> = EVENTS
-        .iter()
-        .map(|(key, name)| format!("{key}: \"{name}\""))
-        .collect();
     format!(
-        "(function () {{\n\"use strict\";\nvar EVENT = {{ {events} }};\n{stream}\n{part}}})();\n",
-        events = events.join(", "),
+        "(function () {{\n\"use strict\";\nvar EVENT = {events};\nvar PATH = {paths};\n{stream}\n{part}}})();\n",
+        events = object(&EVENTS),
+        paths = object(&PATHS),
         stream = include_str!("client/stream.js"),
     )
+}
+
+/// The paths of [`crate::protocol`] by the name the client script may know them by
+/// (`PATH.worker`).
+const PATHS: [(&str, &str); 7] = [
+    ("stream", STREAM_PATH),
+    ("script", SCRIPT_PATH),
+    ("worker", WORKER_PATH),
+    ("idiomorph", IDIOMORPH_PATH),
+    ("status", STATUS_PATH),
+    ("trigger", TRIGGER_PATH),
+    ("timing", TIMING_PATH),
+];
+
+/// `entries` as a JavaScript object literal: `{ key: "value", … }`.
+fn object(entries: &[(&str, &str)]) -> String {
+    let entries: Vec<String> = entries
+        .iter()
+        .map(|(key, value)| format!("{key}: \"{value}\""))
+        .collect();
+    format!("{{ {} }}", entries.join(", "))
 }
 
 /// The tag the layer injects. The version query makes browsers fetch (and start a
@@ -88,12 +101,12 @@ pub(crate) async fn script() -> impl IntoResponse {
     javascript(&PAGE)
 }
 
-/// `GET` [`WORKER_PATH`].
+/// `GET` [`crate::protocol::WORKER_PATH`].
 pub(crate) async fn worker() -> impl IntoResponse {
     javascript(&WORKER)
 }
 
-/// `GET` [`IDIOMORPH_PATH`].
+/// `GET` [`crate::protocol::IDIOMORPH_PATH`].
 pub(crate) async fn idiomorph() -> impl IntoResponse {
     javascript(&IDIOMORPH)
 }

@@ -1,4 +1,7 @@
-//! The listening socket: taken from socket activation, or bound.
+//! The listening socket: taken from socket activation, or bound. [`bind`] (also at
+//! the crate root) does both in one call and returns a `tokio::net::TcpListener`;
+//! the other items are the pieces, for a tool that needs to know where the socket
+//! came from or to pass it on (the runner).
 //!
 //! watchexec (`--socket`), systemfd and systemd create the listening socket once and
 //! pass it to every process they start, following the systemd socket-passing
@@ -10,7 +13,7 @@
 //!
 //! watchexec 2.8 and systemfd 0.4 create that socket with a backlog of 1: while no
 //! process accepts, further connection attempts are dropped and wait for the
-//! kernel's SYN retransmit (1 s, then 3 s). [`take_or_bind`] calls `listen(2)` again
+//! kernel's SYN retransmit (1 s, then 3 s). [`bind`] and [`take_or_bind`] call `listen(2)` again
 //! on the passed socket with [`BACKLOG`], which raises it for this process and every
 //! later one.
 
@@ -19,6 +22,7 @@ use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
+use tokio::net::{lookup_host, TcpListener, ToSocketAddrs};
 
 /// The listen backlog set on passed and bound sockets: how many connections the
 /// kernel queues while no process accepts (capped by `net.core.somaxconn`).
@@ -36,8 +40,9 @@ pub enum Source {
     Bound,
 }
 
-/// A listening TCP socket with its backlog raised, ready for [`crate::serve()`].
-/// Dropping it closes the socket.
+/// A listening TCP socket with its backlog raised, not yet registered with Tokio
+/// ([`Listener::into_tokio`] gives the `tokio::net::TcpListener` that
+/// [`crate::serve()`] takes). Dropping it closes the socket.
 #[derive(Debug)]
 #[must_use = "dropping a listener closes its socket"]
 pub struct Listener {
@@ -74,8 +79,8 @@ impl Listener {
     ///
     /// Returns `Err` when called outside a Tokio runtime with I/O enabled, or when the
     /// runtime cannot register the socket.
-    pub fn into_tokio(self) -> io::Result<tokio::net::TcpListener> {
-        tokio::net::TcpListener::from_std(self.inner)
+    pub fn into_tokio(self) -> io::Result<TcpListener> {
+        TcpListener::from_std(self.inner)
     }
 }
 
@@ -113,7 +118,15 @@ pub enum ListenerError {
         #[source]
         source: io::Error,
     },
-    /// Setting up the socket (backlog, non-blocking mode) failed.
+    /// The address given to [`bind`] could not be resolved to a socket address.
+    #[error("cannot resolve the address to listen on: {source}")]
+    Resolve {
+        /// What the resolver (getaddrinfo(3)) reported.
+        #[source]
+        source: io::Error,
+    },
+    /// Setting up the socket (backlog, non-blocking mode, registration with the
+    /// Tokio runtime) failed.
     #[error("cannot set up the listening socket ({what}): {source}")]
     Setup {
         /// The step that failed.
@@ -127,19 +140,93 @@ pub enum ListenerError {
 fn bind_hint(err: &io::Error) -> &'static str {
     match err.kind() {
         io::ErrorKind::AddrInUse => {
-            "another process uses that port: stop it, or pick another port with --addr or PORT"
+            "another process uses that port: stop it, or listen on another port"
         }
         io::ErrorKind::PermissionDenied => {
-            "ports below 1024 need privileges: pick a port above 1024"
+            "ports below 1024 need privileges: listen on a port above 1024"
         }
-        io::ErrorKind::AddrNotAvailable => "that address is not on this machine: use 127.0.0.1",
-        _ => "check the address given with --addr or PORT",
+        io::ErrorKind::AddrNotAvailable => {
+            "that address is not on this machine: listen on 127.0.0.1"
+        }
+        _ => "check the address to listen on",
     }
 }
 
+/// The listening socket for [`crate::serve()`], as `tokio::net::TcpListener::bind`
+/// gives it: the first socket passed by socket activation (`LISTEN_FDS`,
+/// sd_listen_fds(3)) when there is one, else `addr` bound (each address it resolves
+/// to is tried in turn). Either way the socket listens with a backlog of
+/// [`BACKLOG`].
+///
+/// When a socket was passed, `addr` is not used: the server listens where the
+/// socket does (the port given to `watchexec --socket`), and this says so through
+/// `tracing` at `info`, or on stderr in an app that set no subscriber.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn run() -> Result<(), axum_autoreload::listener::ListenerError> {
+/// let listener = axum_autoreload::bind("127.0.0.1:3000").await?;
+/// # Ok(()) }
+/// ```
+///
+/// # Errors
+///
+/// - [`ListenerError::NotTcpListener`] when the passed socket is not a TCP listener.
+/// - [`ListenerError::Resolve`] when no socket was passed and `addr` does not resolve.
+/// - [`ListenerError::Bind`] when no socket was passed and `addr` cannot be bound
+///   (a busy port, a foreign address); the last address tried is named.
+/// - [`ListenerError::Setup`] when the backlog or non-blocking mode cannot be set,
+///   or the socket cannot be registered with the Tokio runtime (called outside
+///   one).
+pub async fn bind<A: ToSocketAddrs>(addr: A) -> Result<TcpListener, ListenerError> {
+    if let Some(passed) = take_passed()? {
+        let asked = lookup_host(addr)
+            .await
+            .ok()
+            .and_then(|mut addrs| addrs.next());
+        let serving = passed.local_addr();
+        let asked = match asked {
+            Some(asked) if asked == serving => String::new(),
+            Some(asked) => format!(", not on {asked} (the address given to bind)"),
+            None => ", not on the address given to bind".to_owned(),
+        };
+        crate::log::even_without_subscriber(
+            false,
+            &format!(
+                "listening on {serving}, the socket passed by socket activation (LISTEN_FDS){asked}"
+            ),
+        );
+        return into_tokio(passed);
+    }
+    let mut failed = None;
+    for addr in lookup_host(addr)
+        .await
+        .map_err(|source| ListenerError::Resolve { source })?
+    {
+        match bind_addr(addr) {
+            Ok(listener) => return into_tokio(listener),
+            Err(err) => failed = Some(err),
+        }
+    }
+    Err(failed.unwrap_or_else(|| ListenerError::Resolve {
+        source: io::Error::new(io::ErrorKind::InvalidInput, "no address to listen on"),
+    }))
+}
+
+fn into_tokio(listener: Listener) -> Result<TcpListener, ListenerError> {
+    listener
+        .into_tokio()
+        .map_err(|source| ListenerError::Setup {
+            what: "register the socket with the Tokio runtime",
+            source,
+        })
+}
+
 /// Take the first socket passed by socket activation, or bind `addr` when none was
-/// passed. Either way the socket listens with a backlog of [`BACKLOG`] and is
-/// non-blocking.
+/// passed, without Tokio: [`bind`] for a tool that needs the [`Listener`] (its
+/// [`Source`], its descriptor). Either way the socket listens with a backlog of
+/// [`BACKLOG`] and is non-blocking.
 ///
 /// The passed socket is the one at fd 3 (or `LISTEN_FDS_FIRST_FD`) when `LISTEN_FDS`
 /// is at least 1, as sd_listen_fds(3) describes. `LISTEN_PID` is honoured when set
@@ -154,7 +241,7 @@ fn bind_hint(err: &io::Error) -> &'static str {
 pub fn take_or_bind(addr: SocketAddr) -> Result<Listener, ListenerError> {
     match take_passed()? {
         Some(listener) => Ok(listener),
-        None => bind(addr),
+        None => bind_addr(addr),
     }
 }
 
@@ -183,7 +270,7 @@ pub fn take_passed() -> Result<Option<Listener>, ListenerError> {
 ///
 /// [`ListenerError::Bind`] when the address cannot be bound, [`ListenerError::Setup`]
 /// when the socket cannot be created or set up.
-pub fn bind(addr: SocketAddr) -> Result<Listener, ListenerError> {
+pub fn bind_addr(addr: SocketAddr) -> Result<Listener, ListenerError> {
     if !addr.ip().is_loopback() {
         tracing::warn!(
             "binding {addr}, which other machines can reach: a development server belongs on 127.0.0.1"

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 use axum::Router;
 
-use crate::{static_files, watch_static, AutoReload, WatchError};
+use crate::reload::{watch_static, AutoReload};
+use crate::static_files::static_files;
+use crate::watch::WatchError;
 
 /// Serve the directory `root` at `/` with reload: [`static_files`] (with
 /// `index.html` for directories, MIME types from the file name, `Cache-Control:
@@ -21,8 +23,8 @@ use crate::{static_files, watch_static, AutoReload, WatchError};
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let reload = axum_autoreload::AutoReload::builder().enabled(true).build();
 /// let app = axum_autoreload::live_server("site", &reload)?;
-/// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
-/// axum_autoreload::serve(listener, app, reload).await?;
+/// let listener = axum_autoreload::bind("127.0.0.1:8080").await?;
+/// reload.serve(listener, app).await?;
 /// # Ok(()) }
 /// ```
 ///
@@ -33,7 +35,6 @@ pub fn live_server(root: impl Into<PathBuf>, reload: &AutoReload) -> Result<Rout
     let root = root.into();
     watch_static(&root, "/", reload)?;
     let app = Router::new()
-        .merge(reload.router())
         .fallback_service(static_files(root))
         .layer(reload.layer());
     Ok(app)

@@ -1,19 +1,25 @@
-//! A handler that panics gets an answer: in development a 500 page that says what
+//! The panic page ([`PanicPageLayer`]): a handler that panics gets an answer: in development a 500 page that says what
 //! panicked and where, with the client script, so the tab reloads once the fix is
 //! built; with reload off (release builds) a plain 500. Either way the connection
 //! and the server live on.
 
 use std::any::Any;
 use std::cell::RefCell;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Once;
+use std::task::{ready, Context, Poll};
 
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
-use http::{header, StatusCode};
+use axum::BoxError;
+use bytes::Bytes;
+use http::{header, Request, StatusCode};
 use maud::{html, PreEscaped, DOCTYPE};
-use tower_http::catch_panic::{CatchPanicLayer, ResponseForPanic};
-
-use crate::AutoReload;
+use pin_project_lite::pin_project;
+use tower::{Layer, Service};
+use tower_http::catch_panic::{self, CatchPanic, CatchPanicLayer, ResponseForPanic};
 
 thread_local! {
     /// Where the last panic on this thread happened (`file:line:col`), recorded by
@@ -39,31 +45,110 @@ fn install_location_hook() {
 }
 
 /// The layer that turns a panic in a handler (or a layer inside it) into a 500
-/// response; see [`PanicPage`]. [`crate::serve()`] applies it to the whole app;
-/// with another server, add it outside [`AutoReload::layer`]:
-/// `.layer(reload.layer()).layer(axum_autoreload::catch_panic(&reload))`.
+/// response: with reload on, an HTML page (status 500) with the panic message, its
+/// `file:line:col` and the client script, so the tab reloads when the next build
+/// serves; with reload off, a plain `500 Internal Server Error` with no detail.
 ///
-/// With reload on, this installs a panic hook once per process that records where
+/// Made by [`crate::AutoReload::panic_page`]. [`crate::serve()`] applies it to the
+/// whole app; with another server, add it outside [`crate::AutoReload::layer`]:
+/// `.layer(reload.layer()).layer(reload.panic_page())`.
+///
+/// With reload on, it installs a panic hook once per process that records where
 /// each panic happened and then calls the hook that was installed before it.
-pub fn catch_panic(reload: &AutoReload) -> CatchPanicLayer<PanicPage> {
-    let detail = reload.is_enabled();
-    if detail {
-        install_location_hook();
-    }
-    CatchPanicLayer::custom(PanicPage {
-        script_tag: detail
-            .then(|| bytes::Bytes::copy_from_slice(AsRef::<[u8]>::as_ref(reload.script_tag()))),
-    })
+#[derive(Clone, Debug)]
+#[must_use = "a layer does nothing until it is applied"]
+pub struct PanicPageLayer {
+    inner: CatchPanicLayer<PanicPage>,
 }
 
-/// The response to a panic: with reload on, an HTML page (status 500) with the
-/// panic message, its `file:line:col` and the client script, so the tab reloads
-/// when the next build serves; with reload off, a plain `500 Internal Server
-/// Error` with no detail.
+impl PanicPageLayer {
+    /// Pages that carry `script_tag`, or a plain 500 when it is `None` (reload is
+    /// off).
+    pub(crate) fn new(script_tag: Option<&str>) -> Self {
+        if script_tag.is_some() {
+            install_location_hook();
+        }
+        Self {
+            inner: CatchPanicLayer::custom(PanicPage {
+                script_tag: script_tag.map(|tag| Bytes::copy_from_slice(tag.as_bytes())),
+            }),
+        }
+    }
+}
+
+impl<S> Layer<S> for PanicPageLayer {
+    type Service = PanicPageService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        PanicPageService {
+            inner: self.inner.layer(inner),
+        }
+    }
+}
+
+/// The service made by [`PanicPageLayer`]: calls the inner service and answers its
+/// panics. Its responses have axum's [`Body`].
 #[derive(Clone, Debug)]
-pub struct PanicPage {
+#[must_use = "a service does nothing until it is called"]
+pub struct PanicPageService<S> {
+    inner: CatchPanic<S, PanicPage>,
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for PanicPageService<S>
+where
+    S: Service<Request<ReqBody>, Response = http::Response<ResBody>>,
+    ResBody: http_body::Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        ResponseFuture {
+            inner: self.inner.call(request),
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`PanicPageService`].
+    #[must_use = "futures do nothing unless polled"]
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: catch_panic::ResponseFuture<F, PanicPage>,
+    }
+}
+
+impl<F> fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl<F, ResBody, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<http::Response<ResBody>, E>>,
+    ResBody: http_body::Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
+{
+    type Output = Result<Response<Body>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let response = ready!(self.project().inner.poll(cx))?;
+        Poll::Ready(Ok(response.map(Body::new)))
+    }
+}
+
+/// The response to a panic (see [`PanicPageLayer`]).
+#[derive(Clone, Debug)]
+struct PanicPage {
     /// The client script's tag, or `None` for a plain 500.
-    script_tag: Option<bytes::Bytes>,
+    script_tag: Option<Bytes>,
 }
 
 impl ResponseForPanic for PanicPage {

@@ -1,58 +1,52 @@
 //! The [`AutoReload`] handle: configuration, instance id, reload broadcast and
-//! shutdown signal, shared by the router, the layer and the server.
+//! shutdown signal, shared by the layer and the server; and the watchers that
+//! tell it of changed files.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Query, State};
-use axum::routing::{get, post};
 use axum::Router;
 
-use crate::overlay::Overlay;
-use crate::runner_channel::ToApp;
-use crate::sse::{Broadcast, Broadcaster, STREAM_PATH};
-use crate::timing::{Timing, TIMING_PATH};
-use crate::{client, watch, AutoReloadLayer, GuardLayer, InstanceId, ShutdownSignal};
+use crate::allowed_hosts::AllowedHostsLayer;
+use crate::client;
+use crate::inject::InjectLayer;
+use crate::instance::InstanceId;
+use crate::panic_page::PanicPageLayer;
+use crate::protocol::{ToApp, ALLOWED_HOSTS_ENV, ENABLE_ENV};
+use crate::routes;
+use crate::runner_channel;
+use crate::shutdown::ShutdownSignal;
+use crate::sse::{Broadcast, Broadcaster};
+use crate::timing::Timing;
+use crate::watch::{self, WatchError, Watchers};
 
-/// Path of the status document: JSON `{"instance": "<id>", "open_streams": <n>}`.
-pub const STATUS_PATH: &str = "/auto_refresh/status";
-
-/// Environment variable that turns reload on (`1`, `true`, `on`) or off (`0`,
-/// `false`, `off`) whatever the build profile.
-pub const ENABLE_ENV: &str = "AXUM_AUTORELOAD";
-
-/// Environment variable with more host names to answer, comma-separated
-/// (`a.test,b.test`), read by [`AutoReloadBuilder::build`] as if each were given
-/// to [`AutoReloadBuilder::allow_host`]. The runner's error pages read it too, so
-/// one setting serves both.
-pub const ALLOWED_HOSTS_ENV: &str = "AXUM_AUTORELOAD_ALLOWED_HOSTS";
-
-/// Path that takes `POST` requests to reload the tabs, from build tools: with
-/// `?path=/static/app.css` a stylesheet is swapped in place (see
-/// [`AutoReload::changed`]), without it every tab reloads.
-pub const TRIGGER_PATH: &str = "/auto_refresh/reload";
-
-/// The handle that ties the pieces together. Cheap to clone.
+/// The handle that ties the pieces together: one per process, cheap to clone
+/// (every clone is the same handle).
 ///
-/// Build one per process with [`AutoReload::new`] or [`AutoReload::builder`], then
-/// merge [`AutoReload::router`] into the app, add [`AutoReload::layer`] around it and
-/// run it with [`crate::serve()`].
+/// Build one with [`AutoReload::new`] or [`AutoReload::builder`] when the app needs
+/// it (to watch files with [`watch_static`], to tell the tabs to reload, to serve
+/// with `axum::serve`), then run the app with [`AutoReload::serve`], or add
+/// [`AutoReload::layer`] around it yourself. [`crate::serve()`] makes one of its own.
 #[derive(Clone, Debug)]
 pub struct AutoReload {
-    pub(crate) shared: Arc<Shared>,
+    shared: Arc<Shared>,
 }
 
-/// What every clone of one [`AutoReload`] shares; only this module reads it.
+/// What every clone of one [`AutoReload`] shares.
 #[derive(Debug)]
-pub(crate) struct Shared {
+struct Shared {
     instance: InstanceId,
     enabled: bool,
     broadcaster: Broadcaster,
     shutdown: ShutdownSignal,
     script_tag: String,
-    guard: GuardLayer,
-    watchers: watch::Watchers,
-    timing: Timing,
+    allowed_hosts: AllowedHostsLayer,
+    /// The reload paths, answered by every [`AutoReload::layer`]; none when reload
+    /// is off.
+    routes: Option<Router>,
+    watchers: Watchers,
+    timing: Arc<Timing>,
 }
 
 impl Default for AutoReload {
@@ -82,61 +76,39 @@ impl AutoReload {
         &self.shared.instance
     }
 
-    /// The routes under [`STREAM_PATH`]: the reload stream at `/auto_refresh`, the
-    /// client script at `/auto_refresh/client.js` (with its shared worker at
-    /// `/auto_refresh/worker.js` and idiomorph at `/auto_refresh/idiomorph.js`), the status document at
-    /// [`STATUS_PATH`] and the trigger at [`TRIGGER_PATH`]. Empty when reload is
-    /// off, so those paths fall through to the app (a 404 by default).
+    /// The layer around the whole app (a [`crate::inject::InjectLayer`]). When
+    /// reload is on it answers the reload paths itself (the stream at
+    /// [`crate::protocol::STREAM_PATH`] and everything below it, ahead of the app,
+    /// each checking [`AutoReload::allowed_hosts`] with `Origin` on every request),
+    /// and adds the client script to HTML pages. Always, it ends the app's own
+    /// event streams when the shutdown begins and hands handlers the
+    /// [`ShutdownSignal`]. See [`crate::inject`] for when it does each.
     ///
-    /// The routes carry [`AutoReload::guard`] themselves, checking `Origin` on
-    /// every request: whatever server runs them (this crate's [`crate::serve()`] or
-    /// `axum::serve`), a request whose `Host` or `Origin` names another site gets
-    /// 403.
-    pub fn router<S>(&self) -> Router<S>
-    where
-        S: Clone + Send + Sync + 'static,
-    {
-        if !self.is_enabled() {
-            return Router::new();
-        }
-        let stream = self.shared.broadcaster.clone();
-        let status = self.clone();
-        let timing = self.clone();
-        Router::new()
-            .route(
-                STREAM_PATH,
-                get(move || std::future::ready(stream.response())),
-            )
-            .route(client::SCRIPT_PATH, get(client::script))
-            .route(client::WORKER_PATH, get(client::worker))
-            .route(client::IDIOMORPH_PATH, get(client::idiomorph))
-            .route(
-                STATUS_PATH,
-                get(move || std::future::ready(status.status())),
-            )
-            .route(TRIGGER_PATH, post(trigger).with_state(self.clone()))
-            .route(
-                TIMING_PATH,
-                post(move |Query(query)| std::future::ready(timing.timing().response(query))),
-            )
-            .layer(self.guard().every_request())
-    }
-
-    /// The layer around the whole app: it adds the client script to HTML pages,
-    /// ends the app's own event streams when the shutdown begins, and hands
-    /// handlers the [`ShutdownSignal`]. See [`AutoReloadLayer`] for when it does
-    /// each.
-    pub fn layer(&self) -> AutoReloadLayer {
+    /// [`AutoReload::serve`] adds it; a second one, inside, does no harm (a page
+    /// gets the script once).
+    pub fn layer(&self) -> InjectLayer {
         let script_tag = self.is_enabled().then(|| self.script_tag());
-        AutoReloadLayer::new(script_tag, self.shutdown_signal())
+        InjectLayer::new(
+            script_tag,
+            self.shared.routes.clone(),
+            self.shutdown_signal(),
+        )
     }
 
     /// The Host and Origin checks, as a layer, with the names allowed by
-    /// [`AutoReloadBuilder::allow_host`]. [`AutoReload::router`] carries it and
-    /// [`crate::serve()`] applies it to the whole app; with `axum::serve`, add it
-    /// to the app yourself (`.layer(reload.guard())`, outermost).
-    pub fn guard(&self) -> GuardLayer {
-        self.shared.guard.clone()
+    /// [`AutoReloadBuilder::allow_host`] and [`crate::protocol::ALLOWED_HOSTS_ENV`].
+    /// [`AutoReload::serve`] applies it to the whole app; with `axum::serve`, add it
+    /// to the app yourself, outermost (`.layer(reload.allowed_hosts())`). The reload
+    /// paths check it whatever the server.
+    pub fn allowed_hosts(&self) -> AllowedHostsLayer {
+        self.shared.allowed_hosts.clone()
+    }
+
+    /// The layer that turns a handler's panic into a 500 page, with the client
+    /// script when reload is on (see [`PanicPageLayer`]). [`AutoReload::serve`]
+    /// applies it; with `axum::serve`, add it outside [`AutoReload::layer`].
+    pub fn panic_page(&self) -> PanicPageLayer {
+        PanicPageLayer::new(self.is_enabled().then(|| self.script_tag()))
     }
 
     /// Tell every open tab to reload now (what SIGUSR1 does). Returns how many
@@ -155,12 +127,6 @@ impl AutoReload {
         self.shared
             .broadcaster
             .send(&Broadcast::for_change(url_path))
-    }
-
-    /// Tell every open tab to fetch its page again and morph it in (a template
-    /// changed). Returns how many reload streams were open to hear it.
-    pub(crate) fn morph(&self) -> usize {
-        self.shared.broadcaster.send(&Broadcast::Morph)
     }
 
     /// Tell every open tab that a build of the next version started while this
@@ -213,11 +179,11 @@ impl AutoReload {
     }
 
     /// The file watchers that [`crate::serve()`] stops when its shutdown begins.
-    pub(crate) fn watchers(&self) -> &watch::Watchers {
+    pub(crate) fn watchers(&self) -> &Watchers {
         &self.shared.watchers
     }
 
-    /// Act on a message from the runner ([`crate::runner_channel`]).
+    /// Act on a message from the runner ([`crate::protocol::ToApp`]).
     fn apply(&self, message: ToApp) {
         match message {
             ToApp::Building => {
@@ -239,23 +205,6 @@ impl AutoReload {
                 .set_by_runner(change_at_ms, build_ms, shutdown_ms, held_by),
         }
     }
-
-    /// The encoded events as they are broadcast, for tests that watch them.
-    #[cfg(test)]
-    pub(crate) fn frames(&self) -> tokio::sync::broadcast::Receiver<bytes::Bytes> {
-        self.shared.broadcaster.frames()
-    }
-
-    fn status(&self) -> impl axum::response::IntoResponse {
-        (
-            [(http::header::CONTENT_TYPE, "application/json")],
-            format!(
-                "{{\"instance\":\"{}\",\"open_streams\":{}}}",
-                self.instance_id(),
-                self.open_streams()
-            ),
-        )
-    }
 }
 
 /// Configures an [`AutoReload`]. Made by [`AutoReload::builder`].
@@ -265,10 +214,10 @@ pub struct AutoReloadBuilder {
     enabled: Option<bool>,
     keep_alive: Duration,
     retry: Duration,
-    guard: GuardLayer,
+    allowed_hosts: AllowedHostsLayer,
     morph: bool,
-    /// Set by [`AutoReloadBuilder::overlay`] (`overlay.rs`).
-    pub(crate) overlay: Option<Overlay>,
+    /// The failure report's HTML ([`AutoReloadBuilder::overlay`]).
+    overlay: Option<String>,
 }
 
 impl Default for AutoReloadBuilder {
@@ -277,7 +226,7 @@ impl Default for AutoReloadBuilder {
             enabled: None,
             keep_alive: Duration::from_secs(15),
             retry: Duration::from_millis(100),
-            guard: GuardLayer::new(),
+            allowed_hosts: AllowedHostsLayer::new(),
             morph: true,
             overlay: None,
         }
@@ -287,14 +236,15 @@ impl Default for AutoReloadBuilder {
 impl AutoReloadBuilder {
     /// Turn reload on or off, overriding the default: on with debug assertions
     /// (`cargo run`), off in release builds, either way overridden by the
-    /// `AXUM_AUTORELOAD` environment variable ([`ENABLE_ENV`]).
+    /// `AXUM_AUTORELOAD` environment variable ([`ENABLE_ENV`](crate::protocol::ENABLE_ENV)).
     pub fn enabled(mut self, enabled: bool) -> Self {
         self.enabled = Some(enabled);
         self
     }
 
-    /// How often an idle reload stream gets a keep-alive comment, so that proxies
-    /// and browsers keep it open. Default 15 seconds.
+    /// How often an idle reload stream gets a keep-alive comment (a `:` line), so
+    /// that proxies and browsers keep it open. Default 15 seconds;
+    /// [`Duration::ZERO`] sends none.
     pub fn keep_alive(mut self, interval: Duration) -> Self {
         self.keep_alive = interval;
         self
@@ -322,17 +272,51 @@ impl AutoReloadBuilder {
 
     /// Answer requests whose `Host` is `host` (a name, without port), besides
     /// `localhost`, names under `.localhost` and IP addresses, in
-    /// [`AutoReload::guard`], the reload routes and [`crate::serve()`]. Repeat
-    /// for more names. See [`GuardLayer::allow_host`].
+    /// [`AutoReload::allowed_hosts`], the reload paths and [`AutoReload::serve`].
+    /// Repeat for more names. See [`AllowedHostsLayer::allow_host`].
     pub fn allow_host(mut self, host: &str) -> Self {
-        self.guard = self.guard.allow_host(host);
+        self.allowed_hosts = self.allowed_hosts.allow_host(host);
         self
     }
 
-    /// Build the handle, with a new instance id. Reads [`ENABLE_ENV`] (unless
-    /// [`AutoReloadBuilder::enabled`] was called) and [`ALLOWED_HOSTS_ENV`]. The
-    /// first handle built within a Tokio runtime in an app the runner started takes
-    /// the runner's channel ([`crate::runner_channel`]).
+    /// Make this instance a failure report, for a tool that serves the socket in
+    /// place of an app that could not run (the runner, whose `cargo build` failed or
+    /// whose app exited). Every reload stream then opens with an `overlay` event
+    /// whose data is `html`, sent before the stream's `hello` (one `data:` line per
+    /// line of `html`, as WHATWG HTML's server-sent events carry multi-line data).
+    ///
+    /// Each open tab shows `html` in a full-viewport overlay above its current page
+    /// (styles isolated in a shadow root; scrollable; with a dismiss button), marks
+    /// `<html data-autoreload="failed">`, and stays on its page: it does not reload
+    /// onto this instance. A page served by this instance itself (the script tag
+    /// then carries `data-overlay`) is taken to show the report already, and gets no
+    /// overlay. The next instance built without an overlay reloads every tab, which
+    /// clears it.
+    ///
+    /// `html` is inserted as markup: escape whatever it quotes (compiler output, a
+    /// panic message). It may carry its own `<style>`; inside the overlay it applies
+    /// to the fragment only.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let report = axum_autoreload::AutoReload::builder()
+    ///     .enabled(true)
+    ///     .overlay("<h1>Build failed</h1><pre>error[E0425]: cannot find value `x`</pre>")
+    ///     .build();
+    /// assert!(report.script_tag().contains(" data-overlay"));
+    /// ```
+    pub fn overlay(mut self, html: impl Into<String>) -> Self {
+        self.overlay = Some(html.into());
+        self
+    }
+
+    /// Build the handle, with a new instance id. Reads
+    /// [`ENABLE_ENV`](crate::protocol::ENABLE_ENV) (unless
+    /// [`AutoReloadBuilder::enabled`] was called) and
+    /// [`ALLOWED_HOSTS_ENV`](crate::protocol::ALLOWED_HOSTS_ENV). The first handle
+    /// built within a Tokio runtime in an app the runner started takes the runner's
+    /// channel ([`crate::protocol`]).
     pub fn build(mut self) -> AutoReload {
         if let Ok(hosts) = std::env::var(ALLOWED_HOSTS_ENV) {
             for host in hosts.split(',') {
@@ -345,26 +329,31 @@ impl AutoReloadBuilder {
             .unwrap_or(cfg!(debug_assertions));
         let instance = InstanceId::generate();
         let shutdown = ShutdownSignal::new();
+        let broadcaster = Broadcaster::new(
+            &instance,
+            self.retry,
+            self.keep_alive,
+            shutdown.clone(),
+            self.overlay.as_deref(),
+        );
+        let timing = Arc::new(Timing::default());
+        let routes =
+            enabled.then(|| routes::router(&broadcaster, &instance, &timing, &self.allowed_hosts));
         let reload = AutoReload {
             shared: Arc::new(Shared {
-                broadcaster: Broadcaster::new(
-                    &instance,
-                    self.retry,
-                    self.keep_alive,
-                    shutdown.clone(),
-                    self.overlay.as_ref(),
-                ),
+                broadcaster,
                 script_tag: client::script_tag(&instance, self.overlay.is_some(), self.morph),
                 instance,
                 enabled,
                 shutdown,
-                guard: self.guard,
-                watchers: watch::Watchers::default(),
-                timing: Timing::default(),
+                allowed_hosts: self.allowed_hosts,
+                routes,
+                watchers: Watchers::default(),
+                timing,
             }),
         };
         let taker = reload.clone();
-        crate::runner_channel::take(
+        runner_channel::take(
             move |message| taker.apply(message),
             reload.shutdown_signal(),
         );
@@ -372,24 +361,73 @@ impl AutoReloadBuilder {
     }
 }
 
-/// The query of a `POST` to [`TRIGGER_PATH`].
-#[derive(Debug, serde::Deserialize)]
-struct TriggerQuery {
-    /// The URL path of the file that changed; none reloads every tab.
-    path: Option<String>,
+/// Watch `dir` (recursively) and tell every open tab when a file in it changes, as
+/// [`AutoReload::changed`] does: stylesheets are swapped in place, images refreshed,
+/// pages (`.html`) morphed in, anything else reloads the tabs. `url_prefix` is where
+/// `dir` is served, such as `/static` (so `dir/app.css` is `/static/app.css`).
+///
+/// The watcher belongs to `reload`: it runs until the graceful shutdown of
+/// [`AutoReload::serve`] begins, or until the last clone of `reload` is dropped.
+///
+/// A file is changed when it is written, created, renamed into place (an editor's
+/// atomic save) or has its metadata changed (`touch`), whatever its modification
+/// time says; opening or reading it is no change. Changes are debounced: the files
+/// written during a burst with no pause longer than 40 milliseconds are announced
+/// once, together, when it ends. A file that is empty then (caught half-written, as
+/// tailwind's watcher leaves its output for about 175 ms) is not announced; the
+/// write that fills it is. Hidden files (`.name`), editor backups (`name~`,
+/// `.swp`), directories and removed files are not announced. When several files
+/// change at once and one of them needs a reload, the tabs reload once.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn run(listener: tokio::net::TcpListener, app: axum::Router) -> Result<(), Box<dyn std::error::Error>> {
+/// let reload = axum_autoreload::AutoReload::new();
+/// axum_autoreload::watch_static("static", "/static", &reload)?;
+/// reload.serve(listener, app).await?;
+/// # Ok(()) }
+/// ```
+///
+/// # Errors
+///
+/// [`WatchError`] when `dir` cannot be watched: it does not exist, or the system's
+/// limit on watches is reached (its source is the `std::io::Error`).
+pub fn watch_static(
+    dir: impl Into<PathBuf>,
+    url_prefix: &str,
+    reload: &AutoReload,
+) -> Result<(), WatchError> {
+    let prefix = url_prefix.trim_end_matches('/').to_owned();
+    watch::watch(
+        dir.into(),
+        Some(prefix),
+        &reload.shared.broadcaster,
+        &reload.shared.watchers,
+    )
 }
 
-async fn trigger(
-    State(reload): State<AutoReload>,
-    Query(query): Query<TriggerQuery>,
-) -> impl axum::response::IntoResponse {
-    let streams = match query.path.as_deref() {
-        Some(path) if !path.is_empty() => reload.changed(path),
-        _ => reload.reload(),
-    };
-    (
-        [(http::header::CONTENT_TYPE, "application/json")],
-        format!("{{\"streams\":{streams}}}"),
+/// Watch a folder of templates (recursively) and morph every open tab when a file
+/// in it changes: each tab fetches its page again, rendered from the changed
+/// templates, and morphs it in (or reloads where a morph could leave it wrong),
+/// with no rebuild and no restart. Pair it with a template engine that reloads its
+/// templates by itself: minijinja with `minijinja-autoreload`, tera with
+/// `Tera::full_reload`. Run the app with the folder ignored by whatever restarts
+/// it (`watchexec --ignore 'templates/**'`).
+///
+/// Files count as changed as for [`watch_static`], and a burst of changes is one
+/// morph. The watcher belongs to `reload`, as for [`watch_static`].
+///
+/// # Errors
+///
+/// [`WatchError`] when `dir` cannot be watched: it does not exist, or the system's
+/// limit on watches is reached.
+pub fn watch_templates(dir: impl Into<PathBuf>, reload: &AutoReload) -> Result<(), WatchError> {
+    watch::watch(
+        dir.into(),
+        None,
+        &reload.shared.broadcaster,
+        &reload.shared.watchers,
     )
 }
 
@@ -402,5 +440,42 @@ fn enabled_from_env() -> Option<bool> {
             tracing::warn!("ignoring {ENABLE_ENV}={other:?}: expected 1/on or 0/off");
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_util::StreamExt;
+    use tower::{Layer, ServiceExt};
+
+    use super::AutoReload;
+
+    #[tokio::test]
+    async fn a_report_stream_opens_with_the_overlay_then_hello() {
+        let reload = AutoReload::builder()
+            .enabled(true)
+            .overlay("<p>one</p>\n<p>two</p>")
+            .build();
+        let request = http::Request::get(crate::protocol::STREAM_PATH)
+            .body(axum::body::Body::empty())
+            .expect("request");
+        let app = reload.layer().layer(tower::service_fn(|_| async {
+            Ok::<_, std::convert::Infallible>(http::Response::new(axum::body::Body::empty()))
+        }));
+        let response = app.oneshot(request).await;
+        let mut stream =
+            axum::body::Body::new(response.expect("infallible").into_body()).into_data_stream();
+        let first = stream.next().await.expect("first frame").expect("bytes");
+        let text = std::str::from_utf8(&first).expect("utf-8");
+        let hello = format!("event: hello\ndata: {}\n", reload.instance_id());
+        assert!(
+            text.starts_with("event: overlay\ndata: <p>one</p>\ndata: <p>two</p>\n\n"),
+            "{text}"
+        );
+        assert!(text.contains(&hello), "{text}");
+        assert!(
+            reload.script_tag().contains(" data-overlay"),
+            "the pages of a report say so"
+        );
     }
 }

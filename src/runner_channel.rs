@@ -1,26 +1,6 @@
-//! The private channel between the runner (`axum-autoreload run`) and the app it
-//! started: two inherited pipes named in [`CHANNEL_ENV`], as `LISTEN_FDS` names the
-//! socket (sd_listen_fds(3)). No HTTP endpoint: no page, local or not, can reach it.
-//!
-//! - The runner writes [`ToApp`] messages, one JSON object a line: a build started
-//!   ([`ToApp::Building`]), it failed ([`ToApp::Report`]), it changed nothing
-//!   ([`ToApp::Clear`]), and what this start cost ([`ToApp::Timing`]). The
-//!   [`crate::AutoReload`] that takes the channel turns the first three into
-//!   reload-stream events ([`crate::AutoReload::building`],
-//!   [`crate::AutoReload::report`], [`crate::AutoReload::clear`]) and puts the last
-//!   in the timing line.
-//! - End of file on that pipe means the runner is gone (it exited, or was killed
-//!   with SIGKILL): the app raises SIGINT in itself, which starts the graceful
-//!   shutdown of [`crate::serve()`] (or of an app that handles Ctrl-C itself), and
-//!   exits (status 1) if it still runs 10 seconds later, so nothing outlives the
-//!   runner.
-//! - The app writes [`ToRunner`] messages back: where a panic happened (from the
-//!   library's panic hook), and what its graceful shutdown took.
-//!
-//! An app started without the runner has no [`CHANNEL_ENV`] and never sees any of
-//! this. The first [`crate::AutoReload`] built in a process with a Tokio runtime
-//! takes the channel and removes the variable, so the app's own children do not
-//! see it.
+//! The app's end of the runner's channel ([`crate::protocol`] describes it): take
+//! the pipes named in [`CHANNEL_ENV`], hand the runner's messages to the handle that
+//! took them, tell the runner of panics and of the graceful shutdown.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -28,107 +8,15 @@ use std::os::fd::RawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::sync::{Mutex, OnceLock, PoisonError};
 
-use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::unix::pipe;
 
-use crate::ShutdownSignal;
+use crate::protocol::{ToApp, ToRunner, CHANNEL_ENV};
+use crate::shutdown::ShutdownSignal;
 
 /// How long an app whose runner is gone gets for its graceful shutdown before it
 /// exits anyway (status 1).
 const ORPHAN_EXIT: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// Environment variable the runner sets: `<read fd>,<write fd>`, the app's ends
-/// of the two pipes (decimal file descriptor numbers, inherited).
-pub const CHANNEL_ENV: &str = "AXUM_AUTORELOAD_CHANNEL";
-
-/// What the runner tells the app, one JSON object a line (`{"type":"building"}`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum ToApp {
-    /// A build of the next version started; this app keeps serving.
-    Building,
-    /// The build failed: `html` is the report (an HTML fragment, escaped).
-    Report {
-        /// The report, as the runner's error page shows it.
-        html: String,
-    },
-    /// The build succeeded and the binary is the one running: nothing to show.
-    Clear,
-    /// What this app's start cost, for the timing line.
-    Timing {
-        /// When the runner received the change that led to this start (its own
-        /// start for the first one), milliseconds since the Unix epoch.
-        change_at_ms: u64,
-        /// `cargo build`'s wall time, milliseconds.
-        build_ms: u64,
-        /// How long the previous app's graceful shutdown took, milliseconds, when
-        /// this start replaced one.
-        shutdown_ms: Option<u64>,
-        /// What held that shutdown when it took long (`GET /ws (upgraded)`).
-        held_by: Option<String>,
-    },
-}
-
-/// What the app tells the runner, one JSON object a line.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum ToRunner {
-    /// A thread panicked (from the library's panic hook; the default hook still
-    /// prints it to stderr).
-    Panic {
-        /// The thread's name, `<unnamed>` when it has none.
-        thread: String,
-        /// The file as rustc was given it.
-        file: String,
-        /// 1-based line.
-        line: u32,
-        /// 1-based column.
-        col: u32,
-        /// The panic's message.
-        message: String,
-    },
-    /// The graceful shutdown is over.
-    Shutdown {
-        /// From its start to now, milliseconds.
-        ms: u64,
-        /// What held it, when it took long: `GET /events (2), GET /ws (upgraded)`.
-        held_by: Option<String>,
-    },
-}
-
-impl ToApp {
-    /// The message as one line of JSON, with its newline.
-    pub fn to_line(&self) -> String {
-        line(self)
-    }
-
-    /// The message on `line`; `None` for a line that is not one (from a newer
-    /// runner, say).
-    pub fn from_line(line: &str) -> Option<Self> {
-        serde_json::from_str(line).ok()
-    }
-}
-
-impl ToRunner {
-    /// The message as one line of JSON, with its newline.
-    pub fn to_line(&self) -> String {
-        line(self)
-    }
-
-    /// The message on `line`; `None` for a line that is not one.
-    pub fn from_line(line: &str) -> Option<Self> {
-        serde_json::from_str(line).ok()
-    }
-}
-
-fn line(message: &impl Serialize) -> String {
-    let mut line = serde_json::to_string(message).unwrap_or_default();
-    line.push('\n');
-    line
-}
 
 /// The app's end of the pipe to the runner, once taken.
 static TO_RUNNER: OnceLock<Mutex<File>> = OnceLock::new();
@@ -256,26 +144,6 @@ async fn read(from_runner: pipe::Receiver, apply: impl Fn(ToApp), shutdown: Shut
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn messages_are_one_json_line_each_way() {
-        let report = ToApp::Report {
-            html: "<p>a</p>\n<p>b</p>".to_owned(),
-        };
-        let line = report.to_line();
-        assert_eq!(
-            line,
-            "{\"type\":\"report\",\"html\":\"<p>a</p>\\n<p>b</p>\"}\n"
-        );
-        assert_eq!(ToApp::from_line(line.trim_end()), Some(report));
-        assert_eq!(ToApp::Building.to_line(), "{\"type\":\"building\"}\n");
-        assert_eq!(ToApp::from_line("{\"type\":\"later\"}"), None);
-        let shutdown = ToRunner::Shutdown {
-            ms: 12,
-            held_by: None,
-        };
-        assert_eq!(ToRunner::from_line(&shutdown.to_line()), Some(shutdown));
-    }
 
     #[test]
     fn a_bad_variable_is_an_error_not_a_panic() {

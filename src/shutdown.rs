@@ -2,15 +2,14 @@
 //! (an event stream, an upgraded connection) that outlives it.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
 use axum::response::{IntoResponseParts, ResponseParts};
 use http::request::Parts;
 use http::StatusCode;
-use tokio_util::sync::{
-    CancellationToken, WaitForCancellationFuture, WaitForCancellationFutureOwned,
-};
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 /// Fires once when the server begins its graceful shutdown (SIGINT, SIGTERM,
 /// [`crate::Serve::with_graceful_shutdown`]'s future, or
@@ -80,8 +79,9 @@ impl ShutdownSignal {
         Self::default()
     }
 
-    /// Completes once the shutdown has begun; at once if it already has.
-    pub fn triggered(&self) -> WaitForCancellationFuture<'_> {
+    /// Completes once the shutdown has begun; at once if it already has. Cancel
+    /// safe: dropping the future loses nothing.
+    pub fn triggered(&self) -> impl Future<Output = ()> + Send + '_ {
         self.token.cancelled()
     }
 
@@ -95,7 +95,7 @@ impl ShutdownSignal {
     /// first; `None` when the shutdown came first (`future` is then dropped, which
     /// for a WebSocket closes the connection without a Close frame: the browser
     /// sees code 1006).
-    pub async fn run_until<F: std::future::Future>(self, future: F) -> Option<F::Output> {
+    pub async fn run_until<F: Future>(self, future: F) -> Option<F::Output> {
         tokio::select! {
             output = future => Some(output),
             () = self.token.cancelled() => None,
@@ -124,13 +124,13 @@ impl<S: Send + Sync> FromRequestParts<S> for ShutdownSignal {
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         parts.extensions.get::<Self>().cloned().ok_or((
             StatusCode::INTERNAL_SERVER_ERROR,
-            "no ShutdownSignal in the request: add AutoReload::layer() around the app\n",
+            "no ShutdownSignal in the request: serve the app with axum_autoreload::serve, or add AutoReload::layer() around it\n",
         ))
     }
 }
 
 /// Marks a response that stays open when the shutdown begins: a
-/// `text/event-stream` response that [`crate::AutoReloadLayer`] then leaves open,
+/// `text/event-stream` response that [`crate::AutoReload::layer`] then leaves open,
 /// or an upgrade (`101 Switching Protocols`, a WebSocket) that [`crate::serve()`]
 /// then does not close after its upgrade grace ([`crate::Serve::upgrade_grace`]).
 /// Such a stream holds the shutdown until it ends or the drain deadline passes

@@ -1,25 +1,6 @@
-//! The reload stream: server-sent events at `/auto_refresh` (WHATWG HTML,
-//! server-sent events), and the broadcast that feeds every open stream.
-//!
-//! Every stream starts with a `hello` event whose data is the instance id, with the
-//! `retry` field set (see [`crate::AutoReloadBuilder::retry`]); a failure report's
-//! stream sends its `overlay` right before it. Then:
-//!
-//! | event     | data        | when |
-//! |-----------|-------------|------|
-//! | `overlay` | HTML fragment, one `data:` line per line | first event of every stream of a failure report ([`crate::AutoReloadBuilder::overlay`]), right before `hello`: tabs show it above their page and do not reload onto this instance |
-//! | `hello`   | instance id | first event of every stream (after the `overlay` of a report) |
-//! | `reload`  | instance id | SIGUSR1, [`crate::AutoReload::reload`], a changed file that is neither a page, a stylesheet nor an image (a script, say); also when a stream fell behind the broadcast: tabs reload |
-//! | `morph`   | instance id | a page changed (an `.html` or `.htm` file): tabs fetch theirs again and morph it in, or reload where a morph could leave it wrong |
-//! | `css`     | URL path of the stylesheet, e.g. `/static/style.css` | a stylesheet changed: tabs swap it in place |
-//! | `image`   | URL path of the image | an image changed: tabs refresh it where shown |
-//! | `restart` | instance id | the server is shutting down; the stream ends right after |
-//! | `building`| empty       | the runner started a build while this app keeps serving ([`crate::AutoReload::building`]); sent after `hello` to every stream opened while it lasts: tabs show a small "building…" badge and stay live |
-//! | `report`  | HTML fragment, one `data:` line per line | the runner's build failed while this app keeps serving ([`crate::AutoReload::report`]); sent after `hello` to every stream opened while it lasts: tabs show it above their live page and do not reload |
-//! | `clear`   | empty       | the build ended with nothing to show ([`crate::AutoReload::clear`]): tabs drop the badge and the report |
-//!
-//! Idle streams get a keep-alive comment (`:` line) every
-//! [`crate::AutoReloadBuilder::keep_alive`].
+//! The reload stream: server-sent events at [`STREAM_PATH`] (WHATWG HTML,
+//! server-sent events), and the broadcast that feeds every open stream. The events
+//! and what they mean are listed in [`crate::protocol`].
 //!
 //! [`Broadcaster`] is the one owner of the broadcast: the channel, the events
 //! encoded once (the same bytes go to every stream) and the count of open
@@ -39,61 +20,14 @@ use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
-use crate::overlay::Overlay;
-use crate::{InstanceId, KeepStreamOpen, ShutdownSignal};
+use crate::instance::InstanceId;
+use crate::protocol::{
+    BUILDING_EVENT, CLEAR_EVENT, CSS_EVENT, EVENT_STREAM_CONTENT_TYPE as CONTENT_TYPE, HELLO_EVENT,
+    IMAGE_EVENT, MORPH_EVENT, OVERLAY_EVENT, RELOAD_EVENT, REPORT_EVENT, RESTART_EVENT,
+};
+use crate::shutdown::{KeepStreamOpen, ShutdownSignal};
 
-/// Path of the reload stream (server-sent events); the client script is served
-/// below it, at `/auto_refresh/client.js`.
-pub const STREAM_PATH: &str = "/auto_refresh";
-
-/// Name of the first event of every stream: the instance id.
-pub(crate) const HELLO_EVENT: &str = "hello";
-
-/// Name of the event that reloads every tab.
-pub(crate) const RELOAD_EVENT: &str = "reload";
-
-/// Name of the event that says the pages changed (an HTML file): tabs fetch
-/// theirs again and morph it in.
-pub(crate) const MORPH_EVENT: &str = "morph";
-
-/// Name of the event that says a stylesheet changed.
-pub(crate) const CSS_EVENT: &str = "css";
-
-/// Name of the event that says an image changed.
-pub(crate) const IMAGE_EVENT: &str = "image";
-
-/// Name of the last event of a stream: the server is shutting down.
-pub(crate) const RESTART_EVENT: &str = "restart";
-
-/// Name of the event that says a build started (see the table above).
-pub(crate) const BUILDING_EVENT: &str = "building";
-
-/// Name of the event that carries a failed build's report for a live page.
-pub(crate) const REPORT_EVENT: &str = "report";
-
-/// Name of the event that takes `building` and `report` back.
-pub(crate) const CLEAR_EVENT: &str = "clear";
-
-/// Every event of the stream, by the name the client script knows it by
-/// (`EVENT.hello` in `src/client/*.js`, which get this table from
-/// `src/client.rs`) and its name on the wire.
-pub(crate) const EVENTS: [(&str, &str); 10] = [
-    ("overlay", crate::overlay::OVERLAY_EVENT),
-    ("hello", HELLO_EVENT),
-    ("reload", RELOAD_EVENT),
-    ("morph", MORPH_EVENT),
-    ("css", CSS_EVENT),
-    ("image", IMAGE_EVENT),
-    ("restart", RESTART_EVENT),
-    ("building", BUILDING_EVENT),
-    ("report", REPORT_EVENT),
-    ("clear", CLEAR_EVENT),
-];
-
-/// `Content-Type` of the stream (WHATWG HTML, server-sent events).
-pub(crate) const CONTENT_TYPE: &str = "text/event-stream";
-
-/// The `retry` field that [`crate::AutoReloadLayer`] puts first in the app's own
+/// The `retry` field that [`crate::inject::InjectLayer`] puts first in the app's own
 /// event streams when reload is on: after a restart, their `EventSource`s
 /// reconnect after this long rather than the browser's default (3 seconds in
 /// Chromium; measured 3.06 s on axum's `sse` example).
@@ -201,21 +135,23 @@ struct Inner {
 impl Broadcaster {
     /// The broadcast of `instance`: streams send `retry` in their `hello`, a
     /// keep-alive comment after `keep_alive` of silence, and `restart` when
-    /// `shutdown` fires. A report's streams open with its `overlay` event, sent
-    /// with the `hello`.
+    /// `shutdown` fires. A report's streams open with its `overlay` event (`overlay`:
+    /// the report's HTML), sent with the `hello`.
     pub(crate) fn new(
         instance: &InstanceId,
         retry: Duration,
         keep_alive: Duration,
         shutdown: ShutdownSignal,
-        overlay: Option<&Overlay>,
+        overlay: Option<&str>,
     ) -> Self {
         let id = instance.as_str();
         let hello = encode(HELLO_EVENT, id, Some(retry));
         Self(Arc::new(Inner {
             sender: broadcast::channel(CAPACITY).0,
             hello: match overlay {
-                Some(overlay) => [overlay.frame().as_ref(), &hello].concat().into(),
+                Some(html) => [encode(OVERLAY_EVENT, html, None).as_ref(), &hello]
+                    .concat()
+                    .into(),
                 None => hello,
             },
             reload: encode(RELOAD_EVENT, id, None),
@@ -284,9 +220,13 @@ impl Broadcaster {
     }
 
     fn subscribe(&self) -> Subscription {
+        // A zero period means no keep-alive: `interval` would panic on it.
         let period = self.0.keep_alive;
-        let mut keep_alive = tokio::time::interval_at(Instant::now() + period, period);
-        keep_alive.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let keep_alive = (!period.is_zero()).then(|| {
+            let mut keep_alive = tokio::time::interval_at(Instant::now() + period, period);
+            keep_alive.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            keep_alive
+        });
         // Subscribed before the hello goes out: no broadcast falls between the two.
         let receiver = self.0.sender.subscribe();
         let shutdown = Box::pin(self.0.shutdown.triggered_future());
@@ -314,7 +254,8 @@ enum State {
 struct Subscription {
     broadcaster: Broadcaster,
     receiver: broadcast::Receiver<Bytes>,
-    keep_alive: Interval,
+    /// `None`: no keep-alive comments (a keep-alive of zero).
+    keep_alive: Option<Interval>,
     /// Made once: making it anew clones the token and registers a new waiter.
     /// Polling it takes the token's lock, once per event of a stream, which is
     /// rare next to requests.
@@ -358,14 +299,26 @@ impl Subscription {
                 Err(RecvError::Lagged(_)) => (inner.reload.clone(), false),
                 Err(RecvError::Closed) => (inner.restart.clone(), true),
             },
-            _ = self.keep_alive.tick() => (Bytes::from_static(KEEP_ALIVE), false),
+            () = tick(self.keep_alive.as_mut()) => (Bytes::from_static(KEEP_ALIVE), false),
         };
         if last {
             self.state = State::Done;
         }
         // Any frame keeps the connection alive: the comment is for silence only.
-        self.keep_alive.reset();
+        if let Some(keep_alive) = &mut self.keep_alive {
+            keep_alive.reset();
+        }
         Some(frame)
+    }
+}
+
+/// The next tick of `interval`; never without one.
+async fn tick(interval: Option<&mut Interval>) {
+    match interval {
+        Some(interval) => {
+            interval.tick().await;
+        }
+        None => std::future::pending().await,
     }
 }
 
@@ -405,16 +358,16 @@ mod tests {
         assert_eq!(Broadcast::for_change("/Makefile"), Broadcast::Reload);
     }
 
+    /// A broadcast with `retry` 100 ms and no overlay.
+    fn test_broadcaster(keep_alive: Duration, shutdown: ShutdownSignal) -> Broadcaster {
+        let retry = Duration::from_millis(100);
+        Broadcaster::new(&InstanceId::generate(), retry, keep_alive, shutdown, None)
+    }
+
     #[tokio::test(start_paused = true)]
     async fn hello_then_broadcasts_keep_alives_and_restart() {
         let shutdown = ShutdownSignal::new();
-        let broadcaster = Broadcaster::new(
-            &InstanceId::generate(),
-            Duration::from_millis(100),
-            Duration::from_secs(15),
-            shutdown.clone(),
-            None,
-        );
+        let broadcaster = test_broadcaster(Duration::from_secs(15), shutdown.clone());
         let mut stream = broadcaster.subscribe();
         assert_eq!(broadcaster.open_streams(), 1);
         let hello = stream.next().await.expect("hello");
@@ -440,15 +393,21 @@ mod tests {
         assert_eq!(broadcaster.open_streams(), 0);
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn a_zero_keep_alive_sends_no_comments() {
+        let shutdown = ShutdownSignal::new();
+        let broadcaster = test_broadcaster(Duration::ZERO, shutdown.clone());
+        let mut stream = broadcaster.subscribe();
+        stream.next().await.expect("hello");
+        tokio::time::advance(Duration::from_secs(3600)).await;
+        shutdown.trigger();
+        let restart = stream.next().await.expect("restart");
+        assert!(restart.starts_with(b"event: restart\n"), "{restart:?}");
+    }
+
     #[tokio::test]
     async fn building_and_report_reach_open_streams_and_streams_opened_later() {
-        let broadcaster = Broadcaster::new(
-            &InstanceId::generate(),
-            Duration::from_millis(100),
-            Duration::from_secs(15),
-            ShutdownSignal::new(),
-            None,
-        );
+        let broadcaster = test_broadcaster(Duration::from_secs(15), ShutdownSignal::new());
         let mut open = broadcaster.subscribe();
         open.next().await.expect("hello");
         broadcaster.send(&Broadcast::Building);

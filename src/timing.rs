@@ -2,7 +2,7 @@
 //! the restart (from the runner, `axum-autoreload run`, through the environment),
 //! and the reload (measured by the tab, from the event that made it reload to its
 //! page's `load` event). After a reload onto a new server the client script posts
-//! its reload time to [`TIMING_PATH`]; the answer is the whole line, such as
+//! its reload time to [`crate::protocol::TIMING_PATH`]; the answer is the whole line, such as
 //! `rebuilt 0.62 s · restart 12 ms · reload 85 ms`, which the tab shows for 3 s
 //! and logs in its console, and which the server logs once, in the terminal.
 
@@ -10,15 +10,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Path that takes the tab's `POST ?reload_ms=<milliseconds>` and answers the
-/// timing line (`text/plain`).
-pub const TIMING_PATH: &str = "/auto_refresh/timing";
-
 /// A shutdown that took this long, milliseconds, is named in the line with what
 /// held it.
 const LONG_SHUTDOWN_MS: u64 = 250;
 
-/// The query of the tab's `POST` to [`TIMING_PATH`].
+/// The query of the tab's `POST` to [`crate::protocol::TIMING_PATH`].
 #[derive(Debug, serde::Deserialize)]
 pub(crate) struct TimingQuery {
     /// From the event that made the tab reload to its page's `load` event,
@@ -59,7 +55,7 @@ impl Figures {
 }
 
 impl Timing {
-    /// The runner's figures for this start ([`crate::runner_channel::ToApp::Timing`]).
+    /// The runner's figures for this start ([`crate::protocol::ToApp::Timing`]).
     pub(crate) fn set_by_runner(
         &self,
         change_at_ms: u64,
@@ -91,7 +87,7 @@ impl Timing {
         line
     }
 
-    /// The answer to the tab's `POST` to [`TIMING_PATH`]: the line, as plain text.
+    /// The answer to the tab's `POST` to [`crate::protocol::TIMING_PATH`]: the line, as plain text.
     pub(crate) fn response(&self, query: TimingQuery) -> impl axum::response::IntoResponse {
         (
             [(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")],

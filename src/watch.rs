@@ -16,7 +16,7 @@ use std::future::Future;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind, RenameMode};
@@ -24,14 +24,12 @@ use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 use tokio_util::task::{task_tracker::TaskTrackerToken, TaskTracker};
 
-use crate::reload::Shared;
-use crate::sse::Broadcast;
-use crate::AutoReload;
+use crate::sse::{Broadcast, Broadcaster};
 
 /// How long the watched directory must be quiet before its changes are announced:
 /// an editor's several-step save, a formatter's rewrite or a checkout of many files
 /// ends in one update.
-pub const DEBOUNCE: Duration = Duration::from_millis(40);
+const DEBOUNCE: Duration = Duration::from_millis(40);
 
 /// Characters escaped in a URL path segment (RFC 3986 §3.3).
 const SEGMENT: &AsciiSet = &CONTROLS
@@ -46,8 +44,8 @@ const SEGMENT: &AsciiSet = &CONTROLS
     .add(b'{')
     .add(b'}');
 
-/// The static-file watchers of one [`AutoReload`]: they run as long as the handle
-/// lives, and [`crate::serve()`] stops them when its graceful shutdown begins.
+/// The static-file watchers of one [`crate::AutoReload`]: they run as long as the
+/// handle lives, and [`crate::serve()`] stops them when its graceful shutdown begins.
 ///
 /// Closing an inotify instance can take the kernel 15 ms or more (it waits for the
 /// marks it destroys to be reaped: an SRCU grace period), and a process cannot
@@ -122,60 +120,15 @@ impl WatchError {
     }
 }
 
-/// Watch `dir` (recursively) and tell every open tab when a file in it changes, as
-/// [`AutoReload::changed`] does: stylesheets are swapped in place, images refreshed,
-/// pages (`.html`) morphed in, anything else reloads the tabs. `url_prefix` is where `dir` is served, such as
-/// `/static` (so `dir/app.css` is `/static/app.css`).
-///
-/// The watcher belongs to `reload`: it runs until the graceful shutdown of
-/// [`crate::serve()`] begins, or until the last clone of `reload` is dropped.
-///
-/// A file is changed when it is written, created, renamed into place (an editor's
-/// atomic save) or has its metadata changed (`touch`), whatever its modification
-/// time says; opening or reading it is no change. Changes are debounced
-/// ([`DEBOUNCE`]): the files written during a burst with no pause longer than
-/// 40 milliseconds are announced once, together, when it ends. A file that is empty
-/// then (caught half-written, as tailwind's watcher leaves its output for about
-/// 175 ms) is not announced; the write that fills it is. Hidden files (`.name`),
-/// editor backups (`name~`, `.swp`), directories and removed files are not
-/// announced. When several files change at once and one of them needs a reload,
-/// the tabs reload once.
-///
-/// # Errors
-///
-/// Returns `Err` when `dir` cannot be watched: it does not exist, or the system's
-/// limit on watches is reached.
-pub fn watch_static(
-    dir: impl Into<PathBuf>,
-    url_prefix: &str,
-    reload: &AutoReload,
+/// Watch `dir` for [`crate::watch_static`] (`prefix`: where it is served) or
+/// [`crate::watch_templates`] (`None`), announcing on `broadcaster`; the watcher
+/// joins `watchers`.
+pub(crate) fn watch(
+    dir: PathBuf,
+    prefix: Option<String>,
+    broadcaster: &Broadcaster,
+    watchers: &Watchers,
 ) -> Result<(), WatchError> {
-    let prefix = url_prefix.trim_end_matches('/').to_owned();
-    watch(dir.into(), Some(prefix), reload)
-}
-
-/// Watch a folder of templates (recursively) and morph every open tab when a file
-/// in it changes: each tab fetches its page again, rendered from the changed
-/// templates, and morphs it in (or reloads where a morph could leave it wrong),
-/// with no rebuild and no restart. Pair it with a template engine that reloads its
-/// templates by itself: minijinja with `minijinja-autoreload`, tera with
-/// `Tera::full_reload`. Run the app with the folder ignored by whatever restarts
-/// it (`watchexec --ignore 'templates/**'`).
-///
-/// Files count as changed as for [`watch_static`], and a burst of changes is one
-/// morph. The watcher belongs to `reload`, as for [`watch_static`].
-///
-/// # Errors
-///
-/// Returns `Err` when `dir` cannot be watched: it does not exist, or the system's
-/// limit on watches is reached.
-pub fn watch_templates(dir: impl Into<PathBuf>, reload: &AutoReload) -> Result<(), WatchError> {
-    watch(dir.into(), None, reload)
-}
-
-/// Watch `dir` for [`watch_static`] (`prefix`: where it is served) or
-/// [`watch_templates`] (`None`).
-fn watch(dir: PathBuf, prefix: Option<String>, reload: &AutoReload) -> Result<(), WatchError> {
     let root = std::fs::canonicalize(&dir).map_err(|err| WatchError::new(&dir, err.into()))?;
     let (events, received) = mpsc::channel();
     let mut watcher = RecommendedWatcher::new(events, notify::Config::default())
@@ -185,13 +138,12 @@ fn watch(dir: PathBuf, prefix: Option<String>, reload: &AutoReload) -> Result<()
         .map_err(|err| WatchError::new(&dir, err))?;
     let changes_prefix = prefix.clone();
     let changes = Changes { root, prefix };
-    let watchers = reload.watchers();
     let token = watchers.token();
-    let shared = Arc::downgrade(&reload.shared);
+    let broadcaster = broadcaster.clone();
     std::thread::Builder::new()
         .name("autoreload-watch".to_owned())
         .spawn(move || {
-            debounce(&received, &changes, &shared);
+            debounce(&received, &changes, &broadcaster);
             drop(token);
         })
         .map_err(|err| WatchError::new(&dir, err.into()))?;
@@ -209,7 +161,11 @@ fn watch(dir: PathBuf, prefix: Option<String>, reload: &AutoReload) -> Result<()
 /// Collect the written files until the directory has been quiet for [`DEBOUNCE`],
 /// then announce them; return when notify's event loop has ended (the watcher was
 /// dropped and its OS watch closed).
-fn debounce(events: &Receiver<notify::Result<Event>>, changes: &Changes, shared: &Weak<Shared>) {
+fn debounce(
+    events: &Receiver<notify::Result<Event>>,
+    changes: &Changes,
+    broadcaster: &Broadcaster,
+) {
     let mut written = BTreeSet::new();
     // The kernel's queue overflowed (inotify's IN_Q_OVERFLOW): what changed is
     // unknown, so the flush reloads every tab.
@@ -241,23 +197,19 @@ fn debounce(events: &Receiver<notify::Result<Event>>, changes: &Changes, shared:
                 .iter()
                 .filter_map(|path| changes.url_if_announced(path))
                 .collect();
-            let Some(shared) = shared.upgrade() else {
-                return;
-            };
-            let reload = AutoReload { shared };
             if std::mem::take(&mut lost) {
-                let streams = reload.reload();
+                let streams = broadcaster.send(&Broadcast::Reload);
                 tracing::warn!(
                     "watching {}: the system dropped change events (its queue overflowed): reloading ({streams} streams)",
                     changes.root.display()
                 );
             } else if changes.prefix.is_none() {
                 if !urls.is_empty() {
-                    let streams = reload.morph();
+                    let streams = broadcaster.send(&Broadcast::Morph);
                     tracing::info!("changed: {}: morphing ({streams} streams)", urls.join(", "));
                 }
             } else {
-                announce(&reload, &urls);
+                announce(broadcaster, &urls);
             }
         }
     }
@@ -308,7 +260,7 @@ impl Changes {
     }
 }
 
-fn announce(reload: &AutoReload, urls: &[String]) {
+fn announce(broadcaster: &Broadcaster, urls: &[String]) {
     if urls.is_empty() {
         return;
     }
@@ -316,7 +268,7 @@ fn announce(reload: &AutoReload, urls: &[String]) {
         .iter()
         .any(|url| Broadcast::for_change(url) == Broadcast::Reload)
     {
-        let streams = reload.reload();
+        let streams = broadcaster.send(&Broadcast::Reload);
         tracing::info!(
             "changed: {}: reloading ({streams} streams)",
             urls.join(", ")
@@ -330,7 +282,7 @@ fn announce(reload: &AutoReload, urls: &[String]) {
         if morph && std::mem::replace(&mut morphed, true) {
             continue;
         }
-        let streams = reload.changed(url);
+        let streams = broadcaster.send(&Broadcast::for_change(url));
         tracing::info!("changed: {url}: refreshing in place ({streams} streams)");
     }
 }
@@ -430,14 +382,31 @@ mod tests {
         );
     }
 
+    fn test_broadcaster() -> Broadcaster {
+        Broadcaster::new(
+            &crate::instance::InstanceId::generate(),
+            Duration::from_millis(100),
+            Duration::from_secs(15),
+            crate::shutdown::ShutdownSignal::new(),
+            None,
+        )
+    }
+
     #[tokio::test]
     async fn stopping_closes_the_watch() {
         let dir = tempfile::tempdir().expect("tempdir");
         let css = dir.path().join("app.css");
         std::fs::write(&css, "a{}").expect("write");
-        let reload = AutoReload::builder().enabled(true).build();
-        let mut events = reload.frames();
-        watch_static(dir.path(), "/static", &reload).expect("watch");
+        let broadcaster = test_broadcaster();
+        let mut events = broadcaster.frames();
+        let watchers = Watchers::default();
+        watch(
+            dir.path().into(),
+            Some("/static".into()),
+            &broadcaster,
+            &watchers,
+        )
+        .expect("watch");
         std::fs::write(&css, "a{color:red}").expect("write");
         let frame = tokio::time::timeout(Duration::from_secs(5), events.recv())
             .await
@@ -446,22 +415,21 @@ mod tests {
         assert_eq!(&frame[..], b"event: css\ndata: /static/app.css\n\n");
         // `stop_all` completes once the debounce thread has returned, which it does
         // when notify's event loop ends: the inotify instance is closed.
-        tokio::time::timeout(Duration::from_secs(5), reload.watchers().stop_all())
+        tokio::time::timeout(Duration::from_secs(5), watchers.stop_all())
             .await
             .expect("the watcher's inotify instance closes");
     }
 
     #[tokio::test]
     async fn lost_events_reload_every_tab() {
-        let reload = AutoReload::builder().enabled(true).build();
-        let mut frames = reload.frames();
+        let broadcaster = test_broadcaster();
+        let mut frames = broadcaster.frames();
         let (events, received) = std::sync::mpsc::channel();
         let changes = Changes {
             root: PathBuf::from("/static-root"),
             prefix: Some("/static".to_owned()),
         };
-        let shared = Arc::downgrade(&reload.shared);
-        let thread = std::thread::spawn(move || debounce(&received, &changes, &shared));
+        let thread = std::thread::spawn(move || debounce(&received, &changes, &broadcaster));
         // What notify sends when the kernel's queue overflowed.
         let overflow = Event::new(EventKind::Other).set_flag(notify::event::Flag::Rescan);
         events.send(Ok(overflow)).expect("send");

@@ -1,5 +1,5 @@
 //! The runner's end of the private channel to the app it started
-//! ([`axum_autoreload::runner_channel`]): two pipes, whose app ends the app
+//! ([`axum_autoreload::protocol`]): two pipes, whose app ends the app
 //! inherits and finds in [`CHANNEL_ENV`]. The runner's ends are close-on-exec,
 //! so when the runner is gone (even after SIGKILL) the app reads end of file and
 //! shuts down.
@@ -9,7 +9,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use axum_autoreload::runner_channel::{ToApp, ToRunner};
+use axum_autoreload::protocol::{ToApp, ToRunner};
 use nix::fcntl::OFlag;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::unix::pipe;
@@ -17,7 +17,7 @@ use tokio::net::unix::pipe;
 use crate::panic::Panic;
 use crate::socket::Inheritable;
 
-pub(crate) use axum_autoreload::runner_channel::CHANNEL_ENV;
+pub(crate) use axum_autoreload::protocol::CHANNEL_ENV;
 
 /// How long the runner waits for room in the pipe to the app.
 const TELL_LIMIT: Duration = Duration::from_secs(1);

@@ -2,8 +2,8 @@
 //! to run (the first build failed, or the app exited), until an app runs again.
 //!
 //! Built on the library's public API like any app: an [`AutoReload`] that is a
-//! failure report ([`axum_autoreload::AutoReloadBuilder::overlay`]), its router and layer,
-//! and [`axum_autoreload::serve()`], which brings the Host and Origin checks and
+//! failure report ([`axum_autoreload::AutoReloadBuilder::overlay`]), served with
+//! [`AutoReload::serve`], which brings the reload paths, the client script, the Host and Origin checks and
 //! the graceful shutdown (every reload stream gets `restart` and ends). Open tabs
 //! show the report above their page; a page load gets an error page (500) with
 //! the report and the client script; an app's own event stream is held open with
@@ -59,11 +59,9 @@ impl FailureServer {
             .overlay(&report.fragment)
             .build();
         let app = Router::new()
-            .fallback(move |request: Request| std::future::ready(answer(&report, &request)))
-            .merge(reload.router())
-            .layer(reload.layer());
+            .fallback(move |request: Request| std::future::ready(answer(&report, &request)));
         // The runner owns the signals; the shutdown is the library's.
-        let server = axum_autoreload::serve(socket, app, reload.clone()).handle_signals(false);
+        let server = reload.serve(socket, app).handle_signals(false);
         tracing::info!(
             "showing the failure on {} until the next change",
             listener.url()

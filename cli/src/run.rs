@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use axum_autoreload::listener::Listener;
-use axum_autoreload::runner_channel::ToApp;
+use axum_autoreload::protocol::ToApp;
 use nix::sys::signal::Signal;
 
 use crate::app::{self, App, Launch};

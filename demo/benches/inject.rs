@@ -1,5 +1,5 @@
 //! Throughput of the script injector: 1 MiB of HTML in 4 KiB chunks through the
-//! public [`axum_autoreload::AutoReloadLayer`] around a `tower::service_fn` that
+//! public [`axum_autoreload::inject::InjectLayer`] around a `tower::service_fn` that
 //! returns a streamed body, the body collected.
 //!
 //! `cargo bench --bench inject` (criterion). Three variants: `layer` (reload on: the

@@ -12,7 +12,7 @@
 //! It answers `GET /` (a small page), `GET /auto_refresh/status` (JSON with the
 //! instance id and the open streams, as the demo does), `/static/*` from
 //! `--static-dir DIR`, and `GET /page` with the file given by `--page FILE` held in
-//! memory. `--layer` adds this crate's [`axum_autoreload::InjectLayer`] (turned on)
+//! memory. `--layer` adds this crate's [`axum_autoreload::inject::InjectLayer`] (turned on)
 //! around everything, to measure what the layer costs on a plain server.
 //!
 //! ```sh

@@ -28,7 +28,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use axum_autoreload::{listener, AutoReload, KeepStreamOpen, ShutdownSignal};
+use axum_autoreload::{AutoReload, KeepStreamOpen, ShutdownSignal};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::broadcast;
 use tracing_subscriber::EnvFilter;
@@ -72,10 +72,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route("/", get(|| async { "a chat at /websocket" }))
         .route("/websocket", get(upgrade))
         .with_state(chat)
-        .merge(reload.router())
         .layer(reload.layer());
-    let listener = listener::take_or_bind(([127, 0, 0, 1], 3000).into())?;
-    axum_autoreload::serve(listener.into_tokio()?, app, reload)
+    let listener = axum_autoreload::bind("127.0.0.1:3000").await?;
+    reload
+        .serve(listener, app)
         .drain_deadline(Duration::from_millis(args.drain_deadline))
         .await?;
     Ok(())

@@ -9,7 +9,6 @@
 //!
 //! then edit `demo/templates/index.html`. `TEMPLATES_DIR` names another folder.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -19,7 +18,7 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use axum_autoreload::{listener, AutoReload};
+use axum_autoreload::AutoReload;
 use minijinja::{context, path_loader, Environment};
 use minijinja_autoreload::AutoReloader;
 
@@ -43,14 +42,13 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let addr = SocketAddr::from(([127, 0, 0, 1], 8080));
-    let listener = listener::take_or_bind(addr)?;
+    let listener = axum_autoreload::bind("127.0.0.1:8080").await?;
     let reload = AutoReload::new();
     let dir =
         std::env::var_os("TEMPLATES_DIR").map_or_else(|| PathBuf::from(TEMPLATES), PathBuf::from);
     let app = app(&dir, &reload)?;
-    tracing::info!("serving {} on {}", dir.display(), listener.url());
-    axum_autoreload::serve(listener.into_tokio()?, app, reload).await?;
+    tracing::info!("serving {} on {}", dir.display(), listener.local_addr()?);
+    reload.serve(listener, app).await?;
     Ok(())
 }
 
@@ -69,7 +67,6 @@ pub fn app(dir: &Path, reload: &AutoReload) -> Result<Router, axum_autoreload::W
     Ok(Router::new()
         .route("/", get(index))
         .with_state(Arc::new(reloader))
-        .merge(reload.router())
         .layer(reload.layer()))
 }
 

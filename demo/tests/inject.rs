@@ -157,8 +157,7 @@ async fn off_means_untouched_and_no_routes() {
     let (_, body) = call(through_layer(&reload, || html("<body></body>")), get("/")).await;
     assert_eq!(body, "<body></body>");
 
-    let app: axum::Router = reload.router();
-    let app = app.layer(reload.layer());
+    let app: axum::Router = axum::Router::new().layer(reload.layer());
     for path in ["/auto_refresh", "/auto_refresh/client.js"] {
         let response = app.clone().oneshot(get(path)).await.expect("infallible");
         assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
@@ -173,9 +172,9 @@ async fn next_frame(body: &mut Body) -> String {
 
 /// The stream opens with hello; one that falls behind gets a reload and goes on.
 #[tokio::test]
-async fn the_router_serves_the_script_and_the_stream() {
+async fn the_layer_serves_the_script_and_the_stream() {
     let reload = reload();
-    let app: axum::Router = reload.router();
+    let app: axum::Router = axum::Router::new().layer(reload.layer());
     let script = app.clone().oneshot(get("/auto_refresh/client.js")).await;
     let script = script.expect("infallible");
     assert_eq!(script.status(), StatusCode::OK);
@@ -230,7 +229,7 @@ async fn handlers_take_the_shutdown_signal_as_an_extractor() {
 
 #[tokio::test]
 async fn a_chosen_predicate_picks_the_pages() {
-    use axum_autoreload::{HtmlPages, Predicate};
+    use axum_autoreload::inject::{HtmlPages, Predicate};
 
     /// XHTML too, and nothing under `/embed`.
     #[derive(Clone)]
@@ -345,9 +344,7 @@ async fn app_event_streams_start_with_a_short_retry_when_reload_is_on() {
     );
     // The reload stream sets its own (100 ms) and gets no other.
     let reload = AutoReload::builder().enabled(true).build();
-    let app = axum::Router::new()
-        .merge(reload.router())
-        .layer(reload.layer());
+    let app = axum::Router::new().layer(reload.layer());
     let response = app.oneshot(get("/auto_refresh")).await.expect("infallible");
     let mut body = response.into_body();
     let hello = next_frame(&mut body).await;

@@ -41,7 +41,6 @@ async fn live_with_dirs(dirs: &[&str]) -> Live {
     axum_autoreload::watch_static(dir.path(), "/static", &reload).expect("watch");
     let app = Router::new()
         .nest_service("/static", axum_autoreload::static_files(dir.path()))
-        .merge(reload.router())
         .layer(reload.layer());
     let addr = demo::serve_here(app, reload).await;
     let stream = EventStream::greeted(addr).await;
@@ -132,7 +131,7 @@ async fn a_write_right_after_watching_begins_is_announced() {
     // program reads: a write in the first tick looks older than the watch.
     let dir = tempfile::tempdir().expect("tempdir");
     let reload = AutoReload::builder().enabled(true).build();
-    let addr = demo::serve_here(Router::new().merge(reload.router()), reload.clone()).await;
+    let addr = demo::serve_here(Router::new(), reload.clone()).await;
     let stream = EventStream::greeted(addr).await;
     axum_autoreload::watch_static(dir.path(), "/static", &reload).expect("watch");
     let mut live = Live { addr, dir, stream };

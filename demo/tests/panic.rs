@@ -20,7 +20,6 @@ async fn boom(enabled: bool) -> http::Response {
     let app = Router::new()
         .route("/", get(|| async { Html("<h1>fine</h1>") }))
         .route("/boom", get(boom))
-        .merge(reload.router())
         .layer(reload.layer());
     let addr = demo::serve_here(app, reload).await;
     let page = http::get(addr, "/boom").await.expect("GET /boom");

@@ -55,7 +55,6 @@ fn app(reload: &AutoReload) -> Router {
         .route("/", get(|| async { Html("<h1>hi</h1>") }))
         .route("/events", get(|| async { endless() }))
         .route("/tail", get(|| async { (KeepStreamOpen, endless()) }))
-        .merge(reload.router())
         .layer(reload.layer())
 }
 
@@ -71,7 +70,8 @@ type Server = JoinHandle<io::Result<()>>;
 /// `app` served by this crate's `serve`, without signal handling.
 async fn serve(app: Router, reload: &AutoReload, drain: Duration) -> (SocketAddr, Server) {
     let (listener, addr) = listen().await;
-    let server = axum_autoreload::serve(listener, app, reload.clone())
+    let server = reload
+        .serve(listener, app)
         .handle_signals(false)
         .drain_deadline(drain);
     (addr, tokio::spawn(server.into_future()))
@@ -170,7 +170,8 @@ async fn an_upgraded_connection_is_waited_for_until_the_app_closes_it() {
         };
         let app = Router::new().route("/ws", get(ws)).layer(reload.layer());
         let (listener, addr) = listen().await;
-        let mut server = axum_autoreload::serve(listener, app, reload.clone())
+        let mut server = reload
+            .serve(listener, app)
             .handle_signals(false)
             .drain_deadline(Duration::from_secs(5));
         if !keep_open {
@@ -356,7 +357,7 @@ async fn a_panic_in_a_body_is_logged_and_the_server_goes_on() {
     });
     let app = app(&reload).route("/panic-in-body", panics);
     let (addr, server) = serve(app, &reload, Duration::from_secs(1)).await;
-    // Past catch_panic: the connection ends, the panic is logged.
+    // Past the panic page: the connection ends, the panic is logged.
     let _ = http::get(addr, "/panic-in-body").await;
     let page = http::get(addr, "/").await.expect("GET /");
     assert_eq!(page.status, 200, "still serving");
@@ -370,7 +371,8 @@ async fn with_graceful_shutdown_begins_the_shutdown() {
     let reload = AutoReload::builder().enabled(true).build();
     let (listener, addr) = listen().await;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = axum_autoreload::serve(listener, app(&reload), reload.clone())
+    let server = reload
+        .serve(listener, app(&reload))
         .handle_signals(false)
         .with_graceful_shutdown(stopped.map(drop));
     let server = tokio::spawn(server.into_future());
@@ -390,7 +392,7 @@ async fn the_reload_routes_carry_the_guard_under_axum_serve() {
         addr
     };
     let plain = start(app(&reload)).await;
-    let guarded = start(app(&reload).layer(reload.guard())).await;
+    let guarded = start(app(&reload).layer(reload.allowed_hosts())).await;
     let foreign = "Host: localhost\r\nOrigin: https://evil.example";
     for (addr, status, line, headers) in [
         (plain, 403, "POST /auto_refresh/reload", foreign),

@@ -12,8 +12,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::extract::ConnectInfo;
-use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request};
+use axum::response::Response;
 use http::Method;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -23,15 +24,20 @@ use tokio::net::TcpStream;
 use tokio::sync::{oneshot, Notify};
 use tower::ServiceExt;
 
+use tower::util::BoxCloneSyncService;
+
 use super::upgrade::Upgrade;
-use crate::guard::Guard;
-use crate::ShutdownSignal;
+use crate::shutdown::ShutdownSignal;
+
+/// The app as every connection serves it: behind the allowed hosts, the panic page
+/// and the layer.
+pub(super) type App = BoxCloneSyncService<Request, Response, Infallible>;
 
 /// What every connection of one server needs.
 #[derive(Debug)]
 pub(super) struct Connect {
     pub(super) http: http1::Builder,
-    pub(super) app: Guard<Router>,
+    pub(super) app: App,
     pub(super) shutdown: ShutdownSignal,
     pub(super) first_request_grace: Duration,
     pub(super) upgrade_grace: Duration,
@@ -139,7 +145,7 @@ pub(super) async fn serve(connect: Arc<Connect>, stream: TcpStream, tracked: Arc
             request.extensions_mut().insert(ConnectInfo(remote));
             let websocket = super::upgrade::is_websocket(&request);
             let upgrade = Arc::clone(&upgrade);
-            let response = app.clone().oneshot(request);
+            let response = app.clone().oneshot(request.map(Body::new));
             async move {
                 let response = response.await;
                 if let Ok(response) = &response {

@@ -1,40 +1,10 @@
-//! The HTTP/1.1 server with a graceful shutdown built for restarts.
-//!
-//! axum's own `serve(..).with_graceful_shutdown(..)` waits for every open response,
-//! so an open server-sent events stream holds the process until it is killed, and it
-//! closes connections that were accepted but whose request was not read yet, which
-//! resets them. This server, on SIGINT, SIGTERM, the future given to
-//! [`Serve::with_graceful_shutdown`] or [`crate::ShutdownSignal::trigger`]:
-//!
-//! 1. fires the [`crate::ShutdownSignal`]: every reload stream sends `restart` and
-//!    ends, the app's own event streams end (behind [`crate::AutoReload::layer`]),
-//!    and its other long-lived handlers end on it too;
-//! 2. stops the reload handle's file watchers ([`crate::watch_static`]) and keeps
-//!    accepting and serving until they are closed: closing an inotify instance can
-//!    take the kernel 15 ms, which would otherwise delay the exit while requests
-//!    wait in the backlog;
-//! 3. stops accepting: connections not yet accepted stay in the socket's backlog for
-//!    the next process (with socket activation the socket outlives this process);
-//! 4. lets in-flight requests finish, then closes their connections; closes idle
-//!    keep-alive connections at once; gives a connection accepted but still silent
-//!    a short grace ([`Serve::first_request_grace`]) to send its request, which is
-//!    then served rather than reset; gives an upgraded connection (a WebSocket)
-//!    that the app still holds a short grace ([`Serve::upgrade_grace`]), then
-//!    closes it, with a Close frame 1012 (service restart) when it can; waits for
-//!    one the app answered with [`crate::KeepStreamOpen`] until the app drops it;
-//! 5. returns when every connection is done, when the drain deadline passes
-//!    ([`Serve::drain_deadline`]; the warning then names the requests that held
-//!    it), or at once on a second SIGINT or SIGTERM.
-//!
-//! SIGUSR1 broadcasts a `reload` to every tab ([`crate::AutoReload::reload`]).
-//!
-//! Every connection is hyper's (HTTP/1.1, with upgrades), and every request goes
-//! through [`crate::AutoReload::guard`], [`crate::catch_panic`] and then the app.
+//! The HTTP/1.1 server with a graceful shutdown built for restarts: [`Serve`].
 
 mod connection;
 mod connections;
 mod upgrade;
 
+use std::convert::Infallible;
 use std::fmt;
 use std::future::{Future, IntoFuture};
 use std::io;
@@ -43,16 +13,21 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::Router;
+use axum::extract::Request;
+use axum::response::Response;
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioTimer;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::time::{error::Elapsed, Sleep};
-use tower::Layer;
+use tower::util::BoxCloneSyncService;
+use tower::{Layer, Service};
 
-use crate::{AutoReload, ShutdownSignal};
-use connection::Connect;
+use crate::protocol::ToRunner;
+use crate::reload::AutoReload;
+use crate::runner_channel::tell_runner;
+use crate::shutdown::ShutdownSignal;
+use connection::{App, Connect};
 use connections::Connections;
 
 /// The largest request head (request line and headers) accepted, in bytes; a larger
@@ -70,25 +45,31 @@ const WATCHERS_CLOSE_LIMIT: Duration = Duration::from_millis(250);
 /// A future that completes when the app wants the shutdown to begin.
 type Trigger = Pin<Box<dyn Future<Output = ()> + Send>>;
 
-/// Serve `app` on `listener` until SIGINT or SIGTERM, then shut down gracefully as
-/// the module docs describe.
+/// Serve `app` on `listener` with reload, until SIGINT or SIGTERM, then shut down
+/// gracefully as the [`Serve`] docs describe: what `axum::serve(listener,
+/// app)` does, plus reload. The same as `AutoReload::new().serve(listener, app)`
+/// ([`AutoReload::serve`], which says what each request goes through); use that
+/// form when the app needs the handle (to watch files, to tell the tabs to
+/// reload), and serve an app that has a handle of its own with that handle: the
+/// runner's messages go to the first handle built.
 ///
-/// `app` should include [`AutoReload::router`] and [`AutoReload::layer`] of the same
-/// `reload` handle; its shutdown signal is the one this server fires. Every request
-/// first passes [`AutoReload::guard`] (the Host and Origin checks), then
-/// [`crate::catch_panic`] (a handler's panic becomes a 500 page), and carries
-/// [`ConnectInfo<SocketAddr>`](axum::extract::ConnectInfo) of the peer. A panic that
-/// escapes the app (in a response body as it streams) ends its connection and is
-/// logged with its message.
+/// `app` is what `axum::serve` takes: a `Router` (its state given with
+/// `with_state`), a `NormalizePath<Router>`, any
+/// `tower::Service<axum::extract::Request, Response = axum::response::Response,
+/// Error = Infallible>` that is `Clone + Send + Sync + 'static` and whose future is
+/// `Send`.
 ///
 /// # Examples
 ///
+/// An axum hello world, with its two lines changed:
+///
 /// ```no_run
-/// # async fn run(listener: tokio::net::TcpListener, app: axum::Router) -> std::io::Result<()> {
-/// let reload = axum_autoreload::AutoReload::new();
-/// axum_autoreload::serve(listener, app, reload)
-///     .drain_deadline(std::time::Duration::from_secs(5))
-///     .await
+/// use axum::{response::Html, routing::get, Router};
+///
+/// # async fn run() {
+/// let app = Router::new().route("/", get(|| async { Html("<h1>Hello, World!</h1>") }));
+/// let listener = axum_autoreload::bind("127.0.0.1:3000").await.unwrap();
+/// axum_autoreload::serve(listener, app).await.unwrap();
 /// # }
 /// ```
 ///
@@ -96,26 +77,120 @@ type Trigger = Pin<Box<dyn Future<Output = ()> + Send>>;
 ///
 /// The returned future fails only when the signal handlers cannot be installed.
 /// Accept errors (such as running out of file descriptors) are logged and retried.
-pub fn serve(listener: TcpListener, app: Router, reload: AutoReload) -> Serve {
-    Serve {
-        listener,
-        app,
-        reload,
-        drain_deadline: Duration::from_secs(2),
-        first_request_grace: Duration::from_millis(100),
-        upgrade_grace: Duration::from_millis(80),
-        handle_signals: true,
-        header_read_timeout: Duration::from_secs(10),
-        trigger: Box::pin(std::future::pending()),
+pub fn serve<S>(listener: TcpListener, app: S) -> Serve
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + Sync + 'static,
+    S::Future: Send + 'static,
+{
+    AutoReload::new().serve(listener, app)
+}
+
+impl AutoReload {
+    /// Serve `app` on `listener` with this handle's reload, until SIGINT or SIGTERM,
+    /// then shut down gracefully as the [`Serve`] docs describe; `.await`
+    /// the returned [`Serve`] to run it, after its settings if any.
+    ///
+    /// Every request goes through, in order: [`AutoReload::allowed_hosts`] (the Host
+    /// and Origin checks: 403 for another site), [`AutoReload::panic_page`] (a
+    /// handler's panic becomes a 500 page), [`AutoReload::layer`] (the reload paths,
+    /// answered ahead of the app; the script injected into pages) and then `app`,
+    /// with [`ConnectInfo<SocketAddr>`](axum::extract::ConnectInfo) of the peer. An
+    /// app that has [`AutoReload::layer`] already gets no second script, and an app
+    /// with routes of its own under [`crate::protocol::STREAM_PATH`] does not clash
+    /// (the layer answers first). A panic that escapes the app (in a response body
+    /// as it streams) ends its connection and is logged with its message.
+    ///
+    /// `app` is what `axum::serve` takes; see [`serve()`] for the bound.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use axum::{response::Html, routing::get, Router};
+    /// use axum_autoreload::{watch_static, AutoReload};
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let app = Router::new().route("/", get(|| async { Html("<h1>Hello</h1>") }));
+    /// let listener = axum_autoreload::bind("127.0.0.1:3000").await?;
+    /// let reload = AutoReload::new();
+    /// watch_static("static", "/static", &reload)?;
+    /// reload
+    ///     .serve(listener, app)
+    ///     .drain_deadline(std::time::Duration::from_secs(5))
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`serve()`].
+    pub fn serve<S>(&self, listener: TcpListener, app: S) -> Serve
+    where
+        S: Service<Request, Response = Response, Error = Infallible>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        let app = self
+            .allowed_hosts()
+            .layer(self.panic_page().layer(self.layer().layer(app)));
+        Serve {
+            listener,
+            app: BoxCloneSyncService::new(app),
+            reload: self.clone(),
+            drain_deadline: Duration::from_secs(2),
+            first_request_grace: Duration::from_millis(100),
+            upgrade_grace: Duration::from_millis(80),
+            handle_signals: true,
+            header_read_timeout: Duration::from_secs(10),
+            trigger: Box::pin(std::future::pending()),
+        }
     }
 }
 
-/// A server that is set up and not started yet: `.await` it to run. Made by
-/// [`serve()`].
+/// A server that is set up and not started yet: `.await` it to run; it resolves
+/// to `std::io::Result<()>` once the graceful shutdown is over. Made by [`serve()`]
+/// and [`AutoReload::serve`].
+///
+/// # Graceful shutdown
+///
+/// axum's own `serve(..).with_graceful_shutdown(..)` waits for every open response,
+/// so an open server-sent events stream holds the process until it is killed, and it
+/// closes connections that were accepted but whose request was not read yet, which
+/// resets them. This server, on SIGINT, SIGTERM, the future given to
+/// [`Serve::with_graceful_shutdown`] or [`crate::ShutdownSignal::trigger`]:
+///
+/// 1. fires the [`crate::ShutdownSignal`]: every reload stream sends `restart` and
+///    ends, the app's own event streams end (the layer of
+///    [`crate::AutoReload::layer`] ends them),
+///    and its other long-lived handlers end on it too;
+/// 2. stops the reload handle's file watchers ([`crate::watch_static`]) and keeps
+///    accepting and serving until they are closed: closing an inotify instance can
+///    take the kernel 15 ms, which would otherwise delay the exit while requests
+///    wait in the backlog;
+/// 3. stops accepting: connections not yet accepted stay in the socket's backlog for
+///    the next process (with socket activation the socket outlives this process);
+/// 4. lets in-flight requests finish, then closes their connections; closes idle
+///    keep-alive connections at once; gives a connection accepted but still silent
+///    a short grace ([`Serve::first_request_grace`]) to send its request, which is
+///    then served rather than reset; gives an upgraded connection (a WebSocket)
+///    that the app still holds a short grace ([`Serve::upgrade_grace`]), then
+///    closes it, with a Close frame 1012 (service restart) when it can; waits for
+///    one the app answered with [`crate::KeepStreamOpen`] until the app drops it;
+/// 5. returns when every connection is done, when the drain deadline passes
+///    ([`Serve::drain_deadline`]; the warning then names the requests that held
+///    it), or at once on a second SIGINT or SIGTERM.
+///
+/// SIGUSR1 broadcasts a `reload` to every tab ([`crate::AutoReload::reload`]).
+///
+/// Every connection is hyper's (HTTP/1.1, with upgrades), and every request goes
+/// through [`crate::AutoReload::allowed_hosts`], [`crate::AutoReload::panic_page`],
+/// [`crate::AutoReload::layer`] and then the app.
 #[must_use = "a server does nothing until it is awaited"]
 pub struct Serve {
     listener: TcpListener,
-    app: Router,
+    app: App,
     reload: AutoReload,
     drain_deadline: Duration,
     first_request_grace: Duration,
@@ -206,10 +281,9 @@ impl Serve {
     ///
     /// ```no_run
     /// # async fn run(listener: tokio::net::TcpListener, app: axum::Router) -> std::io::Result<()> {
-    /// let reload = axum_autoreload::AutoReload::new();
     /// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     /// # drop(stop);
-    /// axum_autoreload::serve(listener, app, reload)
+    /// axum_autoreload::serve(listener, app)
     ///     .handle_signals(false)
     ///     .with_graceful_shutdown(async move {
     ///         let _ = stopped.await;
@@ -241,7 +315,7 @@ impl IntoFuture for Serve {
 }
 
 /// What a signal asks for.
-enum Request {
+enum SignalRequest {
     Stop(&'static str),
     Reload,
 }
@@ -261,14 +335,14 @@ impl Signals {
         ))))
     }
 
-    async fn recv(&mut self) -> Request {
+    async fn recv(&mut self) -> SignalRequest {
         let Some((interrupt, terminate, user1)) = &mut self.0 else {
             return std::future::pending().await;
         };
         tokio::select! {
-            Some(()) = interrupt.recv() => Request::Stop("SIGINT"),
-            Some(()) = terminate.recv() => Request::Stop("SIGTERM"),
-            Some(()) = user1.recv() => Request::Reload,
+            Some(()) = interrupt.recv() => SignalRequest::Stop("SIGINT"),
+            Some(()) = terminate.recv() => SignalRequest::Stop("SIGTERM"),
+            Some(()) = user1.recv() => SignalRequest::Reload,
         }
     }
 }
@@ -333,7 +407,7 @@ impl Serve {
             .max_header_size(MAX_HEADER_SIZE);
         let connect = Arc::new(Connect {
             http,
-            app: reload.guard().layer(app.layer(crate::catch_panic(&reload))),
+            app,
             shutdown: shutdown.clone(),
             first_request_grace,
             upgrade_grace,
@@ -355,15 +429,15 @@ impl Serve {
             tokio::select! {
                 biased;
                 request = signals.recv() => match request {
-                    Request::Reload => {
+                    SignalRequest::Reload => {
                         let streams = reload.reload();
                         tracing::info!("SIGUSR1: told {streams} reload streams to reload");
                     }
-                    Request::Stop(name) if matches!(phase, Phase::Serving(_)) => {
+                    SignalRequest::Stop(name) if matches!(phase, Phase::Serving(_)) => {
                         tracing::info!("{name}: shutting down");
                         shutdown.trigger();
                     }
-                    Request::Stop(name) => {
+                    SignalRequest::Stop(name) => {
                         tracing::warn!(
                             "{name} again: exiting without waiting for {} connections",
                             connections.len()
@@ -408,7 +482,7 @@ impl Serve {
                             connections.holders(),
                         );
                         held_by.get_or_insert_with(|| connections.holders());
-                        warn_even_without_subscriber(&warning);
+                        crate::log::even_without_subscriber(true, &warning);
                         break;
                     }
                 },
@@ -426,10 +500,7 @@ impl Serve {
         connections.abort_all();
         let ms = u64::try_from(began.elapsed().as_millis()).unwrap_or(u64::MAX);
         tracing::info!("shut down in {ms} ms");
-        crate::runner_channel::tell_runner(&crate::runner_channel::ToRunner::Shutdown {
-            ms,
-            held_by,
-        });
+        tell_runner(&ToRunner::Shutdown { ms, held_by });
         Ok(())
     }
 }
@@ -439,16 +510,6 @@ async fn accept(listener: Option<&TcpListener>) -> io::Result<(TcpStream, Socket
     match listener {
         Some(listener) => listener.accept().await,
         None => std::future::pending().await,
-    }
-}
-
-/// `warning` through `tracing`, or on stderr in an app that set no subscriber:
-/// it says what holds every restart, which nobody else would tell.
-fn warn_even_without_subscriber(warning: &str) {
-    if tracing::dispatcher::has_been_set() {
-        tracing::warn!("{warning}");
-    } else {
-        eprintln!("axum-autoreload: {warning}");
     }
 }
 

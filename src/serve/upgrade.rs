@@ -21,7 +21,7 @@ use http::{header, Request, Response, StatusCode};
 use socket2::Socket;
 use tokio::net::TcpStream;
 
-use crate::KeepStreamOpen;
+use crate::shutdown::KeepStreamOpen;
 
 /// A Close frame with code 1012, service restart (RFC 6455 §5.5.1 and §7.4.1):
 /// FIN and opcode 0x8, an unmasked payload of 2 bytes, the code big-endian.

@@ -24,7 +24,7 @@ pub const PAGE_LOAD: &str =
 const MAIN: &str = r#"use std::sync::{Arc, Mutex};
 
 use axum::{routing::get, Router};
-use axum_autoreload::{listener, AutoReload};
+use axum_autoreload::AutoReload;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -48,11 +48,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     write.lock().unwrap().push(body);
                     std::future::ready("stored\n")
                 }),
-        )
-        .merge(reload.router())
-        .layer(reload.layer());
-    let listener = listener::take_or_bind("127.0.0.1:0".parse()?)?;
-    axum_autoreload::serve(listener.into_tokio()?, app, reload).await?;
+        );
+    let listener = axum_autoreload::bind("127.0.0.1:0").await?;
+    reload.serve(listener, app).await?;
     Ok(())
 }
 "#;
@@ -157,7 +155,7 @@ tracing-subscriber = "0.3"
             .current_dir(self.dir.path())
             .env_remove("AXUM_AUTORELOAD_EDITOR")
             // Read by the library, in the failure server and in the app alike.
-            .env(axum_autoreload::ALLOWED_HOSTS_ENV, ALLOWED_HOST)
+            .env(axum_autoreload::protocol::ALLOWED_HOSTS_ENV, ALLOWED_HOST)
             .env("CARGO_TARGET_DIR", target)
             .env("RUST_LOG", "info");
     }

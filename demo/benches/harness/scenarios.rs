@@ -550,8 +550,8 @@ pub(crate) async fn injector(bench: &mut Bench, root: &Path) -> io::Result<()> {
     }
     let mut means = Vec::new();
     for (name, label) in [
-        ("layer", "through AutoReloadLayer (reload on)"),
-        ("layer_off", "through AutoReloadLayer (reload off)"),
+        ("layer", "through InjectLayer (reload on)"),
+        ("layer_off", "through InjectLayer (reload off)"),
         ("no_layer", "the service alone"),
     ] {
         let estimates = criterion.join(format!("inject/{name}/new/estimates.json"));

@@ -16,7 +16,8 @@ use std::sync::Arc;
 use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::routing::get;
 use axum::Router;
-use axum_autoreload::{listener, AutoReload};
+use axum_autoreload::listener::ListenerError;
+use axum_autoreload::AutoReload;
 use tracing_subscriber::EnvFilter;
 
 pub(crate) use args::Args;
@@ -54,7 +55,6 @@ fn routes(state: AppState, static_dir: &std::path::Path) -> Router {
         .route("/echo", get(echo::page))
         .route("/ws", get(echo::upgrade))
         .nest_service("/static", axum_autoreload::static_files(static_dir))
-        .merge(reload.router())
         .fallback(pages::not_found)
         .with_state(state)
         .layer(reload.layer())
@@ -75,8 +75,10 @@ pub(crate) async fn run(args: Args) -> ExitCode {
 type Error = Box<dyn std::error::Error>;
 
 async fn serve(args: Args) -> Result<(), Error> {
-    let listener = listener::take_or_bind(args.addr())?;
-    log_listener(&listener);
+    let listener = axum_autoreload::bind(args.addr())
+        .await
+        .map_err(with_flags)?;
+    let url = url(listener.local_addr()?);
     let reload = args
         .allowed_hosts
         .iter()
@@ -84,7 +86,7 @@ async fn serve(args: Args) -> Result<(), Error> {
             builder.allow_host(host)
         })
         .build();
-    log_reload(&reload, &listener.url());
+    log_reload(&reload, &url);
 
     let app = match &args.root {
         Some(root) => axum_autoreload::live_server(root, &reload)?,
@@ -97,10 +99,8 @@ async fn serve(args: Args) -> Result<(), Error> {
         }
     };
 
-    let listener = listener
-        .into_tokio()
-        .map_err(|err| format!("cannot use the listening socket: {err}"))?;
-    axum_autoreload::serve(listener, app, reload)
+    reload
+        .serve(listener, app)
         .drain_deadline(args.drain_deadline())
         .header_read_timeout(args.header_read_timeout())
         .await?;
@@ -119,17 +119,21 @@ async fn demo_app(args: &Args, reload: &AutoReload) -> Result<Router, Error> {
     Ok(routes(state, &args.static_dir))
 }
 
-fn log_listener(listener: &listener::Listener) {
-    match listener.source() {
-        listener::Source::SocketActivation { fd } => tracing::info!(
-            "listening on {} from socket activation (LISTEN_FDS, fd {fd}), backlog {}",
-            listener.local_addr(),
-            listener::BACKLOG,
-        ),
-        listener::Source::Bound => tracing::info!(
-            "listening on {} (bound here: run under `watchexec --socket` to keep the socket across restarts)",
-            listener.local_addr(),
-        ),
+/// A bind error, with the demo's own way to pick the address.
+fn with_flags(err: ListenerError) -> Error {
+    match err {
+        ListenerError::Bind { .. } => format!("{err} (the demo's address: --addr or PORT)").into(),
+        err => err.into(),
+    }
+}
+
+/// The URL a person opens: `localhost` for loopback and unspecified addresses.
+fn url(addr: std::net::SocketAddr) -> String {
+    let ip = addr.ip();
+    if ip.is_loopback() || ip.is_unspecified() {
+        format!("http://localhost:{}", addr.port())
+    } else {
+        format!("http://{addr}")
     }
 }
 

@@ -111,7 +111,7 @@ pub fn assert_fails(output: &Output, code: i32, needles: &[&str]) -> String {
 pub async fn serve_here(app: axum::Router, reload: axum_autoreload::AutoReload) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("address");
-    let server = axum_autoreload::serve(listener, app, reload).handle_signals(false);
+    let server = reload.serve(listener, app).handle_signals(false);
     tokio::spawn(server.into_future());
     addr
 }
@@ -133,14 +133,15 @@ impl SwappedApp {
         app: impl FnOnce(&axum_autoreload::AutoReload) -> axum::Router,
     ) -> Self {
         let reload = axum_autoreload::AutoReload::builder().enabled(true).build();
-        let app = app(&reload).merge(reload.router()).layer(reload.layer());
+        let app = app(&reload).layer(reload.layer());
         let listener = socket.try_clone().expect("a copy of the socket");
         listener
             .set_nonblocking(true)
             .expect("a non-blocking socket");
         let listener = TcpListener::from_std(listener).expect("a tokio listener");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = axum_autoreload::serve(listener, app, reload.clone())
+        let server = reload
+            .serve(listener, app)
             .handle_signals(false)
             .drain_deadline(Duration::from_millis(500))
             .with_graceful_shutdown(async move {

@@ -7,17 +7,19 @@ use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
-use super::Splicer;
-use crate::ShutdownSignal;
+use super::splice::Splicer;
+use crate::shutdown::ShutdownSignal;
 
 pin_project! {
-    /// The response body of [`crate::AutoReloadService`]: the inner body, with the
+    /// The response body of [`super::InjectService`]: the inner body, with the
     /// script spliced in as it streams when the response is a page that qualified,
-    /// or ended at the shutdown when it is an event stream.
+    /// or ended at the shutdown when it is an event stream; or the layer's own
+    /// answer on a reload path.
     #[derive(Debug)]
-    pub struct AutoReloadBody<B> {
+    #[must_use = "a body does nothing until it is polled"]
+    pub struct InjectBody<B> {
         #[pin]
-        inner: B,
+        inner: Inner<B>,
         splicer: Option<Splicer>,
         // A frame to send before the next of the inner body: a trailers frame that
         // waits for the held-back bytes and the tag to go out, or the `retry`
@@ -30,8 +32,58 @@ pin_project! {
     }
 }
 
-impl<B> AutoReloadBody<B> {
+pin_project! {
+    #[project = InnerProj]
+    #[derive(Debug)]
+    enum Inner<B> {
+        App { #[pin] body: B },
+        // Never fails: its bytes are in memory, or the reload stream's.
+        ReloadPath { body: axum::body::Body },
+    }
+}
+
+impl<B> Inner<B>
+where
+    B: Body<Data = Bytes>,
+{
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        match self.project() {
+            InnerProj::App { body } => body.poll_frame(cx),
+            InnerProj::ReloadPath { body } => match ready!(Pin::new(body).poll_frame(cx)) {
+                Some(Ok(frame)) => Poll::Ready(Some(Ok(frame))),
+                Some(Err(err)) => {
+                    tracing::debug!("reload path: {err}");
+                    Poll::Ready(None)
+                }
+                None => Poll::Ready(None),
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Self::App { body } => body.is_end_stream(),
+            Self::ReloadPath { body } => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Self::App { body } => body.size_hint(),
+            Self::ReloadPath { body } => body.size_hint(),
+        }
+    }
+}
+
+impl<B> InjectBody<B> {
     fn new(inner: B) -> Self {
+        Self::with(Inner::App { body: inner })
+    }
+
+    fn with(inner: Inner<B>) -> Self {
         Self {
             inner,
             splicer: None,
@@ -41,11 +93,16 @@ impl<B> AutoReloadBody<B> {
         }
     }
 
-    pub(crate) fn passthrough(inner: B) -> Self {
+    /// The layer's answer on a reload path.
+    pub(super) fn reload_path(body: axum::body::Body) -> Self {
+        Self::with(Inner::ReloadPath { body })
+    }
+
+    pub(super) fn passthrough(inner: B) -> Self {
         Self::new(inner)
     }
 
-    pub(crate) fn injecting(inner: B, splicer: Splicer) -> Self {
+    pub(super) fn injecting(inner: B, splicer: Splicer) -> Self {
         Self {
             splicer: Some(splicer),
             ..Self::new(inner)
@@ -54,7 +111,7 @@ impl<B> AutoReloadBody<B> {
 
     /// An event stream that ends at the shutdown, and starts with `retry` (a
     /// `retry:` field block) when there is one.
-    pub(crate) fn until_shutdown(
+    pub(super) fn until_shutdown(
         inner: B,
         shutdown: &ShutdownSignal,
         retry: Option<Bytes>,
@@ -67,7 +124,7 @@ impl<B> AutoReloadBody<B> {
     }
 }
 
-impl<B> Body for AutoReloadBody<B>
+impl<B> Body for InjectBody<B>
 where
     B: Body<Data = Bytes>,
 {

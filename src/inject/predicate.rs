@@ -1,11 +1,14 @@
-use http::{header, Request, Response};
+use http::{header, HeaderMap, Request, Response, StatusCode};
 
 /// Chooses which responses get the client script, for
-/// [`crate::AutoReloadLayer::inject_when`].
+/// [`super::InjectLayer::inject_when`].
 ///
 /// The layer asks [`Predicate::request`] before the request goes to the app, and
 /// [`Predicate::response`] only when that said yes and the response is one it can
 /// rewrite.
+///
+/// A closure `Fn(StatusCode, &HeaderMap) -> bool + Clone` is a predicate: it is
+/// asked about the response's status and headers, and every request qualifies.
 pub trait Predicate: Clone {
     /// Whether the answer to `request` may get the script.
     fn request<B>(&self, request: &Request<B>) -> bool;
@@ -29,9 +32,22 @@ impl Predicate for HtmlPages {
     }
 }
 
+impl<F> Predicate for F
+where
+    F: Fn(StatusCode, &HeaderMap) -> bool + Clone,
+{
+    fn request<B>(&self, _request: &Request<B>) -> bool {
+        true
+    }
+
+    fn response<B>(&self, response: &Response<B>) -> bool {
+        self(response.status(), response.headers())
+    }
+}
+
 /// Whether the `Content-Type` in `headers` is `essence` (ASCII case-insensitive,
 /// parameters ignored).
-pub(super) fn has_media_type(headers: &http::HeaderMap, essence: &str) -> bool {
+pub(super) fn has_media_type(headers: &HeaderMap, essence: &str) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())

@@ -1,14 +1,27 @@
-//! The layer around the app: [`AutoReloadLayer`], made by
-//! [`crate::AutoReload::layer`].
+//! The layer around the app: [`InjectLayer`], made by [`crate::AutoReload::layer`],
+//! with its service [`InjectService`], [`ResponseFuture`] and [`InjectBody`], and
+//! the [`Predicate`] that picks the pages ([`HtmlPages`] by default).
 //!
 //! For every request it:
 //!
-//! 1. puts the [`crate::ShutdownSignal`] in the request's extensions, so a handler
+//! 1. answers the reload paths itself when reload is on: the stream at
+//!    [`crate::protocol::STREAM_PATH`] and everything below it (the client script,
+//!    its worker, idiomorph, the status document, the trigger and the timing line),
+//!    ahead of the app, so an app's own route there is never reached. These
+//!    answers check [`crate::allowed_hosts`] with `Origin` on every request: a
+//!    request whose `Host` or `Origin` names another site gets 403;
+//! 2. puts the [`crate::ShutdownSignal`] in the request's extensions, so a handler
 //!    can take it as an extractor;
-//! 2. ends a `text/event-stream` response of the app when the graceful shutdown
+//! 3. ends a `text/event-stream` response of the app when the graceful shutdown
 //!    begins, and gives it a short `retry` when reload is on (see
 //!    [Event streams](#event-streams));
-//! 3. adds the client script to HTML pages (see [Heuristics](#heuristics)).
+//! 4. adds the client script to HTML pages (see [Heuristics](#heuristics)).
+//!
+//! A response that an inner `InjectLayer` handled already (the app has
+//! `reload.layer()` and is served by [`crate::serve()`], which adds one too) is
+//! left alone by the outer one: the script goes in once, an event stream gets one
+//! `retry` field, and ends when either layer's shutdown signal fires. Handlers get
+//! the outer layer's signal (the server's).
 //!
 //! # Event streams
 //!
@@ -41,13 +54,12 @@
 //!   [`HtmlPages`], asks for a `text/html` response (any parameters) to a request
 //!   without an `HX-Request` header: htmx asks for fragments, which are swapped
 //!   into a page that has the script already. Choose another with
-//!   [`AutoReloadLayer::inject_when`];
+//!   [`InjectLayer::inject_when`];
 //! - the response has no `Content-Encoding` other than `identity`: the layer cannot
 //!   rewrite compressed bytes. Put a compression layer *outside* (added after) this
 //!   one, so it compresses the page after the script is in;
 //! - the status is not 1xx, 204, 206 or 304 (no body, or a part of one);
-//! - no inner `AutoReloadLayer` has injected into it already (the script goes in
-//!   once).
+//! - no inner `InjectLayer` has handled it already (the script goes in once).
 //!
 //! The last three hold whatever the predicate says.
 //!
@@ -65,8 +77,7 @@ mod predicate;
 mod service;
 mod splice;
 
-pub use body::AutoReloadBody;
-pub use layer::AutoReloadLayer;
+pub use body::InjectBody;
+pub use layer::InjectLayer;
 pub use predicate::{HtmlPages, Predicate};
-pub use service::{AutoReloadService, ResponseFuture};
-pub(crate) use splice::Splicer;
+pub use service::{InjectService, ResponseFuture};

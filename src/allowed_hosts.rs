@@ -1,15 +1,16 @@
-//! Checks that keep other web sites from using the development server through the
-//! developer's own browser, as a tower layer.
+//! Allowed hosts: checks that keep other web sites from using the development
+//! server through the developer's own browser, as a tower layer
+//! ([`AllowedHostsLayer`], its service [`AllowedHosts`] and [`ResponseFuture`]).
 //!
 //! - **Host** (DNS rebinding): a page on another site can make its own domain
 //!   resolve to 127.0.0.1 and then read the answers. Such requests carry that
 //!   domain in `Host`, so only `localhost`, names under `.localhost`, IP addresses
-//!   and names allowed with [`GuardLayer::allow_host`] are answered; others get 403.
+//!   and names allowed with [`AllowedHostsLayer::allow_host`] are answered; others get 403.
 //! - **Origin** (cross-site requests): a page on another site can send requests to
 //!   localhost. Requests that change state (any method but GET, HEAD and OPTIONS)
 //!   and WebSocket upgrades are refused with 403 when their `Origin` names a host
 //!   that is not allowed (or is `null`); on the reload routes (`/auto_refresh` and
-//!   below), which carry a guard of their own, every request is.
+//!   below), which the layer of [`crate::AutoReload::layer`] answers itself, every request is.
 //!
 //! This follows what Vite does (`server.allowedHosts`, its WebSocket origin check).
 
@@ -29,7 +30,7 @@ use tower::{Layer, Service};
 /// with a one-line `text/plain` explanation and never reaches the inner service.
 ///
 /// - **Host** (DNS rebinding): only `localhost`, names under `.localhost`, IP
-///   addresses and names given to [`GuardLayer::allow_host`] are answered.
+///   addresses and names given to [`AllowedHostsLayer::allow_host`] are answered.
 /// - **Origin** (cross-site requests): a request that changes state (any method
 ///   but GET, HEAD and OPTIONS) or upgrades (a WebSocket) is refused when its
 ///   `Origin` names a host that is not allowed, or is `null`. The reload routes
@@ -38,24 +39,24 @@ use tower::{Layer, Service};
 /// No CORS headers are added. This follows what Vite does (`server.allowedHosts`,
 /// its WebSocket origin check).
 ///
-/// [`crate::AutoReload::guard`] gives one with the names allowed by
-/// [`crate::AutoReloadBuilder::allow_host`]; [`crate::AutoReload::router`] carries it
-/// and [`crate::serve()`] applies it to the whole app. With `axum::serve`, add it to
-/// the app as its outermost layer.
+/// [`crate::AutoReload::allowed_hosts`] gives one with the names allowed by
+/// [`crate::AutoReloadBuilder::allow_host`]; the reload paths answered by
+/// [`crate::AutoReload::layer`] check it themselves, and [`crate::serve()`] applies it
+/// to the whole app. With `axum::serve`, add it to the app as its outermost layer.
 ///
 /// # Examples
 ///
 /// ```
 /// use axum::{routing::get, Router};
-/// use axum_autoreload::GuardLayer;
+/// use axum_autoreload::allowed_hosts::AllowedHostsLayer;
 ///
 /// let app: Router = Router::new()
 ///     .route("/", get(|| async { "hello" }))
-///     .layer(GuardLayer::new().allow_host("dev.example"));
+///     .layer(AllowedHostsLayer::new().allow_host("dev.example"));
 /// ```
 #[derive(Clone, Debug, Default)]
 #[must_use = "a layer does nothing until it is applied"]
-pub struct GuardLayer {
+pub struct AllowedHostsLayer {
     /// Host names allowed besides `localhost`, `*.localhost` and IP addresses,
     /// lower-cased, without a trailing dot.
     allowed: Arc<Vec<String>>,
@@ -63,8 +64,8 @@ pub struct GuardLayer {
     every_request: bool,
 }
 
-impl GuardLayer {
-    /// A guard that answers `localhost`, names under `.localhost` and IP addresses.
+impl AllowedHostsLayer {
+    /// Checks that answer `localhost`, names under `.localhost` and IP addresses.
     pub fn new() -> Self {
         Self::default()
     }
@@ -80,13 +81,35 @@ impl GuardLayer {
         self
     }
 
-    /// The same guard, checking `Origin` on every request: for the reload routes,
-    /// whose stream and status another site must not read.
+    /// The same checks, with `Origin` checked on every request: for the reload
+    /// paths, whose stream and status another site must not read.
     pub(crate) fn every_request(self) -> Self {
         Self {
             every_request: true,
             ..self
         }
+    }
+
+    /// `403 Forbidden` with the reason, logged, when `request` is refused; `None`
+    /// when it may go on.
+    pub(crate) fn check<ReqBody, ResBody: From<String>>(
+        &self,
+        request: &Request<ReqBody>,
+    ) -> Option<Response<ResBody>> {
+        let reason = self.refusal(request)?;
+        let from = request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(remote)| format!(" from {remote}"))
+            .unwrap_or_default();
+        tracing::warn!(
+            "refused {} {}{from}: Host {:?}, Origin {:?}",
+            request.method(),
+            request.uri().path(),
+            request.headers().get(header::HOST),
+            request.headers().get(header::ORIGIN),
+        );
+        Some(forbidden(reason))
     }
 
     /// Why the request is refused, or `None` when it may go on.
@@ -98,7 +121,7 @@ impl GuardLayer {
             if !self.is_allowed(name) {
                 return Some(format!(
                     "Host {host:?} is not allowed: this development server answers localhost and IP addresses; \
-                     allow another name with AutoReloadBuilder::allow_host({name:?})\n",
+                     allow another name with AutoReloadBuilder::allow_host({name:?}) or AXUM_AUTORELOAD_ALLOWED_HOSTS\n",
                 ));
             }
         }
@@ -129,69 +152,60 @@ impl GuardLayer {
     }
 }
 
-impl<S> Layer<S> for GuardLayer {
-    type Service = Guard<S>;
+impl<S> Layer<S> for AllowedHostsLayer {
+    type Service = AllowedHosts<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Guard {
+        AllowedHosts {
             inner,
             layer: self.clone(),
         }
     }
 }
 
-/// The service made by [`GuardLayer`].
+/// The service made by [`AllowedHostsLayer`]: refuses what the layer refuses, passes
+/// the rest to the inner service.
 #[derive(Clone, Debug)]
-pub struct Guard<S> {
+#[must_use = "a service does nothing until it is called"]
+pub struct AllowedHosts<S> {
     inner: S,
-    layer: GuardLayer,
+    layer: AllowedHostsLayer,
 }
 
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Guard<S>
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for AllowedHosts<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     ResBody: From<String>,
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = GuardFuture<S::Future, ResBody>;
+    type Future = ResponseFuture<S::Future, ResBody>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let Some(reason) = self.layer.refusal(&request) else {
-            return GuardFuture {
+        match self.layer.check(&request) {
+            None => ResponseFuture {
                 kind: Kind::Allowed {
                     inner: self.inner.call(request),
                 },
-            };
-        };
-        let from = request
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(remote)| format!(" from {remote}"))
-            .unwrap_or_default();
-        tracing::warn!(
-            "refused {} {}{from}: Host {:?}, Origin {:?}",
-            request.method(),
-            request.uri().path(),
-            request.headers().get(header::HOST),
-            request.headers().get(header::ORIGIN),
-        );
-        GuardFuture {
-            kind: Kind::Refused {
-                response: Some(forbidden(reason)),
+            },
+            Some(refused) => ResponseFuture {
+                kind: Kind::Refused {
+                    response: Some(refused),
+                },
             },
         }
     }
 }
 
 pin_project! {
-    /// The response future of [`Guard`].
+    /// The response future of [`AllowedHosts`]: the inner service's, or the 403.
     #[derive(Debug)]
-    pub struct GuardFuture<F, B> {
+    #[must_use = "futures do nothing unless polled"]
+    pub struct ResponseFuture<F, B> {
         #[pin]
         kind: Kind<F, B>,
     }
@@ -206,7 +220,7 @@ pin_project! {
     }
 }
 
-impl<F, B, E> Future for GuardFuture<F, B>
+impl<F, B, E> Future for ResponseFuture<F, B>
 where
     F: Future<Output = Result<Response<B>, E>>,
 {
@@ -217,7 +231,7 @@ where
             KindProj::Allowed { inner } => inner.poll(cx),
             KindProj::Refused { response } => match response.take() {
                 Some(response) => Poll::Ready(Ok(response)),
-                None => panic!("GuardFuture polled after it completed"),
+                None => panic!("ResponseFuture polled after it completed"),
             },
         }
     }
@@ -273,13 +287,18 @@ mod tests {
         builder.body(()).expect("request")
     }
 
-    fn refused(guard: &GuardLayer, method: Method, path: &str, headers: &[(&str, &str)]) -> bool {
+    fn refused(
+        guard: &AllowedHostsLayer,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> bool {
         guard.refusal(&request(method, path, headers)).is_some()
     }
 
     #[test]
     fn hosts() {
-        let guard = GuardLayer::new().allow_host("Dev.Example.");
+        let guard = AllowedHostsLayer::new().allow_host("Dev.Example.");
         for host in [
             "localhost:8080",
             "LOCALHOST",
@@ -312,7 +331,7 @@ mod tests {
 
     #[test]
     fn origins() {
-        let guard = GuardLayer::new();
+        let guard = AllowedHostsLayer::new();
         let same = [
             ("host", "localhost:8080"),
             ("origin", "http://localhost:8080"),
@@ -331,7 +350,7 @@ mod tests {
             "/auto_refresh/reload",
             &foreign
         ));
-        let reload_routes = GuardLayer::new().every_request();
+        let reload_routes = AllowedHostsLayer::new().every_request();
         assert!(refused(
             &reload_routes,
             Method::GET,
