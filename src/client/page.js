@@ -37,9 +37,9 @@ function isNewer(id, than) {
 
 var script = document.currentScript;
 var pageId = script.dataset.instance;
-// The reload stream's path; a tag written by hand without it names the folder the
-// script is served from, which is the stream's.
-var STREAM = script.dataset.stream || new URL(".", script.src).pathname.replace(/\/$/, "");
+// The reload stream's path, from the tag (the layer writes it); a tag written by
+// hand without it gets the library's.
+var STREAM = script.dataset.stream || PATH.stream;
 // Served by a failure report's server: the page is the report.
 var pageIsReport = script.hasAttribute("data-overlay");
 var pendingOverlay = null; // an overlay waiting for the hello that follows it
@@ -47,7 +47,7 @@ var overlay = null;
 var SCROLL_KEY = "axum-autoreload:scroll";
 var COUNT_KEY = "axum-autoreload:reloads";
 var TIMING_KEY = "axum-autoreload:timing";
-var TIMING = STREAM + "/timing";
+var TIMING = PATH.timing;
 var BADGE_STYLE =
   "position:fixed;right:8px;bottom:8px;z-index:2147483647;padding:2px 8px;" +
   "border-radius:4px;background:rgba(30,30,30,.85);color:#fff;" +
@@ -352,7 +352,7 @@ function lostSocket() {
 // idiomorph, loaded once at the start (src/client/vendor/idiomorph.min.js).
 var IDIOMORPH = "__axumAutoreloadIdiomorph";
 (function loadIdiomorph() {
-  var url = new URL("idiomorph.js", script.src);
+  var url = new URL(PATH.idiomorph, script.src);
   url.search = new URL(script.src).search;
   var tag = document.createElement("script");
   tag.src = url.href;
@@ -768,7 +768,7 @@ function getPage(url) {
 // tab its own stream.
 function joinSharedWorker() {
   if (typeof SharedWorker !== "function") return false;
-  var url = new URL("worker.js", script.src);
+  var url = new URL(PATH.worker, script.src);
   url.search = new URL(script.src).search;
   url.searchParams.set("stream", STREAM);
   try {

@@ -1,7 +1,8 @@
 // axum-autoreload client, the part that page.js and worker.js share: the reload
 // stream. src/client.rs serves each of them after this file, inside one function,
-// and defines `EVENT` before it: the stream's event names, written once in Rust
-// (src/sse.rs), as {hello: "hello", reload: "reload", ...}.
+// and defines two tables before it, written once in Rust (src/protocol.rs): `EVENT`,
+// the stream's event names ({hello: "hello", reload: "reload", ...}), and `PATH`,
+// the paths the layer answers ({stream: "/auto_refresh", worker: ..., ...}).
 
 // What the page and the worker say when the stream is down (not an event of the
 // stream).
