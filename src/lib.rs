@@ -140,3 +140,9 @@ pub use serve::{serve, Serve};
 pub use shutdown::{KeepStreamOpen, ShutdownSignal};
 pub use static_files::{static_files, StaticFiles};
 pub use watch::WatchError;
+
+/// The README's Rust examples, compiled as doctests (`cargo test --doc`), so the
+/// two-line integration it shows keeps building.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
