@@ -110,7 +110,7 @@ async fn with_run(path: &str, scenario: impl AsyncFnOnce(&mut Run<'_>)) {
     std::fs::write(&long_page, long_page_html()).expect("writing long.html");
     // The feed needs the demo's own static files (htmx); the others the long page.
     let static_dir = match path {
-        FEED => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/static")),
+        FEED => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/demo/static")),
         _ => static_dir,
     };
     let args = vec![

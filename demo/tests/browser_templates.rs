@@ -8,7 +8,7 @@
 //! Needs chromium and chromedriver on PATH: without them the test is skipped,
 //! except under CI (`CI=true`), where it fails.
 
-#[path = "demo/support.rs"]
+#[path = "../../tests/demo/support.rs"]
 mod demo;
 
 #[allow(dead_code, unreachable_pub)]

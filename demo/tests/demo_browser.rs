@@ -9,7 +9,7 @@
 //! `-- --ignored --nocapture` also measures how many tabs work when each opens
 //! its own stream (`/posts?stream=direct`).
 
-#[path = "demo/support.rs"]
+#[path = "../../tests/demo/support.rs"]
 mod demo;
 
 use std::time::Duration;
