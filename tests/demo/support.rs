@@ -192,7 +192,7 @@ impl SwappedApp {
 }
 
 /// A listening socket on a free loopback port, and the URL of `/` on it.
-/// Chromium (or skip, see [`dev_support::chromium::Browser::start_or_skip`]) with
+/// Chromium (see [`dev_support::chromium::Browser::launch`]) with
 /// background tabs unthrottled, and `first` served on a new socket
 /// ([`app_socket`], [`SwappedApp`]); then `scenario` with the page's URL.
 pub async fn with_swapped_app(
@@ -208,9 +208,7 @@ pub async fn with_swapped_app(
         unthrottled_background_tabs: true,
         ..dev_support::chromium::Options::default()
     };
-    let Some(browser) = dev_support::chromium::Browser::start_or_skip(options).await else {
-        return;
-    };
+    let browser = dev_support::chromium::Browser::launch(options).await;
     let (socket, url) = app_socket();
     let app = SwappedApp::start(&socket, first);
     browser
