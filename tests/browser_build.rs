@@ -86,10 +86,7 @@ async fn page() -> Html<String> {
     ))
 }
 
-#[cfg_attr(
-    missing_chromium,
-    ignore = "needs chromium and chromedriver: apt-get install chromium chromium-driver"
-)]
+#[cfg_attr(missing_chromium, ignore = "needs chromium and chromedriver on PATH")]
 #[tokio::test]
 async fn building_report_and_clear_reach_every_tab_and_the_page_stays_live() {
     demo::with_swapped_app(app, scenario).await;

@@ -50,10 +50,7 @@ const NEW_HEADING: &str = "After the edit";
 const RED: [u8; 3] = [255, 0, 0];
 const GREEN: [u8; 3] = [0, 128, 0];
 
-#[cfg_attr(
-    missing_chromium,
-    ignore = "needs chromium and chromedriver: apt-get install chromium chromium-driver"
-)]
+#[cfg_attr(missing_chromium, ignore = "needs chromium and chromedriver on PATH")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn css_images_and_html_update_live() {
     let browser = Browser::launch(Options::default()).await;

@@ -182,10 +182,7 @@ fn expect(tabs: &[Tab], morphed: bool, updates: &str, when: &str) {
     }
 }
 
-#[cfg_attr(
-    missing_chromium,
-    ignore = "needs chromium and chromedriver: apt-get install chromium chromium-driver"
-)]
+#[cfg_attr(missing_chromium, ignore = "needs chromium and chromedriver on PATH")]
 #[tokio::test]
 async fn same_scripts_morph_and_a_changed_head_script_reloads() {
     let script_a = "<script src=\"/a.js\"></script>";
@@ -217,10 +214,7 @@ addEventListener("load", function () {
 });
 </script>"#;
 
-#[cfg_attr(
-    missing_chromium,
-    ignore = "needs chromium and chromedriver: apt-get install chromium chromium-driver"
-)]
+#[cfg_attr(missing_chromium, ignore = "needs chromium and chromedriver on PATH")]
 #[tokio::test]
 async fn a_page_whose_websocket_the_restart_closed_reloads() {
     with_tabs(app("first", SOCKET_PAGE), async |browser, socket, app| {
@@ -259,10 +253,7 @@ window.SharedWorker = function (url, options) {
 };
 </script>"#;
 
-#[cfg_attr(
-    missing_chromium,
-    ignore = "needs chromium and chromedriver: apt-get install chromium chromium-driver"
-)]
+#[cfg_attr(missing_chromium, ignore = "needs chromium and chromedriver on PATH")]
 #[tokio::test]
 async fn a_worker_that_fails_to_start_leaves_each_tab_its_own_stream() {
     with_tabs(
@@ -313,10 +304,7 @@ struct Stream {
     opens: Vec<f64>,
 }
 
-#[cfg_attr(
-    missing_chromium,
-    ignore = "needs chromium and chromedriver: apt-get install chromium chromium-driver"
-)]
+#[cfg_attr(missing_chromium, ignore = "needs chromium and chromedriver on PATH")]
 #[tokio::test]
 async fn an_app_event_stream_is_back_within_500_ms_of_a_swap() {
     with_tabs(app("first", EVENTS_PAGE), async |browser, socket, app| {
@@ -341,10 +329,7 @@ async fn an_app_event_stream_is_back_within_500_ms_of_a_swap() {
     .await;
 }
 
-#[cfg_attr(
-    missing_chromium,
-    ignore = "needs chromium and chromedriver: apt-get install chromium chromium-driver"
-)]
+#[cfg_attr(missing_chromium, ignore = "needs chromium and chromedriver on PATH")]
 #[tokio::test]
 async fn a_hidden_tab_updates_when_shown() {
     with_tabs(app("first", ""), async |browser, socket, app| {

@@ -67,10 +67,7 @@ const DRAFT: &str = "half-typed, not sent";
 const SELECTION: (i64, i64) = (5, 10);
 const FEED_SCROLL: i64 = 600;
 
-#[cfg_attr(
-    missing_chromium,
-    ignore = "needs chromium and chromedriver: apt-get install chromium chromium-driver"
-)]
+#[cfg_attr(missing_chromium, ignore = "needs chromium and chromedriver on PATH")]
 #[tokio::test]
 async fn tabs_reload_once_after_sigkill_and_after_a_gap() {
     with_run("/", async |run| {
@@ -81,19 +78,13 @@ async fn tabs_reload_once_after_sigkill_and_after_a_gap() {
     .await;
 }
 
-#[cfg_attr(
-    missing_chromium,
-    ignore = "needs chromium and chromedriver: apt-get install chromium chromium-driver"
-)]
+#[cfg_attr(missing_chromium, ignore = "needs chromium and chromedriver on PATH")]
 #[tokio::test]
 async fn scroll_position_survives_a_restart() {
     with_run(LONG_PAGE, async |run| run.scroll_kept().await).await;
 }
 
-#[cfg_attr(
-    missing_chromium,
-    ignore = "needs chromium and chromedriver: apt-get install chromium chromium-driver"
-)]
+#[cfg_attr(missing_chromium, ignore = "needs chromium and chromedriver on PATH")]
 #[tokio::test]
 async fn unchanged_static_page_reloads_once_after_a_restart() {
     with_run(LONG_PAGE, async |run| {
@@ -104,10 +95,7 @@ async fn unchanged_static_page_reloads_once_after_a_restart() {
     .await;
 }
 
-#[cfg_attr(
-    missing_chromium,
-    ignore = "needs chromium and chromedriver: apt-get install chromium chromium-driver"
-)]
+#[cfg_attr(missing_chromium, ignore = "needs chromium and chromedriver on PATH")]
 #[tokio::test]
 async fn feed_draft_focus_and_scroll_survive_a_restart() {
     with_run(FEED, async |run| run.feed_kept().await).await;

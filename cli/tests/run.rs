@@ -362,10 +362,7 @@ async fn the_app_ends_when_the_runner_is_killed() {
     gone
 }
 
-#[cfg_attr(
-    missing_watchexec,
-    ignore = "needs watchexec: cargo install --locked watchexec-cli"
-)]
+#[cfg_attr(missing_watchexec, ignore = "needs watchexec on PATH")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_readme_line_serves_edits_and_ctrl_c_leaves_no_process() {
     let [watchexec] = find([WATCHEXEC]);

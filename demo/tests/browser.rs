@@ -29,8 +29,7 @@ const TITLE_PREFIX: &str = "const TITLE: &str = \"";
 
 #[cfg_attr(
     any(missing_chromium, missing_watchexec),
-    ignore = "needs chromium, chromedriver and watchexec: apt-get install chromium \
-              chromium-driver; cargo install --locked watchexec-cli"
+    ignore = "needs chromium, chromedriver and watchexec on PATH"
 )]
 #[tokio::test]
 async fn ten_tabs_reload_once_after_an_edit() {

@@ -77,8 +77,7 @@ impl Tab {
 
 #[cfg_attr(
     any(missing_chromium, missing_watchexec),
-    ignore = "needs chromium, chromedriver and watchexec: apt-get install chromium \
-              chromium-driver; cargo install --locked watchexec-cli"
+    ignore = "needs chromium, chromedriver and watchexec on PATH"
 )]
 #[tokio::test]
 async fn a_broken_build_shows_its_errors_in_every_tab_and_the_fix_reloads_them() {

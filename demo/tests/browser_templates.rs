@@ -65,10 +65,7 @@ const PREPARE: &str = r#"
     }).observe(document.head, { childList: true, subtree: true, characterData: true });
 "#;
 
-#[cfg_attr(
-    missing_chromium,
-    ignore = "needs chromium and chromedriver: apt-get install chromium chromium-driver"
-)]
+#[cfg_attr(missing_chromium, ignore = "needs chromium and chromedriver on PATH")]
 #[tokio::test]
 async fn a_template_edit_reaches_every_tab_without_a_restart() {
     let options = Options {

@@ -90,10 +90,7 @@ const FORM_STATE: &str = r##"
     };
 "##;
 
-#[cfg_attr(
-    missing_chromium,
-    ignore = "needs chromium and chromedriver: apt-get install chromium chromium-driver"
-)]
+#[cfg_attr(missing_chromium, ignore = "needs chromium and chromedriver on PATH")]
 #[tokio::test]
 async fn ten_feed_tabs_update_live_and_keep_a_half_typed_message() {
     with_browser(SETTLE, async |browser, url| {

@@ -13,30 +13,42 @@
 use std::env;
 use std::path::{Path, PathBuf};
 
-/// A cfg and the programs whose absence sets it.
-pub(crate) type Needs = (&'static str, &'static [&'static str]);
+/// A cfg, the programs whose absence sets it, and how to install them.
+pub(crate) type Needs = (&'static str, &'static [&'static str], &'static str);
 
 /// Chromium and its WebDriver, for the browser tests.
-pub(crate) const CHROMIUM: Needs = ("missing_chromium", &["chromium", "chromedriver"]);
+pub(crate) const CHROMIUM: Needs = (
+    "missing_chromium",
+    &["chromium", "chromedriver"],
+    "apt-get install chromium chromium-driver",
+);
 /// watchexec, for the tests that run an app under it.
-pub(crate) const WATCHEXEC: Needs = ("missing_watchexec", &["watchexec"]);
+pub(crate) const WATCHEXEC: Needs = (
+    "missing_watchexec",
+    &["watchexec"],
+    "cargo install --locked watchexec-cli",
+);
 
 /// Declares each cfg of `needs`, sets those whose tools are missing (unless
-/// `CI=true`), and tells cargo when to run this again: when `PATH` or `CI`
-/// change, and when a tool is missing, when a directory on `PATH` changes (an
-/// install). A missing file is never named: cargo would run the script, and
-/// rebuild the package, on every build.
+/// `CI=true`) with a warning that says how to install them, and tells cargo when
+/// to run this again: when `PATH` or `CI` change, and when a tool is missing, when
+/// a directory on `PATH` changes (an install). A missing file is never named:
+/// cargo would run the script, and rebuild the package, on every build.
 pub(crate) fn emit(needs: &[Needs]) {
     println!("cargo::rerun-if-env-changed=PATH");
     println!("cargo::rerun-if-env-changed=CI");
     let ci = env::var("CI").as_deref() == Ok("true");
     let mut any_missing = false;
-    for (cfg, tools) in needs {
+    for (cfg, tools, install) in needs {
         println!("cargo::rustc-check-cfg=cfg({cfg})");
         let missing = tools.iter().any(|tool| find(tool).is_none());
         any_missing |= missing;
         if missing && !ci {
             println!("cargo::rustc-cfg={cfg}");
+            let tools = tools.join(", ");
+            println!(
+                "cargo::warning=tests that need {tools} are ignored: not all on PATH ({install})"
+            );
         }
     }
     if any_missing {
