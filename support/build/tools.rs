@@ -13,42 +13,33 @@
 use std::env;
 use std::path::{Path, PathBuf};
 
-/// A cfg, the programs whose absence sets it, and how to install them.
-pub(crate) type Needs = (&'static str, &'static [&'static str], &'static str);
+/// A cfg and the programs whose absence sets it.
+pub(crate) type Needs = (&'static str, &'static [&'static str]);
 
 /// Chromium and its WebDriver, for the browser tests.
-pub(crate) const CHROMIUM: Needs = (
-    "missing_chromium",
-    &["chromium", "chromedriver"],
-    "apt-get install chromium chromium-driver",
-);
+pub(crate) const CHROMIUM: Needs = ("missing_chromium", &["chromium", "chromedriver"]);
 /// watchexec, for the tests that run an app under it.
-pub(crate) const WATCHEXEC: Needs = (
-    "missing_watchexec",
-    &["watchexec"],
-    "cargo install --locked watchexec-cli",
-);
+pub(crate) const WATCHEXEC: Needs = ("missing_watchexec", &["watchexec"]);
 
 /// Declares each cfg of `needs`, sets those whose tools are missing (unless
-/// `CI=true`) with a warning that says how to install them, and tells cargo when
-/// to run this again: when `PATH` or `CI` change, and when a tool is missing, when
-/// a directory on `PATH` changes (an install). A missing file is never named:
-/// cargo would run the script, and rebuild the package, on every build.
+/// `CI=true`), and tells cargo when to run this again: when `PATH` or `CI`
+/// change, and when a tool is missing, when a directory on `PATH` changes (an
+/// install). A missing file is never named: cargo would run the script, and
+/// rebuild the package, on every build. No `cargo::warning`: cargo would repeat
+/// it on every build of the package, `cargo run` included; the test summary
+/// names what an ignored test needs, and a test run with `--include-ignored`
+/// fails saying how to install it.
 pub(crate) fn emit(needs: &[Needs]) {
     println!("cargo::rerun-if-env-changed=PATH");
     println!("cargo::rerun-if-env-changed=CI");
     let ci = env::var("CI").as_deref() == Ok("true");
     let mut any_missing = false;
-    for (cfg, tools, install) in needs {
+    for (cfg, tools) in needs {
         println!("cargo::rustc-check-cfg=cfg({cfg})");
         let missing = tools.iter().any(|tool| find(tool).is_none());
         any_missing |= missing;
         if missing && !ci {
             println!("cargo::rustc-cfg={cfg}");
-            let tools = tools.join(", ");
-            println!(
-                "cargo::warning=tests that need {tools} are ignored: not all on PATH ({install})"
-            );
         }
     }
     if any_missing {
