@@ -18,7 +18,7 @@ use dev_support::process::{descendants, running};
 use dev_support::socket::free_port;
 use dev_support::socket::PassedSocket;
 use dev_support::sse::EventStream;
-use dev_support::tools::{find_or_skip, WATCHEXEC};
+use dev_support::tools::{find, WATCHEXEC};
 use nix::sys::signal::Signal;
 use support::{get, pid_of, Scratch, PAGE_LOAD};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -362,11 +362,10 @@ async fn the_app_ends_when_the_runner_is_killed() {
     gone
 }
 
+#[cfg_attr(missing_watchexec, ignore = "needs watchexec on PATH")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_readme_line_serves_edits_and_ctrl_c_leaves_no_process() {
-    let Some([watchexec]) = find_or_skip([WATCHEXEC]) else {
-        return;
-    };
+    let [watchexec] = find([WATCHEXEC]);
     let scratch = Scratch::new("scratch-watched", "");
     let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let mut watching = scratch.watch(&watchexec, addr);

@@ -2,7 +2,7 @@
 //! is escaped, bad input gets a 4xx and stores nothing, posts survive a
 //! restart of the process, and the streams end on shutdown.
 
-#[path = "demo/support.rs"]
+#[path = "../../tests/demo/support.rs"]
 mod demo;
 
 use std::net::SocketAddr;

@@ -2,7 +2,7 @@
 //! and binary round trips, Ping and Close answered, 1009 for a message over
 //! 64 KiB, 1012 for every socket when the server shuts down.
 
-#[path = "demo/support.rs"]
+#[path = "../../tests/demo/support.rs"]
 mod demo;
 
 use std::net::SocketAddr;

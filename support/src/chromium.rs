@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 
 use crate::process::Proc;
 use crate::socket::free_port;
-use crate::tools::{find_or_skip, CHROMEDRIVER, CHROMIUM};
+use crate::tools::{find, CHROMEDRIVER, CHROMIUM};
 
 /// The client script's reload counter in `sessionStorage`.
 const RELOADS_KEY: &str = "axum-autoreload:reloads";
@@ -157,11 +157,12 @@ pub struct Browser {
 }
 
 impl Browser {
-    /// Finds Chromium and chromedriver on `PATH` and starts a session, or skips
-    /// (`None`; under `CI=true` a missing tool panics): see [`find_or_skip`].
-    pub async fn start_or_skip(options: Options) -> Option<Self> {
-        let [chromium, chromedriver] = find_or_skip([CHROMIUM, CHROMEDRIVER])?;
-        Some(Self::start(&chromium, &chromedriver, options).await)
+    /// Finds Chromium and chromedriver on `PATH` (or panics, see [`find`]) and
+    /// starts a session. A test that calls it carries
+    /// `#[cfg_attr(missing_chromium, ignore = "...")]`.
+    pub async fn launch(options: Options) -> Self {
+        let [chromium, chromedriver] = find([CHROMIUM, CHROMEDRIVER]);
+        Self::start(&chromium, &chromedriver, options).await
     }
 
     /// Starts `chromedriver` on a free port, waits for it to answer, and opens a

@@ -15,7 +15,7 @@ use crate::chromium::{Browser, Options};
 use crate::http::{first_answer, Response};
 use crate::process::Proc;
 use crate::socket::free_port;
-use crate::tools::{find_or_skip, CHROMEDRIVER, CHROMIUM, WATCHEXEC};
+use crate::tools::{find, CHROMEDRIVER, CHROMIUM, WATCHEXEC};
 
 /// The workspace root: the library, with the demo, the runner and this crate
 /// beside it.
@@ -108,19 +108,19 @@ pub struct WatchedCopy {
 }
 
 impl WatchedCopy {
-    /// Finds chromium, chromedriver and watchexec or skips (see [`find_or_skip`]).
-    /// Then copies the workspace, runs `watchexec` on it with the program and
+    /// Finds chromium, chromedriver and watchexec (or panics, see [`find`]; a
+    /// test that calls it carries `#[cfg_attr(any(missing_chromium,
+    /// missing_watchexec), ignore = "...")]`). Then copies the workspace, runs `watchexec` on it with the program and
     /// arguments that `program` gives for the copy (it may build something first),
     /// waits for the first page (at most 15 minutes: in CI the first build compiles
     /// every dependency; panics if watchexec exits or the build fails first), and
     /// opens a [`Browser`] with `options`.
-    pub async fn with_browser_or_skip(
+    pub async fn with_browser(
         options: Options,
         watch: Watch,
         program: impl FnOnce(&Path) -> Vec<OsString>,
-    ) -> Option<(Self, Browser)> {
-        let [chromium, chromedriver, watchexec] =
-            find_or_skip([CHROMIUM, CHROMEDRIVER, WATCHEXEC])?;
+    ) -> (Self, Browser) {
+        let [chromium, chromedriver, watchexec] = find([CHROMIUM, CHROMEDRIVER, WATCHEXEC]);
         let dir = temp_dir("axum-autoreload-e2e-");
         let root = dir.path().join("app");
         copy_workspace(&root);
@@ -156,7 +156,7 @@ impl WatchedCopy {
             watchexec,
             _dir: dir,
         };
-        Some((copy, browser))
+        (copy, browser)
     }
 
     /// Where the copy's builds go.

@@ -8,8 +8,8 @@
 //! lands: the report goes with the swap, and the next app's page is morphed into
 //! every tab, once, with no navigation.
 //!
-//! Needs chromium and chromedriver on PATH: without them the test is skipped,
-//! except under CI (`CI=true`), where it fails.
+//! Needs chromium and chromedriver on PATH: without them the test is ignored (the
+//! build script's cfg), except under CI (`CI=true`), where it fails.
 
 #[path = "demo/support.rs"]
 mod demo;
@@ -86,6 +86,7 @@ async fn page() -> Html<String> {
     ))
 }
 
+#[cfg_attr(missing_chromium, ignore = "needs chromium and chromedriver on PATH")]
 #[tokio::test]
 async fn building_report_and_clear_reach_every_tab_and_the_page_stays_live() {
     demo::with_swapped_app(app, scenario).await;

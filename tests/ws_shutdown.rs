@@ -159,7 +159,7 @@ async fn sockets_kept_open_stay_open_past_the_grace_until_the_drain_deadline() {
 }
 
 /// Not a test: the exit time the CHANGELOG quotes. `cargo test -p
-/// axum-autoreload-demo --test ws_shutdown -- --ignored --nocapture`: five rounds
+/// axum-autoreload --test ws_shutdown -- --ignored --nocapture`: five rounds
 /// of SIGINT with two sockets open, and how long each exit took.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a measurement"]

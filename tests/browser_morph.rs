@@ -15,9 +15,9 @@
 //!    stream's end (the layer's `retry: 250`; the browser's default is 3 s).
 //! 5. A hidden tab waits until it is shown to update, then updates once.
 //!
-//! Needs chromium and chromedriver on PATH: without them the tests are skipped,
-//! except under CI (`CI=true`), where they fail. `-- --nocapture` prints the
-//! timings.
+//! Needs chromium and chromedriver on PATH: without them the tests are ignored (the
+//! build script's cfg), except under CI (`CI=true`), where they fail.
+//! `-- --nocapture` prints the timings.
 
 #[path = "demo/support.rs"]
 mod demo;
@@ -201,6 +201,7 @@ fn expect(tabs: &[Tab], morphed: bool, updates: &str, when: &str) {
     }
 }
 
+#[cfg_attr(missing_chromium, ignore = "needs chromium and chromedriver on PATH")]
 #[tokio::test]
 async fn same_scripts_morph_and_a_changed_head_script_reloads() {
     let script_a = "<script src=\"/a.js\"></script>";
@@ -234,6 +235,7 @@ addEventListener("load", function () {
 });
 </script>"#;
 
+#[cfg_attr(missing_chromium, ignore = "needs chromium and chromedriver on PATH")]
 #[tokio::test]
 async fn a_page_whose_websocket_the_restart_closed_reloads() {
     with_tabs(app("first", SOCKET_PAGE), async |browser, socket, app| {
@@ -272,6 +274,7 @@ window.SharedWorker = function (url, options) {
 };
 </script>"#;
 
+#[cfg_attr(missing_chromium, ignore = "needs chromium and chromedriver on PATH")]
 #[tokio::test]
 async fn a_worker_that_fails_to_start_leaves_each_tab_its_own_stream() {
     with_tabs(
@@ -322,6 +325,7 @@ struct Stream {
     opens: Vec<f64>,
 }
 
+#[cfg_attr(missing_chromium, ignore = "needs chromium and chromedriver on PATH")]
 #[tokio::test]
 async fn an_app_event_stream_is_back_within_500_ms_of_a_swap() {
     with_tabs(app("first", EVENTS_PAGE), async |browser, socket, app| {
@@ -346,6 +350,7 @@ async fn an_app_event_stream_is_back_within_500_ms_of_a_swap() {
     .await;
 }
 
+#[cfg_attr(missing_chromium, ignore = "needs chromium and chromedriver on PATH")]
 #[tokio::test]
 async fn a_hidden_tab_updates_when_shown() {
     with_tabs(app("first", ""), async |browser, socket, app| {

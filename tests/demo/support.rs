@@ -1,5 +1,6 @@
-//! What the demo's tests start: the demo binary on a passed socket, or an app
-//! served in this process.
+//! What the tests start: the demo binary on a passed socket, or an app served in
+//! this process. Shared by the library's tests (`tests/`) and the demo's
+//! (`demo/tests/`), which include it by path.
 #![allow(dead_code, unreachable_pub)]
 
 use std::future::IntoFuture;
@@ -22,7 +23,7 @@ pub const READY: Duration = Duration::from_secs(20);
 /// a database in memory (tests do not share the developer's `data/`) unless its
 /// `--db` names one.
 pub fn command(args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_axum-autoreload-demo"));
+    let mut command = Command::new(demo_binary());
     let log = std::env::var("TEST_RUST_LOG").unwrap_or_else(|_| "warn".into());
     command.args(args).env("RUST_LOG", log);
     command.env("DATABASE_PATH", ":memory:");
@@ -55,17 +56,36 @@ pub async fn serving(args: &[&str]) -> (SocketAddr, Proc) {
     (socket.addr, start(&socket, args).await)
 }
 
+/// The demo binary: cargo's own in the demo's tests; in the library's, built by
+/// cargo (once per test process) into this test's target directory and profile.
+pub fn demo_binary() -> PathBuf {
+    if let Some(path) = option_env!("CARGO_BIN_EXE_axum-autoreload-demo") {
+        return PathBuf::from(path);
+    }
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| build(&["--bin", "axum-autoreload-demo"]).join("axum-autoreload-demo"))
+        .clone()
+}
+
 /// The example `name` (`demo/examples/NAME.rs`), built by cargo into this test's
 /// target directory and profile (`cargo test --test X` builds no example); its
 /// path.
 pub fn example(name: &str) -> PathBuf {
+    build(&["--example", name]).join("examples").join(name)
+}
+
+/// Runs `cargo build -p axum-autoreload-demo` with `target` (`--bin NAME` or
+/// `--example NAME`) into this test's target directory and profile; the profile's
+/// directory.
+fn build(target: &[&str]) -> PathBuf {
     // This test is `<target>/<profile>/deps/<test>`.
     let exe = std::env::current_exe().expect("the test's path");
     let profile = exe
         .parent()
         .and_then(Path::parent)
         .expect("<target>/<profile>");
-    let target = profile.parent().expect("<target>");
+    let target_dir = profile.parent().expect("<target>");
     let release = match profile.file_name().and_then(|n| n.to_str()) {
         Some("debug") => None,
         Some("release") => Some("--release"),
@@ -73,21 +93,15 @@ pub fn example(name: &str) -> PathBuf {
     };
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
-        .args([
-            "build",
-            "--quiet",
-            "-p",
-            "axum-autoreload-demo",
-            "--example",
-            name,
-        ])
+        .args(["build", "--quiet", "-p", "axum-autoreload-demo"])
+        .args(target)
         .args(release)
-        .env("CARGO_TARGET_DIR", target)
+        .env("CARGO_TARGET_DIR", target_dir)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .status()
         .expect("running cargo build");
-    assert!(status.success(), "cargo build --example {name}: {status}");
-    profile.join("examples").join(name)
+    assert!(status.success(), "cargo build {target:?}: {status}");
+    profile.to_path_buf()
 }
 
 /// Runs the demo with `args` and `env` to its end, logging nothing.
@@ -179,7 +193,7 @@ impl SwappedApp {
 }
 
 /// A listening socket on a free loopback port, and the URL of `/` on it.
-/// Chromium (or skip, see [`dev_support::chromium::Browser::start_or_skip`]) with
+/// Chromium (see [`dev_support::chromium::Browser::launch`]) with
 /// background tabs unthrottled, and `first` served on a new socket
 /// ([`app_socket`], [`SwappedApp`]); then `scenario` with the page's URL.
 pub async fn with_swapped_app(
@@ -195,9 +209,7 @@ pub async fn with_swapped_app(
         unthrottled_background_tabs: true,
         ..dev_support::chromium::Options::default()
     };
-    let Some(browser) = dev_support::chromium::Browser::start_or_skip(options).await else {
-        return;
-    };
+    let browser = dev_support::chromium::Browser::launch(options).await;
     let (socket, url) = app_socket();
     let app = SwappedApp::start(&socket, first);
     browser
