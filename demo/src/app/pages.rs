@@ -46,7 +46,7 @@ pub(crate) async fn home(State(reload): State<AutoReload>) -> Markup {
             main {
                 p {
                     "Edit the title in " code { "demo/src/app/pages.rs" }
-                    " and save: the server restarts on the same socket and this tab reloads by itself."
+                    " and save: the app is rebuilt and swapped on the same socket, and this tab updates in place."
                 }
                 ul.demos {
                     li {
