@@ -270,7 +270,7 @@ pub fn take_passed() -> Result<Option<Listener>, ListenerError> {
 ///
 /// [`ListenerError::Bind`] when the address cannot be bound, [`ListenerError::Setup`]
 /// when the socket cannot be created or set up.
-pub fn bind_addr(addr: SocketAddr) -> Result<Listener, ListenerError> {
+fn bind_addr(addr: SocketAddr) -> Result<Listener, ListenerError> {
     if !addr.ip().is_loopback() {
         tracing::warn!(
             "binding {addr}, which other machines can reach: a development server belongs on 127.0.0.1"
