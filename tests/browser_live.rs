@@ -26,8 +26,8 @@ use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use dev_support::chromium::{summary_ms, Browser, Options, TabState, READ_TAB};
-use dev_support::scratch::temp_dir;
 use dev_support::socket::PassedSocket;
+use dev_support::temp::temp_dir;
 use dev_support::wait::until;
 use fantoccini::Locator;
 use serde::Deserialize;

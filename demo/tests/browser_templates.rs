@@ -73,7 +73,7 @@ async fn a_template_edit_reaches_every_tab_without_a_restart() {
         ..Options::default()
     };
     let browser = Browser::launch(options).await;
-    let dir = dev_support::scratch::temp_dir("axum-autoreload-templates-");
+    let dir = dev_support::temp::temp_dir("axum-autoreload-templates-");
     let source = concat!(env!("CARGO_MANIFEST_DIR"), "/templates/index.html");
     let index = dir.path().join("index.html");
     std::fs::copy(source, &index).expect("copying index.html");

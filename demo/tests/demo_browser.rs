@@ -36,7 +36,7 @@ async fn with_browser(page_load: Duration, scenario: impl AsyncFnOnce(&mut Brows
         unthrottled_background_tabs: true,
     };
     let browser = Browser::launch(options).await;
-    let dir = dev_support::scratch::temp_dir("axum-autoreload-feed-e2e-");
+    let dir = dev_support::temp::temp_dir("axum-autoreload-feed-e2e-");
     let db = dir.path().join("posts.sqlite3");
     let db = db.to_str().expect("a UTF-8 path");
     let static_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/static");

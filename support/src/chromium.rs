@@ -182,7 +182,7 @@ impl Browser {
             }
         })
         .await;
-        let profile = crate::scratch::temp_dir("chromium-profile-");
+        let profile = crate::temp::temp_dir("chromium-profile-");
         let unthrottled = if options.unthrottled_background_tabs {
             UNTHROTTLED_FLAGS
         } else {

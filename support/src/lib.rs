@@ -9,6 +9,7 @@ pub mod process;
 pub mod scratch;
 pub mod socket;
 pub mod sse;
+pub mod temp;
 pub mod tools;
 pub mod wait;
 

@@ -31,14 +31,6 @@ pub fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| workspace().join("target"), PathBuf::from)
 }
 
-/// A new temporary directory named `{prefix}…`, removed when dropped.
-pub fn temp_dir(prefix: &str) -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix(prefix)
-        .tempdir()
-        .expect("creating a temporary directory")
-}
-
 /// Copies the workspace into `to`: everything `cargo build` needs (every member's
 /// manifest and sources, the lock file, `static/`), without build output
 /// (`target/`), git's `.git/` or the demo's database (`data/`).
@@ -121,7 +113,7 @@ impl WatchedCopy {
         program: impl FnOnce(&Path) -> Vec<OsString>,
     ) -> (Self, Browser) {
         let [chromium, chromedriver, watchexec] = find([CHROMIUM, CHROMEDRIVER, WATCHEXEC]);
-        let dir = temp_dir("axum-autoreload-e2e-");
+        let dir = crate::temp::temp_dir("axum-autoreload-e2e-");
         let root = dir.path().join("app");
         copy_workspace(&root);
         let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));

@@ -227,7 +227,7 @@ pub fn app_socket() -> (std::net::TcpListener, String) {
 /// the socket buffers hold, so a client that stops reading it keeps the server
 /// writing.
 pub fn big_file_dir() -> (tempfile::TempDir, String) {
-    let dir = dev_support::scratch::temp_dir("axum-autoreload-big-");
+    let dir = dev_support::temp::temp_dir("axum-autoreload-big-");
     let file = std::fs::File::create(dir.path().join("big.bin")).expect("big.bin");
     file.set_len(64 << 20).expect("64 MiB");
     let path = dir.path().to_str().expect("a UTF-8 path").to_owned();

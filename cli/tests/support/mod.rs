@@ -65,7 +65,7 @@ impl Scratch {
     /// A scratch app named `name` (unique per test: the binaries share a target
     /// directory) with `body` at the top of `main`.
     pub fn new(name: &str, body: &str) -> Self {
-        let dir = dev_support::scratch::temp_dir("axum-autoreload-cli-");
+        let dir = dev_support::temp::temp_dir("axum-autoreload-cli-");
         let library = dev_support::scratch::workspace();
         let manifest = format!(
             r#"[package]
