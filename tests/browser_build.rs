@@ -22,7 +22,7 @@ use axum::routing::get;
 use axum::Router;
 use axum_autoreload::AutoReload;
 use demo::SwappedApp;
-use dev_support::chromium::{Browser, TabState, READ_TAB};
+use dev_support::chromium::{read_tab_with, Browser, TabState};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -35,20 +35,20 @@ const TYPED: &str = "typed before the build";
 const REPORT: &str = "error[E0425]: cannot find value `e2e_undefined` in this scope";
 const BUILDING_TEXT: &str = "building\u{2026}";
 
-/// Reads a [`Tab`]: [`READ_TAB`], the overlay's text (in its shadow root), the
+/// Reads a [`Tab`]: [`TabState`], the overlay's text (in its shadow root), the
 /// text field's value, and whether the mark the test left on the page's window is
 /// still there (gone after a navigation).
 fn read() -> String {
-    format!(
+    read_tab_with(
         r#"
         var overlay = document.getElementById("axum-autoreload-overlay");
         var field = document.getElementById("draft");
-        return Object.assign((function () {{ {READ_TAB} }}).apply(this, arguments), {{
+    "#,
+        r#"
             overlay: overlay && overlay.shadowRoot ? overlay.shadowRoot.textContent : null,
             draft: field ? field.value : null,
             marked: window.e2eMark === true,
-        }});
-    "#
+    "#,
     )
 }
 

@@ -25,7 +25,7 @@ mod demo;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use dev_support::chromium::{summary_ms, Browser, Options, TabState, READ_TAB};
+use dev_support::chromium::{read_tab_with, summary_ms, Browser, Options, TabState};
 use dev_support::socket::PassedSocket;
 use dev_support::temp::temp_dir;
 use dev_support::wait::until;
@@ -267,25 +267,25 @@ struct Page {
     bg_image: String,
 }
 
-/// Reads a [`Page`]: [`READ_TAB`] and more.
+/// Reads a [`Page`]: [`TabState`] and more.
 fn read_page() -> String {
-    format!(
+    read_tab_with(
         r#"
         var h1 = document.querySelector("h1");
         var logo = document.getElementById("logo");
         var bg = document.getElementById("bg");
         var links = document.querySelectorAll('link[rel~="stylesheet"]');
-        return Object.assign((function () {{ {READ_TAB} }}).apply(this, arguments), {{
+    "#,
+        r#"
             marker: window.__marker === undefined ? null : window.__marker,
             h1Text: h1 ? h1.textContent : "",
             h1Color: h1 ? getComputedStyle(h1).color : "",
-            links: Array.prototype.map.call(links, function (l) {{ return l.getAttribute("href"); }}),
+            links: Array.prototype.map.call(links, function (l) { return l.getAttribute("href"); }),
             linksAdded: window.__linksAdded === undefined ? null : window.__linksAdded,
             logoWidth: logo ? logo.naturalWidth : 0,
             logoSrc: logo ? logo.src : "",
             bgImage: bg ? getComputedStyle(bg).backgroundImage : "",
-        }});
-    "#
+    "#,
     )
 }
 

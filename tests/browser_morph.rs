@@ -34,7 +34,7 @@ use axum::routing::get;
 use axum::Router;
 use axum_autoreload::{AutoReload, ShutdownSignal};
 use demo::SwappedApp;
-use dev_support::chromium::{Browser, TabState, READ_TAB};
+use dev_support::chromium::{read_tab_with, Browser, TabState};
 use serde::Deserialize;
 
 const TABS: usize = 2;
@@ -43,20 +43,20 @@ const WAIT: Duration = Duration::from_secs(10);
 /// How long a settled tab is watched for a second update.
 const SETTLE: Duration = Duration::from_millis(500);
 
-/// Reads a [`Tab`]: [`READ_TAB`], and whether the mark the test left on the
+/// Reads a [`Tab`]: [`TabState`], and whether the mark the test left on the
 /// page's window is still there (gone after a navigation), and the page's own
 /// notes (`<html data-…>`).
 fn read() -> String {
-    format!(
+    read_tab_with(
         r#"
         var root = document.documentElement;
-        return Object.assign((function () {{ {READ_TAB} }}).apply(this, arguments), {{
+    "#,
+        r#"
             marked: window.e2eMark === true,
             socket: root.getAttribute("data-socket"),
             workerFailed: root.hasAttribute("data-worker-failed"),
             visibility: document.visibilityState,
-        }});
-    "#
+    "#,
     )
 }
 

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use dev_support::chromium::{Browser, Options, TabState, READ_TAB};
+use dev_support::chromium::{read_tab_with, Browser, Options, TabState};
 use dev_support::http;
 use dev_support::scratch::{edit, Watch, WatchedCopy};
 use fantoccini::Locator;
@@ -38,26 +38,26 @@ const FEED: &str = "posts";
 const DRAFT: &str = "half-typed, not sent";
 const SELECTION: (i64, i64) = (5, 10);
 
-/// Reads a [`Tab`]: [`READ_TAB`], and the failure overlay's text (in its shadow
+/// Reads a [`Tab`]: [`TabState`], and the failure overlay's text (in its shadow
 /// root), its editor links and how long the page took to load.
 fn read() -> String {
-    format!(
+    read_tab_with(
         r#"
         var overlay = document.getElementById("axum-autoreload-overlay");
         var root = overlay && overlay.shadowRoot;
         var links = root ? root.querySelectorAll("a[href]") : document.querySelectorAll("a[href]");
         var navigation = performance.getEntriesByType("navigation")[0];
-        return Object.assign((function () {{ {READ_TAB} }}).apply(this, arguments), {{
+    "#,
+        r#"
             timing: document.documentElement.getAttribute("data-autoreload-timing"),
             overlay: root ? root.textContent : null,
-            links: Array.prototype.map.call(links, function (a) {{ return a.getAttribute("href"); }}),
+            links: Array.prototype.map.call(links, function (a) { return a.getAttribute("href"); }),
             loadMs: navigation ? navigation.duration : -1,
-            homeLink: (function () {{
+            homeLink: (function () {
                 var link = document.querySelector("header nav a");
                 return link ? link.textContent : null;
-            }})(),
-        }});
-    "#
+            })(),
+    "#,
     )
 }
 

@@ -18,7 +18,7 @@ mod templates;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum_autoreload::AutoReload;
-use dev_support::chromium::{summary_ms, Browser, Options, TabState, READ_TAB};
+use dev_support::chromium::{read_tab_with, summary_ms, Browser, Options, TabState};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -27,18 +27,18 @@ const WAIT: Duration = Duration::from_secs(10);
 const TYPED: &str = "typed before the edit";
 const NEW_TITLE: &str = "Templates, edited";
 
-/// Reads a [`Tab`]: [`READ_TAB`], the mark the test left (gone after a
+/// Reads a [`Tab`]: [`TabState`], the mark the test left (gone after a
 /// navigation), the text field's value and when the title changed.
 fn read() -> String {
-    format!(
+    read_tab_with(
         r#"
         var field = document.getElementById("draft");
-        return Object.assign((function () {{ {READ_TAB} }}).apply(this, arguments), {{
+    "#,
+        r#"
             marked: window.e2eMark === true,
             draft: field ? field.value : null,
             titleChangedAt: window.e2eTitleChangedAt || null,
-        }});
-    "#
+    "#,
     )
 }
 

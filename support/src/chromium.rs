@@ -85,6 +85,16 @@ pub const READ_TAB: &str = r#"
     };
 "#;
 
+/// A script that reads a [`TabState`] and more, for a test's own tab type that
+/// flattens one: `prelude` (statements) runs first, then the script returns
+/// [`READ_TAB`]'s object with `fields` (the inside of a JavaScript object literal)
+/// added.
+pub fn read_tab_with(prelude: &str, fields: &str) -> String {
+    format!(
+        "{prelude}\nreturn Object.assign((function () {{ {READ_TAB} }}).apply(this, arguments), {{\n{fields}}});"
+    )
+}
+
 /// What [`Browser::run`] prints of each tab when the scenario fails: the head,
 /// the scripts, the start of the body and the stylesheets' rules.
 const DUMP: &str = r#"
