@@ -92,7 +92,7 @@ impl AllowedHostsLayer {
 
     /// `403 Forbidden` with the reason, logged, when `request` is refused; `None`
     /// when it may go on.
-    pub(crate) fn check<ReqBody, ResBody: From<String>>(
+    fn check<ReqBody, ResBody: From<String>>(
         &self,
         request: &Request<ReqBody>,
     ) -> Option<Response<ResBody>> {

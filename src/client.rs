@@ -19,9 +19,8 @@
 //! Each script is served as one function: the stream's event names from
 //! [`crate::protocol::EVENTS`] as `EVENT` and the paths of [`crate::protocol`] as
 //! `PATH` (so both are written once, in Rust), `stream.js`, then `page.js` or
-//! `worker.js`. The tag carries the stream's path in `data-stream`; today the
-//! page's script finds the worker and idiomorph beside itself and the timing path
-//! below the stream's (`PATH` is there for it to read them instead).
+//! `worker.js`. The tag carries the stream's path in `data-stream`; the page's
+//! script takes the worker's, idiomorph's and the timing paths from `PATH`.
 
 use std::sync::LazyLock;
 
@@ -29,10 +28,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 
 use crate::instance::InstanceId;
-use crate::protocol::{
-    EVENTS, IDIOMORPH_PATH, SCRIPT_PATH, STATUS_PATH, STREAM_PATH, TIMING_PATH, TRIGGER_PATH,
-    WORKER_PATH,
-};
+use crate::protocol::{EVENTS, IDIOMORPH_PATH, SCRIPT_PATH, STREAM_PATH, TIMING_PATH, WORKER_PATH};
 
 /// idiomorph as served: the vendored file unchanged, in a function of its own so
 /// that it sets no global of the page's (which may load its own copy), handing its
@@ -61,15 +57,12 @@ fn bundle(part: &str) -> String {
     )
 }
 
-/// The paths of [`crate::protocol`] by the name the client script may know them by
-/// (`PATH.worker`).
-const PATHS: [(&str, &str); 7] = [
+/// The paths of [`crate::protocol`] that the client script reads, by the name it
+/// knows them by (`PATH.worker`).
+const PATHS: [(&str, &str); 4] = [
     ("stream", STREAM_PATH),
-    ("script", SCRIPT_PATH),
     ("worker", WORKER_PATH),
     ("idiomorph", IDIOMORPH_PATH),
-    ("status", STATUS_PATH),
-    ("trigger", TRIGGER_PATH),
     ("timing", TIMING_PATH),
 ];
 

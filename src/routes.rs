@@ -70,7 +70,6 @@ pub(crate) fn router(
             TIMING_PATH,
             post(move |Query(query)| std::future::ready(timing.response(query))),
         )
-        .fallback(|| std::future::ready(http::StatusCode::NOT_FOUND))
         .layer(allowed_hosts.clone().every_request())
 }
 

@@ -107,6 +107,11 @@ impl ShutdownSignal {
         CancellationToken::clone(&self.token).cancelled_owned()
     }
 
+    /// Whether `other` is this signal (a clone of it), not another one.
+    pub(crate) fn is_same(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.token, &other.token)
+    }
+
     /// Whether the shutdown has begun.
     pub fn is_triggered(&self) -> bool {
         self.token.is_cancelled()

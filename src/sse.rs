@@ -323,7 +323,7 @@ async fn tick(interval: Option<&mut Interval>) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -359,7 +359,7 @@ mod tests {
     }
 
     /// A broadcast with `retry` 100 ms and no overlay.
-    fn test_broadcaster(keep_alive: Duration, shutdown: ShutdownSignal) -> Broadcaster {
+    pub(crate) fn test_broadcaster(keep_alive: Duration, shutdown: ShutdownSignal) -> Broadcaster {
         let retry = Duration::from_millis(100);
         Broadcaster::new(&InstanceId::generate(), retry, keep_alive, shutdown, None)
     }

@@ -8,11 +8,11 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// A shutdown that took this long, milliseconds, is named in the line with what
-/// held it.
-const LONG_SHUTDOWN_MS: u64 = 250;
+/// A graceful shutdown that runs this long is long: the server notes what holds
+/// it then, and the timing line names both.
+pub(crate) const LONG_SHUTDOWN: Duration = Duration::from_millis(250);
 
 /// The query of the tab's `POST` to [`crate::protocol::TIMING_PATH`].
 #[derive(Debug, serde::Deserialize)]
@@ -108,7 +108,7 @@ impl Timing {
         if let Some(swap) = figures.swap_ms() {
             let mut part = format!("swap {swap} ms");
             if let Some((shutdown, held_by)) = &figures.shutdown {
-                if *shutdown >= LONG_SHUTDOWN_MS {
+                if u128::from(*shutdown) >= LONG_SHUTDOWN.as_millis() {
                     part = format!("swap {}", seconds(swap));
                     let held_by = held_by.as_deref().unwrap_or("no connection held it");
                     part.push_str(&format!(" (shutdown {}: {held_by})", seconds(*shutdown)));

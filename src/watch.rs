@@ -306,6 +306,7 @@ fn url_path(root: &Path, prefix: &str, path: &Path) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sse::tests::test_broadcaster;
 
     #[test]
     fn written_files_are_announced_with_their_url() {
@@ -382,22 +383,15 @@ mod tests {
         );
     }
 
-    fn test_broadcaster() -> Broadcaster {
-        Broadcaster::new(
-            &crate::instance::InstanceId::generate(),
-            Duration::from_millis(100),
-            Duration::from_secs(15),
-            crate::shutdown::ShutdownSignal::new(),
-            None,
-        )
-    }
-
     #[tokio::test]
     async fn stopping_closes_the_watch() {
         let dir = tempfile::tempdir().expect("tempdir");
         let css = dir.path().join("app.css");
         std::fs::write(&css, "a{}").expect("write");
-        let broadcaster = test_broadcaster();
+        let broadcaster = test_broadcaster(
+            Duration::from_secs(15),
+            crate::shutdown::ShutdownSignal::new(),
+        );
         let mut events = broadcaster.frames();
         let watchers = Watchers::default();
         watch(
@@ -422,7 +416,10 @@ mod tests {
 
     #[tokio::test]
     async fn lost_events_reload_every_tab() {
-        let broadcaster = test_broadcaster();
+        let broadcaster = test_broadcaster(
+            Duration::from_secs(15),
+            crate::shutdown::ShutdownSignal::new(),
+        );
         let mut frames = broadcaster.frames();
         let (events, received) = std::sync::mpsc::channel();
         let changes = Changes {

@@ -378,6 +378,7 @@ function whenIdle(task) {
 // took 2-3 ms (one tab, the demo's page). An edit reaches every open tab at once,
 // so each tab's first morph is the one that counts.
 function warmUp() {
+  if (morphOff()) return; // every update of this page is a full reload
   try {
     var html = document.documentElement.outerHTML;
     var parser = new DOMParser();
@@ -397,6 +398,14 @@ function warmUp() {
 function optedOut(doc) {
   var meta = doc.querySelector('meta[name="axum-autoreload"]');
   return !!meta && /(^|\s)reload(\s|$)/.test(meta.getAttribute("content") || "");
+}
+
+// Why this page never morphs (every update is a full reload), or null.
+function morphOff() {
+  return pageIsReport ? "the page is a failure report" :
+    script.getAttribute("data-morph") === "false" ? "the app turned morphing off" :
+    optedOut(document) ? "the page opts out of morphing" :
+    null;
 }
 
 function isOurs(node) {
@@ -539,12 +548,10 @@ function update(at) {
     return;
   }
   hiddenSince = null;
-  var why = pageIsReport ? "the page is a failure report" :
-    script.getAttribute("data-morph") === "false" ? "the app turned morphing off" :
-    optedOut(document) ? "the page opts out of morphing" :
-    lostSocket() ? "the restart closed a WebSocket of the page" :
+  var why = morphOff() ||
+    (lostSocket() ? "the restart closed a WebSocket of the page" :
     !window[IDIOMORPH] || typeof fetch !== "function" || typeof DOMParser !== "function" ? "idiomorph did not load" :
-    null;
+    null);
   setState("reloading");
   if (why) return fullReload(why);
   updating = true;

@@ -53,24 +53,23 @@ function remember(message) {
   }
 }
 
-// The pages fetched for the tabs' morphs, by URL: {promise, done (ms since the
-// epoch, or null while it is under way), generation}. Ten tabs of one page that
-// all update after a restart make one request, not ten.
+// The pages fetched for the tabs' morphs, by URL: {promise, generation}, kept
+// while the fetch is under way and for SHARE_FOR_MS after it ended. Ten tabs of
+// one page that all update after a restart make one request, not ten.
 var pages = {};
-// One more for every event that may change a page; a fetch is shared only within
-// its generation, and for a short while after it ended.
+// One more for every event that may change a page: a fetch is shared only within
+// its generation.
 var generation = 0;
 var SHARE_FOR_MS = 1000;
 
 function page(url) {
-  var now = Date.now();
   var known = pages[url];
-  if (known && known.generation === generation && (known.done === null || now - known.done < SHARE_FOR_MS)) {
-    return known.promise;
-  }
-  var entry = { generation: generation, done: null };
+  if (known && known.generation === generation) return known.promise;
+  var entry = { generation: generation };
   entry.promise = fetchPage(url).then(function (answer) {
-    entry.done = Date.now();
+    setTimeout(function () {
+      if (pages[url] === entry) delete pages[url];
+    }, SHARE_FOR_MS);
     return answer;
   });
   pages[url] = entry;

@@ -17,9 +17,14 @@ use crate::protocol::EVENT_STREAM_CONTENT_TYPE as EVENT_STREAM;
 use crate::routes::is_reload_path;
 use crate::shutdown::{KeepStreamOpen, ShutdownSignal};
 
-/// Marks a response an `InjectLayer` handled, so an outer one leaves it alone.
-#[derive(Clone, Copy, Debug)]
-struct Handled;
+/// Marks a response an `InjectLayer` handled, so an outer one leaves it alone;
+/// with the inner layer's signal, on which the inner layer ends the app's event
+/// streams. Only a nested layer (one whose request carried an outer layer's
+/// signal) marks its responses: nothing else reads the mark.
+#[derive(Clone, Debug)]
+struct Handled {
+    shutdown: ShutdownSignal,
+}
 
 /// The service made by [`InjectLayer`]: answers the reload paths, passes the
 /// rest to the inner service and rewrites its responses as the
@@ -58,6 +63,11 @@ where
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let layer = &self.layer;
+        // An outer layer's signal (the server's) stays: it is the one that fires.
+        let nested = request.extensions().get::<ShutdownSignal>().is_some();
+        let handled = nested.then(|| Handled {
+            shutdown: layer.shutdown.clone(),
+        });
         if let Some(routes) = &layer.routes {
             if is_reload_path(request.uri().path()) {
                 // No reload path reads the body: the router gets none, and the
@@ -67,12 +77,11 @@ where
                 let request = Request::from_parts(parts, axum::body::Body::empty());
                 let answer = routes.clone().call(request);
                 return ResponseFuture {
-                    kind: Kind::Reload { answer },
+                    kind: Kind::Reload { answer, handled },
                 };
             }
         }
-        // An outer layer's signal (the server's) stays: it is the one that fires.
-        if request.extensions().get::<ShutdownSignal>().is_none() {
+        if !nested {
             request.extensions_mut().insert(layer.shutdown.clone());
         }
         let inject = layer
@@ -89,6 +98,7 @@ where
                     retry: layer.retry.clone(),
                     inject,
                     head,
+                    handled,
                 }),
             },
         }
@@ -108,7 +118,7 @@ pin_project! {
     #[project = KindProj]
     enum Kind<F, P> {
         // A reload path, answered by the layer.
-        Reload { #[pin] answer: RouteFuture<Infallible> },
+        Reload { #[pin] answer: RouteFuture<Infallible>, handled: Option<Handled> },
         // The app's answer, rewritten as `layer` says (taken once it is ready).
         App { #[pin] inner: F, layer: Option<AppLayer<P>> },
     }
@@ -131,6 +141,8 @@ struct AppLayer<P> {
     inject: Option<(Bytes, P)>,
     // A HEAD request: the headers change as for GET, the (empty) body does not.
     head: bool,
+    // The mark for an outer layer, when this one is nested.
+    handled: Option<Handled>,
 }
 
 impl<F, P, ResBody, E> Future for ResponseFuture<F, P>
@@ -143,10 +155,12 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
-            KindProj::Reload { answer } => {
+            KindProj::Reload { answer, handled } => {
                 let Ok(response) = ready!(answer.poll(cx));
                 let mut response = response.map(InjectBody::reload_path);
-                response.extensions_mut().insert(Handled);
+                if let Some(handled) = handled.take() {
+                    response.extensions_mut().insert(handled);
+                }
                 Poll::Ready(Ok(response))
             }
             KindProj::App { inner, layer } => {
@@ -166,17 +180,19 @@ where
     B: http_body::Body<Data = Bytes>,
     P: Predicate,
 {
-    if response.extensions().get::<Handled>().is_some() {
+    if let Some(inner) = response.extensions().get::<Handled>() {
         // An inner layer did its work. Its shutdown signal may be another
-        // handle's than the server's: the stream ends on this one's too, with no
-        // second `retry`.
-        if ends_at_shutdown(&response) {
+        // handle's than the server's: then the stream ends on this one's too, with
+        // no second `retry`.
+        if !inner.shutdown.is_same(&layer.shutdown) && ends_at_shutdown(&response) {
             let shutdown = &layer.shutdown;
             return response.map(|body| InjectBody::until_shutdown(body, shutdown, None));
         }
         return response.map(InjectBody::passthrough);
     }
-    response.extensions_mut().insert(Handled);
+    if let Some(handled) = layer.handled {
+        response.extensions_mut().insert(handled);
+    }
     if ends_at_shutdown(&response) {
         let retry = layer.retry;
         let shutdown = &layer.shutdown;

@@ -143,13 +143,12 @@ pub(super) async fn serve(connect: Arc<Connect>, stream: TcpStream, tracked: Arc
             first.mark();
             tracked.serving(&request);
             request.extensions_mut().insert(ConnectInfo(remote));
-            let websocket = super::upgrade::is_websocket(&request);
             let upgrade = Arc::clone(&upgrade);
             let response = app.clone().oneshot(request.map(Body::new));
             async move {
                 let response = response.await;
                 if let Ok(response) = &response {
-                    upgrade.responded(websocket, response);
+                    upgrade.responded(response);
                 }
                 response
             }

@@ -27,16 +27,13 @@ use crate::protocol::ToRunner;
 use crate::reload::AutoReload;
 use crate::runner_channel::tell_runner;
 use crate::shutdown::ShutdownSignal;
+use crate::timing::LONG_SHUTDOWN;
 use connection::{App, Connect};
 use connections::Connections;
 
 /// The largest request head (request line and headers) accepted, in bytes; a larger
 /// one gets 431 Request Header Fields Too Large.
 const MAX_HEADER_SIZE: usize = 64 * 1024;
-
-/// A graceful shutdown that runs this long is long: what holds it is noted then,
-/// for the runner's timing line.
-const LONG_SHUTDOWN: Duration = Duration::from_millis(250);
 
 /// How long the shutdown keeps accepting while the file watchers close; past it,
 /// the server stops accepting anyway.
@@ -474,21 +471,20 @@ impl Serve {
                         phase = Phase::Draining(Box::pin(tokio::time::sleep(drain_deadline)));
                     }
                     Step::DeadlinePassed => {
+                        let holders = connections.holders();
                         let warning = format!(
-                            "drain deadline of {} ms passed: closing {} connections still open, held by: {}; \
+                            "drain deadline of {} ms passed: closing {} connections still open, held by: {holders}; \
                              end such handlers on the ShutdownSignal",
                             drain_deadline.as_millis(),
                             connections.len(),
-                            connections.holders(),
                         );
-                        held_by.get_or_insert_with(|| connections.holders());
+                        held_by.get_or_insert(holders);
                         crate::log::even_without_subscriber(true, &warning);
                         break;
                     }
                 },
                 () = long.as_mut(), if held_by.is_none() && !connections.is_empty() => {
                     held_by = Some(connections.holders());
-                    long.as_mut().reset((Instant::now() + Duration::from_secs(3600)).into());
                 }
                 () = connections.join_next(), if !connections.is_empty() => {}
                 accepted = accept(listener.as_ref()) => match accepted {

@@ -2,7 +2,8 @@
 //! app still holds a short grace after the shutdown begins, with a Close frame
 //! 1012 when it can send one between two of the app's frames.
 //!
-//! Every write to a connection's socket goes through [`Upgrade::write`]. After a
+//! Every write to a connection's socket goes through [`Upgrade::write`], which
+//! takes no lock until a `101` has passed. After a
 //! `101 Switching Protocols` response, once hyper has flushed its head (hyper
 //! flushes it before it hands the socket to the app), every byte written is the
 //! app's. For a WebSocket these are frames, and the server's frames are not masked
@@ -14,10 +15,11 @@ use std::fmt;
 use std::io::{self, IoSlice};
 use std::net::Shutdown;
 use std::os::fd::AsFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::Poll;
 
-use http::{header, Request, Response, StatusCode};
+use http::{header, HeaderMap, Response, StatusCode};
 use socket2::Socket;
 use tokio::net::TcpStream;
 
@@ -33,10 +35,11 @@ const OPCODE_CLOSE: u8 = 0x8;
 /// The longest frame head: 2 bytes, an 8-byte extended length, a 4-byte mask key.
 const MAX_HEAD: usize = 14;
 
-/// Whether `request` asks for a WebSocket: `websocket` among the tokens of its
-/// `Upgrade` header (RFC 6455 §4.2.1).
-pub(super) fn is_websocket<B>(request: &Request<B>) -> bool {
-    let values = request.headers().get_all(header::UPGRADE).iter();
+/// Whether `headers` (of a request, or of its `101` answer) name a WebSocket:
+/// `websocket` among the tokens of their `Upgrade` header (RFC 6455 §4.2.1 and
+/// §4.2.2).
+fn is_websocket(headers: &HeaderMap) -> bool {
+    let values = headers.get_all(header::UPGRADE).iter();
     values
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(','))
@@ -46,7 +49,13 @@ pub(super) fn is_websocket<B>(request: &Request<B>) -> bool {
 /// One connection's writes as far as the server's close of an upgrade needs them;
 /// shared by the socket and the connection's task.
 #[derive(Debug, Default)]
-pub(super) struct Upgrade(Mutex<State>);
+pub(super) struct Upgrade {
+    state: Mutex<State>,
+    /// A `101` passed and the state left [`State::Http`]: until then, writes and
+    /// flushes go straight to the socket without the lock (nothing can close a
+    /// connection that was not upgraded).
+    switched: AtomicBool,
+}
 
 #[derive(Debug, Default)]
 enum State {
@@ -100,11 +109,12 @@ impl fmt::Display for Closing {
 
 impl Upgrade {
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Note `response`, the answer to a request that asked for a WebSocket or not.
-    pub(super) fn responded<B>(&self, websocket: bool, response: &Response<B>) {
+    /// Note `response`, the answer to a request: a `101` switches the connection
+    /// to the app, a WebSocket when the answer's `Upgrade` header names one.
+    pub(super) fn responded<B>(&self, response: &Response<B>) {
         if response.status() != StatusCode::SWITCHING_PROTOCOLS {
             return;
         }
@@ -112,8 +122,11 @@ impl Upgrade {
         if let State::Http = *state {
             *state = match response.extensions().get::<KeepStreamOpen>() {
                 Some(_) => State::Left,
-                None => State::Switching { websocket },
+                None => State::Switching {
+                    websocket: is_websocket(response.headers()),
+                },
             };
+            self.switched.store(true, Ordering::Release);
         }
     }
 
@@ -124,6 +137,9 @@ impl Upgrade {
         bufs: &[IoSlice<'_>],
         write: impl FnOnce() -> Poll<io::Result<usize>>,
     ) -> Poll<io::Result<usize>> {
+        if !self.switched.load(Ordering::Acquire) {
+            return write();
+        }
         let mut state = self.lock();
         if let State::Closed = *state {
             return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
@@ -150,6 +166,9 @@ impl Upgrade {
     /// `stream` has flushed: after a `101` response, its head is out, and what
     /// comes next is the app's.
     pub(super) fn flushed(&self, stream: &TcpStream) {
+        if !self.switched.load(Ordering::Acquire) {
+            return;
+        }
         let mut state = self.lock();
         let State::Switching { websocket } = *state else {
             return;
@@ -308,7 +327,7 @@ mod tests {
     }
 
     #[test]
-    fn websocket_requests_are_told_by_their_upgrade_tokens() {
+    fn websockets_are_told_by_their_upgrade_tokens() {
         for (upgrade, websocket) in [
             (Some("websocket"), true),
             (Some("WebSocket"), true),
@@ -317,12 +336,11 @@ mod tests {
             (Some("websockets"), false),
             (None, false),
         ] {
-            let mut request = Request::builder();
+            let mut headers = HeaderMap::new();
             if let Some(upgrade) = upgrade {
-                request = request.header(header::UPGRADE, upgrade);
+                headers.insert(header::UPGRADE, upgrade.parse().expect("a header value"));
             }
-            let request = request.body(()).expect("a request");
-            assert_eq!(is_websocket(&request), websocket, "{upgrade:?}");
+            assert_eq!(is_websocket(&headers), websocket, "{upgrade:?}");
         }
     }
 
