@@ -42,7 +42,10 @@ impl Copies {
             // is `axum-autoreload` in the same directory when both are built.
             .join(".axum-autoreload");
         fs::create_dir_all(&dir)?;
-        remove_orphans(&dir, &name.to_string_lossy());
+        if self.made == 0 {
+            // Only earlier runners leave orphans: once is enough.
+            remove_orphans(&dir, &name.to_string_lossy());
+        }
         self.made += 1;
         let copy = dir.join(format!(
             "{}-{}-{}",
@@ -64,17 +67,21 @@ impl Copies {
 }
 
 /// Whether `built` and `running` hold the same bytes: the same file, or the same
-/// length and content.
+/// length and content. A running copy that cannot be read (removed by `cargo
+/// clean`, say) is not the same.
 fn same_bytes(built: &Path, running: &Path) -> io::Result<bool> {
     use std::os::unix::fs::MetadataExt;
-    let (new, old) = (fs::metadata(built)?, fs::metadata(running)?);
+    let new = fs::metadata(built)?;
+    let Ok(old) = fs::metadata(running) else {
+        return Ok(false);
+    };
     if (new.dev(), new.ino()) == (old.dev(), old.ino()) {
         return Ok(true);
     }
     if new.len() != old.len() {
         return Ok(false);
     }
-    Ok(fs::read(built)? == fs::read(running)?)
+    Ok(fs::read(built)? == fs::read(running).unwrap_or_default())
 }
 
 /// Remove the copies of `name` in `dir` left by runners that are gone (killed
@@ -88,10 +95,7 @@ fn remove_orphans(dir: &Path, name: &str) {
         let Some(rest) = file.to_str().and_then(|file| file.strip_prefix(name)) else {
             continue;
         };
-        let pid = rest
-            .strip_prefix('-')
-            .and_then(|rest| rest.split('-').next());
-        let Some(pid) = pid.and_then(|pid| pid.parse::<i32>().ok()) else {
+        let Some(pid) = copy_pid(rest) else {
             continue;
         };
         let gone = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None)
@@ -100,6 +104,19 @@ fn remove_orphans(dir: &Path, name: &str) {
             remove(&entry.path());
         }
     }
+}
+
+/// The runner's pid in what follows a binary's name in one of its copies:
+/// `-<pid>-<n>`, or `-<pid>-<n>.partial`; `None` for anything else (such as the
+/// copies of another binary whose name starts with this one's).
+fn copy_pid(rest: &str) -> Option<i32> {
+    let rest = rest.strip_prefix('-')?;
+    let rest = rest.strip_suffix(".partial").unwrap_or(rest);
+    let (pid, n) = rest.split_once('-')?;
+    let digits = |part: &str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
+    (digits(pid) && digits(n))
+        .then(|| pid.parse().ok())
+        .flatten()
 }
 
 /// Remove a copy no process runs any more; a failure is only logged.
@@ -114,6 +131,26 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     use super::*;
+
+    #[test]
+    fn only_this_binarys_copies_name_a_pid() {
+        assert_eq!(copy_pid("-123-4"), Some(123));
+        assert_eq!(copy_pid("-123-4.partial"), Some(123));
+        // `app-2-77-1`, a copy of `app-2`, seen while cleaning up for `app`.
+        assert_eq!(copy_pid("-2-77-1"), None);
+        assert_eq!(copy_pid("-123"), None);
+        assert_eq!(copy_pid("-x-1"), None);
+        assert_eq!(copy_pid("123-4"), None);
+    }
+
+    #[test]
+    fn a_running_copy_that_is_gone_is_not_the_same() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let built = dir.path().join("app");
+        fs::write(&built, b"binary").expect("writing the binary");
+        let gone = dir.path().join("gone");
+        assert!(!same_bytes(&built, &gone).expect("no error for a missing copy"));
+    }
 
     #[test]
     fn a_copy_runs_and_the_same_bytes_make_none() {
@@ -150,15 +187,15 @@ mod tests {
         fs::remove_file(&built).expect("remove");
         fs::write(&built, b"#!/bin/sh\nexit 0\n").expect("write");
         assert_eq!(copies.stage(&built, Some(&second)).expect("compared"), None);
-        // A copy left by a runner that is gone goes with the next stage; one of a
-        // runner that runs stays.
+        // A copy left by a runner that is gone goes with the first stage of the
+        // next runner; one of a runner that runs stays.
         let copies_dir = second.parent().expect("the copies' directory");
         let orphan = copies_dir.join(format!("app-{}-1", i32::MAX));
         let living = copies_dir.join("app-1-1");
         for file in [&orphan, &living] {
             fs::write(file, b"").expect("write");
         }
-        copies.stage(&built, None).expect("linked");
+        Copies::default().stage(&built, None).expect("linked");
         assert!(!orphan.exists() && living.exists());
     }
 }

@@ -299,7 +299,11 @@ impl Runner<'_> {
         if let Serving::Failure(old) =
             std::mem::replace(&mut self.serving, Serving::Failure(server))
         {
-            old.stop().await.map_err(RunError::Serve)?;
+            // Its streams are told; an error of a server thrown away is logged,
+            // and the runner goes on.
+            if let Err(err) = old.stop().await {
+                tracing::warn!("stopping the replaced failure server: {err}");
+            }
         }
         Ok(())
     }
