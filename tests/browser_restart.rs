@@ -37,7 +37,6 @@ use dev_support::process::Proc;
 use dev_support::socket::PassedSocket;
 use dev_support::temp::temp_dir;
 use dev_support::wait::until;
-use fantoccini::Locator;
 use nix::sys::signal::Signal;
 use serde::Deserialize;
 use serde_json::json;
@@ -342,17 +341,7 @@ impl Run<'_> {
             .await;
         }
         for i in 0..TABS {
-            self.browser.switch(i).await;
-            let field = self.browser.client.find(Locator::Id("message")).await;
-            let field = field.expect("the feed's message field");
-            field.send_keys(DRAFT).await.expect("typing the draft");
-            const SELECT_AND_MARK: &str = r#"
-                var field = document.getElementById("message");
-                field.setSelectionRange(arguments[0], arguments[1]);
-                window.e2eMark = true;
-            "#;
-            let args = vec![json!(SELECTION.0), json!(SELECTION.1)];
-            self.browser.exec(i, SELECT_AND_MARK, args).await;
+            self.browser.type_into(i, "message", DRAFT, SELECTION).await;
         }
         self.scroll_to([FEED_SCROLL; TABS]).await;
         let before = self.feed_state().await;

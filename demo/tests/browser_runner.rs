@@ -19,7 +19,6 @@ use std::time::{Duration, Instant};
 use dev_support::chromium::{read_tab_with, Browser, Options, TabState};
 use dev_support::http;
 use dev_support::scratch::{edit, Watch, WatchedCopy};
-use fantoccini::Locator;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -193,16 +192,7 @@ async fn scenario(browser: &mut Browser, copy: &WatchedCopy) {
             |i, tab: &Tab| i != feed || tab.shows_overlay_with(&["E0425"]),
         )
         .await;
-    browser.switch(feed).await;
-    let field = browser.client.find(Locator::Id("message")).await;
-    let field = field.expect("the feed's message field");
-    field.send_keys(DRAFT).await.expect("typing the draft");
-    const SELECT_AND_MARK: &str = r#"
-        document.getElementById("message").setSelectionRange(arguments[0], arguments[1]);
-        window.e2eMark = true;
-    "#;
-    let selection = vec![json!(SELECTION.0), json!(SELECTION.1)];
-    browser.exec(feed, SELECT_AND_MARK, selection).await;
+    browser.type_into(feed, "message", DRAFT, SELECTION).await;
 
     // The fix: every tab, the one opened on the error page too, gets the new page.
     let fixed_title = "Fixed by the runner test";

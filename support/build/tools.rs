@@ -22,27 +22,36 @@ pub(crate) const CHROMIUM: Needs = ("missing_chromium", &["chromium", "chromedri
 pub(crate) const WATCHEXEC: Needs = ("missing_watchexec", &["watchexec"]);
 
 /// Declares each cfg of `needs`, sets those whose tools are missing (unless
-/// `CI=true`), and tells cargo when to run this again: when `PATH` or `CI`
-/// change, and when a tool is missing, when a directory on `PATH` changes (an
-/// install). A missing file is never named: cargo would run the script, and
-/// rebuild the package, on every build. No `cargo::warning`: cargo would repeat
-/// it on every build of the package, `cargo run` included; the test summary
-/// names what an ignored test needs, and a test run with `--include-ignored`
-/// fails saying how to install it.
+/// `CI=true`), and tells cargo when to run this again. Every tool found: when its
+/// file changes (removed, say). A tool missing: also when `PATH` or `CI` change, or
+/// a directory on `PATH` changes (an install). With every tool there, neither
+/// `PATH` nor `CI` is watched: they make no difference then, and a change of
+/// either (another shell, `.ci/run`) would rebuild the package for nothing. A
+/// missing file is never named: cargo would run the script, and rebuild the
+/// package, on every build. No `cargo::warning`: cargo would repeat it on every
+/// build of the package, `cargo run` included; the test summary names what an
+/// ignored test needs, and a test run with `--include-ignored` fails saying how to
+/// install it.
 pub(crate) fn emit(needs: &[Needs]) {
-    println!("cargo::rerun-if-env-changed=PATH");
-    println!("cargo::rerun-if-env-changed=CI");
     let ci = env::var("CI").as_deref() == Ok("true");
     let mut any_missing = false;
     for (cfg, tools) in needs {
         println!("cargo::rustc-check-cfg=cfg({cfg})");
-        let missing = tools.iter().any(|tool| find(tool).is_none());
+        let mut missing = false;
+        for tool in *tools {
+            match find(tool) {
+                Some(file) => println!("cargo::rerun-if-changed={}", file.display()),
+                None => missing = true,
+            }
+        }
         any_missing |= missing;
         if missing && !ci {
             println!("cargo::rustc-cfg={cfg}");
         }
     }
     if any_missing {
+        println!("cargo::rerun-if-env-changed=PATH");
+        println!("cargo::rerun-if-env-changed=CI");
         for dir in path_dirs().into_iter().filter(|dir| dir.is_dir()) {
             println!("cargo::rerun-if-changed={}", dir.display());
         }

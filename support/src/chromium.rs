@@ -274,6 +274,23 @@ impl Browser {
         switched.unwrap_or_else(|err| panic!("switching to tab {i}: {err}"));
     }
 
+    /// Types `text` into the field `#id` of tab `i` as a person would (WebDriver
+    /// key events: the field has the focus), selects `selection` (UTF-16 offsets)
+    /// in it, and leaves `window.e2eMark` on the page, which a navigation loses.
+    pub async fn type_into(&self, i: usize, id: &str, text: &str, selection: (i64, i64)) {
+        self.switch(i).await;
+        let field = self.client.find(fantoccini::Locator::Id(id)).await;
+        let field = field.unwrap_or_else(|err| panic!("tab {i}: no #{id}: {err}"));
+        let typed = field.send_keys(text).await;
+        typed.unwrap_or_else(|err| panic!("tab {i}: typing into #{id}: {err}"));
+        const SELECT_AND_MARK: &str = r#"
+            document.getElementById(arguments[0]).setSelectionRange(arguments[1], arguments[2]);
+            window.e2eMark = true;
+        "#;
+        let args = vec![json!(id), json!(selection.0), json!(selection.1)];
+        self.exec(i, SELECT_AND_MARK, args).await;
+    }
+
     /// Runs `script` with `args` in tab `i` and returns what it returns; panics on
     /// a WebDriver error.
     pub async fn exec(&self, i: usize, script: &str, args: Vec<Value>) -> Value {

@@ -192,7 +192,6 @@ impl SwappedApp {
     }
 }
 
-/// A listening socket on a free loopback port, and the URL of `/` on it.
 /// Chromium (see [`dev_support::chromium::Browser::launch`]) with
 /// background tabs unthrottled, and `first` served on a new socket
 /// ([`app_socket`], [`SwappedApp`]); then `scenario` with the page's URL.
@@ -217,6 +216,7 @@ pub async fn with_swapped_app(
         .await;
 }
 
+/// A listening socket on a free loopback port, and the URL of `/` on it.
 pub fn app_socket() -> (std::net::TcpListener, String) {
     let socket = std::net::TcpListener::bind("127.0.0.1:0").expect("binding a socket");
     let url = format!("http://{}/", socket.local_addr().expect("its address"));

@@ -138,16 +138,13 @@ impl Copy {
         let target_dir = cargo_target_dir.join("bench-e2e");
         println!("  first build of the copy into {target_dir:?}");
         let first = cargo_build(&app, &target_dir, &[], FIRST_BUILD)?;
-        // The runner keeps its copies of the app in `debug/axum-autoreload/`, where
-        // cargo puts the runner's own binary: that is moved out of the way (and a
-        // directory of copies left by an earlier run, out of cargo's way).
+        // The runner's own binary is kept in `runner/`, out of the demo's
+        // `debug/` (where the runner keeps its copies of the app, in
+        // `debug/.axum-autoreload/`).
         let (built, runner) = (
             target_dir.join("debug/axum-autoreload"),
             target_dir.join("runner"),
         );
-        if built.is_dir() {
-            fs::remove_dir_all(&built)?;
-        }
         cargo_build(
             &app,
             &target_dir,
